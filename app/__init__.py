@@ -1,0 +1,69 @@
+"""Winback's Flask application factory."""
+import os
+from pathlib import Path
+
+from flask import Flask, jsonify
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS = {
+    "APP_URL": "http://127.0.0.1:5000",
+    "SHOPIFY_CLIENT_ID": None,
+    "SHOPIFY_CLIENT_SECRET": None,
+    "SHOPIFY_API_VERSION": "2026-10",
+    "SHOPIFY_ADMIN_URL": "https://{shop}",
+    "SMTP_URL": None,
+    "MAIL_FROM": "Winback <noreply@localhost>",
+    "ADMIN_PASSWORD": None,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+}
+
+# Settings that are strings even when they look like JSON (from_prefixed_env parses values).
+_STRING_SETTINGS = ("ADMIN_PASSWORD", "SECRET_KEY", "ENCRYPTION_KEY", "SHOPIFY_CLIENT_ID",
+                    "SHOPIFY_CLIENT_SECRET", "SHOPIFY_API_VERSION", "DATABASE", "MAIL_FROM")
+
+
+def create_app(test_config=None):
+    """Create the Winback app.
+
+    Settings come from the defaults, then the `WINBACK_*` environment variables, then `test_config`
+    (which may also name an `INSTANCE_PATH`). Keys not configured are generated once into the
+    instance folder.
+    """
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("WINBACK_INSTANCE_PATH")
+    app = Flask(
+        __name__,
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+    )
+    app.config.from_mapping(DEFAULTS)
+    app.config["DATABASE"] = os.path.join(app.instance_path, "winback.db")
+    app.config.from_prefixed_env("WINBACK")
+    if test_config:
+        app.config.from_mapping(test_config)
+    for key in _STRING_SETTINGS:
+        if app.config.get(key) is not None:
+            app.config[key] = str(app.config[key])
+    app.config["APP_URL"] = str(app.config["APP_URL"]).rstrip("/")
+
+    os.makedirs(app.instance_path, exist_ok=True)
+    from . import keys
+    keys.init_app(app)
+
+    from . import db
+    db.init_app(app)
+
+    from flask_wtf.csrf import CSRFProtect
+    CSRFProtect(app)
+
+    from . import auth, pages
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(ok=True)
+
+    return app

@@ -1,0 +1,315 @@
+"""The `winback` command: a Flask CLI group bound to the app factory."""
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from . import create_app
+from .db import get_db, init_db
+
+
+class WinbackGroup(FlaskGroup):
+    """Flask's group, with every failure reported as one clear line on stderr (no traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the promise is "never a traceback"
+            if current_app_debug():
+                raise
+            raise click.ClickException(f"{exc}" if str(exc) else type(exc).__name__) from exc
+
+
+def current_app_debug():
+    import os
+    return os.environ.get("WINBACK_DEBUG") == "1"
+
+
+@click.group(cls=WinbackGroup, create_app=create_app, add_default_commands=False,
+             add_version_option=False, load_dotenv=False)
+def main():
+    """Winback: win-back, VIP and replenishment flows for Shopify and WooCommerce shops.
+
+    Settings come from WINBACK_* environment variables (see README).
+    """
+
+
+def echo_json(doc):
+    """Print one JSON document on stdout."""
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+
+
+def shop_option(f):
+    return click.option("--shop", "shop_handle", required=True, metavar="HANDLE",
+                        help="The shop's handle (see `winback shop list`).")(f)
+
+
+def now_option(f):
+    return click.option("--now", metavar="ISO",
+                        help="Evaluate as of this time (a date means 00:00 shop time); default: now.")(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(f)
+
+
+def _require_shop(handle):
+    from .shops import ShopError, require_shop
+    try:
+        return require_shop(get_db(), handle)
+    except ShopError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _not_built(what, issue):
+    raise click.ClickException(f"{what} is not built yet (planned in issue #{issue}).")
+
+
+# ---- database and serving ------------------------------------------------------------------
+from .db import init_db_command  # noqa: E402
+
+main.add_command(init_db_command)
+
+
+@main.command("demo")
+@click.option("--customers", default=5000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="How many customers the demo shop has.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Random seed (same seed, same shop).")
+@now_option
+@click.option("--if-missing", is_flag=True, help="Do nothing when the demo shop already exists.")
+@json_option
+@with_appcontext
+def demo_command(customers, seed, now, if_missing, as_json):
+    """Create or refresh shop `demo` with a realistic synthetic history (about 2 years)."""
+    from connectors.demo import seed_demo
+    from .shops import get_shop
+    db = get_db()
+    init_db(db)
+    if if_missing and get_shop(db, "demo"):
+        if not as_json:
+            click.echo("Demo shop exists; leaving it as it is (run `winback demo` to refresh it).")
+        return
+    stats = seed_demo(db, customers=customers, seed=seed, now=now, progress=not as_json)
+    if as_json:
+        echo_json(stats)
+    else:
+        click.echo(f"Demo shop ready: {stats['customers']} customers, {stats['orders']} orders, "
+                   f"{stats['products']} products.")
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-scheduler", is_flag=True, help="Serve the web side only.")
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def serve_command(host, port, no_scheduler, threads):
+    """Serve the web UI and webhooks (waitress) and, unless told not to, the scheduler, in one process."""
+    from waitress import serve
+    from . import scheduler
+    app = current_app._get_current_object()
+    init_db(get_db())
+    if not no_scheduler:
+        scheduler.start(app)
+    click.echo(f"Winback on http://{host}:{port}/ (Ctrl+C stops)")
+    serve(app, host=host, port=port, threads=threads, ident="winback")
+
+
+@main.command("worker")
+@with_appcontext
+def worker_command():
+    """Run the scheduler alone, for deployments where gunicorn serves the web side."""
+    from . import scheduler
+    init_db(get_db())
+    scheduler.run_forever(current_app._get_current_object())
+
+
+# ---- shops ---------------------------------------------------------------------------------
+@main.group("shop")
+def shop_group():
+    """Register and list shops."""
+
+
+@shop_group.command("list")
+@json_option
+@with_appcontext
+def shop_list_command(as_json):
+    """List shops with their id (the number in webhook URLs), platform, last sync and counts."""
+    from .shops import list_shops
+    db = get_db()
+    init_db(db)
+    shops = [{k: s[k] for k in ("handle", "id", "platform", "last_sync", "customers", "orders")}
+             for s in list_shops(db)]
+    if as_json:
+        echo_json(shops)
+        return
+    if not shops:
+        click.echo("No shops yet. `winback demo` creates a demo shop; `winback import-orders` loads a CSV.")
+        return
+    click.echo(f"{'handle':30} {'id':>4} {'platform':12} {'customers':>9} {'orders':>8}  last sync")
+    for s in shops:
+        click.echo(f"{s['handle']:30} {s['id']:>4} {s['platform']:12} {s['customers']:>9} "
+                   f"{s['orders']:>8}  {s['last_sync'] or '-'}")
+
+
+@shop_group.command("add-shopify")
+@click.argument("domain")
+@click.option("--token", help="An Admin API access token.")
+@click.option("--client-credentials", is_flag=True, help="Use the client-credentials grant (app on your own store).")
+@click.option("--offline", is_flag=True, help="Do not contact Shopify now; the next sync checks and registers webhooks.")
+def add_shopify_command(domain, token, client_credentials, offline):
+    """Register a Shopify store by token or client credentials."""
+    _not_built("The Shopify connector", 6)
+
+
+@shop_group.command("add-woocommerce")
+@click.argument("url")
+@click.option("--key", required=True, help="Consumer key (ck_…).")
+@click.option("--secret", required=True, help="Consumer secret (cs_…).")
+@click.option("--webhook-secret", help="Secret to sign webhooks with.")
+@click.option("--offline", is_flag=True, help="Do not contact the store now.")
+def add_woocommerce_command(url, key, secret, webhook_secret, offline):
+    """Register a WooCommerce store by REST API keys."""
+    _not_built("The WooCommerce connector", 7)
+
+
+# ---- data in -------------------------------------------------------------------------------
+@main.command("sync")
+@shop_option
+@click.option("--full", is_flag=True, help="Pull everything, not only what changed since the last sync.")
+@with_appcontext
+def sync_command(shop_handle, full):
+    """Pull customers, orders and products from the shop's platform, with a progress bar."""
+    shop = _require_shop(shop_handle)
+    if shop["platform"] in ("demo", "import"):
+        raise click.ClickException(
+            f"shop {shop_handle!r} is a {shop['platform']} shop: it has no platform to sync from"
+            + (" (refresh it with `winback demo`)" if shop["platform"] == "demo"
+               else " (load more with `winback import-orders`)"))
+    _not_built(f"Sync for {shop['platform']}", 6 if shop["platform"] == "shopify" else 7)
+
+
+@main.command("import-orders")
+@shop_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.option("--format", "fmt", type=click.Choice(["generic", "shopify"]), default="generic",
+              show_default=True, help="`generic` (one row per order line) or Shopify's order export.")
+@click.option("--currency", default="EUR", show_default=True, help="Currency of a shop created by this import.")
+@click.option("--timezone", "tz", default="UTC", show_default=True,
+              help="Time zone of a shop created by this import (times without an offset are in it).")
+@json_option
+@with_appcontext
+def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
+    """Import order history from a CSV file; creates the shop (platform `import`) if missing.
+
+    Bad rows are reported by line number and skipped; good rows are imported; importing the same
+    file again changes nothing.
+    """
+    from connectors.csv_import import import_orders
+    from .shops import ShopError, get_or_create_shop
+    db = get_db()
+    init_db(db)
+    try:
+        shop, created = get_or_create_shop(db, shop_handle, "import", currency=currency, timezone=tz)
+    except ShopError as exc:
+        raise click.ClickException(str(exc)) from None
+    progress = not as_json and sys.stderr.isatty()
+    result = import_orders(db, shop, file, fmt=fmt, progress=progress)
+    if as_json:
+        echo_json(result)
+        return
+    if created:
+        click.echo(f"Created shop {shop_handle!r} ({currency}, {tz}).")
+    click.echo(f"Imported {result['orders']} orders ({result['orders_new']} new, "
+               f"{result['orders_updated']} changed) for {result['customers']} customers "
+               f"from {result['lines']} lines; {len(result['skipped'])} rows skipped.")
+    for row in result["skipped"][:50]:
+        click.echo(f"  line {row['line']}: {row['error']}", err=True)
+    if len(result["skipped"]) > 50:
+        click.echo(f"  … and {len(result['skipped']) - 50} more (use --json for all)", err=True)
+
+
+# ---- intelligence, flows, reports (later issues) ---------------------------------------------
+@main.command("refresh")
+@shop_option
+@now_option
+@json_option
+@with_appcontext
+def refresh_command(shop_handle, now, as_json):
+    """Recompute and store every customer's metrics, segments, model scores and RFM."""
+    _require_shop(shop_handle)
+    _not_built("Customer intelligence", 3)
+
+
+@main.command("segments")
+@shop_option
+@now_option
+@click.option("--members", is_flag=True, help="List each segment's customers too.")
+@json_option
+@with_appcontext
+def segments_command(shop_handle, now, members, as_json):
+    """Segment counts (and members), from the stored snapshot for the same --now, else after a refresh."""
+    _require_shop(shop_handle)
+    _not_built("Segments", 3)
+
+
+@main.command("model")
+@shop_option
+@now_option
+@json_option
+@with_appcontext
+def model_command(shop_handle, now, as_json):
+    """Fit the purchase model (BG/NBD) and print its parameters."""
+    _require_shop(shop_handle)
+    _not_built("The purchase model", 3)
+
+
+@main.command("explain")
+@shop_option
+@click.option("--customer", required=True, metavar="ID", help="Platform customer id, or email for guests.")
+@now_option
+@json_option
+@with_appcontext
+def explain_command(shop_handle, customer, now, as_json):
+    """One customer's metrics, segments, scores and the reasons, and what the flows would do."""
+    _require_shop(shop_handle)
+    _not_built("Explain", 3)
+
+
+@main.command("run-flows")
+@shop_option
+@now_option
+@json_option
+@with_appcontext
+def run_flows_command(shop_handle, now, as_json):
+    """One scheduler tick: enrol, exit, send what is due."""
+    _require_shop(shop_handle)
+    _not_built("The flow engine", 4)
+
+
+@main.command("messages")
+@shop_option
+@json_option
+@with_appcontext
+def messages_command(shop_handle, as_json):
+    """The message log (outbox and sent)."""
+    _require_shop(shop_handle)
+    _not_built("The message log", 4)
+
+
+@main.command("report")
+@shop_option
+@json_option
+@with_appcontext
+def report_command(shop_handle, as_json):
+    """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
+    _require_shop(shop_handle)
+    _not_built("Attribution reports", 5)
+
+
+# Flask's own --env-file/--app/--debug options mean nothing to a Winback operator.
+main.params = [p for p in main.params if p.name not in ("env_file", "app", "debug")]

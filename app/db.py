@@ -1,0 +1,92 @@
+"""The SQLite store: connections, transactions and the request-scoped handle."""
+import contextlib
+import os
+import sqlite3
+
+import click
+import sqlite_utils
+from flask import current_app, g
+from flask.cli import with_appcontext
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def connect(path) -> sqlite_utils.Database:
+    """Open the database file with Winback's settings: WAL, busy timeout, foreign keys.
+
+    The connection runs in autocommit mode; writes go through `write_transaction`, which takes the
+    write lock up front (BEGIN IMMEDIATE) so that a reader turned writer never fails with
+    "database is locked" while the scheduler and a request write at once.
+    """
+    if str(path) != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return sqlite_utils.Database(conn)
+
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite_utils.Database):
+    """Run a block as one write transaction (a savepoint when already inside one)."""
+    conn = db.conn
+    if conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def get_db() -> sqlite_utils.Database:
+    """The request's (or CLI command's) database handle, opened on first use."""
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(exc=None):
+    """Close the handle at the end of the app context."""
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def init_db(db=None):
+    """Create or migrate the schema; returns the names of the migrations applied now."""
+    from .migrations import migrations
+    db = db or get_db()
+    pending = [m.name for m in migrations.pending(db)]
+    migrations.apply(db)
+    return pending
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command():
+    """Create or migrate the database, and create the admin user if there is none."""
+    from . import auth
+    applied = init_db()
+    db = get_db()
+    click.echo(f"Database ready: {current_app.config['DATABASE']}"
+               + (f" (applied {', '.join(applied)})" if applied else " (up to date)"))
+    created = auth.ensure_admin(db, current_app.config.get("ADMIN_PASSWORD"))
+    if created is not None:
+        click.echo("Admin login: user 'admin', password "
+                   + ("from WINBACK_ADMIN_PASSWORD" if current_app.config.get("ADMIN_PASSWORD")
+                      else f"'{created}' (shown once; keep it)"))
+
+
+def init_app(app):
+    """Register teardown and the init-db command."""
+    app.teardown_appcontext(close_db)
+    app.cli.add_command(init_db_command)

@@ -1,0 +1,135 @@
+"""The schema as numbered migrations (sqlite-utils `Migrations`).
+
+Never edit an applied migration: add a new one. Times are UTC text `YYYY-MM-DDTHH:MM:SSZ`; money is
+integer minor units of the row's currency; every row belongs to a shop.
+"""
+from sqlite_utils import Migrations
+
+migrations = Migrations("winback")
+
+
+def _run(db, statements: str):
+    # executescript() would commit the migration's transaction, so run statement by statement.
+    for statement in statements.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@migrations(name="0001_shops_customers_orders")
+def m0001(db):
+    _run(db, """
+CREATE TABLE shops (
+    id INTEGER PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    platform TEXT NOT NULL CHECK (platform IN ('demo', 'import', 'shopify', 'woocommerce')),
+    name TEXT NOT NULL,
+    currency TEXT NOT NULL DEFAULT 'EUR',
+    timezone TEXT NOT NULL DEFAULT 'UTC',
+    locale TEXT NOT NULL DEFAULT 'en',
+    base_url TEXT,
+    credentials TEXT,
+    created_at TEXT NOT NULL,
+    last_sync_at TEXT
+);
+CREATE TABLE customers (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    external_id TEXT NOT NULL,
+    email TEXT,
+    first_name TEXT,
+    last_name TEXT,
+    locale TEXT,
+    accepts_marketing INTEGER CHECK (accepts_marketing IN (0, 1)),
+    marketing_updated_at TEXT,
+    created_at TEXT,
+    updated_at TEXT,
+    UNIQUE (shop_id, external_id)
+);
+CREATE INDEX customers_shop_email ON customers (shop_id, email);
+CREATE TABLE products (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    external_id TEXT NOT NULL,
+    title TEXT,
+    sku TEXT,
+    brand TEXT,
+    category TEXT,
+    price_minor INTEGER,
+    replenishable INTEGER NOT NULL DEFAULT 0 CHECK (replenishable IN (0, 1)),
+    replenish_days INTEGER CHECK (replenish_days > 0),
+    updated_at TEXT,
+    UNIQUE (shop_id, external_id)
+);
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    external_id TEXT NOT NULL,
+    name TEXT,
+    customer_id INTEGER REFERENCES customers(id) ON DELETE SET NULL,
+    created_at TEXT NOT NULL,
+    order_date TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    total_minor INTEGER NOT NULL CHECK (total_minor >= 0),
+    refunded_minor INTEGER NOT NULL DEFAULT 0 CHECK (refunded_minor >= 0),
+    status TEXT NOT NULL CHECK (status IN ('paid', 'pending', 'refunded', 'cancelled')),
+    financial_status TEXT,
+    is_test INTEGER NOT NULL DEFAULT 0 CHECK (is_test IN (0, 1)),
+    discount_codes TEXT,
+    updated_at TEXT,
+    UNIQUE (shop_id, external_id)
+);
+CREATE INDEX orders_customer ON orders (customer_id, created_at);
+CREATE INDEX orders_shop_created ON orders (shop_id, created_at);
+CREATE TABLE order_lines (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    line_key TEXT NOT NULL,
+    product_id INTEGER REFERENCES products(id) ON DELETE SET NULL,
+    sku TEXT,
+    title TEXT,
+    brand TEXT,
+    category TEXT,
+    quantity INTEGER NOT NULL DEFAULT 1 CHECK (quantity >= 0),
+    price_minor INTEGER,
+    UNIQUE (order_id, line_key)
+);
+CREATE INDEX order_lines_product ON order_lines (product_id)
+""")
+
+
+@migrations(name="0002_users_settings_runs")
+def m0002(db):
+    _run(db, """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    is_admin INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE user_shops (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, shop_id)
+) WITHOUT ROWID;
+CREATE TABLE shop_settings (
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (shop_id, key)
+) WITHOUT ROWID;
+CREATE TABLE sync_runs (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    source TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'ok', 'failed')),
+    stats TEXT,
+    error TEXT
+);
+CREATE INDEX sync_runs_shop ON sync_runs (shop_id, started_at)
+""")

@@ -1,0 +1,99 @@
+"""The shop owner's pages: shop list, shop overview, customers and one customer."""
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+
+from .auth import login_required
+from .db import get_db
+from .money import format_money
+from .runs import recent_runs
+from .shops import list_shops, shop_for_user
+
+bp = Blueprint("pages", __name__)
+PAGE_SIZE = 50
+
+
+def _shop_or_404(handle):
+    shop = shop_for_user(get_db(), handle, g.user)
+    if shop is None:
+        abort(404)  # also for shops that exist but are not this user's: no hint that they exist
+    return shop
+
+
+@bp.app_template_filter("money")
+def money_filter(minor, currency):
+    return format_money(minor, currency)
+
+
+@bp.get("/")
+@login_required
+def index():
+    shops = list_shops(get_db(), g.user)
+    if len(shops) == 1:
+        return redirect(url_for("pages.shop", handle=shops[0]["handle"]))
+    return render_template("shops.html", shops=shops)
+
+
+@bp.get("/shops/<handle>")
+@login_required
+def shop(handle):
+    shop = _shop_or_404(handle)
+    db = get_db()
+    totals = db.execute("""
+        SELECT (SELECT COUNT(*) FROM customers WHERE shop_id = :s),
+               COUNT(*),
+               COUNT(*) FILTER (WHERE status = 'paid' AND NOT is_test),
+               MIN(order_date), MAX(order_date)
+        FROM orders WHERE shop_id = :s""", {"s": shop["id"]}).fetchone()
+    revenue = list(db.query("""
+        SELECT currency, SUM(total_minor - refunded_minor) AS net, COUNT(*) AS orders
+        FROM orders WHERE shop_id = ? AND status = 'paid' AND NOT is_test
+        GROUP BY currency ORDER BY net DESC""", [shop["id"]]))
+    return render_template("shop.html", shop=shop, customers=totals[0], orders=totals[1],
+                           purchases=totals[2], first_order=totals[3], last_order=totals[4],
+                           revenue=revenue, runs=recent_runs(db, shop["id"], 5))
+
+
+@bp.get("/shops/<handle>/customers")
+@login_required
+def customers(handle):
+    shop = _shop_or_404(handle)
+    q = request.args.get("q", "").strip()
+    page = max(request.args.get("page", 1, type=int), 1)
+    where, params = "c.shop_id = :s", {"s": shop["id"], "limit": PAGE_SIZE + 1,
+                                       "offset": (page - 1) * PAGE_SIZE}
+    if q:
+        where += (" AND (c.email LIKE :q ESCAPE '\\' OR c.external_id = :exact"
+                  " OR (COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '')) LIKE :q ESCAPE '\\')")
+        params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params["exact"] = q
+    rows = list(get_db().query(f"""
+        SELECT c.external_id, c.email, c.first_name, c.last_name, c.accepts_marketing, c.locale,
+               COUNT(o.id) AS purchases,
+               COALESCE(SUM(o.total_minor - o.refunded_minor), 0) AS spent,
+               MAX(o.order_date) AS last_order
+        FROM customers c
+        LEFT JOIN orders o ON o.customer_id = c.id AND o.status = 'paid' AND NOT o.is_test
+                           AND o.currency = :currency
+        WHERE {where}
+        GROUP BY c.id
+        ORDER BY last_order DESC NULLS LAST, c.id
+        LIMIT :limit OFFSET :offset""", {**params, "currency": shop["currency"]}))
+    return render_template("customers.html", shop=shop, rows=rows[:PAGE_SIZE], q=q, page=page,
+                           has_next=len(rows) > PAGE_SIZE)
+
+
+@bp.get("/shops/<handle>/customers/<customer_id>")
+@login_required
+def customer(handle, customer_id):
+    shop = _shop_or_404(handle)
+    db = get_db()
+    found = list(db.query("SELECT * FROM customers WHERE shop_id = ? AND external_id = ?",
+                          [shop["id"], customer_id]))
+    if not found:
+        abort(404)
+    cust = found[0]
+    orders = list(db.query("""
+        SELECT o.*, (SELECT group_concat(COALESCE(l.title, l.sku, '?') ||
+                         CASE WHEN l.quantity <> 1 THEN ' ×' || l.quantity ELSE '' END, ', ')
+                     FROM order_lines l WHERE l.order_id = o.id) AS items
+        FROM orders o WHERE o.customer_id = ? ORDER BY o.created_at DESC""", [cust["id"]]))
+    return render_template("customer.html", shop=shop, customer=cust, orders=orders)

@@ -1,0 +1,100 @@
+"""Shops: creating, finding and listing them, and their encrypted platform credentials."""
+import json
+import re
+
+from . import keys
+from .db import write_transaction
+from .money import check_currency
+from .timeutil import to_db, utcnow, zone
+
+PLATFORMS = ("demo", "import", "shopify", "woocommerce")
+_HANDLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class ShopError(ValueError):
+    """A shop that does not exist or cannot be created as asked."""
+
+
+def create_shop(db, handle, platform, *, name=None, currency="EUR", timezone="UTC", locale="en",
+                base_url=None) -> dict:
+    """Create a shop and return it; ShopError if the handle is taken or a value is invalid."""
+    if not _HANDLE.match(handle or ""):
+        raise ShopError(f"shop handle {handle!r} must be letters, digits, '.', '-' or '_'")
+    if platform not in PLATFORMS:
+        raise ShopError(f"unknown platform {platform!r}")
+    try:
+        currency = check_currency(currency)
+        zone(timezone)
+    except ValueError as exc:
+        raise ShopError(str(exc)) from None
+    with write_transaction(db):
+        if get_shop(db, handle):
+            raise ShopError(f"shop {handle!r} already exists")
+        db.execute(
+            "INSERT INTO shops (handle, platform, name, currency, timezone, locale, base_url, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [handle, platform, name or handle, currency, timezone, locale, base_url, to_db(utcnow())])
+    return get_shop(db, handle)
+
+
+def get_shop(db, handle) -> dict | None:
+    """The shop with this handle, or None."""
+    rows = list(db.query("SELECT * FROM shops WHERE handle = ?", [handle]))
+    return rows[0] if rows else None
+
+
+def require_shop(db, handle) -> dict:
+    """The shop with this handle; ShopError naming the known shops if there is none."""
+    shop = get_shop(db, handle)
+    if shop is None:
+        known = [r["handle"] for r in db.query("SELECT handle FROM shops ORDER BY handle")]
+        raise ShopError(f"no shop {handle!r}" + (f" (shops: {', '.join(known)})" if known
+                                                 else " (no shops yet: try `winback demo`)"))
+    return shop
+
+
+def get_or_create_shop(db, handle, platform, **fields) -> tuple[dict, bool]:
+    """The shop with this handle, created with `fields` if missing; (shop, created)."""
+    shop = get_shop(db, handle)
+    if shop is not None:
+        return shop, False
+    return create_shop(db, handle, platform, **fields), True
+
+
+def list_shops(db, user=None) -> list[dict]:
+    """Shops with their customer and order counts; only `user`'s shops unless they are admin."""
+    where, params = "", []
+    if user is not None and not user["is_admin"]:
+        where = "WHERE s.id IN (SELECT shop_id FROM user_shops WHERE user_id = ?)"
+        params = [user["id"]]
+    return list(db.query(f"""
+        SELECT s.handle, s.id, s.platform, s.name, s.currency, s.timezone, s.last_sync_at AS last_sync,
+               (SELECT COUNT(*) FROM customers c WHERE c.shop_id = s.id) AS customers,
+               (SELECT COUNT(*) FROM orders o WHERE o.shop_id = s.id) AS orders
+        FROM shops s {where} ORDER BY s.handle""", params))
+
+
+def shop_for_user(db, handle, user) -> dict | None:
+    """The shop if `user` may see it (admins see all), else None."""
+    shop = get_shop(db, handle)
+    if shop is None or user is None:
+        return None
+    if user["is_admin"]:
+        return shop
+    row = db.execute("SELECT 1 FROM user_shops WHERE user_id = ? AND shop_id = ?",
+                     [user["id"], shop["id"]]).fetchone()
+    return shop if row else None
+
+
+def store_credentials(app, db, shop_id, credentials: dict):
+    """Store a shop's platform credentials, encrypted with the installation's key."""
+    token = keys.encrypt(app, json.dumps(credentials))
+    with write_transaction(db):
+        db.execute("UPDATE shops SET credentials = ? WHERE id = ?", [token, shop_id])
+
+
+def load_credentials(app, shop: dict) -> dict:
+    """A shop's decrypted credentials ({} when it has none)."""
+    if not shop.get("credentials"):
+        return {}
+    return json.loads(keys.decrypt(app, shop["credentials"]))

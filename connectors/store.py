@@ -1,0 +1,313 @@
+"""Writes normalised records into SQLite: idempotent, batched upserts scoped to one shop.
+
+Loading the same records twice changes nothing: every upsert only touches a row when a value
+differs, and the counts it returns say what was new, changed or already there.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from itertools import islice
+from typing import Iterable
+
+from app.db import write_transaction
+from app.money import to_minor
+from app.timeutil import local_date, to_db
+
+from .base import ORDER_STATUSES, CustomerRecord, OrderRecord, ProductRecord
+
+
+def _merge_sql(table: str, merge: dict[str, str]) -> tuple[str, str]:
+    """SET and WHERE clauses of an upsert that only writes when a value really changes."""
+    sets = ", ".join(f"{col} = {expr}" for col, expr in merge.items())
+    olds = ", ".join(f"{table}.{col}" for col in merge)
+    news = ", ".join(merge.values())
+    return sets, f"({olds}) IS NOT ({news})"
+
+
+_CONSENT_NEWER = ("(excluded.accepts_marketing IS NOT NULL AND (customers.marketing_updated_at IS NULL"
+                  " OR excluded.marketing_updated_at >= customers.marketing_updated_at))")
+_CUSTOMER_MERGE = {
+    "email": "COALESCE(excluded.email, customers.email)",
+    "first_name": "COALESCE(excluded.first_name, customers.first_name)",
+    "last_name": "COALESCE(excluded.last_name, customers.last_name)",
+    "locale": "COALESCE(excluded.locale, customers.locale)",
+    # Consent: the most recent evidence wins, whatever order the records arrive in.
+    "accepts_marketing": f"CASE WHEN {_CONSENT_NEWER} THEN excluded.accepts_marketing"
+                         " ELSE customers.accepts_marketing END",
+    "marketing_updated_at": f"CASE WHEN {_CONSENT_NEWER} THEN excluded.marketing_updated_at"
+                            " ELSE customers.marketing_updated_at END",
+    "created_at": "MIN(COALESCE(customers.created_at, excluded.created_at),"
+                  " COALESCE(excluded.created_at, customers.created_at))",
+    "updated_at": "MAX(COALESCE(customers.updated_at, excluded.updated_at),"
+                  " COALESCE(excluded.updated_at, customers.updated_at))",
+}
+_CUSTOMER_SET, _CUSTOMER_WHERE = _merge_sql("customers", _CUSTOMER_MERGE)
+UPSERT_CUSTOMER = f"""
+INSERT INTO customers (shop_id, external_id, email, first_name, last_name, locale,
+                       accepts_marketing, marketing_updated_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (shop_id, external_id) DO UPDATE SET {_CUSTOMER_SET} WHERE {_CUSTOMER_WHERE}
+"""
+
+# Product data from a product sync wins; data seen on order lines only fills gaps.
+_PRODUCT_MERGE_FULL = {c: f"COALESCE(excluded.{c}, products.{c})"
+                       for c in ("title", "sku", "brand", "category", "price_minor", "updated_at")}
+_PRODUCT_MERGE_FILL = {c: f"COALESCE(products.{c}, excluded.{c})"
+                       for c in ("title", "sku", "brand", "category", "price_minor")}
+_PRODUCT_INSERT = """
+INSERT INTO products (shop_id, external_id, title, sku, brand, category, price_minor, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (shop_id, external_id) DO UPDATE SET {} WHERE {}
+"""
+UPSERT_PRODUCT = _PRODUCT_INSERT.format(*_merge_sql("products", _PRODUCT_MERGE_FULL))
+FILL_PRODUCT = _PRODUCT_INSERT.format(*_merge_sql("products", _PRODUCT_MERGE_FILL))
+
+_ORDER_MERGE = {c: f"excluded.{c}" for c in (
+    "name", "created_at", "order_date", "currency", "total_minor", "refunded_minor", "status",
+    "financial_status", "is_test", "discount_codes", "updated_at")}
+_ORDER_MERGE["customer_id"] = "COALESCE(excluded.customer_id, orders.customer_id)"
+_ORDER_SET, _ORDER_WHERE = _merge_sql("orders", _ORDER_MERGE)
+UPSERT_ORDER = f"""
+INSERT INTO orders (shop_id, external_id, name, customer_id, created_at, order_date, currency,
+                    total_minor, refunded_minor, status, financial_status, is_test,
+                    discount_codes, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (shop_id, external_id) DO UPDATE SET {_ORDER_SET} WHERE {_ORDER_WHERE}
+"""
+
+_LINE_MERGE = {c: f"excluded.{c}" for c in (
+    "product_id", "sku", "title", "brand", "category", "quantity", "price_minor")}
+_LINE_SET, _LINE_WHERE = _merge_sql("order_lines", _LINE_MERGE)
+UPSERT_LINE = f"""
+INSERT INTO order_lines (shop_id, order_id, line_key, product_id, sku, title, brand, category,
+                         quantity, price_minor)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (order_id, line_key) DO UPDATE SET {_LINE_SET} WHERE {_LINE_WHERE}
+"""
+DELETE_STALE_LINES = """
+DELETE FROM order_lines
+WHERE order_id = ? AND line_key NOT IN (SELECT value FROM json_each(?))
+"""
+
+
+def _batches(iterable, size):
+    it = iter(iterable)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _db_time(dt):
+    return to_db(dt) if dt is not None else None
+
+
+def _bool(value):
+    return None if value is None else int(bool(value))
+
+
+class ShopWriter:
+    """Idempotent writer of one shop's records. `stats` counts what each call did."""
+
+    def __init__(self, db, shop: dict, batch_size: int = 2000):
+        self.db = db
+        self.shop_id = shop["id"]
+        self.timezone = shop["timezone"]
+        self.currency = shop["currency"]
+        self.batch_size = batch_size
+        self.stats = Counter()
+
+    # ---- lookups -------------------------------------------------------------------------
+    def _ids(self, table: str, keys: Iterable[str]) -> dict[str, int]:
+        keys = list(set(keys))
+        if not keys:
+            return {}
+        rows = self.db.execute(
+            f"SELECT external_id, id FROM {table} WHERE shop_id = ?"
+            " AND external_id IN (SELECT value FROM json_each(?))",
+            [self.shop_id, json.dumps(keys)]).fetchall()
+        return dict(rows)
+
+    # ---- customers -----------------------------------------------------------------------
+    def upsert_customers(self, records: Iterable[CustomerRecord]) -> dict[str, int]:
+        """Insert or update customers; returns {customer key: row id}.
+
+        A guest (no platform id) joins the stored customer with the same email, if there is one;
+        a registered customer absorbs an earlier guest row of the same email (its orders move).
+        """
+        merged: dict[str, CustomerRecord] = {}
+        for rec in records:
+            key = rec.key
+            if key in merged:
+                merged[key] = _merge_customer(merged[key], rec)
+            else:
+                merged[key] = rec
+        if not merged:
+            return {}
+        with write_transaction(self.db):
+            alias = self._guest_aliases(merged)
+            for email, target in alias.items():
+                rec = merged.pop(email)
+                if target in merged:
+                    merged[target] = _merge_customer(merged[target], rec)
+                else:
+                    rec.external_id = target
+                    merged[target] = rec
+            existing = self._ids("customers", merged)
+            params = [(self.shop_id, key, (r.email or "").strip().lower() or None, r.first_name,
+                       r.last_name, r.locale, _bool(r.accepts_marketing),
+                       _db_time(r.marketing_updated_at), _db_time(r.created_at),
+                       _db_time(r.updated_at)) for key, r in merged.items()]
+            changed = self.db.conn.executemany(UPSERT_CUSTOMER, params).rowcount
+            new = len(merged) - len(existing)
+            self.stats["customers_new"] += new
+            self.stats["customers_updated"] += changed - new
+            ids = self._ids("customers", merged)
+            self._absorb_guests([r.email.strip().lower() for k, r in merged.items()
+                                 if r.external_id and r.email])
+        for email, external_id in alias.items():
+            ids[email] = ids[external_id]
+        return ids
+
+    def _guest_aliases(self, merged: dict[str, CustomerRecord]) -> dict[str, str]:
+        """{guest email: key of the registered customer with that email} (this batch, then stored)."""
+        guests = [k for k, r in merged.items() if not r.external_id]
+        if not guests:
+            return {}
+        registered = {}
+        for key, rec in merged.items():
+            if rec.external_id and rec.email:
+                registered.setdefault(rec.email.strip().lower(), key)
+        rows = self.db.execute(
+            "SELECT email, external_id FROM customers WHERE shop_id = ? AND external_id <> email"
+            " AND email IN (SELECT value FROM json_each(?)) ORDER BY id",
+            [self.shop_id, json.dumps(guests)]).fetchall()
+        for email, external_id in rows:
+            registered.setdefault(email, external_id)
+        return {g: registered[g] for g in guests if g in registered}
+
+    def _absorb_guests(self, emails: list[str]):
+        if not emails:
+            return
+        pairs = self.db.execute(
+            "SELECT g.id, MIN(r.id) FROM customers g JOIN customers r"
+            " ON r.shop_id = g.shop_id AND r.email = g.email AND r.external_id <> r.email"
+            " WHERE g.shop_id = ? AND g.external_id = g.email"
+            " AND g.email IN (SELECT value FROM json_each(?)) GROUP BY g.id",
+            [self.shop_id, json.dumps(emails)]).fetchall()
+        if pairs:
+            self.db.conn.executemany("UPDATE orders SET customer_id = ? WHERE customer_id = ?",
+                                     [(reg, guest) for guest, reg in pairs])
+            self.db.conn.executemany("DELETE FROM customers WHERE id = ?", [(g,) for g, _ in pairs])
+            self.stats["customers_merged"] += len(pairs)
+
+    # ---- products ------------------------------------------------------------------------
+    def upsert_products(self, records: Iterable[ProductRecord], fill_only: bool = False) -> dict[str, int]:
+        """Insert or update products; returns {external id: row id}."""
+        recs = {r.external_id: r for r in records}
+        if not recs:
+            return {}
+        with write_transaction(self.db):
+            existing = self._ids("products", recs)
+            params = [(self.shop_id, r.external_id, r.title, r.sku, r.brand, r.category,
+                       to_minor(r.price, r.currency or self.currency) if r.price is not None else None,
+                       _db_time(r.updated_at)) for r in recs.values()]
+            changed = self.db.conn.executemany(FILL_PRODUCT if fill_only else UPSERT_PRODUCT,
+                                               params).rowcount
+            new = len(recs) - len(existing)
+            self.stats["products_new"] += new
+            self.stats["products_updated"] += changed - new
+            return self._ids("products", recs)
+
+    # ---- orders --------------------------------------------------------------------------
+    def write_orders(self, records: Iterable[OrderRecord]) -> Counter:
+        """Write orders (with their customers, products and lines) in batches; returns stats."""
+        for batch in _batches(records, self.batch_size):
+            self.upsert_orders(batch)
+        return self.stats
+
+    def upsert_orders(self, records: list[OrderRecord]):
+        """Write one batch of orders in one transaction."""
+        orders: dict[str, OrderRecord] = {}
+        for rec in records:
+            if rec.status not in ORDER_STATUSES:
+                raise ValueError(f"order {rec.external_id}: unknown status {rec.status!r}")
+            prev = orders.get(rec.external_id)
+            if prev is not None and rec.merge_lines:
+                prev.lines.extend(rec.lines)
+            else:
+                orders[rec.external_id] = rec
+        with write_transaction(self.db):
+            customer_ids = self.upsert_customers(r.customer for r in orders.values() if r.customer)
+            line_products = {}
+            for rec in orders.values():
+                for line in rec.lines:
+                    if not line.product_external_id:
+                        continue
+                    prod = line_products.get(line.product_external_id)
+                    if prod is None:
+                        line_products[line.product_external_id] = ProductRecord(
+                            external_id=line.product_external_id, title=line.title, sku=line.sku,
+                            brand=line.brand, category=line.category, price=line.price,
+                            currency=rec.currency)
+                    else:  # fill gaps from the other lines of this product
+                        for name in ("title", "sku", "brand", "category"):
+                            if getattr(prod, name) is None:
+                                setattr(prod, name, getattr(line, name))
+            product_ids = self.upsert_products(line_products.values(), fill_only=True)
+
+            existing = self._ids("orders", orders)
+            params = []
+            for rec in orders.values():
+                total = to_minor(rec.total, rec.currency)
+                refunded = min(to_minor(rec.refunded, rec.currency), total)
+                status = rec.status
+                if status == "paid" and total > 0 and refunded >= total:
+                    status = "refunded"
+                codes = sorted({c.strip().lower() for c in rec.discount_codes if c and c.strip()})
+                params.append((
+                    self.shop_id, rec.external_id, rec.name,
+                    customer_ids.get(rec.customer.key) if rec.customer else None,
+                    to_db(rec.created_at), local_date(rec.created_at, self.timezone), rec.currency,
+                    total, refunded, status, rec.financial_status, int(bool(rec.test)),
+                    json.dumps(codes) if codes else None, _db_time(rec.updated_at)))
+            changed = self.db.conn.executemany(UPSERT_ORDER, params).rowcount
+            new = len(orders) - len(existing)
+            self.stats["orders_new"] += new
+            self.stats["orders_updated"] += changed - new
+            self.stats["orders_unchanged"] += len(orders) - changed
+            order_ids = self._ids("orders", orders)
+
+            line_params, stale = [], []
+            for rec in orders.values():
+                oid = order_ids[rec.external_id]
+                for line in rec.lines:
+                    line_params.append((
+                        self.shop_id, oid, line.line_key,
+                        product_ids.get(line.product_external_id), line.sku, line.title,
+                        line.brand, line.category, int(line.quantity),
+                        to_minor(line.price, rec.currency) if line.price is not None else None))
+                if rec.external_id in existing and not rec.merge_lines:
+                    stale.append((oid, json.dumps([line.line_key for line in rec.lines])))
+            if stale:
+                self.stats["lines_removed"] += self.db.conn.executemany(DELETE_STALE_LINES, stale).rowcount
+            if line_params:
+                self.stats["lines_written"] += self.db.conn.executemany(UPSERT_LINE, line_params).rowcount
+            self.stats["lines"] += len(line_params)
+
+
+def _merge_customer(a: CustomerRecord, b: CustomerRecord) -> CustomerRecord:
+    """Combine two records of one customer: later non-empty values win, consent by its time."""
+    out = CustomerRecord(external_id=a.external_id or b.external_id)
+    for name in ("email", "first_name", "last_name", "locale"):
+        setattr(out, name, getattr(b, name) or getattr(a, name))
+    a_time, b_time = a.marketing_updated_at, b.marketing_updated_at
+    if b.accepts_marketing is not None and (a.accepts_marketing is None or a_time is None
+                                            or (b_time is not None and b_time >= a_time)):
+        out.accepts_marketing, out.marketing_updated_at = b.accepts_marketing, b_time
+    else:
+        out.accepts_marketing, out.marketing_updated_at = a.accepts_marketing, a_time
+    created = [t for t in (a.created_at, b.created_at) if t is not None]
+    updated = [t for t in (a.updated_at, b.updated_at) if t is not None]
+    out.created_at = min(created) if created else None
+    out.updated_at = max(updated) if updated else None
+    return out

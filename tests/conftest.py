@@ -1,0 +1,77 @@
+"""Fixtures in the Flask tutorial's style: an app on a temporary database, its client and CLI runner."""
+import os
+
+import pytest
+
+from app import create_app
+from app.auth import create_user
+from app.db import connect, init_db
+
+ADMIN_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    # A developer's own WINBACK_* settings must not leak into the tests.
+    for name in list(os.environ):
+        if name.startswith("WINBACK_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE": str(tmp_path / "winback.db"),
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+    })
+    with app.app_context():
+        from app.db import get_db
+        init_db(get_db())
+        from app.auth import ensure_admin
+        ensure_admin(get_db(), ADMIN_PASSWORD)
+    yield app
+
+
+@pytest.fixture
+def db(app):
+    """A connection of its own to the app's database."""
+    handle = connect(app.config["DATABASE"])
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def login(client):
+    """Log the test client in: login() as admin, login(user, password) as another."""
+    def do(username="admin", password=ADMIN_PASSWORD):
+        page = client.get("/login")
+        token = _csrf(page.get_data(as_text=True))
+        return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    return do
+
+
+def _csrf(html):
+    import re
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
+        re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username, password, shop_ids=()):
+        return create_user(db, username, password, shop_ids=shop_ids)
+    return make
