@@ -58,7 +58,8 @@ def create_app(test_config=None):
     from flask_wtf.csrf import CSRFProtect
     CSRFProtect(app)
 
-    from . import auth, pages
+    from . import auth, cli, pages
+    cli.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
 

@@ -4,7 +4,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import AppGroup, FlaskGroup
 
 from . import create_app
 from .db import get_db, init_db
@@ -69,20 +69,27 @@ def _not_built(what, issue):
     raise click.ClickException(f"{what} is not built yet (planned in issue #{issue}).")
 
 
+# The commands live on the app (`app.cli`), as in Flask's tutorial, so that the test runner and
+# `flask --app` see them too; `winback` finds them there.
+commands = AppGroup("winback")
+
+
+def init_app(app):
+    """Register every `winback` command on the app's CLI."""
+    for command in commands.commands.values():
+        app.cli.add_command(command)
+
+
 # ---- database and serving ------------------------------------------------------------------
-from .db import init_db_command  # noqa: E402
-
-main.add_command(init_db_command)
 
 
-@main.command("demo")
+@commands.command("demo")
 @click.option("--customers", default=5000, show_default=True, type=click.IntRange(1, 1_000_000),
               help="How many customers the demo shop has.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed (same seed, same shop).")
 @now_option
 @click.option("--if-missing", is_flag=True, help="Do nothing when the demo shop already exists.")
 @json_option
-@with_appcontext
 def demo_command(customers, seed, now, if_missing, as_json):
     """Create or refresh shop `demo` with a realistic synthetic history (about 2 years)."""
     from connectors.demo import seed_demo
@@ -101,12 +108,11 @@ def demo_command(customers, seed, now, if_missing, as_json):
                    f"{stats['products']} products.")
 
 
-@main.command("serve")
+@commands.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-scheduler", is_flag=True, help="Serve the web side only.")
 @click.option("--threads", default=8, show_default=True, type=int)
-@with_appcontext
 def serve_command(host, port, no_scheduler, threads):
     """Serve the web UI and webhooks (waitress) and, unless told not to, the scheduler, in one process."""
     from waitress import serve
@@ -119,8 +125,7 @@ def serve_command(host, port, no_scheduler, threads):
     serve(app, host=host, port=port, threads=threads, ident="winback")
 
 
-@main.command("worker")
-@with_appcontext
+@commands.command("worker")
 def worker_command():
     """Run the scheduler alone, for deployments where gunicorn serves the web side."""
     from . import scheduler
@@ -129,14 +134,13 @@ def worker_command():
 
 
 # ---- shops ---------------------------------------------------------------------------------
-@main.group("shop")
+@commands.group("shop")
 def shop_group():
     """Register and list shops."""
 
 
 @shop_group.command("list")
 @json_option
-@with_appcontext
 def shop_list_command(as_json):
     """List shops with their id (the number in webhook URLs), platform, last sync and counts."""
     from .shops import list_shops
@@ -178,10 +182,9 @@ def add_woocommerce_command(url, key, secret, webhook_secret, offline):
 
 
 # ---- data in -------------------------------------------------------------------------------
-@main.command("sync")
+@commands.command("sync")
 @shop_option
 @click.option("--full", is_flag=True, help="Pull everything, not only what changed since the last sync.")
-@with_appcontext
 def sync_command(shop_handle, full):
     """Pull customers, orders and products from the shop's platform, with a progress bar."""
     shop = _require_shop(shop_handle)
@@ -193,7 +196,7 @@ def sync_command(shop_handle, full):
     _not_built(f"Sync for {shop['platform']}", 6 if shop["platform"] == "shopify" else 7)
 
 
-@main.command("import-orders")
+@commands.command("import-orders")
 @shop_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
 @click.option("--format", "fmt", type=click.Choice(["generic", "shopify"]), default="generic",
@@ -202,7 +205,6 @@ def sync_command(shop_handle, full):
 @click.option("--timezone", "tz", default="UTC", show_default=True,
               help="Time zone of a shop created by this import (times without an offset are in it).")
 @json_option
-@with_appcontext
 def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
     """Import order history from a CSV file; creates the shop (platform `import`) if missing.
 
@@ -234,77 +236,70 @@ def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
 
 
 # ---- intelligence, flows, reports (later issues) ---------------------------------------------
-@main.command("refresh")
+@commands.command("refresh")
 @shop_option
 @now_option
 @json_option
-@with_appcontext
 def refresh_command(shop_handle, now, as_json):
     """Recompute and store every customer's metrics, segments, model scores and RFM."""
     _require_shop(shop_handle)
     _not_built("Customer intelligence", 3)
 
 
-@main.command("segments")
+@commands.command("segments")
 @shop_option
 @now_option
 @click.option("--members", is_flag=True, help="List each segment's customers too.")
 @json_option
-@with_appcontext
 def segments_command(shop_handle, now, members, as_json):
     """Segment counts (and members), from the stored snapshot for the same --now, else after a refresh."""
     _require_shop(shop_handle)
     _not_built("Segments", 3)
 
 
-@main.command("model")
+@commands.command("model")
 @shop_option
 @now_option
 @json_option
-@with_appcontext
 def model_command(shop_handle, now, as_json):
     """Fit the purchase model (BG/NBD) and print its parameters."""
     _require_shop(shop_handle)
     _not_built("The purchase model", 3)
 
 
-@main.command("explain")
+@commands.command("explain")
 @shop_option
 @click.option("--customer", required=True, metavar="ID", help="Platform customer id, or email for guests.")
 @now_option
 @json_option
-@with_appcontext
 def explain_command(shop_handle, customer, now, as_json):
     """One customer's metrics, segments, scores and the reasons, and what the flows would do."""
     _require_shop(shop_handle)
     _not_built("Explain", 3)
 
 
-@main.command("run-flows")
+@commands.command("run-flows")
 @shop_option
 @now_option
 @json_option
-@with_appcontext
 def run_flows_command(shop_handle, now, as_json):
     """One scheduler tick: enrol, exit, send what is due."""
     _require_shop(shop_handle)
     _not_built("The flow engine", 4)
 
 
-@main.command("messages")
+@commands.command("messages")
 @shop_option
 @json_option
-@with_appcontext
 def messages_command(shop_handle, as_json):
     """The message log (outbox and sent)."""
     _require_shop(shop_handle)
     _not_built("The message log", 4)
 
 
-@main.command("report")
+@commands.command("report")
 @shop_option
 @json_option
-@with_appcontext
 def report_command(shop_handle, as_json):
     """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
     _require_shop(shop_handle)

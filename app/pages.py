@@ -94,6 +94,6 @@ def customer(handle, customer_id):
     orders = list(db.query("""
         SELECT o.*, (SELECT group_concat(COALESCE(l.title, l.sku, '?') ||
                          CASE WHEN l.quantity <> 1 THEN ' ×' || l.quantity ELSE '' END, ', ')
-                     FROM order_lines l WHERE l.order_id = o.id) AS items
+                     FROM order_lines l WHERE l.order_id = o.id) AS line_summary
         FROM orders o WHERE o.customer_id = ? ORDER BY o.created_at DESC""", [cust["id"]]))
     return render_template("customer.html", shop=shop, customer=cust, orders=orders)

@@ -1,0 +1,84 @@
+"""The shop owner's first pages: shop overview, customer list with search, one customer."""
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from app.shops import create_shop
+from connectors.base import CustomerRecord, LineRecord, OrderRecord
+from connectors.store import ShopWriter
+
+
+def _order(oid, email, day, total, status="paid", refunded="0", first_name=None, cid=None):
+    return OrderRecord(
+        external_id=oid, created_at=datetime(2025, 5, day, 12, tzinfo=timezone.utc), total=Decimal(total),
+        currency="EUR", status=status, refunded=Decimal(refunded), name=f"#{oid}",
+        customer=CustomerRecord(cid, email=email, first_name=first_name),
+        lines=[LineRecord("1", "p1", title="Coffee beans", brand="Roastery", quantity=2, price=Decimal(total) / 2)])
+
+
+@pytest.fixture
+def shop(db):
+    shop = create_shop(db, "corner", "import", name="Corner Shop")
+    ShopWriter(db, shop).write_orders([
+        _order("1", "ann@example.com", 1, "40.00", first_name="Ann", cid="C1"),
+        _order("2", "ann@example.com", 9, "10.00", cid="C1", refunded="2.50"),
+        _order("3", "bob@example.com", 3, "99.00", status="cancelled", first_name="Bob"),
+        _order("4", "zoe@example.com", 4, "15.00", first_name="<script>alert(1)</script>"),
+    ])
+    return shop
+
+
+def test_shop_overview_counts(client, login, shop):
+    login()
+    page = client.get("/shops/corner").get_data(as_text=True)
+    assert 'data-test="customers">3<' in page
+    assert 'data-test="orders">4<' in page
+    assert "€62.50" in page  # 40 + 10 − 2.50 + 15; the cancelled order is not revenue
+
+
+def test_single_shop_opens_directly(client, login, shop):
+    login()
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/shops/corner")
+
+
+def test_customer_list_and_search(client, login, shop):
+    login()
+    page = client.get("/shops/corner/customers").get_data(as_text=True)
+    for email in ("ann@example.com", "bob@example.com", "zoe@example.com"):
+        assert email in page
+    page = client.get("/shops/corner/customers?q=ANN").get_data(as_text=True)
+    assert "ann@example.com" in page and "bob@example.com" not in page
+    page = client.get("/shops/corner/customers?q=Bob").get_data(as_text=True)  # by name
+    assert "bob@example.com" in page and "ann@example.com" not in page
+    page = client.get("/shops/corner/customers?q=C1").get_data(as_text=True)  # by id
+    assert "ann@example.com" in page
+    page = client.get("/shops/corner/customers?q=%25").get_data(as_text=True)  # a literal %
+    assert "No customer matches" in page
+
+
+def test_customer_page_shows_orders(client, login, shop):
+    login()
+    page = client.get("/shops/corner/customers/C1").get_data(as_text=True)
+    assert "#1" in page and "#2" in page and "Coffee beans ×2" in page
+    assert "€2.50" in page  # refunded part
+    assert client.get("/shops/corner/customers/nobody").status_code == 404
+
+
+def test_customer_data_is_escaped(client, login, shop):
+    login()
+    page = client.get("/shops/corner/customers").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_paging(client, login, db):
+    shop = create_shop(db, "big", "import")
+    ShopWriter(db, shop).write_orders(
+        [_order(str(i), f"c{i}@example.com", 1 + i % 28, "5.00") for i in range(120)])
+    login()
+    first = client.get("/shops/big/customers").get_data(as_text=True)
+    assert first.count("@example.com</a>") == 50 and "Next" in first
+    third = client.get("/shops/big/customers?page=3").get_data(as_text=True)
+    assert third.count("@example.com</a>") == 20 and "Next" not in third
