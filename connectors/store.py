@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from itertools import islice
 from typing import Iterable
 
@@ -149,9 +150,8 @@ class ShopWriter:
                 rec = merged.pop(email)
                 if target in merged:
                     merged[target] = _merge_customer(merged[target], rec)
-                else:
-                    rec.external_id = target
-                    merged[target] = rec
+                else:  # a copy: the caller's record may stand for the guest in other orders
+                    merged[target] = replace(rec, external_id=target)
             existing = self._ids("customers", merged)
             params = [(self.shop_id, key, (r.email or "").strip().lower() or None, r.first_name,
                        r.last_name, r.locale, _bool(r.accepts_marketing),
