@@ -97,7 +97,9 @@ def demo_command(customers, seed, now, if_missing, as_json):
     db = get_db()
     init_db(db)
     if if_missing and get_shop(db, "demo"):
-        if not as_json:
+        if as_json:
+            echo_json({"shop": "demo", "skipped": True})
+        else:
             click.echo("Demo shop exists; leaving it as it is (run `winback demo` to refresh it).")
         return
     stats = seed_demo(db, customers=customers, seed=seed, now=now, progress=not as_json)
@@ -236,14 +238,28 @@ def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
 
 
 # ---- intelligence, flows, reports (later issues) ---------------------------------------------
+def _shop_now(shop, now):
+    from .timeutil import parse_now
+    try:
+        return parse_now(now, shop["timezone"])
+    except ValueError as exc:
+        raise click.ClickException(f"--now: {exc}") from None
+
+
 @commands.command("refresh")
 @shop_option
 @now_option
 @json_option
 def refresh_command(shop_handle, now, as_json):
     """Recompute and store every customer's metrics, segments, model scores and RFM."""
-    _require_shop(shop_handle)
-    _not_built("Customer intelligence", 3)
+    from flows.refresh import refresh
+    shop = _require_shop(shop_handle)
+    result = refresh(get_db(), shop, _shop_now(shop, now))
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"Refreshed {result['customers']} customers of {shop_handle} as of {result['now']} "
+                   f"in {result['seconds']} s (purchase model: {result['model']}).")
 
 
 @commands.command("segments")
@@ -253,8 +269,26 @@ def refresh_command(shop_handle, now, as_json):
 @json_option
 def segments_command(shop_handle, now, members, as_json):
     """Segment counts (and members), from the stored snapshot for the same --now, else after a refresh."""
-    _require_shop(shop_handle)
-    _not_built("Segments", 3)
+    from flows.refresh import ensure_snapshot, segment_counts, segment_members
+    from .money import from_minor
+    shop = _require_shop(shop_handle)
+    db = get_db()
+    snap = ensure_snapshot(db, shop, _shop_now(shop, now))
+    counts = segment_counts(db, shop["id"])
+    doc = {"shop": shop_handle, "now": snap["computed_for"], "customers": snap["customers"],
+           "retention_days": snap["retention_days"], "one_time_return_days": snap["one_time_return_days"],
+           "vip_threshold": (float(from_minor(snap["vip_threshold_minor"], shop["currency"]))
+                             if snap["vip_threshold_minor"] is not None else None),
+           "counts": counts, "members": segment_members(db, shop["id"]) if members else {}}
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"{shop_handle} as of {doc['now']}: {doc['customers']} customers; usual gap between orders "
+               f"{doc['retention_days']} days; one-time buyers lapse after {doc['one_time_return_days']} days.")
+    for name, n in counts.items():
+        click.echo(f"  {name:40} {n:>7}")
+        if members:
+            click.echo("    " + ", ".join(doc["members"].get(name, [])))
 
 
 @commands.command("model")
@@ -263,8 +297,18 @@ def segments_command(shop_handle, now, members, as_json):
 @json_option
 def model_command(shop_handle, now, as_json):
     """Fit the purchase model (BG/NBD) and print its parameters."""
-    _require_shop(shop_handle)
-    _not_built("The purchase model", 3)
+    from flows.refresh import ensure_snapshot
+    shop = _require_shop(shop_handle)
+    snap = ensure_snapshot(get_db(), shop, _shop_now(shop, now))
+    model = {k: v for k, v in snap["model"].items()
+             if k not in ("replenish_cycles", "one_time_return_learned", "returners")}
+    if as_json:
+        echo_json(model)
+    elif model["status"] != "fitted":
+        click.echo(f"BG/NBD for {shop_handle}: {model['reason']}.")
+    else:
+        click.echo(f"BG/NBD for {shop_handle} (days, {model['customers']} buyers): r={model['r']:.4g} "
+                   f"alpha={model['alpha']:.4g} a={model['a']:.4g} b={model['b']:.4g} loglik={model['loglik']:.2f}")
 
 
 @commands.command("explain")
@@ -274,8 +318,23 @@ def model_command(shop_handle, now, as_json):
 @json_option
 def explain_command(shop_handle, customer, now, as_json):
     """One customer's metrics, segments, scores and the reasons, and what the flows would do."""
-    _require_shop(shop_handle)
-    _not_built("Explain", 3)
+    from flows.explain import explain, find_customer
+    from flows.refresh import ensure_snapshot
+    shop = _require_shop(shop_handle)
+    db = get_db()
+    found = find_customer(db, shop["id"], customer)
+    if found is None:
+        raise click.ClickException(f"no customer {customer!r} in shop {shop_handle!r}")
+    snap = ensure_snapshot(db, shop, _shop_now(shop, now))
+    doc = explain(db, shop, found, snap)
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"{doc['customer']} ({doc['email'] or 'no email'}) as of {doc['now']}: "
+               f"{doc['orders']} orders, {doc['clv']} {doc['currency']} in total; segments: "
+               f"{', '.join(doc['segments']) or 'none'}")
+    for reason in doc["reasons"]:
+        click.echo(f"  - {reason}")
 
 
 @commands.command("run-flows")

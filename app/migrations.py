@@ -133,3 +133,57 @@ CREATE TABLE sync_runs (
 );
 CREATE INDEX sync_runs_shop ON sync_runs (shop_id, started_at)
 """)
+
+
+@migrations(name="0003_customer_snapshots")
+def m0003(db):
+    _run(db, """
+CREATE TABLE customer_snapshots (
+    customer_id INTEGER PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    purchases INTEGER NOT NULL DEFAULT 0,
+    purchase_days INTEGER NOT NULL DEFAULT 0,
+    clv_minor INTEGER NOT NULL DEFAULT 0,
+    aov_minor INTEGER,
+    first_order_at TEXT,
+    last_order_at TEXT,
+    first_date TEXT,
+    second_date TEXT,
+    last_date TEXT,
+    avg_gap_days REAL,
+    days_since_first INTEGER,
+    days_since_last INTEGER,
+    status TEXT CHECK (status IN ('active', 'lapsed', 'lost')),
+    lapse_after_days REAL,
+    p_alive REAL,
+    expected_90d REAL,
+    expected_next_order TEXT,
+    r_score INTEGER,
+    f_score INTEGER,
+    m_score INTEGER,
+    stage TEXT
+);
+CREATE INDEX customer_snapshots_shop ON customer_snapshots (shop_id, status);
+CREATE INDEX orders_purchases ON orders (shop_id, customer_id, order_date, created_at, total_minor,
+    refunded_minor, currency) WHERE status = 'paid' AND is_test = 0;
+CREATE TABLE customer_segments (
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    segment TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (customer_id, segment)
+) WITHOUT ROWID;
+CREATE INDEX customer_segments_shop ON customer_segments (shop_id, segment);
+CREATE TABLE shop_snapshots (
+    shop_id INTEGER PRIMARY KEY REFERENCES shops(id) ON DELETE CASCADE,
+    computed_for TEXT NOT NULL,
+    computed_at TEXT NOT NULL,
+    now_date TEXT NOT NULL,
+    customers INTEGER NOT NULL,
+    retention_days REAL,
+    one_time_return_days REAL,
+    vip_threshold_minor INTEGER,
+    model TEXT,
+    seconds REAL
+)
+""")

@@ -1,0 +1,93 @@
+"""Per-shop settings: every business-rule default from SPEC, validated, stored in `shop_settings`.
+
+A feature declares its settings here with a default and a validator; `get_settings` returns the
+defaults overlaid with what the owner saved; `save_setting` refuses a bad value with a message and
+leaves the old one in place.
+"""
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+
+from .db import write_transaction
+from .timeutil import to_db, utcnow
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: Any
+    parse: Callable[[Any], Any]
+    label: str
+
+
+def number(lo=None, hi=None, *, integer=False, optional=False):
+    """A validator for a number within [lo, hi] (None allowed when optional)."""
+    def parse(value):
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            if optional:
+                return None
+            raise ValueError("a value is required")
+        try:
+            num = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not num.is_finite():
+            raise ValueError(f"{value!r} is not a number")
+        if integer and num != num.to_integral_value():
+            raise ValueError(f"{value!r} is not a whole number")
+        if lo is not None and num < lo:
+            raise ValueError(f"must be at least {lo}")
+        if hi is not None and num > hi:
+            raise ValueError(f"must be at most {hi}")
+        return int(num) if integer else float(num)
+    return parse
+
+
+SETTINGS: dict[str, Setting] = {}
+
+
+def declare(key, default, parse, label):
+    """Declare a per-shop setting (used by the features at import time)."""
+    SETTINGS[key] = Setting(key, default, parse, label)
+
+
+# Customer intelligence (SPEC "Business rules and defaults").
+declare("lapse_factor", 1.5, number(1, 10), "A repeat buyer lapses after this many times their usual gap")
+declare("lapse_min_days", 30, number(1, 3650, integer=True), "…and at least this many days")
+declare("lost_days", 365, number(30, 3650, integer=True), "Lost after this many days without a purchase")
+declare("new_days", 30, number(1, 365, integer=True), "New: first order within this many days")
+declare("one_time_return_days", None, number(1, 3650, optional=True),
+        "One-time buyers lapse after this many days (empty: learned from the shop)")
+declare("one_time_return_min_returners", 30, number(1, 100000, integer=True),
+        "Learn it only from at least this many returning customers")
+declare("one_time_return_fallback_days", 90, number(1, 3650), "…otherwise use this many days")
+declare("vip_percentile", 90, number(50, 99.9), "VIP: lifetime value at or above this percentile")
+declare("vip_min_amount", None, number(0, optional=True),
+        "VIP: lifetime value at or above this amount (replaces the percentile when set)")
+declare("category_lapse_factor", 1.5, number(1, 10), "A category lapses after this many times its usual gap")
+declare("replenish_lead_days", 5, number(0, 60, integer=True), "Replenishment reminder: days before the due date")
+
+
+def get_settings(db, shop_id) -> dict:
+    """Every setting of the shop: saved values over the defaults."""
+    values = {k: s.default for k, s in SETTINGS.items()}
+    for key, value in db.execute("SELECT key, value FROM shop_settings WHERE shop_id = ?", [shop_id]):
+        if key in SETTINGS:
+            values[key] = json.loads(value)
+    return values
+
+
+def save_setting(db, shop_id, key, value):
+    """Validate and save one setting; ValueError (with a message) leaves the stored value as it was."""
+    if key not in SETTINGS:
+        raise ValueError(f"unknown setting {key!r}")
+    try:
+        parsed = SETTINGS[key].parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{key}: {exc}") from None
+    with write_transaction(db):
+        db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                   [shop_id, key, json.dumps(parsed), to_db(utcnow())])
+    return parsed

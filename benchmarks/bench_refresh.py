@@ -1,0 +1,120 @@
+"""Benchmark: full intelligence refresh (metrics, every segment, model fit, RFM) of a large shop.
+
+    .venv/bin/python benchmarks/bench_refresh.py [--customers 200000] [--orders 1000000]
+
+Builds benchmarks/out/refresh_<customers>.db once (BG/NBD-like customers, ~5 orders each, 1–2 lines
+per order over 40 products, 4 of them replenishable), then times `refresh` in a fresh process and
+prints one JSON line: customers, orders, seconds, peak_rss_mb. Target: ≤ 5 s and ≤ 1 GB.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+NOW = "2026-06-01"
+
+
+def build(path: Path, customers: int, orders: int, seed: int = 7):
+    import numpy as np
+    from app.db import connect, init_db, write_transaction
+    from app.shops import create_shop
+
+    rng = np.random.default_rng(seed)
+    db = connect(path)
+    init_db(db)
+    shop = create_shop(db, "bench", "import", timezone="UTC")
+    sid = shop["id"]
+    start = np.datetime64("2024-06-01")
+    span = 730
+    # Orders per customer: 1 + geometric-ish, scaled to hit the requested total.
+    mean_extra = max(orders / customers - 1, 0.0)
+    lam = rng.gamma(0.6, mean_extra / 0.6, customers) if mean_extra else np.zeros(customers)
+    n_orders = 1 + rng.poisson(lam)
+    n_orders = np.minimum(n_orders, 60)
+    scale = orders / n_orders.sum()
+    if scale < 1:
+        n_orders = np.maximum(1, np.round(n_orders * scale)).astype(int)
+    first = rng.integers(0, span, customers)
+    cust_idx = np.repeat(np.arange(customers), n_orders)
+    total = len(cust_idx)
+    life = np.maximum(1, span - first[cust_idx])
+    offs = np.where(np.r_[True, cust_idx[1:] != cust_idx[:-1]], 0, rng.integers(0, life))
+    days = first[cust_idx] + offs
+    seconds = rng.integers(8 * 3600, 22 * 3600, total)
+    created = (start + days.astype("timedelta64[D]")).astype("datetime64[s]") + seconds.astype("timedelta64[s]")
+    created_s = np.datetime_as_string(created, unit="s")
+    order_date = np.datetime_as_string(start + days.astype("timedelta64[D]"), unit="D")
+    totals = (rng.lognormal(3.6, 0.6, total) * 100).astype(int)
+    status = rng.choice(np.array(["paid", "paid", "paid", "paid", "paid", "paid", "paid", "paid", "paid",
+                                  "cancelled"]), total)
+    brands = ["Acme", "Bolt", "Crest", "Dune", "Echo", "Fjord"]
+    cats = ["Coffee", "Tea", "Kitchen", "Pet", "Skin", "Home"]
+    with write_transaction(db):
+        db.conn.executemany("INSERT INTO products (shop_id, external_id, title, brand, category, replenishable,"
+                            " replenish_days) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(sid, f"P{i}", f"Product {i}", brands[i % 6], cats[i % 6], int(i < 4),
+                              30 if i < 2 else None) for i in range(40)])
+        db.conn.executemany("INSERT INTO customers (id, shop_id, external_id, email, accepts_marketing) VALUES (?, ?, ?, ?, ?)",
+                            ((i + 1, sid, f"C{i}", f"c{i}@example.com", int(i % 3 != 0)) for i in range(customers)))
+        db.conn.executemany(
+            "INSERT INTO orders (id, shop_id, external_id, customer_id, created_at, order_date, currency,"
+            " total_minor, status) VALUES (?, ?, ?, ?, ?, ?, 'EUR', ?, ?)",
+            ((i + 1, sid, f"O{i}", int(cust_idx[i]) + 1, created_s[i] + "Z", order_date[i], int(totals[i]), status[i])
+             for i in range(total)))
+        n_lines = 1 + (rng.random(total) < 0.45)
+        prod = rng.integers(0, 40, total * 2)
+        db.conn.executemany(
+            "INSERT INTO order_lines (shop_id, order_id, line_key, product_id, brand, category, quantity, price_minor)"
+            " VALUES (?, ?, ?, ?, ?, ?, 1, 1000)",
+            ((sid, i + 1, str(k), int(prod[2 * i + k]) + 1, brands[prod[2 * i + k] % 6], cats[prod[2 * i + k] % 6])
+             for i in range(total) for k in range(n_lines[i])))
+    db.execute("ANALYZE")
+    db.close()
+    return total
+
+
+def run_refresh(path):
+    from app.db import connect
+    from app.shops import get_shop
+    from app.timeutil import parse_now
+    from flows.refresh import refresh
+    db = connect(path)
+    shop = get_shop(db, "bench")
+    started = time.perf_counter()
+    out = refresh(db, shop, parse_now(NOW, "UTC"))
+    seconds = time.perf_counter() - started
+    orders = db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+    print(json.dumps({"benchmark": "refresh", "customers": out["customers"], "orders": orders,
+                      "seconds": round(seconds, 2), "model": out["model"],
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        run_refresh(args.run)
+        return
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"refresh_{args.customers}_{args.orders}.db"
+    if not path.exists():
+        started = time.perf_counter()
+        n = build(path.with_suffix(".tmp"), args.customers, args.orders)
+        os.replace(path.with_suffix(".tmp"), path)
+        print(f"built {path.name}: {n} orders in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    # A fresh process, so that peak memory is the refresh's alone.
+    subprocess.run([sys.executable, __file__, "--run", str(path)], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Customer intelligence and flows: metrics, segments, purchase model, flow engine, messages."""

@@ -1,0 +1,89 @@
+"""One refresh: metrics, shop rhythm, every segment, RFM and model scores, stored for `now`.
+
+The UI and the flows read the stored snapshot (`customer_snapshots`, `customer_segments`,
+`shop_snapshots`) instead of recomputing.
+"""
+import json
+import time
+
+from app.db import write_transaction
+from app.settings import get_settings
+from app.timeutil import local_date, to_db, utcnow
+
+from . import metrics, scores, segments
+
+
+def refresh(db, shop, now, settings=None) -> dict:
+    """Recompute and store the shop's intelligence as of `now`; returns a summary."""
+    started = time.perf_counter()
+    settings = settings or get_settings(db, shop["id"])
+    with write_transaction(db):
+        metrics.materialise_purchases(db, shop, now)
+        metrics.fill_snapshot(db, shop, now)
+        rhythm = metrics.shop_rhythm(db, shop, settings)
+        cycles = segments.replenish_cycles(db, shop, now)
+        params = segments.rule_params(shop, now, settings, rhythm, cycles)
+        segments.classify(db, params)
+        segments.fill_segments(db, params)
+        segments.score_rfm(db, params)
+        model = scores.score(db, params)
+        metrics.drop_purchases(db)
+        seconds = round(time.perf_counter() - started, 3)
+        db.execute("""
+            INSERT INTO shop_snapshots (shop_id, computed_for, computed_at, now_date, customers,
+                retention_days, one_time_return_days, vip_threshold_minor, model, seconds)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (shop_id) DO UPDATE SET computed_for = excluded.computed_for,
+                computed_at = excluded.computed_at, now_date = excluded.now_date,
+                customers = excluded.customers, retention_days = excluded.retention_days,
+                one_time_return_days = excluded.one_time_return_days,
+                vip_threshold_minor = excluded.vip_threshold_minor, model = excluded.model,
+                seconds = excluded.seconds""",
+            [shop["id"], to_db(now), to_db(utcnow()), local_date(now, shop["timezone"]), rhythm.customers,
+             rhythm.retention_days, rhythm.one_time_return_days, rhythm.vip_threshold_minor,
+             json.dumps({**model, "replenish_cycles": {str(k): v for k, v in cycles.items()},
+                         "one_time_return_learned": rhythm.one_time_return_learned,
+                         "returners": rhythm.returners}),
+             seconds])
+    return {"customers": rhythm.customers, "seconds": seconds, "now": to_db(now),
+            "retention_days": rhythm.retention_days,
+            "one_time_return_days": rhythm.one_time_return_days,
+            "vip_threshold_minor": rhythm.vip_threshold_minor, "model": model.get("status")}
+
+
+def stored_snapshot(db, shop) -> dict | None:
+    """The shop's stored snapshot summary (None before the first refresh)."""
+    rows = list(db.query("SELECT * FROM shop_snapshots WHERE shop_id = ?", [shop["id"]]))
+    if not rows:
+        return None
+    row = rows[0]
+    row["model"] = json.loads(row["model"]) if row["model"] else None
+    return row
+
+
+def ensure_snapshot(db, shop, now) -> dict:
+    """The snapshot for exactly `now`, refreshing first when the stored one is for another time."""
+    snap = stored_snapshot(db, shop)
+    if snap is None or snap["computed_for"] != to_db(now):
+        refresh(db, shop, now)
+        snap = stored_snapshot(db, shop)
+    return snap
+
+
+def segment_counts(db, shop_id) -> dict[str, int]:
+    """{segment: members} from the stored snapshot, the base segments always present."""
+    counts = {name: 0 for name in segments.BASE_SEGMENTS}
+    for name, n in db.execute("SELECT segment, COUNT(*) FROM customer_segments WHERE shop_id = ?"
+                              " GROUP BY segment ORDER BY segment", [shop_id]):
+        counts[name] = n
+    return counts
+
+
+def segment_members(db, shop_id) -> dict[str, list[str]]:
+    """{segment: [customer id]} from the stored snapshot."""
+    members = {name: [] for name in segments.BASE_SEGMENTS}
+    for name, ext in db.execute(
+            "SELECT s.segment, c.external_id FROM customer_segments s JOIN customers c ON c.id = s.customer_id"
+            " WHERE s.shop_id = ? ORDER BY s.segment, c.external_id", [shop_id]):
+        members.setdefault(name, []).append(ext)
+    return members

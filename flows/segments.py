@@ -1,0 +1,220 @@
+"""Segment rules (SPEC "Business rules and defaults"), each one set-based SQL over the snapshot.
+
+`classify` sets each customer's status (active, lapsed, lost); `fill_segments` writes segment
+memberships, with a JSON `detail` where a segment is about a brand, category or product.
+"""
+import json
+
+import numpy as np
+
+from .metrics import query_params
+
+BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
+
+CLASSIFY = """
+UPDATE customer_snapshots SET
+    lapse_after_days = CASE WHEN purchase_days >= 2 THEN MAX(:factor * avg_gap_days, :min_days)
+                            WHEN purchase_days = 1 THEN :otr END,
+    status = CASE
+        WHEN purchases = 0 THEN NULL
+        WHEN days_since_last > :lost THEN 'lost'
+        WHEN purchase_days >= 2 AND days_since_last > :factor * avg_gap_days
+             AND days_since_last >= :min_days THEN 'lapsed'
+        WHEN purchase_days = 1 AND days_since_last > :otr THEN 'lapsed'
+        ELSE 'active' END
+WHERE shop_id = :shop
+"""
+
+SIMPLE_RULES = {
+    "new": "purchases > 0 AND days_since_first <= :new_days",
+    "one_time": "purchase_days = 1 AND status = 'active'",
+    "active": "status = 'active'",
+    "lapsed": "status = 'lapsed'",
+    "lost": "status = 'lost'",
+    "vip": "clv_minor > 0 AND clv_minor >= :vip AND status = 'active'",
+    "vip_at_risk": "clv_minor > 0 AND clv_minor >= :vip AND status = 'lapsed'",
+}
+
+BRAND_LOYAL = f"""
+INSERT INTO customer_segments (customer_id, shop_id, segment)
+SELECT b.customer_id, :shop, 'brand_loyal:' || b.brand
+FROM (SELECT customer_id, brand, COUNT(DISTINCT order_id) AS n
+      FROM temp.purchase_lines WHERE brand IS NOT NULL AND brand <> ''
+      GROUP BY customer_id, brand) b
+JOIN customer_snapshots s ON s.customer_id = b.customer_id
+WHERE s.purchases >= 2 AND b.n = s.purchases
+"""
+
+CATEGORY_STATS = f"""
+    SELECT customer_id, category, COUNT(DISTINCT order_date) AS days,
+           MIN(order_date) AS first_date, MAX(order_date) AS last_date,
+           (julianday(MAX(order_date)) - julianday(MIN(order_date))) / (COUNT(DISTINCT order_date) - 1) AS gap,
+           CAST(julianday(:now_date) - julianday(MAX(order_date)) AS INTEGER) AS days_since
+    FROM temp.purchase_lines
+    WHERE category IS NOT NULL AND category <> ''
+    GROUP BY customer_id, category
+    HAVING COUNT(DISTINCT order_date) >= 2
+"""
+
+CATEGORY_LAPSED = f"""
+INSERT INTO customer_segments (customer_id, shop_id, segment, detail)
+SELECT customer_id, :shop, 'category_lapsed:' || category,
+       json_object('category', category, 'days_since', days_since, 'usual_gap', round(gap, 1),
+                   'purchase_days', days)
+FROM ({CATEGORY_STATS})
+WHERE days_since > :category_factor * gap
+"""
+
+# Per customer and replenishable product: the day it was last bought and how many were bought then.
+REPLENISH_LAST = f"""
+    WITH pl AS (
+        SELECT customer_id, product_id, order_date, SUM(quantity) AS qty
+        FROM temp.purchase_lines
+        WHERE product_id IN (SELECT CAST(key AS INTEGER) FROM json_each(:cycles))
+        GROUP BY customer_id, product_id, order_date
+    )
+    SELECT customer_id, product_id, order_date AS last_date, MAX(qty, 1) AS qty,
+           json_extract(:cycles, '$."' || product_id || '"') AS cycle
+    FROM (SELECT pl.*, ROW_NUMBER() OVER (PARTITION BY customer_id, product_id
+                                          ORDER BY order_date DESC) AS latest
+          FROM pl)
+    WHERE latest = 1
+"""
+
+REPLENISH_DUE = f"""
+INSERT INTO customer_segments (customer_id, shop_id, segment, detail)
+SELECT customer_id, :shop, 'replenish_due',
+       json_group_array(json_object('product_id', product_id, 'title', title, 'last_date', last_date,
+                                    'quantity', qty, 'cycle_days', cycle, 'due_date', due_date))
+FROM (
+    SELECT r.customer_id, r.product_id, pr.title, r.last_date, r.qty, r.cycle,
+           date(r.last_date, '+' || CAST(round(r.cycle * r.qty) AS INTEGER) || ' days') AS due_date
+    FROM ({REPLENISH_LAST}) r JOIN products pr ON pr.id = r.product_id
+)
+WHERE julianday(:now_date) BETWEEN julianday(due_date) - :lead AND julianday(due_date) + cycle
+GROUP BY customer_id
+"""
+
+RFM = """
+UPDATE customer_snapshots SET r_score = q.r, f_score = q.f, m_score = q.m,
+    stage = CASE WHEN q.r >= 4 AND q.f >= 4 THEN 'champions'
+                 WHEN q.r >= 3 AND q.f >= 3 THEN 'loyal'
+                 WHEN q.r >= 3 THEN 'potential'
+                 WHEN q.f >= 3 THEN 'at_risk'
+                 WHEN q.r = 2 THEN 'hibernating'
+                 ELSE 'lost' END
+FROM (
+    SELECT customer_id,
+           1 + MIN(4, CAST(percent_rank() OVER (ORDER BY days_since_last DESC) * 5 AS INTEGER)) AS r,
+           1 + MIN(4, CAST(percent_rank() OVER (ORDER BY purchases) * 5 AS INTEGER)) AS f,
+           1 + MIN(4, CAST(percent_rank() OVER (ORDER BY clv_minor) * 5 AS INTEGER)) AS m
+    FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0
+) AS q
+WHERE customer_snapshots.customer_id = q.customer_id
+"""
+
+
+def rule_params(shop, now, settings, rhythm, cycles=None) -> dict:
+    """Parameters of the segment rules for one shop at `now`."""
+    return {**query_params(shop, now),
+            "factor": settings["lapse_factor"], "min_days": settings["lapse_min_days"],
+            "lost": settings["lost_days"], "otr": rhythm.one_time_return_days,
+            "new_days": settings["new_days"],
+            "vip": rhythm.vip_threshold_minor if rhythm.vip_threshold_minor is not None else -1,
+            "category_factor": settings["category_lapse_factor"],
+            "lead": settings["replenish_lead_days"],
+            "cycles": json.dumps({str(k): v for k, v in (cycles or {}).items()})}
+
+
+def classify(db, params):
+    """Set each customer's status (active / lapsed / lost) and the day they lapse."""
+    db.execute(CLASSIFY, params)
+
+
+def fill_segments(db, params):
+    """Replace the shop's segment memberships (caller holds the transaction)."""
+    db.execute("DELETE FROM customer_segments WHERE shop_id = ?", [params["shop"]])
+    for name, condition in SIMPLE_RULES.items():
+        db.execute(f"INSERT INTO customer_segments (customer_id, shop_id, segment)"
+                   f" SELECT customer_id, shop_id, '{name}' FROM customer_snapshots"
+                   f" WHERE shop_id = :shop AND {condition}", params)
+    db.execute(BRAND_LOYAL, params)
+    db.execute(CATEGORY_LAPSED, params)
+    if params["cycles"] != "{}":
+        db.execute(REPLENISH_DUE, params)
+
+
+def score_rfm(db, params):
+    """RFM scores 1–5 (ties share a score) and the named stage of every buyer."""
+    db.execute(RFM, params)
+
+
+def repurchase_gaps(db, shop, now, product_ids=None) -> dict[int, np.ndarray]:
+    """Per product: the gaps in days between a customer's consecutive purchases of it, per unit bought.
+
+    Reads the refresh's temp table `purchase_lines` (see flows.metrics.materialise_purchases).
+    """
+    params = query_params(shop, now)
+    only = ""
+    if product_ids is not None:
+        only = "AND product_id IN (SELECT value FROM json_each(:ids))"
+        params["ids"] = json.dumps(list(product_ids))
+    rows = db.execute(f"""
+        WITH pl AS (
+            SELECT customer_id, product_id, order_date, SUM(quantity) AS qty
+            FROM temp.purchase_lines WHERE product_id IS NOT NULL {only}
+            GROUP BY customer_id, product_id, order_date
+        )
+        SELECT product_id, gap FROM (
+            SELECT product_id,
+                   (julianday(order_date) - julianday(LAG(order_date) OVER w))
+                   / MAX(LAG(qty) OVER w, 1) AS gap
+            FROM pl WINDOW w AS (PARTITION BY customer_id, product_id ORDER BY order_date)
+        ) WHERE gap IS NOT NULL""", params).fetchall()
+    out: dict[int, list] = {}
+    for product_id, gap in rows:
+        out.setdefault(product_id, []).append(gap)
+    return {k: np.array(v, dtype=float) for k, v in out.items()}
+
+
+def replenish_cycles(db, shop, now) -> dict[int, float]:
+    """Cycle in days of every product the owner marked replenishable: theirs, else the learned median."""
+    marked = db.execute("SELECT id, replenish_days FROM products WHERE shop_id = ? AND replenishable = 1",
+                        [shop["id"]]).fetchall()
+    learn = [pid for pid, days in marked if not days]
+    gaps = repurchase_gaps(db, shop, now, learn) if learn else {}
+    cycles = {}
+    for pid, days in marked:
+        if days:
+            cycles[pid] = float(days)
+        elif pid in gaps and gaps[pid].size:
+            cycles[pid] = round(float(np.median(gaps[pid])), 1)
+    return cycles
+
+
+def replenish_candidates(db, shop, now, min_gaps=20, max_spread=0.5) -> list[dict]:
+    """Products worth marking replenishable: ≥ `min_gaps` repurchase gaps with a steady cycle.
+
+    Steady means the interquartile range is at most `max_spread` × the median gap.
+    """
+    from .metrics import drop_purchases, materialise_purchases
+    materialise_purchases(db, shop, now)
+    try:
+        gaps = repurchase_gaps(db, shop, now)
+    finally:
+        drop_purchases(db)
+    out = []
+    for pid, values in gaps.items():
+        if values.size < min_gaps:
+            continue
+        median = float(np.median(values))
+        q1, q3 = np.percentile(values, [25, 75])
+        if median > 0 and (q3 - q1) <= max_spread * median:
+            out.append({"product_id": pid, "gaps": int(values.size), "median_days": round(median, 1),
+                        "iqr_days": round(float(q3 - q1), 1)})
+    if out:
+        titles = dict(db.execute("SELECT id, title FROM products WHERE id IN (SELECT value FROM json_each(?))",
+                                 [json.dumps([c["product_id"] for c in out])]).fetchall())
+        for c in out:
+            c["title"] = titles.get(c["product_id"])
+    return sorted(out, key=lambda c: -c["gaps"])
