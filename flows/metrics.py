@@ -14,15 +14,22 @@ from app.timeutil import local_date, to_db
 # A refresh first materialises the shop's purchases before :now in two temp tables (per
 # connection, dropped at the end): one row per customer and purchase day, and one row per
 # purchased line. Every metric and rule then reads those instead of re-deriving purchases.
-# The WHERE terms match the partial index `orders_purchases`, which covers this scan.
+# The WHERE terms match the partial index `orders_purchases`, which covers this scan; the unary
+# `+` keeps the planner from preferring the created_at index, whose row lookups cost 5× more.
+PURCHASE_DAYS_TABLE = """
+CREATE TEMP TABLE purchase_days (
+    customer_id INTEGER NOT NULL, order_date TEXT NOT NULL, n INTEGER, net INTEGER,
+    first_at TEXT, last_at TEXT, PRIMARY KEY (customer_id, order_date)
+) WITHOUT ROWID
+"""
 PURCHASE_DAYS = """
-CREATE TEMP TABLE purchase_days AS
+INSERT INTO temp.purchase_days
 SELECT customer_id, order_date, COUNT(*) AS n,
        SUM(CASE WHEN currency = :currency THEN total_minor - refunded_minor ELSE 0 END) AS net,
        MIN(created_at) AS first_at, MAX(created_at) AS last_at
 FROM orders
 WHERE shop_id = :shop AND status = 'paid' AND is_test = 0 AND customer_id IS NOT NULL
-  AND created_at < :now
+  AND +created_at < :now
 GROUP BY customer_id, order_date
 """
 
@@ -34,7 +41,8 @@ FROM orders o
 JOIN order_lines l ON l.order_id = o.id
 LEFT JOIN products pr ON pr.id = l.product_id
 WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
-  AND o.created_at < :now
+  AND +o.created_at < :now
+ORDER BY o.customer_id
 """
 
 FILL_SNAPSHOT = """
@@ -47,13 +55,13 @@ SELECT customer_id, :shop, purchases, days, clv, clv / purchases, first_at, last
        CAST(julianday(:now_date) - julianday(first_date) AS INTEGER),
        CAST(julianday(:now_date) - julianday(last_date) AS INTEGER)
 FROM (
-    SELECT customer_id, SUM(n) AS purchases, COUNT(*) AS days, SUM(net) AS clv,
-           MIN(first_at) AS first_at, MAX(last_at) AS last_at,
-           MIN(order_date) AS first_date, MAX(order_date) AS last_date,
-           MIN(order_date) FILTER (WHERE k = 2) AS second_date
-    FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY order_date) AS k
-          FROM temp.purchase_days)
-    GROUP BY customer_id
+    SELECT a.*, (SELECT d.order_date FROM temp.purchase_days d
+                 WHERE d.customer_id = a.customer_id AND d.order_date > a.first_date
+                 ORDER BY d.order_date LIMIT 1) AS second_date
+    FROM (SELECT customer_id, SUM(n) AS purchases, COUNT(*) AS days, SUM(net) AS clv,
+                 MIN(first_at) AS first_at, MAX(last_at) AS last_at,
+                 MIN(order_date) AS first_date, MAX(order_date) AS last_date
+          FROM temp.purchase_days GROUP BY customer_id) AS a
 )
 """
 
@@ -87,6 +95,7 @@ def materialise_purchases(db, shop, now):
     """Create the temp tables `purchase_days` and `purchase_lines` for `now` (see above)."""
     params = query_params(shop, now)
     drop_purchases(db)
+    db.execute(PURCHASE_DAYS_TABLE)
     db.execute(PURCHASE_DAYS, params)
     db.execute(PURCHASE_LINES, params)
 

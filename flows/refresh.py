@@ -25,7 +25,6 @@ def refresh(db, shop, now, settings=None) -> dict:
         params = segments.rule_params(shop, now, settings, rhythm, cycles)
         segments.classify(db, params)
         segments.fill_segments(db, params)
-        segments.score_rfm(db, params)
         model = scores.score(db, params)
         metrics.drop_purchases(db)
         seconds = round(time.perf_counter() - started, 3)

@@ -5,47 +5,57 @@ what makes a 200,000-customer shop fast. One-time buyers keep their rule-based s
 p_alive = 1 for them whatever the time, so their p_alive is left empty.
 """
 import numpy as np
+from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 from . import bgnbd
 
-UNIQUE_ROWS = """
-SELECT purchase_days - 1 AS x,
-       CAST(julianday(last_date) - julianday(first_date) AS INTEGER) AS t_x,
-       days_since_first AS age, COUNT(*) AS n
+# One row per buyer: model inputs (x repeat purchase days, t_x recency, age T) and RFM inputs.
+BUYERS = """
+SELECT customer_id, purchase_days - 1,
+       CAST(julianday(last_date) - julianday(first_date) AS INTEGER), days_since_first,
+       days_since_last, purchases, clv_minor
 FROM customer_snapshots WHERE shop_id = ? AND purchases > 0
-GROUP BY 1, 2, 3
 """
 
-APPLY = """
-UPDATE customer_snapshots SET
-    p_alive = CASE WHEN customer_snapshots.purchase_days >= 2 THEN m.p_alive END,
-    expected_90d = m.expected_90d,
-    expected_next_order = CASE WHEN m.next_days IS NOT NULL
-        THEN date(:now_date, '+' || CAST(round(m.next_days) AS INTEGER) || ' days') END
-FROM temp.model_scores AS m
-WHERE customer_snapshots.shop_id = :shop AND customer_snapshots.purchases > 0
-  AND m.x = customer_snapshots.purchase_days - 1
-  AND m.t_x = CAST(julianday(customer_snapshots.last_date) - julianday(customer_snapshots.first_date) AS INTEGER)
-  AND m.age = customer_snapshots.days_since_first
+STORE = """
+UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
+    expected_90d = ?, expected_next_order = ?
+WHERE customer_id = ?
 """
 
 # Without a model, a repeat buyer's next order is expected one usual gap after the last.
 RULE_BASED_NEXT = """
-UPDATE customer_snapshots SET p_alive = NULL, expected_90d = NULL,
-    expected_next_order = CASE WHEN purchase_days >= 2 AND status = 'active'
-        THEN date(last_date, '+' || CAST(round(avg_gap_days) AS INTEGER) || ' days') END
-WHERE shop_id = :shop
+UPDATE customer_snapshots SET
+    expected_next_order = date(last_date, '+' || CAST(round(avg_gap_days) AS INTEGER) || ' days')
+WHERE shop_id = :shop AND purchase_days >= 2 AND status = 'active'
 """
+
+STAGES = ("champions", "loyal", "potential", "at_risk", "hibernating", "lost")
+
+
+def rfm(recency_days, purchases, clv):
+    """RFM scores 1–5 by percent rank (ties share a score; one-time buyers all get F = 1) and the
+    named stage of each buyer."""
+    def score(values):
+        n = len(values)
+        if n < 2:
+            return np.full(n, 3)
+        pct = (rankdata(values, method="min") - 1) / (n - 1)
+        return 1 + np.minimum(4, (pct * 5).astype(int))
+    r, f, m = score(-recency_days), score(purchases), score(clv)
+    stage = np.select([(r >= 4) & (f >= 4), (r >= 3) & (f >= 3), r >= 3, f >= 3, r == 2],
+                      list(STAGES[:5]), default=STAGES[5])
+    return r, f, m, stage
 
 
 def fit_shop(db, shop_id):
-    """Fit BG/NBD on the shop's snapshot; returns (fit or NotEnoughHistory, x, t_x, T, counts)."""
-    rows = np.array(db.execute(UNIQUE_ROWS, [shop_id]).fetchall(), dtype=float).reshape(-1, 4)
-    x, t_x, age, n = rows.T
+    """Fit BG/NBD on the shop's buyers; returns (fit or NotEnoughHistory, buyer rows)."""
+    rows = np.array(db.execute(BUYERS, [shop_id]).fetchall(), dtype=float).reshape(-1, 7)
+    x, t_x, age = rows[:, 1], rows[:, 2], rows[:, 3]
     # BLAS threads fight over two cores inside the optimiser's small matrix work: one is faster.
     with threadpool_limits(limits=1):
-        return bgnbd.fit(x, t_x, age, counts=n), x, t_x, age, n
+        return bgnbd.fit(x, t_x, age), rows
 
 
 def model_summary(fit, customers) -> dict:
@@ -60,23 +70,28 @@ def model_summary(fit, customers) -> dict:
 
 
 def score(db, params) -> dict:
-    """Fit the shop's model and store every buyer's scores (caller holds the transaction)."""
-    fit, x, t_x, age, n = fit_shop(db, params["shop"])
-    customers = int(n.sum()) if n.size else 0
-    if isinstance(fit, bgnbd.NotEnoughHistory):
+    """Fit the shop's model and store every buyer's RFM and model scores (caller holds the transaction)."""
+    fit, rows = fit_shop(db, params["shop"])
+    ids, x, t_x, age, recency, purchases, clv = rows.T
+    r, f, m, stage = rfm(recency, purchases, clv)
+    n = len(ids)
+    none = [None] * n
+    if isinstance(fit, bgnbd.Fit) and n:
+        alive = bgnbd.p_alive(fit, x, t_x, age)
+        alive = np.where(x > 0, alive, np.nan)  # BG/NBD cannot see a one-time buyer leave
+        exp90 = bgnbd.expected_purchases(fit, 90, x, t_x, age)
+        wait = bgnbd.expected_next_purchase_days(fit, x, t_x, age)
+        next_date = np.datetime64(params["now_date"]) + np.round(wait).astype("timedelta64[D]")
+        next_dates = np.where(wait < bgnbd.MAX_DAYS, np.datetime_as_string(next_date, unit="D"), None)
+        cols = (_nullable(alive), exp90.tolist(), next_dates.tolist())
+    else:
+        cols = (none, none, none)
+    db.conn.executemany(STORE, zip(r.tolist(), f.tolist(), m.tolist(), stage.tolist(), *cols,
+                                   ids.astype(int).tolist()))
+    if not isinstance(fit, bgnbd.Fit):
         db.execute(RULE_BASED_NEXT, params)
-        return model_summary(fit, customers)
-    alive = bgnbd.p_alive(fit, x, t_x, age)
-    exp90 = bgnbd.expected_purchases(fit, 90, x, t_x, age)
-    next_days = bgnbd.expected_next_purchase_days(fit, x, t_x, age)
-    next_days[next_days >= bgnbd.MAX_DAYS] = np.nan  # "ten years from now" is no date to show
-    db.execute("DROP TABLE IF EXISTS temp.model_scores")
-    db.execute("CREATE TEMP TABLE model_scores (x INTEGER, t_x INTEGER, age INTEGER, p_alive REAL,"
-               " expected_90d REAL, next_days REAL, PRIMARY KEY (x, t_x, age))")
-    db.conn.executemany(
-        "INSERT INTO temp.model_scores VALUES (?, ?, ?, ?, ?, ?)",
-        [(int(a), int(b), int(c), float(d), float(e), float(f) if np.isfinite(f) else None)
-         for a, b, c, d, e, f in zip(x, t_x, age, alive, exp90, next_days)])
-    db.execute(APPLY, params)
-    db.execute("DROP TABLE temp.model_scores")
-    return model_summary(fit, customers)
+    return model_summary(fit, n)
+
+
+def _nullable(values):
+    return [None if v != v else v for v in values.tolist()]  # NaN → NULL

@@ -95,25 +95,6 @@ WHERE julianday(:now_date) BETWEEN julianday(due_date) - :lead AND julianday(due
 GROUP BY customer_id
 """
 
-RFM = """
-UPDATE customer_snapshots SET r_score = q.r, f_score = q.f, m_score = q.m,
-    stage = CASE WHEN q.r >= 4 AND q.f >= 4 THEN 'champions'
-                 WHEN q.r >= 3 AND q.f >= 3 THEN 'loyal'
-                 WHEN q.r >= 3 THEN 'potential'
-                 WHEN q.f >= 3 THEN 'at_risk'
-                 WHEN q.r = 2 THEN 'hibernating'
-                 ELSE 'lost' END
-FROM (
-    SELECT customer_id,
-           1 + MIN(4, CAST(percent_rank() OVER (ORDER BY days_since_last DESC) * 5 AS INTEGER)) AS r,
-           1 + MIN(4, CAST(percent_rank() OVER (ORDER BY purchases) * 5 AS INTEGER)) AS f,
-           1 + MIN(4, CAST(percent_rank() OVER (ORDER BY clv_minor) * 5 AS INTEGER)) AS m
-    FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0
-) AS q
-WHERE customer_snapshots.customer_id = q.customer_id
-"""
-
-
 def rule_params(shop, now, settings, rhythm, cycles=None) -> dict:
     """Parameters of the segment rules for one shop at `now`."""
     return {**query_params(shop, now),
@@ -142,11 +123,6 @@ def fill_segments(db, params):
     db.execute(CATEGORY_LAPSED, params)
     if params["cycles"] != "{}":
         db.execute(REPLENISH_DUE, params)
-
-
-def score_rfm(db, params):
-    """RFM scores 1–5 (ties share a score) and the named stage of every buyer."""
-    db.execute(RFM, params)
 
 
 def repurchase_gaps(db, shop, now, product_ids=None) -> dict[int, np.ndarray]:
