@@ -1,11 +1,12 @@
 """The shop owner's pages: shop list, shop overview, customers and one customer."""
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from .auth import login_required
 from .db import get_db
 from .money import format_money
 from .runs import recent_runs
 from .shops import list_shops, shop_for_user
+from .timeutil import utcnow
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 50
@@ -47,9 +48,23 @@ def shop(handle):
         SELECT currency, SUM(total_minor - refunded_minor) AS net, COUNT(*) AS orders
         FROM orders WHERE shop_id = ? AND status = 'paid' AND NOT is_test
         GROUP BY currency ORDER BY net DESC""", [shop["id"]]))
+    from flows.refresh import segment_counts, stored_snapshot
+    snapshot = stored_snapshot(db, shop)
     return render_template("shop.html", shop=shop, customers=totals[0], orders=totals[1],
                            purchases=totals[2], first_order=totals[3], last_order=totals[4],
-                           revenue=revenue, runs=recent_runs(db, shop["id"], 5))
+                           revenue=revenue, runs=recent_runs(db, shop["id"], 5), snapshot=snapshot,
+                           segments=segment_counts(db, shop["id"]) if snapshot else None)
+
+
+@bp.post("/shops/<handle>/refresh")
+@login_required
+def refresh(handle):
+    """Recompute the shop's segments and scores now (the scheduler also does this)."""
+    from flows.refresh import refresh as run_refresh
+    shop = _shop_or_404(handle)
+    result = run_refresh(get_db(), shop, utcnow())
+    flash(f"Segments refreshed for {result['customers']} customers in {result['seconds']} s.")
+    return redirect(url_for("pages.shop", handle=handle))
 
 
 @bp.get("/shops/<handle>/customers")
@@ -57,9 +72,13 @@ def shop(handle):
 def customers(handle):
     shop = _shop_or_404(handle)
     q = request.args.get("q", "").strip()
+    segment = request.args.get("segment", "").strip()
     page = max(request.args.get("page", 1, type=int), 1)
     where, params = "c.shop_id = :s", {"s": shop["id"], "limit": PAGE_SIZE + 1,
                                        "offset": (page - 1) * PAGE_SIZE}
+    if segment:
+        where += " AND c.id IN (SELECT customer_id FROM customer_segments WHERE shop_id = :s AND segment = :segment)"
+        params["segment"] = segment
     if q:
         where += (" AND (c.email LIKE :q ESCAPE '\\' OR c.external_id = :exact"
                   " OR (COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '')) LIKE :q ESCAPE '\\')")
@@ -77,8 +96,10 @@ def customers(handle):
         GROUP BY c.id
         ORDER BY last_order DESC NULLS LAST, c.id
         LIMIT :limit OFFSET :offset""", {**params, "currency": shop["currency"]}))
+    from flows.refresh import segment_counts
     return render_template("customers.html", shop=shop, rows=rows[:PAGE_SIZE], q=q, page=page,
-                           has_next=len(rows) > PAGE_SIZE)
+                           has_next=len(rows) > PAGE_SIZE, segment=segment,
+                           segments=segment_counts(get_db(), shop["id"]))
 
 
 @bp.get("/shops/<handle>/customers/<customer_id>")
@@ -96,4 +117,8 @@ def customer(handle, customer_id):
                          CASE WHEN l.quantity <> 1 THEN ' ×' || l.quantity ELSE '' END, ', ')
                      FROM order_lines l WHERE l.order_id = o.id) AS line_summary
         FROM orders o WHERE o.customer_id = ? ORDER BY o.created_at DESC""", [cust["id"]]))
-    return render_template("customer.html", shop=shop, customer=cust, orders=orders)
+    from flows.explain import explain
+    from flows.refresh import stored_snapshot
+    snapshot = stored_snapshot(db, shop)
+    why = explain(db, shop, cust, snapshot) if snapshot else None
+    return render_template("customer.html", shop=shop, customer=cust, orders=orders, why=why)

@@ -82,3 +82,28 @@ def test_paging(client, login, db):
     assert first.count("@example.com</a>") == 50 and "Next" in first
     third = client.get("/shops/big/customers?page=3").get_data(as_text=True)
     assert third.count("@example.com</a>") == 20 and "Next" not in third
+
+
+def test_segments_on_the_shop_page_and_refresh_button(client, login, shop):
+    import re
+    login()
+    page = client.get("/shops/corner").get_data(as_text=True)
+    assert "Segments have not been computed yet" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post("/shops/corner/refresh").status_code == 400  # no CSRF token, no refresh
+    response = client.post("/shops/corner/refresh", data={"csrf_token": token}, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "Segments refreshed for 3 customers" in page
+    assert 'data-segment="active">' in page
+
+
+def test_segment_filter_and_why(client, login, shop, db):
+    from app.timeutil import parse_now
+    from flows.refresh import refresh
+    refresh(db, shop, parse_now("2025-09-01", "UTC"))  # Ann: two orders, May 1 and May 9
+    login()
+    page = client.get("/shops/corner/customers?segment=lapsed").get_data(as_text=True)
+    assert "ann@example.com" in page and "zoe@example.com" in page
+    assert "bob@example.com" not in page  # a cancelled order only: no segment
+    page = client.get("/shops/corner/customers/C1").get_data(as_text=True)
+    assert "lapsed: 115 days since the last order, 1.5 × their usual 8 days is 12, and never before 30 days" in page
