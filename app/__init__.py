@@ -58,10 +58,12 @@ def create_app(test_config=None):
     from flask_wtf.csrf import CSRFProtect
     CSRFProtect(app)
 
-    from . import auth, cli, pages
+    from . import auth, cli, pages, shopify_routes, woocommerce_routes
     cli.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(shopify_routes.bp)
+    app.register_blueprint(woocommerce_routes.bp)
 
     @app.get("/healthz")
     def healthz():

@@ -123,6 +123,8 @@ def serve_command(host, port, no_scheduler, threads):
     init_db(get_db())
     if not no_scheduler:
         scheduler.start(app)
+        from .webhooks import start_processor
+        start_processor(app)
     click.echo(f"Winback on http://{host}:{port}/ (Ctrl+C stops)")
     serve(app, host=host, port=port, threads=threads, ident="winback")
 
@@ -131,7 +133,9 @@ def serve_command(host, port, no_scheduler, threads):
 def worker_command():
     """Run the scheduler alone, for deployments where gunicorn serves the web side."""
     from . import scheduler
+    from .webhooks import start_processor
     init_db(get_db())
+    start_processor(current_app._get_current_object())
     scheduler.run_forever(current_app._get_current_object())
 
 
@@ -189,13 +193,17 @@ def add_woocommerce_command(url, key, secret, webhook_secret, offline):
 @click.option("--full", is_flag=True, help="Pull everything, not only what changed since the last sync.")
 def sync_command(shop_handle, full):
     """Pull customers, orders and products from the shop's platform, with a progress bar."""
+    from connectors.sync import sync_shop
     shop = _require_shop(shop_handle)
     if shop["platform"] in ("demo", "import"):
         raise click.ClickException(
             f"shop {shop_handle!r} is a {shop['platform']} shop: it has no platform to sync from"
             + (" (refresh it with `winback demo`)" if shop["platform"] == "demo"
                else " (load more with `winback import-orders`)"))
-    _not_built(f"Sync for {shop['platform']}", 6 if shop["platform"] == "shopify" else 7)
+    result = sync_shop(current_app._get_current_object(), get_db(), shop, full=full,
+                       progress=sys.stderr.isatty())
+    click.echo(f"Synced {shop_handle}: {result.get('orders_new', 0)} new and {result.get('orders_updated', 0)} "
+               f"changed orders, {result.get('customers_new', 0)} new customers.")
 
 
 @commands.command("import-orders")

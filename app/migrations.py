@@ -187,3 +187,41 @@ CREATE TABLE shop_snapshots (
     seconds REAL
 )
 """)
+
+
+@migrations(name="0004_webhooks_sync_state")
+def m0004(db):
+    _run(db, """
+CREATE TABLE webhook_events (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    platform TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    delivery_id TEXT,
+    received_at TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    processed_at TEXT,
+    UNIQUE (shop_id, delivery_id)
+);
+CREATE INDEX webhook_events_due ON webhook_events (status, next_attempt_at);
+CREATE TABLE sync_state (
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    resource TEXT NOT NULL,
+    value TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (shop_id, resource)
+) WITHOUT ROWID;
+CREATE TABLE oauth_states (
+    state TEXT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    shop_handle TEXT,
+    user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    data TEXT,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+)
+""")

@@ -1,0 +1,1 @@
+"""Shopify connector (issue #6): OAuth install, bulk sync, webhooks, discount codes, privacy topics."""

@@ -1,0 +1,1 @@
+"""WooCommerce connector (issue #7): key flow, REST sync, webhooks, coupons."""
