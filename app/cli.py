@@ -351,17 +351,48 @@ def explain_command(shop_handle, customer, now, as_json):
 @json_option
 def run_flows_command(shop_handle, now, as_json):
     """One scheduler tick: enrol, exit, send what is due."""
-    _require_shop(shop_handle)
-    _not_built("The flow engine", 4)
+    from flows.engine import TickBusy, tick
+    shop = _require_shop(shop_handle)
+    try:
+        result = tick(current_app._get_current_object(), get_db(), shop, _shop_now(shop, now),
+                      connector=_live_connector(shop))
+    except TickBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"{shop_handle} at {result['now']}: {result['enrolled']} enrolled, {result['held_out']} held out, "
+                   f"{result['sent']} emails, {result['exited']} exited, {result['deferred']} deferred.")
+
+
+def _live_connector(shop):
+    """The shop's connector when its platform has one (codes and live order checks), else None."""
+    if shop["platform"] in ("demo", "import"):
+        return None
+    from connectors.registry import connector_for
+    try:
+        return connector_for(current_app._get_current_object(), shop)
+    except LookupError:
+        return None
 
 
 @commands.command("messages")
 @shop_option
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 1_000_000))
 @json_option
-def messages_command(shop_handle, as_json):
+def messages_command(shop_handle, limit, as_json):
     """The message log (outbox and sent)."""
-    _require_shop(shop_handle)
-    _not_built("The message log", 4)
+    from flows.messages import message_log
+    shop = _require_shop(shop_handle)
+    rows = message_log(get_db(), shop, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No messages yet.")
+    for m in rows:
+        click.echo(f"{m['scheduled_for']}  {m['status']:8} {m['flow']:13} step {m['step'] + 1}  {m['email']:35} "
+                   f"{m['subject']}" + (f"  [{m['discount_code']} until {m['code_expires_at']}]" if m["discount_code"] else ""))
 
 
 @commands.command("report")

@@ -225,3 +225,80 @@ CREATE TABLE oauth_states (
     expires_at TEXT NOT NULL
 )
 """)
+
+
+@migrations(name="0007_flows_codes_messages")
+def m0007(db):
+    _run(db, """
+ALTER TABLE customers ADD COLUMN unsubscribed_at TEXT;
+ALTER TABLE customers ADD COLUMN marketing_inactive_at TEXT;
+ALTER TABLE customers ADD COLUMN marketing_confirmed_at TEXT;
+CREATE TABLE enrolments (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    flow TEXT NOT NULL,
+    anchor_order_at TEXT NOT NULL,
+    reason TEXT,
+    held_out INTEGER NOT NULL DEFAULT 0 CHECK (held_out IN (0, 1)),
+    discounted INTEGER NOT NULL DEFAULT 0 CHECK (discounted IN (0, 1)),
+    entered_at TEXT NOT NULL,
+    step INTEGER NOT NULL DEFAULT 0,
+    first_sent_at TEXT,
+    next_due_at TEXT,
+    deferred_reason TEXT,
+    status TEXT NOT NULL CHECK (status IN ('active', 'held_out', 'completed', 'exited', 'converted')),
+    exit_reason TEXT,
+    ended_at TEXT,
+    converted_order_id INTEGER REFERENCES orders(id) ON DELETE SET NULL,
+    UNIQUE (customer_id, flow, anchor_order_at)
+);
+CREATE UNIQUE INDEX enrolments_one_running ON enrolments (customer_id) WHERE status IN ('active', 'held_out');
+CREATE INDEX enrolments_shop_status ON enrolments (shop_id, status, next_due_at);
+CREATE TABLE discount_codes (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    customer_id INTEGER REFERENCES customers(id) ON DELETE SET NULL,
+    enrolment_id INTEGER REFERENCES enrolments(id) ON DELETE SET NULL,
+    code TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('percent', 'free_shipping')),
+    percent REAL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    platform_ref TEXT,
+    used_order_id INTEGER REFERENCES orders(id) ON DELETE SET NULL,
+    used_at TEXT,
+    UNIQUE (shop_id, code)
+);
+CREATE INDEX discount_codes_enrolment ON discount_codes (enrolment_id);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    customer_id INTEGER REFERENCES customers(id) ON DELETE SET NULL,
+    enrolment_id INTEGER REFERENCES enrolments(id) ON DELETE SET NULL,
+    flow TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    is_marketing INTEGER NOT NULL CHECK (is_marketing IN (0, 1)),
+    email TEXT,
+    locale TEXT,
+    subject TEXT NOT NULL,
+    body_text TEXT NOT NULL,
+    body_html TEXT,
+    discount_code_id INTEGER REFERENCES discount_codes(id) ON DELETE SET NULL,
+    status TEXT NOT NULL CHECK (status IN ('outbox', 'sending', 'sent', 'failed')),
+    created_at TEXT NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    sent_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    message_id TEXT
+);
+CREATE INDEX messages_customer ON messages (customer_id, created_at);
+CREATE INDEX messages_shop_status ON messages (shop_id, status);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) WITHOUT ROWID
+""")

@@ -68,6 +68,21 @@ declare("vip_min_amount", None, number(0, optional=True),
 declare("category_lapse_factor", 1.5, number(1, 10), "A category lapses after this many times its usual gap")
 declare("replenish_lead_days", 5, number(0, 60, integer=True), "Replenishment reminder: days before the due date")
 
+# Flow engine (SPEC "Flows" rules).
+declare("cap_per_day", 1, number(1, 10, integer=True), "Marketing emails per customer per 24 hours")
+declare("cap_per_week", 3, number(1, 50, integer=True), "Marketing emails per customer per 7 days")
+declare("window_start", 9, number(0, 23, integer=True), "Send from this hour (shop time)")
+declare("window_end", 20, number(1, 24, integer=True), "Send until this hour (shop time)")
+declare("discount_cooldown_days", 90, number(0, 365, integer=True), "At most one discounted flow per customer in this many days")
+declare("conversion_days", 5, number(1, 60, integer=True), "A purchase this many days after an email converts it")
+
+
+# Rules that tie settings together: each returns a problem in words, or None.
+CHECKS = [
+    lambda v: "the send window must end after it starts" if v["window_end"] <= v["window_start"] else None,
+    lambda v: "the weekly cap cannot be below the daily cap" if v["cap_per_week"] < v["cap_per_day"] else None,
+]
+
 
 def get_settings(db, shop_id) -> dict:
     """Every setting of the shop: saved values over the defaults."""
@@ -86,6 +101,11 @@ def save_setting(db, shop_id, key, value):
         parsed = SETTINGS[key].parse(value)
     except ValueError as exc:
         raise ValueError(f"{key}: {exc}") from None
+    merged = {**get_settings(db, shop_id), key: parsed}
+    for check in CHECKS:
+        problem = check(merged)
+        if problem:
+            raise ValueError(f"{key}: {problem}")
     with write_transaction(db):
         db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

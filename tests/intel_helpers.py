@@ -1,6 +1,7 @@
 """Building small, exact shop histories for the intelligence tests."""
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import count
 
 from app.shops import create_shop
 from app.timeutil import zone
@@ -8,6 +9,7 @@ from connectors.base import CustomerRecord, LineRecord, OrderRecord
 from connectors.store import ShopWriter
 
 D0 = date(2026, 1, 1)
+_ORDER_IDS = count(1)  # unique across builders, so a later order never replaces an earlier one
 
 
 def day(n: int) -> date:
@@ -32,7 +34,7 @@ class History:
     def order(self, customer, d, total="50", lines=(), status="paid", refunded="0", test=False,
               at=time(12), consent=True, oid=None):
         when = datetime.combine(day(d) if isinstance(d, int) else d, at, tzinfo=zone(self.tz))
-        oid = oid or f"{customer}-{len(self.records)}"
+        oid = oid or f"{customer}-{next(_ORDER_IDS)}"
         self.records.append(OrderRecord(
             external_id=oid, created_at=when, total=Decimal(total), currency="EUR", status=status,
             refunded=Decimal(refunded), test=test,

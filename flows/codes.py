@@ -1,0 +1,73 @@
+"""Personal discount codes: unique, unguessable, single use, bound to one customer, expiring.
+
+Platform shops create the code through their connector (Shopify discount, WooCommerce coupon);
+demo and import shops keep it in SQLite alone. Either way the row here is the record the emails
+quote: the expiry shown in copy is this stored `expires_at`. An order carrying the code is its use.
+"""
+import secrets
+from datetime import timedelta
+
+from app.timeutil import to_db
+
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are typed by hand
+
+
+def new_code(prefix="WB") -> str:
+    """A random code with 50 bits of entropy, e.g. WB-7KQ2-M9XD-RT."""
+    raw = "".join(secrets.choice(ALPHABET) for _ in range(10))
+    return f"{prefix}-{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def create(db, shop, customer, enrolment_id, offer, now, connector=None) -> dict:
+    """Create a code for `offer` ({"percent", "valid_days"} or {"free_shipping", "valid_days"})."""
+    expires = now + timedelta(days=offer["valid_days"])
+    percent = None if offer.get("free_shipping") else float(offer["percent"])
+    for _ in range(5):
+        code = new_code()
+        if not db.execute("SELECT 1 FROM discount_codes WHERE shop_id = ? AND code = ?", [shop["id"], code]).fetchone():
+            break
+    ref = None
+    if connector is not None:
+        try:
+            from decimal import Decimal
+            ref = connector.create_discount(code=code, customer=customer,
+                                            percent=Decimal(str(percent)) if percent is not None else None,
+                                            free_shipping=bool(offer.get("free_shipping")), expires_at=expires)
+        except NotImplementedError:
+            ref = None
+    cur = db.execute(
+        "INSERT INTO discount_codes (shop_id, customer_id, enrolment_id, code, kind, percent, created_at,"
+        " expires_at, platform_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [shop["id"], customer["id"], enrolment_id, code, "free_shipping" if percent is None else "percent",
+         percent, to_db(now), to_db(expires), ref])
+    return {"id": cur.lastrowid, "code": code, "percent": percent, "expires_at": to_db(expires)}
+
+
+def reusable(db, enrolment_id, now) -> dict | None:
+    """The enrolment's newest code that is still valid and unused, if any."""
+    rows = list(db.query(
+        "SELECT id, code, percent, expires_at FROM discount_codes WHERE enrolment_id = ? AND used_order_id IS NULL"
+        " AND expires_at > ? ORDER BY id DESC LIMIT 1", [enrolment_id, to_db(now)]))
+    return rows[0] if rows else None
+
+
+def latest(db, enrolment_id) -> dict | None:
+    """The enrolment's newest code, valid or not (to repeat its offer when it expired)."""
+    rows = list(db.query("SELECT id, code, percent, kind, expires_at FROM discount_codes WHERE enrolment_id = ?"
+                         " ORDER BY id DESC LIMIT 1", [enrolment_id]))
+    return rows[0] if rows else None
+
+
+MARK_USED = """
+UPDATE discount_codes SET used_order_id = o.id, used_at = o.created_at
+FROM orders o, json_each(o.discount_codes) j
+WHERE discount_codes.shop_id = :shop AND discount_codes.used_order_id IS NULL
+  AND o.shop_id = discount_codes.shop_id AND o.discount_codes IS NOT NULL
+  AND o.created_at < :now AND o.status IN ('paid', 'pending')
+  AND j.value = lower(discount_codes.code)
+"""
+
+
+def mark_used(db, params):
+    """Record which codes orders have carried (codes compare lower-case)."""
+    db.execute(MARK_USED, params)

@@ -1,0 +1,106 @@
+"""Flow definitions as data: the five SPEC flows as defaults, per-shop overrides, validation.
+
+A flow is {"name", "entry" (segment), "kind" ("promotional" | "service"), "enabled", "holdout"
+(share held out), "steps": [{"delay_days", "template", "offer"}]}. An offer is None,
+{"percent": P, "valid_days": D}, {"free_shipping": true, "valid_days": D} or {"reuse": true} (the
+enrolment's code while it is valid). Delays count from the first email of the enrolment.
+"""
+import copy
+import json
+
+from app.db import write_transaction
+from app.timeutil import to_db, utcnow
+
+PRIORITY = ("replenish", "vip_winback", "winback", "second_order", "sunset")
+
+DEFAULT_FLOWS = {
+    "replenish": {"entry": "replenish_due", "kind": "promotional", "enabled": True, "holdout": 0.10,
+                  "steps": [{"delay_days": 0, "template": "replenish_reminder", "offer": None}]},
+    "vip_winback": {"entry": "vip_at_risk", "kind": "promotional", "enabled": True, "holdout": 0.10,
+                    "steps": [{"delay_days": 0, "template": "vip_winback_1", "offer": {"percent": 20, "valid_days": 4}},
+                              {"delay_days": 3, "template": "vip_winback_2", "offer": {"reuse": True}},
+                              {"delay_days": 10, "template": "vip_winback_3", "offer": {"percent": 25, "valid_days": 3}}]},
+    "winback": {"entry": "lapsed", "kind": "promotional", "enabled": True, "holdout": 0.10,
+                "steps": [{"delay_days": 0, "template": "winback_1", "offer": {"percent": 15, "valid_days": 4}},
+                          {"delay_days": 3, "template": "winback_2", "offer": {"reuse": True}},
+                          {"delay_days": 10, "template": "winback_3", "offer": {"percent": 20, "valid_days": 3}}]},
+    "second_order": {"entry": "one_time", "kind": "service", "enabled": True, "holdout": 0.10,
+                     "min_days_since_order": 14, "max_days_since_order": 180,
+                     "steps": [{"delay_days": 0, "template": "second_order", "offer": None}]},
+    "sunset": {"entry": "lost", "kind": "promotional", "enabled": True, "holdout": 0.10,
+               "no_response_days": 14,
+               "steps": [{"delay_days": 0, "template": "sunset", "offer": None}]},
+}
+
+ENGINE_DEFAULTS = {"cap_per_day": 1, "cap_per_week": 3, "window_start": 9, "window_end": 20,
+                   "discount_cooldown_days": 90, "conversion_days": 5}
+
+
+class FlowError(ValueError):
+    """A flow definition that cannot run, with the reason."""
+
+
+def validate_flow(name, flow) -> dict:
+    """Check one flow definition; returns it normalised or raises FlowError naming the problem."""
+    if name not in DEFAULT_FLOWS:
+        raise FlowError(f"unknown flow {name!r}")
+    if not isinstance(flow, dict):
+        raise FlowError(f"{name}: a flow is an object")
+    if flow.get("kind") not in ("promotional", "service"):
+        raise FlowError(f"{name}: kind must be promotional or service")
+    holdout = flow.get("holdout", 0.10)
+    if not isinstance(holdout, (int, float)) or not 0 <= holdout <= 0.5:
+        raise FlowError(f"{name}: holdout must be a share between 0 and 0.5")
+    steps = flow.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise FlowError(f"{name}: needs at least one step")
+    last = -1
+    for i, step in enumerate(steps, 1):
+        delay = step.get("delay_days")
+        if not isinstance(delay, (int, float)) or delay < 0:
+            raise FlowError(f"{name} step {i}: delay must be zero or more days")
+        if delay < last:
+            raise FlowError(f"{name} step {i}: delays must not go back in time")
+        last = delay
+        if not step.get("template"):
+            raise FlowError(f"{name} step {i}: needs a template")
+        offer = step.get("offer")
+        if offer is None:
+            continue
+        if flow["kind"] == "service":
+            raise FlowError(f"{name} step {i}: a service flow carries no offer")
+        if offer.get("reuse"):
+            if i == 1:
+                raise FlowError(f"{name} step 1: there is no earlier code to reuse")
+            continue
+        valid = offer.get("valid_days")
+        if not isinstance(valid, (int, float)) or not 0 < valid <= 365:
+            raise FlowError(f"{name} step {i}: a code must be valid between 1 and 365 days")
+        if offer.get("free_shipping"):
+            continue
+        pct = offer.get("percent")
+        if not isinstance(pct, (int, float)) or not 0 < pct <= 90:
+            raise FlowError(f"{name} step {i}: a discount must be more than 0 % and at most 90 %")
+    return {**flow, "name": name, "holdout": float(holdout), "enabled": bool(flow.get("enabled", True))}
+
+
+def load_flows(db, shop_id) -> dict:
+    """The shop's flows: defaults overlaid with the owner's saved definitions, each validated."""
+    flows = copy.deepcopy(DEFAULT_FLOWS)
+    for key, value in db.execute("SELECT key, value FROM shop_settings WHERE shop_id = ? AND key LIKE 'flow:%'",
+                                 [shop_id]):
+        name = key.split(":", 1)[1]
+        if name in flows:
+            flows[name] = json.loads(value)
+    return {name: validate_flow(name, flows[name]) for name in PRIORITY}
+
+
+def save_flow(db, shop_id, name, flow):
+    """Validate and store the owner's definition of a flow; FlowError keeps the old one."""
+    checked = validate_flow(name, flow)
+    checked.pop("name")
+    with write_transaction(db):
+        db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                   [shop_id, f"flow:{name}", json.dumps(checked), to_db(utcnow())])
+    return checked
