@@ -15,6 +15,7 @@ DEFAULTS = {
     "SMTP_URL": None,
     "MAIL_FROM": "Winback <noreply@localhost>",
     "ADMIN_PASSWORD": None,
+    "TICK_SECONDS": 900,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

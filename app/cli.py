@@ -343,19 +343,33 @@ def explain_command(shop_handle, customer, now, as_json):
                f"{', '.join(doc['segments']) or 'none'}")
     for reason in doc["reasons"]:
         click.echo(f"  - {reason}")
+    from flows.messages import message_log
+    for m in message_log(db, shop, limit=10, customer_id=found["id"]):
+        click.echo(f"  · {m['created_at'][:16]} {m['flow']} email {m['step'] + 1}: {m['subject']} ({m['status']})")
 
 
 @commands.command("run-flows")
 @shop_option
 @now_option
+@click.option("--dry-run", is_flag=True, help="Only show who would enter which flow now, and why.")
 @json_option
-def run_flows_command(shop_handle, now, as_json):
+def run_flows_command(shop_handle, now, dry_run, as_json):
     """One scheduler tick: enrol, exit, send what is due."""
-    from flows.engine import TickBusy, tick
+    from flows.engine import TickBusy, preview, tick
     shop = _require_shop(shop_handle)
+    if dry_run:
+        rows = preview(get_db(), shop, _shop_now(shop, now))
+        if as_json:
+            echo_json(rows)
+        else:
+            for r in rows:
+                click.echo(f"{r['flow']:13} {r['customer']:12} {r['email'] or '':35} {r['reason']}"
+                           + ("  [control group]" if r["held_out"] else ""))
+            click.echo(f"{len(rows)} customers would enter a flow.")
+        return
     try:
         result = tick(current_app._get_current_object(), get_db(), shop, _shop_now(shop, now),
-                      connector=_live_connector(shop))
+                      connector=live_connector(current_app._get_current_object(), shop))
     except TickBusy as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -365,13 +379,13 @@ def run_flows_command(shop_handle, now, as_json):
                    f"{result['sent']} emails, {result['exited']} exited, {result['deferred']} deferred.")
 
 
-def _live_connector(shop):
+def live_connector(app, shop):
     """The shop's connector when its platform has one (codes and live order checks), else None."""
     if shop["platform"] in ("demo", "import"):
         return None
     from connectors.registry import connector_for
     try:
-        return connector_for(current_app._get_current_object(), shop)
+        return connector_for(app, shop)
     except LookupError:
         return None
 

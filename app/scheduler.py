@@ -1,22 +1,60 @@
-"""Background jobs (sync, refresh, run-flows). The jobs arrive with the flow engine (issue #4);
-until then the scheduler starts with none, so `serve` and `worker` already have their final shape."""
+"""Background jobs: for every shop, sync (platform shops), refresh and one flow tick; webhook
+processing runs beside them. APScheduler runs the jobs inside the app context, in `winback serve`
+and `winback worker`. All state lives in SQLite, so a restart loses nothing, and a lease row makes
+sure that of two schedulers on one database only one ticks.
+"""
 import logging
+import os
+import socket
 import time
+import uuid
+
+from .db import connect
+from .timeutil import utcnow
 
 log = logging.getLogger("winback.scheduler")
-JOBS = []  # (function(app), seconds between runs); filled by the features that need ticks
+LEASE = "scheduler"
+_HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
+    """One round over every shop, if this scheduler holds the lease; None when another one does."""
+    from connectors.sync import sync_shop
+    from flows import lease
+    from flows.engine import TickBusy, tick
+    from .cli import live_connector
+    interval = int(app.config.get("TICK_SECONDS", 900))
+    db = connect(app.config["DATABASE"])
+    try:
+        if not lease.acquire(db, LEASE, holder, ttl_seconds=2 * interval):
+            log.info("scheduler: another scheduler holds the lease")
+            return None
+        results = {}
+        for shop in list(db.query("SELECT * FROM shops ORDER BY id")):
+            connector = live_connector(app, shop)
+            try:
+                if connector is not None:
+                    sync_shop(app, db, shop, connector=connector)
+                results[shop["handle"]] = tick(app, db, shop, now or utcnow(), connector=connector)
+            except TickBusy as exc:
+                results[shop["handle"]] = {"skipped": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - one shop's trouble must not stop the others
+                log.exception("scheduler: shop %s failed", shop["handle"])
+                results[shop["handle"]] = {"error": f"{type(exc).__name__}: {exc}"}
+        return results
+    finally:
+        db.close()
 
 
 def start(app):
-    """Start the jobs in a background scheduler inside `app`; returns it (None without jobs)."""
-    if not JOBS:
-        log.info("scheduler: no periodic jobs yet")
-        return None
+    """Start the background scheduler (ticks every TICK_SECONDS, first one at once); returns it."""
     from apscheduler.schedulers.background import BackgroundScheduler
+    interval = int(app.config.get("TICK_SECONDS", 900))
     sched = BackgroundScheduler(timezone="UTC")
-    for func, seconds in JOBS:
-        sched.add_job(_in_context(app, func), "interval", seconds=seconds, max_instances=1, coalesce=True)
+    sched.add_job(_in_context(app, tick_all), "interval", seconds=interval, max_instances=1, coalesce=True,
+                  next_run_time=utcnow(), id="tick_all")
     sched.start()
+    log.info("scheduler: ticking every %s s", interval)
     return sched
 
 
@@ -27,8 +65,7 @@ def run_forever(app):
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        if sched:
-            sched.shutdown()
+        sched.shutdown()
 
 
 def _in_context(app, func):

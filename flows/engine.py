@@ -138,7 +138,7 @@ def _has_offer(flow):
     return any(step.get("offer") for step in flow["steps"])
 
 
-def enrol_pass(db, params, flows, settings, snapshot) -> Counter:
+def enrol_pass(db, params, flows, settings, snapshot, customer_id=None) -> Counter:
     """Enrol the customers each flow's entry segment holds now, in priority order."""
     counts = Counter()
     cycles = json.dumps((snapshot.get("model") or {}).get("replenish_cycles") or {})
@@ -155,12 +155,15 @@ def enrol_pass(db, params, flows, settings, snapshot) -> Counter:
             extra += NOT_VIP
         if name == "second_order":
             extra += SECOND_ORDER_TIMING
+        if customer_id is not None:
+            extra += "\n  AND s.customer_id = :only_customer"
         cur = db.execute(ENROL.format(extra=extra), {
             **params, "flow": name, "entry": flow["entry"], "holdout": flow["holdout"],
             "discounted": int(_has_offer(flow)), "service": int(flow["kind"] == "service"),
             "cycles": cycles, "min_days": flow.get("min_days_since_order", 14),
             "max_days": flow.get("max_days_since_order", 180),
-            "cooldown_since": to_db(params["now"] - timedelta(days=settings["discount_cooldown_days"]))})
+            "cooldown_since": to_db(params["now"] - timedelta(days=settings["discount_cooldown_days"])),
+            "only_customer": customer_id})
         counts["enrolled"] += cur.rowcount
         length = flow["steps"][-1]["delay_days"] + settings["conversion_days"]
         db.execute(COMPLETE_HOLDOUT, {**params, "flow": name,
@@ -330,6 +333,37 @@ def _apply(db, updates, params):
 
 
 # ---- the tick -------------------------------------------------------------------------------
+def _context(db, shop, now):
+    _register_functions(db)
+    settings = get_settings(db, shop["id"])
+    flows = load_flows(db, shop["id"])
+    snapshot = ensure_snapshot(db, shop, now)
+    params = {"shop": shop["id"], "now": now, "now_db": to_db(now),
+              "now_date": local_date(now, shop["timezone"]),
+              "promotional": json.dumps([n for n, f in flows.items() if f["kind"] == "promotional"])}
+    return settings, flows, snapshot, params
+
+
+def preview(db, shop, now, customer_id=None) -> list[dict]:
+    """Who would enter which flow at `now`, and why: the real rules run and are rolled back."""
+    settings, flows, snapshot, params = _context(db, shop, now)
+    with write_transaction(db):
+        db.execute("SAVEPOINT preview")
+        try:
+            before = db.execute("SELECT COALESCE(MAX(id), 0) FROM enrolments").fetchone()[0]
+            exit_pass(db, params)
+            enrol_pass(db, params, flows, settings, snapshot, customer_id=customer_id)
+            rows = list(db.query(
+                "SELECT c.external_id AS customer, c.email, e.flow, e.held_out, e.reason FROM enrolments e"
+                " JOIN customers c ON c.id = e.customer_id WHERE e.id > ? ORDER BY e.flow, c.external_id", [before]))
+        finally:
+            db.execute("ROLLBACK TO preview")
+            db.execute("RELEASE preview")
+    for row in rows:
+        row["held_out"] = bool(row["held_out"])
+    return rows
+
+
 def tick(app, db, shop, now, connector=None) -> dict:
     """One scheduler tick for one shop at `now`: {"enrolled", "sent", "held_out", "exited", "deferred"}."""
     holder = lease.holder_id()
@@ -337,13 +371,7 @@ def tick(app, db, shop, now, connector=None) -> dict:
     if not lease.acquire(db, name, holder, TICK_LEASE_SECONDS):
         raise TickBusy(f"another tick of shop {shop['handle']!r} is running")
     try:
-        _register_functions(db)
-        settings = get_settings(db, shop["id"])
-        flows = load_flows(db, shop["id"])
-        snapshot = ensure_snapshot(db, shop, now)
-        params = {"shop": shop["id"], "now": now, "now_db": to_db(now),
-                  "now_date": local_date(now, shop["timezone"]),
-                  "promotional": json.dumps([n for n, f in flows.items() if f["kind"] == "promotional"])}
+        settings, flows, snapshot, params = _context(db, shop, now)
         counts = Counter()
         with write_transaction(db):
             codes.mark_used(db, params)

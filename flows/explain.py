@@ -97,7 +97,11 @@ def explain(db, shop, customer, snapshot) -> dict:
         reasons.append(f"RFM {row['r_score']}-{row['f_score']}-{row['m_score']} (recency, frequency, money): "
                        f"{row['stage'].replace('_', ' ')}")
 
+    flow, outlook = flow_outlook(db, shop, customer, snapshot)
+    reasons.extend(outlook)
+
     return {
+        "flow": flow,
         "customer": customer["external_id"], "email": customer["email"], "now": snapshot["computed_for"],
         "orders": row["purchases"], "purchase_days": row["purchase_days"],
         "clv": float(from_minor(row["clv_minor"], currency)), "aov":
@@ -112,3 +116,47 @@ def explain(db, shop, customer, snapshot) -> dict:
         "accepts_marketing": None if customer["accepts_marketing"] is None else bool(customer["accepts_marketing"]),
         "reasons": reasons,
     }
+
+
+def flow_outlook(db, shop, customer, snapshot) -> tuple[dict | None, list[str]]:
+    """The customer's flow (running or last) and, in words, what the flows do or would do now."""
+    from app.timeutil import from_db
+    from .definitions import load_flows
+    from .engine import preview
+    from .messages import flow_state
+    flows = load_flows(db, shop["id"])
+    state = flow_state(db, customer["id"])
+    words = []
+    if state and state["status"] in ("active", "held_out"):
+        steps = len(flows[state["flow"]]["steps"])
+        if state["held_out"]:
+            words.append(f"in {state['flow']} since {state['entered_at'][:10]} ({state['reason']}), in its control "
+                         "group: never emailed, so that the report can show what the emails earn")
+        elif state["step"] < steps:
+            due = state["next_due_at"]
+            words.append(f"in {state['flow']} since {state['entered_at'][:10]} ({state['reason']}): email "
+                         f"{state['step'] + 1} of {steps} is due {due}"
+                         + (f" (held back by the {state['deferred_reason']})" if state["deferred_reason"] else ""))
+        else:
+            words.append(f"in {state['flow']}: all emails sent; waiting for an answer until {state['next_due_at']}")
+        return state, words
+    if state:
+        words.append(f"last flow: {state['flow']}, {state['status']}"
+                     + (f" ({state['exit_reason'].replace('_', ' ')})" if state["exit_reason"] else "")
+                     + (f" on {state['ended_at'][:10]}" if state["ended_at"] else ""))
+    now = from_db(snapshot["computed_for"])
+    entering = preview(db, shop, now, customer_id=customer["id"])
+    if entering:
+        e = entering[0]
+        words.append(f"would enter {e['flow']} on the next tick ({e['reason']})"
+                     + (", in its control group (no email)" if e["held_out"] else ""))
+    else:
+        why = []
+        if customer["unsubscribed_at"]:
+            why.append("unsubscribed")
+        elif customer["marketing_inactive_at"]:
+            why.append("marked inactive after the sunset email")
+        elif customer["accepts_marketing"] != 1:
+            why.append("no marketing consent (only service emails may reach them)")
+        words.append("enters no flow now" + (f": {', '.join(why)}" if why else ""))
+    return state, words

@@ -311,3 +311,49 @@ def test_invalid_settings_keep_the_old_value(db):
     with pytest.raises(ValueError, match="end after it starts"):
         save_setting(db, shop["id"], "window_end", "8")
     assert get_settings(db, shop["id"])["window_end"] == 20
+
+
+def test_scheduler_round_ticks_every_shop_and_a_second_scheduler_stands_by(app, db):
+    from app.scheduler import tick_all
+    shop = lapsed_shop(db)
+    first = tick_all(app, now=at(101), holder="scheduler-one")
+    assert first["s"]["sent"] >= 1
+    assert tick_all(app, now=at(101, 11), holder="scheduler-two") is None  # the lease is taken
+    again = tick_all(app, now=at(101, 11), holder="scheduler-one")  # the holder renews it
+    assert again["s"]["sent"] == 0
+    assert len(messages(db)) == 1
+
+
+def test_cli_run_flows_messages_and_explain(app, db, runner):
+    shop = lapsed_shop(db)
+    preview = runner.invoke(args=["run-flows", "--shop", "s", "--now", "2026-04-12T10:00:00+00:00",
+                                  "--dry-run", "--json"])
+    rows = json.loads(preview.output)
+    assert {"customer": "A", "email": "a@example.com", "flow": "winback", "held_out": False,
+            "reason": "lapsed: 61 days since the last order"} in rows
+    assert db.execute("SELECT COUNT(*) FROM enrolments").fetchone()[0] == 0  # a dry run writes nothing
+    explained = json.loads(runner.invoke(args=["explain", "--shop", "s", "--customer", "A", "--now",
+                                               "2026-04-12T10:00:00+00:00", "--json"]).output)
+    assert "would enter winback on the next tick (lapsed: 61 days since the last order)" in explained["reasons"]
+
+    result = runner.invoke(args=["run-flows", "--shop", "s", "--now", "2026-04-12T10:00:00+00:00", "--json"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output)) >= {"enrolled", "sent", "held_out", "exited", "deferred"}
+    log = json.loads(runner.invoke(args=["messages", "--shop", "s", "--json"]).output)
+    mine = [m for m in log if m["customer"] == "A"]
+    assert len(mine) == 1
+    assert set(mine[0]) >= {"id", "customer", "email", "flow", "step", "subject", "discount_code",
+                            "code_expires_at", "status", "scheduled_for", "sent_at"}
+    assert mine[0]["status"] == "outbox" and mine[0]["discount_code"].startswith("WB-")
+    explained = json.loads(runner.invoke(args=["explain", "--shop", "s", "--customer", "A", "--now",
+                                               "2026-04-13T10:00:00+00:00", "--json"]).output)
+    assert explained["flow"]["flow"] == "winback"
+    assert any(r.startswith("in winback since 2026-04-12 (lapsed: 61 days since the last order): email 2 of 3 "
+                            "is due 2026-04-15T10:00:00Z") for r in explained["reasons"])
+
+
+def test_explain_says_why_no_flow_for_unconsented(app, db, runner):
+    lapsed_shop(db, consent=False)
+    explained = json.loads(runner.invoke(args=["explain", "--shop", "s", "--customer", "A", "--now",
+                                               "2026-04-12T10:00:00+00:00", "--json"]).output)
+    assert "enters no flow now: no marketing consent (only service emails may reach them)" in explained["reasons"]
