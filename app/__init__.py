@@ -57,12 +57,17 @@ def create_app(test_config=None):
     db.init_app(app)
 
     from flask_wtf.csrf import CSRFProtect
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
+    app.extensions["winback_csrf"] = csrf
 
-    from . import auth, cli, pages, shopify_routes, woocommerce_routes
+    from . import auth, cli, links, pages, shopify_routes, woocommerce_routes
     cli.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    # Email links are followed from mail clients: no session, so no CSRF token; the signed token
+    # in the URL is what authorises them.
+    csrf.exempt(links.bp)
+    app.register_blueprint(links.bp)
     app.register_blueprint(shopify_routes.bp)
     app.register_blueprint(woocommerce_routes.bp)
 

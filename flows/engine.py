@@ -70,13 +70,6 @@ WHERE shop_id = :shop AND status IN ('active', 'held_out') AND flow IN (SELECT v
                       AND (accepts_marketing IS NOT 1 OR marketing_inactive_at IS NOT NULL))
 """
 
-EXIT_ON_CONFIRM = """
-UPDATE enrolments SET status = 'exited', exit_reason = 'confirmed', ended_at = :now_db, next_due_at = NULL
-WHERE shop_id = :shop AND status = 'active' AND flow = 'sunset'
-  AND customer_id IN (SELECT id FROM customers WHERE shop_id = :shop AND marketing_confirmed_at IS NOT NULL
-                      AND marketing_confirmed_at > enrolments.entered_at)
-"""
-
 # Held-out customers stay "in" the flow as long as a messaged one would, then complete.
 COMPLETE_HOLDOUT = """
 UPDATE enrolments SET status = 'completed', ended_at = :now_db
@@ -89,7 +82,6 @@ def exit_pass(db, params, only="") -> int:
     total = 0
     for sql in (EXIT_ON_PURCHASE, EXIT_ON_UNSUBSCRIBE, EXIT_ON_CONSENT):
         total += db.execute(sql.format(only=only), params).rowcount
-    total += db.execute(EXIT_ON_CONFIRM, params).rowcount
     return total
 
 
@@ -199,7 +191,32 @@ def _cap_frees_at(sent_times, now, per_day, per_week):
     return max(waits) if waits else None
 
 
-def send_pass(db, shop, params, flows, settings, connector=None, batch_size=1000) -> Counter:
+def _links(app, shop, enrolment):
+    from app import tokens
+    base = app.config["APP_URL"]
+    return {"keep_url": f"{base}/k/{tokens.make(app, 'keep', shop['id'], enrolment['customer_id'])}"}
+
+
+def live_check(db, shop, params, connector, batch_size=1000):
+    """Ask the platform for the latest orders of the customers about to be emailed (when it can)."""
+    from connectors.base import Connector
+    from connectors.store import ShopWriter
+    if connector is None or type(connector).recent_orders is Connector.recent_orders:
+        return 0
+    due = list(db.query(
+        "SELECT e.entered_at, c.* FROM enrolments e JOIN customers c ON c.id = e.customer_id"
+        " WHERE e.shop_id = :shop AND e.status = 'active' AND e.next_due_at <= :now_db LIMIT :limit",
+        {**params, "limit": batch_size}))
+    found = []
+    for row in due:
+        from app.timeutil import from_db
+        found.extend(connector.recent_orders(row, from_db(row["entered_at"])))
+    if found:
+        ShopWriter(db, shop).write_orders(found)
+    return len(found)
+
+
+def send_pass(app, db, shop, params, flows, settings, connector=None, batch_size=1000) -> Counter:
     """Render and store every due step (deferring, never dropping, what the window or caps hold)."""
     counts = Counter()
     now = params["now"]
@@ -212,6 +229,7 @@ def send_pass(db, shop, params, flows, settings, connector=None, batch_size=1000
                 {**params, "opening": to_db(opening)}).rowcount
         return counts
     promotional = {n for n, f in flows.items() if f["kind"] == "promotional"}
+    live_check(db, shop, params, connector)
     while True:
         with write_transaction(db):
             # The last look at the customer's orders, right before sending.
@@ -242,7 +260,8 @@ def send_pass(db, shop, params, flows, settings, connector=None, batch_size=1000
                 step = flow["steps"][step_no]
                 code = _offer_code(db, shop, enrolment, step.get("offer"), now, connector)
                 subject, body = render(step["template"], shop=shop, customer=enrolment, code=code,
-                                       products=_replenish_products(db, enrolment) if enrolment["flow"] == "replenish" else None)
+                                       products=_replenish_products(db, enrolment) if enrolment["flow"] == "replenish" else None,
+                                       links=_links(app, shop, enrolment))
                 messages.append((shop["id"], enrolment["customer_id"], enrolment["id"], enrolment["flow"], step_no,
                                  f"{enrolment['id']}:{step_no}", int(marketing), enrolment["email"],
                                  enrolment["locale"] or shop["locale"], subject, body, code and code["id"],
@@ -377,7 +396,7 @@ def tick(app, db, shop, now, connector=None) -> dict:
             codes.mark_used(db, params)
             counts["exited"] += exit_pass(db, params)
             counts.update(enrol_pass(db, params, flows, settings, snapshot))
-        counts.update(send_pass(db, shop, params, flows, settings, connector))
+        counts.update(send_pass(app, db, shop, params, flows, settings, connector))
         return {key: counts.get(key, 0) for key in ("enrolled", "sent", "held_out", "exited", "deferred")} | {
             "completed": counts.get("completed", 0), "now": params["now_db"]}
     finally:

@@ -28,9 +28,10 @@ def format_expiry(expires_at: str, tz: str) -> str:
     return local.strftime("%A %-d %B %Y, %H:%M")
 
 
-def render(template, *, shop, customer, code=None, products=None) -> tuple[str, str]:
-    """(subject, text body) of one email."""
+def render(template, *, shop, customer, code=None, products=None, links=None) -> tuple[str, str]:
+    """(subject, text body) of one email; `links` are the email's personal URLs (keep, unsubscribe)."""
     context = {
+        **(links or {}),
         "shop_name": shop["name"], "first_name": customer.get("first_name"),
         "code": code["code"] if code else None,
         "percent": (f"{code['percent']:g}" if code and code.get("percent") is not None else None),

@@ -357,3 +357,62 @@ def test_explain_says_why_no_flow_for_unconsented(app, db, runner):
     explained = json.loads(runner.invoke(args=["explain", "--shop", "s", "--customer", "A", "--now",
                                                "2026-04-12T10:00:00+00:00", "--json"]).output)
     assert "enters no flow now: no marketing consent (only service emails may reach them)" in explained["reasons"]
+
+
+def test_sunset_keep_link_confirms_and_ends_the_sunset(app, db, client):
+    import re
+    h = History(db).repeat("L", [0, 30])
+    for i in range(5):
+        h.repeat(f"R{i}", [0, 380, 390])
+    shop = h.write()
+    no_holdout(db, shop)
+    tick(app, db, shop, at(400))
+    [m] = messages(db, "L")
+    url = re.search(r"http://127\.0\.0\.1:5000(/k/\S+)", m["body_text"]).group(1)
+    assert client.get(url).status_code == 200  # a GET (a link prefetcher) changes nothing
+    assert db.execute("SELECT marketing_confirmed_at FROM customers WHERE external_id = 'L'").fetchone()[0] is None
+    assert client.get(url[:-3] + "abc").status_code == 404  # forged
+    page = client.post(url)
+    assert page.status_code == 200 and "keep hearing from us" in page.get_data(as_text=True)
+    assert enrolment(db, "L")["exit_reason"] == "confirmed"
+    tick(app, db, shop, at(420))
+    assert db.execute("SELECT marketing_inactive_at FROM customers WHERE external_id = 'L'").fetchone()[0] is None
+
+
+def test_a_crash_before_commit_renders_the_email_once_later(app, db, monkeypatch):
+    import flows.engine as engine
+    shop = lapsed_shop(db)
+    real = engine._apply
+
+    def crash(*args):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(engine, "_apply", crash)
+    with pytest.raises(RuntimeError):
+        tick(app, db, shop, at(101))
+    assert messages(db) == []  # rendered but not committed: nothing went out
+    monkeypatch.setattr(engine, "_apply", real)
+    tick(app, db, shop, at(101, 11))
+    tick(app, db, shop, at(101, 12))
+    assert len(messages(db)) == 1
+
+
+def test_live_check_right_before_sending(app, db):
+    from decimal import Decimal
+    from connectors.base import Connector, CustomerRecord, OrderRecord
+    shop = lapsed_shop(db)
+    tick(app, db, shop, at(101))
+
+    class LiveShop(Connector):
+        platform = "import"
+        customers = products = orders = lambda self, since=None: iter(())
+
+        def recent_orders(self, customer, since):
+            if customer["external_id"] != "A":
+                return []
+            return [OrderRecord("LIVE-1", at(104, 9), Decimal("30"), "EUR",
+                                customer=CustomerRecord("A", email="a@example.com"))]
+
+    tick(app, db, shop, at(104, 10, 30), connector=LiveShop({}))  # email 2 due at 10:00; bought at 09:00, not synced yet
+    assert enrolment(db)["exit_reason"] == "purchased"
+    assert len(messages(db)) == 1

@@ -1,0 +1,42 @@
+"""The pages behind the links in emails. They need no login: the signed token is the key."""
+from flask import Blueprint, abort, current_app, render_template
+
+from . import tokens
+from .db import get_db, write_transaction
+from .timeutil import to_db, utcnow
+
+bp = Blueprint("links", __name__)
+
+
+def _customer(kind, token):
+    found = tokens.read(current_app, kind, token)
+    if found is None:
+        abort(404)
+    shop_id, customer_id = found
+    rows = list(get_db().query("SELECT c.*, s.name AS shop_name FROM customers c JOIN shops s ON s.id = c.shop_id"
+                               " WHERE c.id = ? AND c.shop_id = ?", [customer_id, shop_id]))
+    if not rows:
+        abort(404)
+    return rows[0]
+
+
+@bp.get("/k/<token>")
+def keep(token):
+    """The sunset email's "yes, keep me subscribed" page (a GET changes nothing)."""
+    return render_template("keep.html", customer=_customer("keep", token), done=False)
+
+
+@bp.post("/k/<token>")
+def keep_confirm(token):
+    """Record that the customer wants to keep hearing from the shop."""
+    customer = _customer("keep", token)
+    db = get_db()
+    now = to_db(utcnow())
+    with write_transaction(db):
+        db.execute("UPDATE customers SET marketing_confirmed_at = ?, marketing_inactive_at = NULL WHERE id = ?",
+                   [now, customer["id"]])
+        # Takes effect at once: the sunset that asked ends here, not at the next tick.
+        db.execute("UPDATE enrolments SET status = 'exited', exit_reason = 'confirmed', ended_at = ?,"
+                   " next_due_at = NULL WHERE customer_id = ? AND flow = 'sunset' AND status = 'active'",
+                   [now, customer["id"]])
+    return render_template("keep.html", customer=customer, done=True)
