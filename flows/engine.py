@@ -194,7 +194,8 @@ def _cap_frees_at(sent_times, now, per_day, per_week):
 def _links(app, shop, enrolment):
     from app import tokens
     base = app.config["APP_URL"]
-    return {"keep_url": f"{base}/k/{tokens.make(app, 'keep', shop['id'], enrolment['customer_id'])}"}
+    return {"keep_url": f"{base}/k/{tokens.make(app, 'keep', shop['id'], enrolment['customer_id'])}",
+            "unsubscribe_url": f"{base}/u/{tokens.make(app, 'unsubscribe', shop['id'], enrolment['customer_id'])}"}
 
 
 def live_check(db, shop, params, connector, batch_size=1000):
