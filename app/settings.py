@@ -69,6 +69,24 @@ declare("category_lapse_factor", 1.5, number(1, 10), "A category lapses after th
 declare("replenish_lead_days", 5, number(0, 60, integer=True), "Replenishment reminder: days before the due date")
 
 
+def consent_source(value):
+    """WooCommerce consent source: "none", "meta:<key>" or "soft_opt_in"."""
+    text = str(value or "").strip()
+    if text in ("none", "soft_opt_in"):
+        return text
+    if text.startswith("meta:") and text[5:].strip():
+        return "meta:" + text[5:].strip()
+    raise ValueError('choose "none", "meta:<meta key>" or "soft_opt_in"')
+
+
+# WooCommerce core records no marketing consent, so the owner says where it comes from (issue #7):
+# "none" = nobody consents (promotional flows send nothing); "meta:<key>" = a customer/order meta key
+# such as "mailchimp_woocommerce_is_subscribed", truthy values consent; "soft_opt_in" = everyone who
+# bought, on the EU soft opt-in basis for existing customers. Winback's own unsubscribes always win.
+declare("woo_consent_source", "none", consent_source,
+        "WooCommerce: where marketing consent comes from (none, meta:<key> or soft_opt_in)")
+
+
 def get_settings(db, shop_id) -> dict:
     """Every setting of the shop: saved values over the defaults."""
     values = {k: s.default for k, s in SETTINGS.items()}
