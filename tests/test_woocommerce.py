@@ -106,6 +106,9 @@ def test_connect_sync_webhook_coupon_reconcile(app, client, login, db, store, li
     assert [status for _, status in store.pings] == [200] * 5
     assert db.execute("SELECT COUNT(*) FROM webhook_events WHERE topic <> 'winback.setup'").fetchone()[0] == 0
 
+    learned = get_shop(db, "127.0.0.1")
+    assert (learned["currency"], learned["timezone"]) == ("USD", "America/Los_Angeles")
+
     page = client.get(f"{back.path}?{back.query}")
     assert page.status_code == 302 and page.headers["Location"].endswith("/shops/127.0.0.1")
 
@@ -318,3 +321,28 @@ def test_manual_key_form(client, login, db, store):
     good = client.post("/woocommerce/manual", data={"csrf_token": token, "store_url": store.url,
                                                     "consumer_key": store.key, "consumer_secret": store.secret})
     assert good.status_code == 302 and good.headers["Location"].endswith("/shops/127.0.0.1")
+
+
+def test_recent_orders_for_the_check_before_a_send(app, db, store):
+    connector = connector_for(app, woo_shop(app, db, store))
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    registered = [o.external_id for o in connector.recent_orders({"external_id": "25"}, since)]
+    guest = [o.external_id for o in connector.recent_orders({"external_id": "guest@example.org",
+                                                            "email": "guest@example.org"}, since)]
+    assert registered == ["801"] and guest == ["802", "803", "804"]
+
+
+def test_variation_updates_are_not_products(app, client, db, store):
+    shop = woo_shop(app, db, store, webhook_secret="s")
+    from connectors.woocommerce.webhooks import handle_product
+    handle_product(app, db, shop, {"id": 23, "type": "variation", "parent_id": 22, "name": "Black M"})
+    handle_product(app, db, shop, {**store.products[22], "name": "Ship Your Idea 2"})
+    assert db.execute("SELECT external_id, title FROM products WHERE shop_id = ?", [shop["id"]]).fetchall() == [
+        ("22", "Ship Your Idea 2")]
+
+
+def test_plain_http_key_errors_say_why(app, db, store):
+    client = connector_for(app, woo_shop(app, db, store, consumer_secret="cs_wrong")).client
+    with pytest.raises(WooError, match="only over https") as err:
+        client.get("orders")
+    assert err.value.status == 401

@@ -69,7 +69,7 @@ class WooClient:
                 self._wait(attempt, resp.headers.get("Retry-After"))
                 continue
             if resp.status_code >= 400:
-                raise _error(resp, method, endpoint)
+                raise _error(resp, method, endpoint, self.store_url)
             return resp
         raise AssertionError("unreachable")
 
@@ -107,7 +107,7 @@ class WooClient:
             page += 1
 
 
-def _error(resp, method, endpoint) -> WooError:
+def _error(resp, method, endpoint, store_url="") -> WooError:
     code = message = None
     try:
         body = resp.json()
@@ -117,6 +117,9 @@ def _error(resp, method, endpoint) -> WooError:
         pass
     if resp.status_code in (401, 403):
         hint = "the store refused the API keys (check the consumer key and secret and their read/write permission)"
+        if store_url.startswith("http://"):
+            # WooCommerce ignores Basic auth unless the request came over TLS.
+            hint += "; WooCommerce accepts keys only over https, so use the store's https:// address"
         return WooError(f"{hint}: {message or resp.reason}", resp.status_code, code)
     detail = message or (resp.text or "")[:200] or resp.reason
     return WooError(f"{method} {endpoint} failed with HTTP {resp.status_code}: {detail}",

@@ -136,7 +136,13 @@ def save_store(app, db, store_url, key, secret, *, webhook_secret=None, user_id=
 
 def store_settings(client) -> tuple[str | None, str | None]:
     """(currency, time zone) of the store; checks the keys on the way (WooError if refused)."""
-    currency = client.get("data/currencies/current").get("code")
+    currency = client.get("data/currencies/current").get("code") or None
+    if currency:
+        from app.money import check_currency
+        try:
+            currency = check_currency(currency)
+        except ValueError:
+            currency = None
     timezone = None
     try:  # the unauthenticated index; a store hiding it is no reason to fail
         index = requests.get(f"{client.store_url}/wp-json/", timeout=client.timeout).json()

@@ -89,8 +89,16 @@ def _connector(app, shop):
 
 @handler("woocommerce", SETUP_TOPIC)
 def handle_setup(app, db, shop, payload):
-    """A new connection: create the store's webhooks (retried by the inbox if the store fails)."""
-    _connector(app, shop).ensure_webhooks(db, force=True)
+    """A new connection: learn the store's currency and time zone, create its webhooks.
+
+    Runs from the inbox, so a store that fails is retried with backoff.
+    """
+    from .connect import store_settings
+    connector = _connector(app, shop)
+    currency, timezone = store_settings(connector.client)
+    db.execute("UPDATE shops SET currency = COALESCE(?, currency), timezone = COALESCE(?, timezone)"
+               " WHERE id = ?", [currency, timezone, shop["id"]])
+    connector.ensure_webhooks(db, force=True)
 
 
 @handler("woocommerce", "order.created", "order.updated")
@@ -120,6 +128,6 @@ def handle_customer(app, db, shop, payload):
 def handle_product(app, db, shop, payload):
     """Write the delivered product (brand and category included)."""
     from ..store import ShopWriter
-    if not payload.get("id"):
-        return
+    if not payload.get("id") or payload.get("type") == "variation" or int(payload.get("parent_id") or 0):
+        return  # a variation: order lines name its parent product, which carries brand and category
     ShopWriter(db, shop).upsert_products([_connector(app, shop).map_product(payload)])
