@@ -19,6 +19,7 @@ class Setting:
     default: Any
     parse: Callable[[Any], Any]
     label: str
+    on_change: Callable[[Any, int, Any, Any], None] | None = None  # (db, shop_id, old, new), same transaction
 
 
 def number(lo=None, hi=None, *, integer=False, optional=False):
@@ -47,9 +48,12 @@ def number(lo=None, hi=None, *, integer=False, optional=False):
 SETTINGS: dict[str, Setting] = {}
 
 
-def declare(key, default, parse, label):
-    """Declare a per-shop setting (used by the features at import time)."""
-    SETTINGS[key] = Setting(key, default, parse, label)
+def declare(key, default, parse, label, on_change=None):
+    """Declare a per-shop setting (used by the features at import time).
+
+    `on_change(db, shop_id, old, new)` runs in the saving transaction when the value changes.
+    """
+    SETTINGS[key] = Setting(key, default, parse, label, on_change)
 
 
 # Customer intelligence (SPEC "Business rules and defaults").
@@ -83,8 +87,18 @@ def consent_source(value):
 # "none" = nobody consents (promotional flows send nothing); "meta:<key>" = a customer/order meta key
 # such as "mailchimp_woocommerce_is_subscribed", truthy values consent; "soft_opt_in" = everyone who
 # bought, on the EU soft opt-in basis for existing customers. Winback's own unsubscribes always win.
+def _consent_source_changed(db, shop_id, old, new):
+    # Consent read under the old source is no evidence under the new one: forget it, and make the
+    # next sync a full one so that every customer is judged again.
+    from connectors.sync import CURSOR
+    db.execute("UPDATE customers SET accepts_marketing = NULL, marketing_updated_at = NULL WHERE shop_id = ?",
+               [shop_id])
+    db.execute("DELETE FROM sync_state WHERE shop_id = ? AND resource = ?", [shop_id, CURSOR])
+
+
 declare("woo_consent_source", "none", consent_source,
-        "WooCommerce: where marketing consent comes from (none, meta:<key> or soft_opt_in)")
+        "WooCommerce: where marketing consent comes from (none, meta:<key> or soft_opt_in)",
+        on_change=_consent_source_changed)
 
 
 def get_settings(db, shop_id) -> dict:
@@ -105,7 +119,11 @@ def save_setting(db, shop_id, key, value):
     except ValueError as exc:
         raise ValueError(f"{key}: {exc}") from None
     with write_transaction(db):
+        setting = SETTINGS[key]
+        old = get_settings(db, shop_id)[key] if setting.on_change else None
         db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                    [shop_id, key, json.dumps(parsed), to_db(utcnow())])
+        if setting.on_change and old != parsed:
+            setting.on_change(db, shop_id, old, parsed)
     return parsed

@@ -346,3 +346,14 @@ def test_plain_http_key_errors_say_why(app, db, store):
     with pytest.raises(WooError, match="only over https") as err:
         client.get("orders")
     assert err.value.status == 401
+
+
+def test_changing_the_consent_source_judges_everyone_again(app, db, store):
+    shop = woo_shop(app, db, store)
+    save_setting(db, shop["id"], "woo_consent_source", "soft_opt_in")
+    sync_shop(app, db, shop)
+    consent = "SELECT accepts_marketing FROM customers WHERE shop_id = ? AND external_id = '25'"
+    assert db.execute(consent, [shop["id"]]).fetchone()[0] == 1
+    save_setting(db, shop["id"], "woo_consent_source", "none")
+    assert sync_shop(app, db, shop)["full"] is True
+    assert db.execute(consent, [shop["id"]]).fetchone()[0] == 0
