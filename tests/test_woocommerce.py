@@ -3,9 +3,8 @@ reconcile, and every rejection. The code talking to the store is the real code."
 import json
 import re
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest

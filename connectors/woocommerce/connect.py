@@ -91,7 +91,10 @@ def accept_keys(app, db, body: bytes) -> dict:
             raise ConnectError("this connection has expired; start again from Winback")
         if data.get("key_permissions") not in (None, "read_write"):
             raise ConnectError("Winback needs read_write keys")
-        shop = save_store(app, db, pending["data"]["store_url"], key, secret, user_id=pending["user_id"])
+        try:
+            shop = save_store(app, db, pending["data"]["store_url"], key, secret, user_id=pending["user_id"])
+        except ShopError as exc:  # e.g. the host name is taken by another platform's shop
+            raise ConnectError(str(exc), 409) from None
         db.execute("UPDATE oauth_states SET data = ? WHERE state = ?",
                    [json.dumps({**pending["data"], "used": True, "shop": shop["handle"]}), state])
         inbox.record(db, shop["id"], "woocommerce", SETUP_TOPIC, f"setup-{state}", {})
