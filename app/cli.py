@@ -183,8 +183,24 @@ def add_shopify_command(domain, token, client_credentials, offline):
 @click.option("--webhook-secret", help="Secret to sign webhooks with.")
 @click.option("--offline", is_flag=True, help="Do not contact the store now.")
 def add_woocommerce_command(url, key, secret, webhook_secret, offline):
-    """Register a WooCommerce store by REST API keys."""
-    _not_built("The WooCommerce connector", 7)
+    """Register a WooCommerce store by REST API keys (its handle is the store's host name).
+
+    Checks the keys against the store and creates the webhooks, unless --offline (then the next
+    reconcile creates them). The keys are stored encrypted.
+    """
+    from connectors.woocommerce import WooError
+    from connectors.woocommerce.connect import add_store
+    from .shops import ShopError
+    db = get_db()
+    init_db(db)
+    try:
+        shop = add_store(current_app._get_current_object(), db, url, key, secret,
+                         webhook_secret=webhook_secret, offline=offline)
+    except (WooError, ShopError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Added WooCommerce shop {shop['handle']} (id {shop['id']})"
+               + (": keys not checked, webhooks are created on the next reconcile." if offline
+                  else f": keys work, webhooks point at {current_app.config['APP_URL']}/webhooks/woocommerce/{shop['id']}."))
 
 
 # ---- data in -------------------------------------------------------------------------------

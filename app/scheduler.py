@@ -34,6 +34,11 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
             connector = live_connector(app, shop)
             try:
                 if connector is not None:
+                    try:
+                        connector.prepare(db)
+                    except Exception:  # noqa: BLE001 - the poll below still reconciles
+                        log.warning("scheduler: preparing %s failed", shop["handle"], exc_info=True)
+                    # The periodic poll: an incremental sync picks up what webhooks missed.
                     sync_shop(app, db, shop, connector=connector)
                 results[shop["handle"]] = tick(app, db, shop, now or utcnow(), connector=connector)
             except TickBusy as exc:

@@ -19,6 +19,7 @@ class Setting:
     default: Any
     parse: Callable[[Any], Any]
     label: str
+    on_change: Callable[[Any, int, Any, Any], None] | None = None  # (db, shop_id, old, new), same transaction
 
 
 def number(lo=None, hi=None, *, integer=False, optional=False):
@@ -47,9 +48,12 @@ def number(lo=None, hi=None, *, integer=False, optional=False):
 SETTINGS: dict[str, Setting] = {}
 
 
-def declare(key, default, parse, label):
-    """Declare a per-shop setting (used by the features at import time)."""
-    SETTINGS[key] = Setting(key, default, parse, label)
+def declare(key, default, parse, label, on_change=None):
+    """Declare a per-shop setting (used by the features at import time).
+
+    `on_change(db, shop_id, old, new)` runs in the saving transaction when the value changes.
+    """
+    SETTINGS[key] = Setting(key, default, parse, label, on_change)
 
 
 # Customer intelligence (SPEC "Business rules and defaults").
@@ -84,6 +88,34 @@ CHECKS = [
 ]
 
 
+def consent_source(value):
+    """WooCommerce consent source: "none", "meta:<key>" or "soft_opt_in"."""
+    text = str(value or "").strip()
+    if text in ("none", "soft_opt_in"):
+        return text
+    if text.startswith("meta:") and text[5:].strip():
+        return "meta:" + text[5:].strip()
+    raise ValueError('choose "none", "meta:<meta key>" or "soft_opt_in"')
+
+
+# WooCommerce core records no marketing consent, so the owner says where it comes from (issue #7):
+# "none" = nobody consents (promotional flows send nothing); "meta:<key>" = a customer/order meta key
+# such as "mailchimp_woocommerce_is_subscribed", truthy values consent; "soft_opt_in" = everyone who
+# bought, on the EU soft opt-in basis for existing customers. Winback's own unsubscribes always win.
+def _consent_source_changed(db, shop_id, old, new):
+    # Consent read under the old source is no evidence under the new one: forget it, and make the
+    # next sync a full one so that every customer is judged again.
+    from connectors.sync import CURSOR
+    db.execute("UPDATE customers SET accepts_marketing = NULL, marketing_updated_at = NULL WHERE shop_id = ?",
+               [shop_id])
+    db.execute("DELETE FROM sync_state WHERE shop_id = ? AND resource = ?", [shop_id, CURSOR])
+
+
+declare("woo_consent_source", "none", consent_source,
+        "WooCommerce: where marketing consent comes from (none, meta:<key> or soft_opt_in)",
+        on_change=_consent_source_changed)
+
+
 def get_settings(db, shop_id) -> dict:
     """Every setting of the shop: saved values over the defaults."""
     values = {k: s.default for k, s in SETTINGS.items()}
@@ -107,7 +139,11 @@ def save_setting(db, shop_id, key, value):
         if problem:
             raise ValueError(f"{key}: {problem}")
     with write_transaction(db):
+        setting = SETTINGS[key]
+        old = get_settings(db, shop_id)[key] if setting.on_change else None
         db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                    [shop_id, key, json.dumps(parsed), to_db(utcnow())])
+        if setting.on_change and old != parsed:
+            setting.on_change(db, shop_id, old, parsed)
     return parsed

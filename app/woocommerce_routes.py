@@ -1,4 +1,128 @@
-"""WooCommerce's routes: connect, key callback, webhooks (issue #7)."""
-from flask import Blueprint
+"""WooCommerce's routes: connect, key callback, return page, manual keys, webhooks (issue #7)."""
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+                   url_for)
+
+import connectors.woocommerce  # noqa: F401 - registers the connector and its inbox handlers
+
+from .auth import login_required
+from .db import get_db
 
 bp = Blueprint("woocommerce", __name__)
+
+
+@bp.record_once
+def _exempt_from_csrf(state):
+    # The store, not a browser form, posts to these: they are authenticated by the pending
+    # connection id and by the webhook signature instead.
+    csrf = state.app.extensions["csrf"]
+    csrf.exempt(callback)
+    csrf.exempt(webhook)
+
+
+def _callback_reachable(app_url: str) -> bool:
+    """Whether WooCommerce could POST keys to this app (https, public host, allowed port)."""
+    parts = urlsplit(app_url)
+    host = parts.hostname or ""
+    local = host in ("localhost",) or host.startswith(("127.", "10.", "192.168.", "0.")) \
+        or host.endswith(".local")
+    return parts.scheme == "https" and not local and (parts.port in (None, 443, 8080))
+
+
+@bp.get("/woocommerce/connect")
+@login_required
+def connect():
+    """With `store_url`: send the owner to the store's grant screen; without: the connect page."""
+    from connectors.woocommerce.connect import authorize_url, start_connection
+    store_url = request.args.get("store_url", "").strip()
+    if not store_url:
+        return _page()
+    try:
+        state = start_connection(get_db(), store_url, g.user["id"])
+    except ValueError as exc:
+        return _page(error=str(exc), store_url=store_url), 400
+    return redirect(authorize_url(current_app, store_url, state))
+
+
+@bp.post("/woocommerce/callback")
+def callback():
+    """The store posts the new keys here; it deletes them again unless it gets exactly 200."""
+    from connectors.woocommerce.connect import ConnectError, accept_keys
+    try:
+        accept_keys(current_app._get_current_object(), get_db(), request.get_data())
+    except ConnectError as exc:
+        return {"error": str(exc)}, exc.status
+    return "ok", 200
+
+
+@bp.get("/woocommerce/return")
+@login_required
+def returned():
+    """Where the store sends the owner back after the grant screen."""
+    from connectors.woocommerce.connect import finish_connection
+    pending = finish_connection(get_db(), request.args.get("user_id", ""))
+    if request.args.get("success") == "1" and pending and pending["data"].get("used"):
+        flash(f"Connected {pending['data']['shop']}. The first sync runs in the background "
+              f"(or now: winback sync --shop {pending['data']['shop']}).")
+        return redirect(url_for("pages.shop", handle=pending["data"]["shop"]))
+    flash("The store did not connect (access denied, or its keys never reached Winback). "
+          "You can enter the keys by hand below.")
+    return redirect(url_for("woocommerce.connect"))
+
+
+@bp.post("/woocommerce/manual")
+@login_required
+def manual():
+    """Manual key entry, for stores that cannot reach this app."""
+    from connectors.woocommerce import WooError
+    from connectors.woocommerce.connect import add_store
+    from .shops import ShopError
+    form = request.form
+    store_url = form.get("store_url", "").strip()
+    key, secret = form.get("consumer_key", "").strip(), form.get("consumer_secret", "").strip()
+    if not (store_url and key and secret):
+        return _page(error="Store URL, consumer key and consumer secret are all needed.",
+                     store_url=store_url), 400
+    try:
+        shop = add_store(current_app._get_current_object(), get_db(), store_url, key, secret,
+                         user_id=g.user["id"])
+    except (WooError, ShopError, ValueError) as exc:
+        return _page(error=str(exc), store_url=store_url), 400
+    flash(f"Connected {shop['handle']}; webhooks created.")
+    return redirect(url_for("pages.shop", handle=shop["handle"]))
+
+
+def _page(error=None, store_url=""):
+    return render_template("woocommerce_connect.html", error=error, store_url=store_url,
+                           reachable=_callback_reachable(current_app.config["APP_URL"]),
+                           app_url=current_app.config["APP_URL"])
+
+
+@bp.post("/webhooks/woocommerce/<int:shop_id>")
+def webhook(shop_id):
+    """A WooCommerce delivery: the ping gets 200; a signed delivery is stored, then processed."""
+    from connectors.registry import connector_for
+    from . import webhooks as inbox
+    db = get_db()
+    rows = list(db.query("SELECT * FROM shops WHERE id = ? AND platform = 'woocommerce'", [shop_id]))
+    if not rows:
+        abort(404)
+    shop = rows[0]
+    body = request.get_data()  # the raw bytes: the signature is over them, not over parsed JSON
+    from connectors.woocommerce.webhooks import is_ping
+    if is_ping(request.headers, request.form):
+        return "ok", 200
+    try:
+        connector = connector_for(current_app._get_current_object(), shop)
+    except LookupError:
+        abort(401)
+    if not connector.verify_webhook(request.headers, body):
+        return {"error": "bad signature"}, 401
+    try:
+        event = connector.parse_webhook(request.headers, body)
+    except ValueError as exc:
+        return {"error": str(exc)}, 400
+    inbox.record(db, shop["id"], "woocommerce", event.topic, event.delivery_id, body.decode("utf-8"))
+    inbox.wake(current_app)
+    return "ok", 200

@@ -121,6 +121,10 @@ class Connector(ABC):
     def orders(self, since: datetime | None = None) -> Iterator[OrderRecord]:
         """Orders with lines and customers, or those updated since `since`."""
 
+    def prepare(self, db) -> None:
+        """Set up what the platform side needs before a scheduled sync (e.g. webhooks of a shop
+        added offline). Failures here must not stop the sync: webhooks are a hint, the poll is truth."""
+
     def create_discount(self, *, code: str, customer: dict, percent: Decimal | None,
                         free_shipping: bool, expires_at: datetime) -> str:
         """Create a single-use code bound to `customer` on the platform; returns the code as stored.

@@ -1,1 +1,0 @@
-"""WooCommerce connector (issue #7): key flow, REST sync, webhooks, coupons."""

@@ -1,0 +1,126 @@
+"""A small WooCommerce REST (wc/v3) client on `requests`: Basic auth, retries, pagination.
+
+Why not the `woocommerce` package: it picks OAuth 1.0a for every `http://` URL, never raises on
+errors, has no retries or pagination and cannot take per-call timeouts; wrapping it would leave
+little of it. This client keeps its URL scheme (`{store}/wp-json/wc/v3/{endpoint}`).
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import requests
+
+USER_AGENT = "Winback/0.1 (+WooCommerce connector)"
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+PER_PAGE = 100  # WooCommerce's maximum; more is a 400, not clamped
+
+
+class WooError(RuntimeError):
+    """A store request that failed; `status` is the HTTP status (None for a connection error)."""
+
+    def __init__(self, message, status=None, code=None):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def normalise_store_url(url: str) -> str:
+    """`shop.example/` → `https://shop.example` (scheme added when missing, no trailing slash)."""
+    from urllib.parse import urlsplit
+    value = (url or "").strip()
+    if not value:
+        raise ValueError("a store URL is required")
+    if "://" not in value:
+        value = "https://" + value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not a store URL (https://your-store.example)")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+class WooClient:
+    """Calls one store's REST API with its consumer key and secret."""
+
+    def __init__(self, store_url, consumer_key, consumer_secret, *, timeout=30.0, retries=4,
+                 backoff=1.0, session=None):
+        self.store_url = normalise_store_url(store_url)
+        self.base = f"{self.store_url}/wp-json/wc/v3/"
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.session = session or requests.Session()
+        self.session.auth = (consumer_key, consumer_secret)
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+
+    def request(self, method, endpoint, *, params=None, json=None) -> requests.Response:
+        """One call, retried with exponential backoff on 429, 5xx and connection errors.
+
+        Raises WooError with the store's own message on any other error status.
+        """
+        url = self.base + endpoint.lstrip("/")
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                resp = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if last:
+                    raise WooError(f"cannot reach {self.store_url}: {type(exc).__name__}") from exc
+                self._wait(attempt, None)
+                continue
+            if resp.status_code in RETRY_STATUSES and not last:
+                self._wait(attempt, resp.headers.get("Retry-After"))
+                continue
+            if resp.status_code >= 400:
+                raise _error(resp, method, endpoint, self.store_url)
+            return resp
+        raise AssertionError("unreachable")
+
+    def _wait(self, attempt, retry_after):
+        delay = self.backoff * (2 ** attempt)
+        if retry_after:
+            try:
+                delay = max(delay, min(float(retry_after), 60.0))
+            except ValueError:
+                pass
+        if delay > 0:
+            time.sleep(delay)
+
+    def get(self, endpoint, **params):
+        """GET one resource as JSON."""
+        return self.request("GET", endpoint, params=params or None).json()
+
+    def post(self, endpoint, data):
+        """POST a JSON body; returns the JSON answer."""
+        return self.request("POST", endpoint, json=data).json()
+
+    def paginate(self, endpoint, **params) -> Iterator[dict]:
+        """Every item of a list endpoint, 100 per page, following X-WP-TotalPages."""
+        params = {**params, "per_page": PER_PAGE}
+        page = 1
+        while True:
+            resp = self.request("GET", endpoint, params={**params, "page": page})
+            items = resp.json()
+            if not isinstance(items, list):
+                raise WooError(f"GET {endpoint}: the store answered with no list")
+            yield from items
+            total_pages = int(resp.headers.get("X-WP-TotalPages") or 1)
+            if page >= total_pages or not items:
+                return
+            page += 1
+
+
+def _error(resp, method, endpoint, store_url="") -> WooError:
+    code = message = None
+    try:
+        body = resp.json()
+        if isinstance(body, dict):
+            code, message = body.get("code"), body.get("message")
+    except ValueError:
+        pass
+    if resp.status_code in (401, 403):
+        hint = "the store refused the API keys (check the consumer key and secret and their read/write permission)"
+        if store_url.startswith("http://"):
+            # WooCommerce ignores Basic auth unless the request came over TLS.
+            hint += "; WooCommerce accepts keys only over https, so use the store's https:// address"
+        return WooError(f"{hint}: {message or resp.reason}", resp.status_code, code)
+    detail = message or (resp.text or "")[:200] or resp.reason
+    return WooError(f"{method} {endpoint} failed with HTTP {resp.status_code}: {detail}",
+                    resp.status_code, code)
