@@ -427,11 +427,26 @@ def messages_command(shop_handle, limit, as_json):
 
 @commands.command("report")
 @shop_option
+@now_option
 @json_option
-def report_command(shop_handle, as_json):
+def report_command(shop_handle, now, as_json):
     """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
-    _require_shop(shop_handle)
-    _not_built("Attribution reports", 5)
+    from flows.attribution import report
+    shop = _require_shop(shop_handle)
+    doc = report(get_db(), shop, _shop_now(shop, now))
+    if as_json:
+        echo_json(doc)
+        return
+    cur = doc["currency"]
+    for f in doc["flows"]:
+        click.echo(f"{f['flow']}: {f['enrolled']} enrolled ({f['held_out']} held out), {f['sent']} sent"
+                   + (f", {f['queued']} waiting in the outbox" if f["queued"] else "")
+                   + f", {f['converted']} converted, revenue {f['revenue']:.2f} {cur}, discounts {f['discount_cost']:.2f} {cur}")
+        lift = f["lift"]
+        if lift["lift"] is not None and lift["enough_data"]:
+            click.echo(f"  lift vs holdout: {lift['lift'] * 100:+.1f} points (95 % interval {lift['ci_low'] * 100:+.1f} to "
+                       f"{lift['ci_high'] * 100:+.1f}); incremental revenue {lift['incremental_revenue']:.2f} {cur}")
+        click.echo(f"  {lift['note']}")
 
 
 # Flask's own --env-file/--app/--debug options mean nothing to a Winback operator.

@@ -1,5 +1,5 @@
 """The pages behind the links in emails. They need no login: the signed token is the key."""
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template, request
 
 from . import tokens
 from .db import get_db, write_transaction
@@ -40,3 +40,21 @@ def keep_confirm(token):
                    " next_due_at = NULL WHERE customer_id = ? AND flow = 'sunset' AND status = 'active'",
                    [now, customer["id"]])
     return render_template("keep.html", customer=customer, done=True)
+
+
+@bp.get("/u/<token>")
+def unsubscribe_page(token):
+    """The unsubscribe page with its confirm button; a GET (a link scanner) never unsubscribes."""
+    return render_template("unsubscribe.html", customer=_customer("unsubscribe", token), done=False)
+
+
+@bp.post("/u/<token>")
+def unsubscribe(token):
+    """Unsubscribe: the button, or a mail provider's RFC 8058 one-click POST
+    (`List-Unsubscribe=One-Click`, no cookies). Answers 200, never a redirect."""
+    from .consent import unsubscribe as do_unsubscribe
+    customer = _customer("unsubscribe", token)
+    do_unsubscribe(get_db(), customer["shop_id"], customer["id"])
+    if request.form.get("List-Unsubscribe") == "One-Click":
+        return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+    return render_template("unsubscribe.html", customer=customer, done=True)

@@ -302,3 +302,13 @@ CREATE TABLE leases (
     expires_at TEXT NOT NULL
 ) WITHOUT ROWID
 """)
+
+
+@migrations(name="0008_delivery")
+def m0008(db):
+    _run(db, """
+ALTER TABLE customers ADD COLUMN email_failed_at TEXT;
+ALTER TABLE customers ADD COLUMN email_failure TEXT;
+ALTER TABLE customers ADD COLUMN unsubscribe_synced_at TEXT;
+CREATE INDEX messages_due ON messages (status, scheduled_for)
+""")

@@ -23,6 +23,7 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
     from flows import lease
     from flows.engine import TickBusy, tick
     from .cli import live_connector
+    from .consent import push_unsubscribes
     interval = int(app.config.get("TICK_SECONDS", 900))
     db = connect(app.config["DATABASE"])
     try:
@@ -41,6 +42,8 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
                     # The periodic poll: an incremental sync picks up what webhooks missed.
                     sync_shop(app, db, shop, connector=connector)
                 results[shop["handle"]] = tick(app, db, shop, now or utcnow(), connector=connector)
+                if connector is not None:
+                    push_unsubscribes(db, shop, connector)
             except TickBusy as exc:
                 results[shop["handle"]] = {"skipped": str(exc)}
             except Exception as exc:  # noqa: BLE001 - one shop's trouble must not stop the others

@@ -98,7 +98,7 @@ JOIN customers c ON c.id = s.customer_id
 JOIN (SELECT 0 AS out UNION ALL SELECT 1) AS h
      ON h.out = (wb_bucket(:shop, :flow, c.external_id) < :holdout)
 WHERE s.shop_id = :shop AND s.segment = :entry
-  AND c.email IS NOT NULL AND c.unsubscribed_at IS NULL
+  AND c.email IS NOT NULL AND c.unsubscribed_at IS NULL AND c.email_failed_at IS NULL
   AND (:service OR (c.accepts_marketing = 1 AND c.marketing_inactive_at IS NULL))
   AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.status IN ('active', 'held_out'))
   AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.flow = :flow
@@ -398,7 +398,9 @@ def tick(app, db, shop, now, connector=None) -> dict:
             counts["exited"] += exit_pass(db, params)
             counts.update(enrol_pass(db, params, flows, settings, snapshot))
         counts.update(send_pass(app, db, shop, params, flows, settings, connector))
+        from app.mailer import deliver
+        delivery = deliver(app, db, shop, now)  # None: no SMTP configured, the outbox waits
         return {key: counts.get(key, 0) for key in ("enrolled", "sent", "held_out", "exited", "deferred")} | {
-            "completed": counts.get("completed", 0), "now": params["now_db"]}
+            "completed": counts.get("completed", 0), "now": params["now_db"], "delivery": delivery}
     finally:
         lease.release(db, name, holder)

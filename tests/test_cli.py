@@ -82,5 +82,5 @@ def test_unexpected_errors_are_one_line_not_a_traceback(tmp_path, monkeypatch):
 
 def test_commands_of_later_issues_say_so(runner, db):
     create_shop(db, "s", "import")
-    result = runner.invoke(args=["report", "--shop", "s"])
+    result = runner.invoke(args=["shop", "add-shopify", "x.myshopify.com", "--token", "t"])
     assert result.exit_code == 1 and "not built yet" in result.output

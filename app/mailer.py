@@ -1,0 +1,235 @@
+"""Delivering the outbox over SMTP.
+
+`WINBACK_SMTP_URL` (or a shop's own `smtp_url` setting) is `smtp://user:pass@host:port` (STARTTLS
+when the server offers it) or `smtps://…` (TLS from the start); unset, messages stay in the outbox.
+One connection serves a whole batch. A temporary failure (a 4xx answer, a refused or dropped
+connection, a timeout) is retried with backoff, first within the run and then at later ticks; a
+permanent one (5xx) is recorded on the message and on the customer, and never retried.
+
+At most once: a message is marked `sending` (committed) before the SMTP conversation and `sent`
+after it. A crash in between leaves it `sending`, and it is never sent again automatically: a
+duplicate discount email is worse than a rare lost one, which stays visible in the log.
+"""
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formataddr, format_datetime, make_msgid, parseaddr
+from urllib.parse import unquote, urlsplit
+
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from .db import write_transaction
+from .timeutil import to_db, utcnow
+
+TIMEOUT = 30
+MAX_ATTEMPTS = 6  # across ticks; each tick also retries a connection a few times
+RETRY_AFTER = (60, 300, 900, 3600, 3 * 3600)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool  # smtps: TLS from the first byte
+
+    @classmethod
+    def parse(cls, url: str) -> "SmtpConfig":
+        """Read `smtp://user:pass@host:port` or `smtps://…`; ValueError with a reason otherwise."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError(f"SMTP URL {url!r} must look like smtp://user:pass@host:port or smtps://…")
+        return cls(host=parts.hostname, port=parts.port or (465 if parts.scheme == "smtps" else 25),
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password else None,
+                   tls=parts.scheme == "smtps")
+
+
+class TemporaryFailure(Exception):
+    """Worth trying again later; `unreachable` when the server could not be reached at all."""
+
+    def __init__(self, text, unreachable=False):
+        super().__init__(text)
+        self.unreachable = unreachable
+
+
+class PermanentFailure(Exception):
+    """The server refused for good (5xx)."""
+
+
+def classify(exc) -> Exception:
+    """Sort an SMTP or network error into temporary or permanent."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        if codes and all(500 <= c < 600 for c in codes):
+            return PermanentFailure(f"recipient refused: {next(iter(exc.recipients.values()))[1]!r}")
+        return TemporaryFailure(f"recipient deferred: {exc.recipients}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        if 500 <= exc.smtp_code < 600:
+            return PermanentFailure(f"{exc.smtp_code} {text}")
+        return TemporaryFailure(f"{exc.smtp_code} {text}")
+    unreachable = isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
+    return TemporaryFailure(f"{type(exc).__name__}: {exc}", unreachable=unreachable or
+                            isinstance(exc, smtplib.SMTPConnectError))
+
+
+class Connection:
+    """One SMTP session reused for many messages, reopened when the server drops it."""
+
+    def __init__(self, config: SmtpConfig):
+        self.config = config
+        self.smtp = None
+
+    @retry(retry=retry_if_exception(lambda e: isinstance(e, (OSError, smtplib.SMTPServerDisconnected))),
+           stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
+    def open(self):
+        cfg = self.config
+        context = ssl.create_default_context()
+        if cfg.tls:
+            smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=TIMEOUT, context=context)
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=TIMEOUT)
+            smtp.ehlo()
+            if smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+                smtp.ehlo()
+        if cfg.username:
+            smtp.login(cfg.username, cfg.password or "")
+        self.smtp = smtp
+
+    def send(self, message: EmailMessage):
+        """Send one message; raises TemporaryFailure or PermanentFailure."""
+        for attempt in range(2):
+            try:
+                if self.smtp is None:
+                    self.open()
+                self.smtp.send_message(message)
+                return
+            except smtplib.SMTPServerDisconnected as exc:
+                self.smtp = None  # the server closed an idle session: reconnect once
+                if attempt:
+                    raise classify(exc) from exc
+            except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+                if isinstance(exc, (OSError, socket.timeout)) and not isinstance(exc, smtplib.SMTPException):
+                    self.smtp = None
+                raise classify(exc) from exc
+
+    def close(self):
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self.smtp = None
+
+
+def smtp_url_for(app, settings) -> str | None:
+    """The shop's own SMTP URL, else the installation's, else None (outbox only)."""
+    return settings.get("smtp_url") or app.config.get("SMTP_URL") or None
+
+
+def sender_for(app, shop, settings) -> str:
+    """The From header: the shop's sender name and address, else WINBACK_MAIL_FROM."""
+    default_name, default_addr = parseaddr(app.config["MAIL_FROM"])
+    name = settings.get("sender_name") or shop["name"] or default_name
+    return formataddr((name, settings.get("sender_email") or default_addr))
+
+
+def build(app, shop, settings, row) -> EmailMessage:
+    """The MIME message for one stored message row (text, and HTML when there is one)."""
+    msg = EmailMessage()
+    sender = sender_for(app, shop, settings)
+    msg["From"] = sender
+    msg["To"] = row["email"]
+    msg["Subject"] = row["subject"]
+    msg["Date"] = format_datetime(utcnow())
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    msg["Message-ID"] = row["message_id"] or make_msgid(idstring=f"wb{row['id']}", domain=domain)
+    if row["is_marketing"]:
+        from . import tokens
+        url = f"{app.config['APP_URL']}/u/{tokens.make(app, 'unsubscribe', shop['id'], row['customer_id'])}"
+        msg["List-Unsubscribe"] = f"<{url}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(row["body_text"])
+    if row["body_html"]:
+        msg.add_alternative(row["body_html"], subtype="html")
+    return msg
+
+
+def deliver(app, db, shop, now=None, limit=500) -> dict:
+    """Send the shop's due outbox messages; returns {"sent", "retry", "failed"} (None: no SMTP)."""
+    from .settings import get_settings
+    settings = get_settings(db, shop["id"])
+    url = smtp_url_for(app, settings)
+    if not url:
+        return None
+    now = now or utcnow()
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    conn = Connection(SmtpConfig.parse(url))
+    try:
+        rows = list(db.query(
+            "SELECT m.*, c.email_failed_at, c.unsubscribed_at FROM messages m LEFT JOIN customers c ON c.id = m.customer_id"
+            " WHERE m.shop_id = ? AND m.status = 'outbox' AND m.scheduled_for <= ? ORDER BY m.id LIMIT ?",
+            [shop["id"], to_db(now), limit]))
+        for row in rows:
+            if row["is_marketing"] and row["unsubscribed_at"]:
+                _finish(db, row, "failed", error="not sent: the customer unsubscribed before delivery")
+                counts["failed"] += 1
+                continue
+            if row["email_failed_at"]:
+                _finish(db, row, "failed", error="not sent: this address failed permanently before")
+                counts["failed"] += 1
+                continue
+            message = build(app, shop, settings, row)
+            with write_transaction(db):
+                db.execute("UPDATE messages SET status = 'sending', attempts = attempts + 1, message_id = ?"
+                           " WHERE id = ? AND status = 'outbox'", [message["Message-ID"], row["id"]])
+            try:
+                conn.send(message)
+            except PermanentFailure as exc:
+                _finish(db, row, "failed", error=str(exc), customer_failure=True)
+                counts["failed"] += 1
+            except TemporaryFailure as exc:
+                attempts = row["attempts"] + 1
+                if attempts >= MAX_ATTEMPTS:
+                    _finish(db, row, "failed", error=f"gave up after {attempts} attempts: {exc}")
+                    counts["failed"] += 1
+                else:
+                    later = now + timedelta(seconds=RETRY_AFTER[min(attempts - 1, len(RETRY_AFTER) - 1)])
+                    with write_transaction(db):
+                        db.execute("UPDATE messages SET status = 'outbox', error = ?, scheduled_for = ? WHERE id = ?",
+                                   [str(exc)[:500], to_db(later), row["id"]])
+                    counts["retry"] += 1
+                    if exc.unreachable:
+                        break  # the server is unreachable: the rest waits for the next run
+            else:
+                _finish(db, row, "sent")
+                counts["sent"] += 1
+    finally:
+        conn.close()
+    return counts
+
+
+def _finish(db, row, status, error=None, customer_failure=False):
+    now = to_db(utcnow())
+    with write_transaction(db):
+        db.execute("UPDATE messages SET status = ?, error = ?, sent_at = CASE WHEN ? = 'sent' THEN ? END WHERE id = ?",
+                   [status, error, status, now, row["id"]])
+        if customer_failure and row["customer_id"]:
+            db.execute("UPDATE customers SET email_failed_at = ?, email_failure = ? WHERE id = ?",
+                       [now, error[:500] if error else None, row["customer_id"]])
+
+
+def delivery_health(db, shop_id) -> dict:
+    """For the dashboard: what waits, what failed, what is stuck mid-send, and the last error."""
+    row = db.execute(
+        "SELECT COUNT(*) FILTER (WHERE status = 'outbox'), COUNT(*) FILTER (WHERE status = 'failed'),"
+        " COUNT(*) FILTER (WHERE status = 'sending'), COUNT(*) FILTER (WHERE status = 'outbox' AND error IS NOT NULL),"
+        " (SELECT error FROM messages WHERE shop_id = :s AND error IS NOT NULL ORDER BY id DESC LIMIT 1)"
+        " FROM messages WHERE shop_id = :s", {"s": shop_id}).fetchone()
+    return {"outbox": row[0], "failed": row[1], "stuck_sending": row[2], "retrying": row[3], "last_error": row[4]}
