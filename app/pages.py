@@ -122,3 +122,12 @@ def customer(handle, customer_id):
     snapshot = stored_snapshot(db, shop)
     why = explain(db, shop, cust, snapshot) if snapshot else None
     return render_template("customer.html", shop=shop, customer=cust, orders=orders, why=why)
+
+
+@bp.get("/shops/<handle>/report")
+@login_required
+def report(handle):
+    """What each flow earned, and the lift against its holdout."""
+    from flows.attribution import report as flow_report
+    shop = _shop_or_404(handle)
+    return render_template("report.html", shop=shop, doc=flow_report(get_db(), shop, utcnow()))

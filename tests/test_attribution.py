@@ -153,3 +153,17 @@ def test_report_cli_json(runner, db):
     assert set(f) >= {"flow", "enrolled", "sent", "held_out", "converted", "revenue", "discount_cost", "lift", "steps"}
     text = runner.invoke(args=["report", "--shop", "s", "--now", "2026-04-01"]).output
     assert "winback: 1 enrolled (0 held out), 1 sent" in text and "not enough data yet" in text
+
+
+def test_report_page(client, login, db):
+    s = Shop(db)
+    for i in range(40):
+        cid, eid = s.enrol()
+        s.message(cid, eid, 0, 0)
+        if i < 10:
+            s.order(cid, 2, 2000)
+        s.enrol(held_out=True)
+    login()
+    page = client.get("/shops/s/report").get_data(as_text=True)
+    assert 'data-flow="winback"' in page and "Lift vs control: +25.0 points" in page
+    assert "€200.00" in page  # ten orders of 20.00 attributed to email 1
