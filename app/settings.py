@@ -147,3 +147,113 @@ def save_setting(db, shop_id, key, value):
         if setting.on_change and old != parsed:
             setting.on_change(db, shop_id, old, parsed)
     return parsed
+
+
+# --- Email branding and sender (issue #5: email content and rendering; used by flows/render.py) ---
+import re as _re
+from urllib.parse import urlsplit as _urlsplit
+
+_CONTROL = _re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_EMAIL = _re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+def _blank(value):
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def text(max_len, *, multiline=False, optional=True):
+    """A validator for free text up to max_len characters (one line unless multiline)."""
+    def parse(value):
+        if _blank(value):
+            if optional:
+                return "" if multiline else None
+            raise ValueError("a value is required")
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+        if not multiline and "\n" in value:
+            raise ValueError("must be a single line")
+        if _CONTROL.search(value):
+            raise ValueError("must not contain control characters")
+        if len(value) > max_len:
+            raise ValueError(f"must be at most {max_len} characters")
+        return value
+    return parse
+
+
+def https_url(*, optional=True):
+    """A validator for an https:// URL (an image to show in emails)."""
+    def parse(value):
+        if _blank(value):
+            if optional:
+                return None
+            raise ValueError("a value is required")
+        value = str(value).strip()
+        parts = _urlsplit(value)
+        if parts.scheme.lower() != "https" or not parts.hostname:
+            raise ValueError(f"{value!r} is not an https:// URL")
+        if len(value) > 2000 or _re.search(r"[\s\"'<>\\]", value) or _CONTROL.search(value):
+            raise ValueError(f"{value!r} is not a valid URL")
+        return value
+    return parse
+
+
+def color():
+    """A validator for a #rrggbb colour."""
+    def parse(value):
+        value = str(value or "").strip()
+        if not _re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError(f"{value!r} is not a colour like #2f7d5b")
+        return value.lower()
+    return parse
+
+
+def email_address(*, optional=True):
+    """A validator for one bare email address (name@example.com)."""
+    def parse(value):
+        if _blank(value):
+            if optional:
+                return None
+            raise ValueError("a value is required")
+        value = str(value).strip()
+        if len(value) > 254 or not _EMAIL.fullmatch(value) or ".." in value:
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+    return parse
+
+
+def smtp_url(*, optional=True):
+    """A validator for an smtp:// or smtps:// server URL (smtps://user:password@host:465)."""
+    def parse(value):
+        if _blank(value):
+            if optional:
+                return None
+            raise ValueError("a value is required")
+        value = str(value).strip()
+        if _re.search(r"\s", value) or _CONTROL.search(value):
+            raise ValueError("an SMTP URL must not contain spaces")
+        parts = _urlsplit(value)
+        if parts.scheme.lower() not in ("smtp", "smtps"):
+            raise ValueError("must start with smtp:// or smtps://")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("the port must be a number between 1 and 65535") from None
+        if not parts.hostname:
+            raise ValueError("needs a server name, like smtps://user:password@mail.example.com:465")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError("the port must be a number between 1 and 65535")
+        return value
+    return parse
+
+
+DEFAULT_BRAND_COLOR = "#2f7d5b"  # a calm green
+declare("brand_logo_url", None, https_url(), "Logo shown at the top of emails (an https:// image URL)")
+declare("brand_color", DEFAULT_BRAND_COLOR, color(), "Brand colour of emails (#rrggbb)")
+declare("sender_name", None, text(100), "Sender name of emails (empty: the shop's name)")
+declare("sender_email", None, email_address(), "Sender address of emails (empty: WINBACK_MAIL_FROM)")
+declare("postal_address", "", text(500, multiline=True),
+        "Postal address in every email footer (required by anti-spam law: CAN-SPAM)")
+declare("smtp_url", None, smtp_url(), "SMTP server for this shop (smtp:// or smtps://; empty: WINBACK_SMTP_URL)")
+# --- end of email branding and sender ---

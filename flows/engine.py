@@ -260,20 +260,20 @@ def send_pass(app, db, shop, params, flows, settings, connector=None, batch_size
                         continue
                 step = flow["steps"][step_no]
                 code = _offer_code(db, shop, enrolment, step.get("offer"), now, connector)
-                subject, body = render(step["template"], shop=shop, customer=enrolment, code=code,
-                                       products=_replenish_products(db, enrolment) if enrolment["flow"] == "replenish" else None,
-                                       links=_links(app, shop, enrolment))
+                email = render(step["template"], shop=shop, customer=enrolment, code=code,
+                               products=_replenish_products(db, enrolment) if enrolment["flow"] == "replenish" else None,
+                               links=_links(app, shop, enrolment), db=db)
                 messages.append((shop["id"], enrolment["customer_id"], enrolment["id"], enrolment["flow"], step_no,
                                  f"{enrolment['id']}:{step_no}", int(marketing), enrolment["email"],
-                                 enrolment["locale"] or shop["locale"], subject, body, code and code["id"],
+                                 email.locale, email.subject, email.text, email.html, code and code["id"],
                                  "outbox", params["now_db"], params["now_db"]))
                 if marketing:
                     sent.setdefault(enrolment["customer_id"], []).append(now)
                 updates.append(_advance(enrolment, flow, now, settings))
             inserted = db.conn.executemany(
                 "INSERT OR IGNORE INTO messages (shop_id, customer_id, enrolment_id, flow, step, idempotency_key,"
-                " is_marketing, email, locale, subject, body_text, discount_code_id, status, created_at, scheduled_for)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", messages).rowcount
+                " is_marketing, email, locale, subject, body_text, body_html, discount_code_id, status, created_at,"
+                " scheduled_for) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", messages).rowcount
             counts["sent"] += inserted
             _apply(db, updates, params)
             counts["completed"] += sum(1 for u in updates if u[0] == "complete")

@@ -1,43 +1,206 @@
-"""Rendering a flow step into the email a customer receives (subject and text body).
+"""Rendering a flow step into the email a customer receives: subject, text part and HTML part.
 
-Templates live in templates/emails/<template>.txt: the first line is the subject, the rest the
-body. The expiry shown is the stored one, in the shop's time zone.
+Templates live in templates/emails/:
+
+    base.html, base.txt          the two layouts (HTML with the shop's branding and CSS, plain text)
+    <locale>/_base.jinja         the language's shared words (greeting, footer, button labels)
+    <locale>/<template>.jinja    one file per flow step and language, made of blocks
+                                 (subject, intro, body, after_code, cta_label, signoff)
+
+Each step file is rendered twice from the same source: once through the HTML layout with
+autoescaping on (every customer, product and owner value is escaped) and once through the text
+layout with autoescaping off. Paragraphs are separated by blank lines in the step files. The CSS
+of the HTML layout is inlined into style attributes (css-inline) for mail clients.
+
+The language is the customer's, then the shop's, then English ("nl_NL", "nl-BE" count as "nl").
+The expiry shown is the stored one, in the shop's time zone and in the email's language. The
+shop's branding, sender and postal address come from its settings (app.settings) and the owner's
+subject/intro per step and language from flows.copy, when a database handle is given.
 """
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 
+import css_inline
+from babel.dates import format_datetime
+from babel.lists import format_list
+from babel.numbers import format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from app import ROOT
+from app.settings import DEFAULT_BRAND_COLOR
 from app.timeutil import from_db, zone
+
+LOCALES = ("en", "nl", "pl")
+DEFAULT_LOCALE = "en"
+TEMPLATES = ("winback_1", "winback_2", "winback_3", "vip_winback_1", "vip_winback_2", "vip_winback_3",
+             "replenish_reminder", "second_order", "sunset")
+SERVICE_TEMPLATES = frozenset({"second_order"})  # no offer, no promotional footer
+
+# The expiry as it reads in running text after "until" / "tot" / "do" (Polish: genitive month).
+_EXPIRY_PATTERNS = {
+    "en": "EEEE d MMMM y, HH:mm",             # Thursday 16 April 2026, 10:00
+    "nl": "EEEE d MMMM y 'om' HH:mm",         # donderdag 16 april 2026 om 10:00
+    "pl": "d MMMM y, 'godz.' HH:mm (EEEE)",   # 16 kwietnia 2026, godz. 10:00 (czwartek)
+}
+# The offer in words: (percent form, free-shipping form); `offer_next` names the next order.
+# Polish: "rabat 15%" never inflects the number; the free-shipping forms are given per case.
+_OFFER = {
+    "en": {"offer": ("{p} off", "free shipping"),
+           "offer_next": ("{p} off your next order", "free shipping on your next order")},
+    "nl": {"offer": ("{p} korting", "gratis verzending"),
+           "offer_next": ("{p} korting op je volgende bestelling", "gratis verzending op je volgende bestelling")},
+    "pl": {"offer": ("rabat {p}", "darmowa dostawa"),
+           "offer_next": ("rabat {p} na kolejne zamówienie", "darmową dostawę przy kolejnym zamówieniu")},
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+    locale: str
+
+
+def normalise_locale(value) -> str | None:
+    """"nl_NL", "nl-BE", "NL" -> "nl"; None when empty or not one of ours."""
+    if not value:
+        return None
+    lang = re.split(r"[-_.@]", str(value).strip().lower(), maxsplit=1)[0]
+    return lang if lang in LOCALES else None
+
+
+def pick_locale(customer_locale, shop_locale) -> str:
+    """The email's language: the customer's, then the shop's, then English."""
+    return normalise_locale(customer_locale) or normalise_locale(shop_locale) or DEFAULT_LOCALE
+
+
+def format_expiry(expires_at: str, tz: str, locale: str = DEFAULT_LOCALE) -> str:
+    """The stored UTC expiry in the shop's time zone, in words of `locale`
+    (en: `Friday 27 November 2026, 14:05`)."""
+    locale = normalise_locale(locale) or DEFAULT_LOCALE
+    return format_datetime(from_db(expires_at), _EXPIRY_PATTERNS[locale], tzinfo=zone(tz or "UTC"),
+                           locale=locale)
+
+
+def format_percent_value(percent, locale) -> str:
+    """15 -> "15%", 12.5 -> "12.5%" (en) / "12,5%" (nl, pl)."""
+    return format_percent(float(percent) / 100, format="#,##0.##%", locale=locale)
+
+
+def _paras(value):
+    """HTML filter: blank-line separated paragraphs -> <p>, single newlines -> <br>."""
+    if not isinstance(value, Markup):
+        value = escape(value)
+    out = []
+    for block in re.split(r"\n\s*\n", str(value).strip()):
+        lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
+        if lines:
+            out.append("<p>" + "<br>\n".join(lines) + "</p>")
+    return Markup("\n".join(out))
+
+
+def _oneline(value):
+    joined = " ".join(str(value).split())
+    return Markup(joined) if isinstance(value, Markup) else joined
+
+
+def _nl2br(value):
+    lines = [line.strip() for line in str(value or "").strip().splitlines() if line.strip()]
+    return Markup("<br>\n").join(escape(line) for line in lines)
+
+
+def _make_env(html: bool) -> Environment:
+    env = Environment(loader=FileSystemLoader(str(ROOT / "templates" / "emails")), autoescape=html,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals["layout"] = "base.html" if html else "base.txt"
+    env.filters["paras"] = _paras
+    env.filters["nl2br"] = _nl2br
+    env.filters["oneline"] = _oneline
+    return env
+
+
+@lru_cache(maxsize=2)
+def _env(html: bool) -> Environment:
+    return _make_env(html)
 
 
 @lru_cache(maxsize=1)
-def _env():
-    return Environment(loader=FileSystemLoader(str(ROOT / "templates" / "emails")), autoescape=False,
-                       undefined=StrictUndefined, keep_trailing_newline=True)
+def _inliner():
+    return css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
 
-@lru_cache(maxsize=64)
-def _template(name):
-    return _env().get_template(f"{name}.txt")
+def _clean_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
-def format_expiry(expires_at: str, tz: str) -> str:
-    """`Friday 27 November 2026, 14:05` in the shop's time zone, from the stored UTC expiry."""
-    local = from_db(expires_at).astimezone(zone(tz))
-    return local.strftime("%A %-d %B %Y, %H:%M")
+def _shop_url(shop):
+    url = (shop.get("base_url") or "").strip() if hasattr(shop, "get") else ""
+    if not url:
+        return None
+    if not re.match(r"^https?://", url, re.I):
+        url = "https://" + url
+    return url if re.match(r"^https?://[^\s\"'<>]+$", url) else None
 
 
-def render(template, *, shop, customer, code=None, products=None, links=None) -> tuple[str, str]:
-    """(subject, text body) of one email; `links` are the email's personal URLs (keep, unsubscribe)."""
-    context = {
-        **(links or {}),
-        "shop_name": shop["name"], "first_name": customer.get("first_name"),
-        "code": code["code"] if code else None,
-        "percent": (f"{code['percent']:g}" if code and code.get("percent") is not None else None),
-        "expires": format_expiry(code["expires_at"], shop["timezone"]) if code else None,
-        "products": ", ".join(products) if products else "your favourites",
+def _brand(shop, settings):
+    return {
+        "shop_name": shop["name"],
+        "sender_name": (settings.get("sender_name") or shop["name"]),
+        "logo_url": settings.get("brand_logo_url") or None,
+        "brand_color": settings.get("brand_color") or DEFAULT_BRAND_COLOR,
+        "postal_address": (settings.get("postal_address") or "").strip(),
     }
-    text = _template(template).render(**context)
+
+
+def render(template, *, shop, customer, code=None, products=None, links=None, db=None) -> Rendered:
+    """One email of a flow step. `links` are the email's personal URLs (keep_url, unsubscribe_url);
+    `db` (optional) supplies the shop's branding settings and the owner's subject/intro."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown email template {template!r}")
+    locale = pick_locale(customer.get("locale"), shop.get("locale"))
+    settings, copy = {}, {}
+    if db is not None and shop.get("id") is not None:
+        from app.settings import get_settings
+        from .copy import get_copy
+        settings = get_settings(db, shop["id"])
+        copy = get_copy(db, shop["id"], template, locale)
+    links = links or {}
+    marketing = template not in SERVICE_TEMPLATES
+    percent = None
+    offer = {}
+    if code and not marketing:
+        raise ValueError(f"{template} is a service email and carries no offer")
+    if code:
+        percent = (format_percent_value(code["percent"], locale) if code.get("percent") is not None else None)
+        for key, (with_percent, free_shipping) in _OFFER[locale].items():
+            offer[key] = with_percent.format(p=percent) if percent else free_shipping
+    context = {
+        **_brand(shop, settings),
+        "locale": locale,
+        "marketing": marketing,
+        "first_name": (customer.get("first_name") or "").strip() or None,
+        "code": code["code"] if code else None,
+        "percent": percent,
+        "offer": offer.get("offer"),
+        "offer_next": offer.get("offer_next"),
+        "expires": format_expiry(code["expires_at"], shop.get("timezone") or "UTC", locale) if code else None,
+        "products": format_list(list(products), locale=locale) if products else None,
+        "shop_url": _shop_url(shop),
+        "keep_url": links.get("keep_url"),
+        "cta_url": (links.get("keep_url") if template == "sunset"
+                    else None if template in SERVICE_TEMPLATES else _shop_url(shop)),
+        "unsubscribe_url": links.get("unsubscribe_url"),
+        "subject_override": copy.get("subject"),
+        "intro_override": copy.get("intro"),
+    }
+    name = f"{locale}/{template}.jinja"
+    text = _clean_text(_env(False).get_template(name).render(context))
     subject, _, body = text.partition("\n")
-    return subject.strip(), body.lstrip("\n")
+    subject = " ".join(subject.split())
+    html = _env(True).get_template(name).render({**context, "subject": subject})
+    html = _inliner().inline(html)
+    return Rendered(subject=subject, text=body.lstrip("\n"), html=html, locale=locale)

@@ -62,8 +62,9 @@ def test_temporary_failure_is_retried_later_then_sent(app, db, smtp):
     row = stored(db)[0]
     assert row["status"] == "outbox" and "451" in row["error"] and row["scheduled_for"] > "2026-04-12T10:00:00Z"
     smtp.recorder.fail_next_data = []
-    assert deliver(app, db, shop, now=at(101, 10, 30))["sent"] == 0  # not due again yet
-    again = deliver(app, db, shop, now=at(101, 12))
+    from datetime import timedelta
+    assert deliver(app, db, shop, now=at(101) + timedelta(seconds=30))["sent"] == 0  # backoff: not due yet
+    again = deliver(app, db, shop, now=at(101, 10, 2))
     assert again["sent"] >= 1 and stored(db)[0]["status"] == "sent"
     assert len([m for m in smtp.messages if m["To"] == "a@example.com"]) == 1
 
