@@ -225,3 +225,23 @@ CREATE TABLE oauth_states (
     expires_at TEXT NOT NULL
 )
 """)
+
+
+@migrations(name="0005_shopify")
+def m0005(db):
+    _run(db, """
+CREATE TABLE shopify_installs (
+    shop_id INTEGER PRIMARY KEY REFERENCES shops(id) ON DELETE CASCADE,
+    installed_at TEXT,
+    uninstalled_at TEXT,
+    webhooks_registered_at TEXT
+);
+CREATE TABLE privacy_requests (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    topic TEXT NOT NULL,
+    customer_ref TEXT,
+    file TEXT,
+    received_at TEXT NOT NULL
+)
+""")
