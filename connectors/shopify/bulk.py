@@ -1,12 +1,12 @@
 """Bulk operations: start (or resume) one, wait for it, stream its JSONL, stitch children to parents."""
 from __future__ import annotations
 
-import json
 import logging
 from collections import OrderedDict, defaultdict
 from dataclasses import replace
 from typing import Iterable, Iterator
 
+import orjson
 import requests
 
 from .errors import ShopifyError
@@ -73,7 +73,7 @@ def stream_lines(url: str | None, http=None, sleep=None, retries: int = 4) -> It
     with resp:
         for line in resp.iter_lines(chunk_size=1 << 16):
             if line:
-                yield json.loads(line)
+                yield orjson.loads(line)
 
 
 def stitch_orders(objects: Iterable[dict], window: int = 20000):
@@ -110,3 +110,4 @@ def stitch_orders(objects: Iterable[dict], window: int = 20000):
         yield replace(order_from_graphql(flushed[key], lines), merge_lines=True)
     if early:
         log.warning("bulk export: lines of %d unknown orders ignored", len(early))
+

@@ -18,7 +18,7 @@ def numeric_id(value) -> str | None:
     """The numeric id of a GID (`gid://shopify/Order/1` → `1`) or of a plain id."""
     if value is None or value == "":
         return None
-    return str(value).rsplit("/", 1)[-1]
+    return str(value).rpartition("/")[2]
 
 
 def gid(kind: str, value) -> str:
