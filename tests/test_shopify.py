@@ -269,6 +269,9 @@ def test_webhook_rejections(sapp, fake, shop):
     body = b"{not json"
     assert client.post("/webhooks/shopify", data=body,
                        headers=webhook_headers(fake.secret, body, "orders/create", SHOP, "x1")).status_code == 400
+    body = b"\xff\xfe{"
+    assert client.post("/webhooks/shopify", data=body,
+                       headers=webhook_headers(fake.secret, body, "orders/create", SHOP, "x4")).status_code == 400
     body = b"{}"
     headers = webhook_headers(fake.secret, body, "orders/create", SHOP, "x2")
     del headers["X-Shopify-Topic"]
@@ -288,6 +291,10 @@ def test_webhooks_are_stored_once_and_processed_in_the_background(sapp, sdb, fak
     assert inbox.process_due(sapp, sdb) == {"done": 1, "retry": 0, "failed": 0}
     row = next(sdb.query("SELECT * FROM orders WHERE external_id = '1073459972'"))
     assert row["status"] == "paid" and row["total_minor"] == 19900
+    older = {**order, "financial_status": "pending", "updated_at": "2020-01-01T00:00:00Z"}
+    deliver(client, fake, "orders/updated", older)  # late, out-of-order delivery
+    assert inbox.process_due(sapp, sdb)["done"] == 1
+    assert sdb.execute("SELECT status FROM orders WHERE external_id = '1073459972'").fetchone()[0] == "paid"
 
     product = {"id": 921728736, "title": "IPod Touch 8GB", "vendor": "Apple", "product_type": "Music players",
                "updated_at": "2026-11-01T00:00:00Z", "variants": [{"sku": "IPOD", "price": "199.00"}]}
@@ -395,3 +402,20 @@ def test_cli_add_shopify(sapp, sdb, fake):
     result = runner.invoke(args=["shop", "add-shopify", "offline.myshopify.com", "--client-credentials", "--offline"])
     assert result.exit_code == 0 and "not checked" in result.output
     assert load_credentials(sapp, get_shop(sdb, "offline.myshopify.com")) == {"grant": "client_credentials"}
+
+
+def test_cli_sync_through_the_registry_and_after_uninstall(sapp, sdb, fake):
+    fake.bulk_polls = 0
+    token = json.loads(requests.post(f"{fake.base}/{SHOP}/admin/oauth/access_token", json={
+        "client_id": fake.client_id, "client_secret": fake.secret, "code": fake.issue_code()}).text)["access_token"]
+    runner = sapp.test_cli_runner()
+    assert runner.invoke(args=["shop", "add-shopify", SHOP, "--token", token, "--offline"]).exit_code == 0
+    assert fake.subscriptions == []  # --offline: the sync registers them
+    result = runner.invoke(args=["sync", "--shop", SHOP])
+    assert result.exit_code == 0, result.output
+    assert f"{len(fake.orders)} new" in result.output and len(fake.subscriptions) == 9
+    client = sapp.test_client()
+    deliver(client, fake, "app/uninstalled", {"id": 1, "domain": SHOP})
+    inbox.process_due(sapp, sdb)
+    result = runner.invoke(args=["sync", "--shop", SHOP])
+    assert result.exit_code != 0 and "uninstalled" in str(result.exception or result.output)

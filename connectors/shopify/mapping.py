@@ -31,11 +31,16 @@ def _time(text):
     return parse_timestamp(text) if text else None
 
 
+def _decimal(value) -> Decimal:
+    return Decimal(value) if isinstance(value, str) else Decimal(str(value))
+
+
 def _money(money_set, fallback=None) -> tuple[Decimal, str | None]:
-    shop_money = (money_set or {}).get("shop_money") or (money_set or {}).get("shopMoney")
-    if shop_money:
-        return Decimal(str(shop_money["amount"])), shop_money.get("currency_code") or shop_money.get("currencyCode")
-    return Decimal(str(fallback or 0)), None
+    if money_set:
+        shop_money = money_set.get("shopMoney") or money_set.get("shop_money")
+        if shop_money:
+            return _decimal(shop_money["amount"]), shop_money.get("currencyCode") or shop_money.get("currency_code")
+    return _decimal(fallback or 0), None
 
 
 def order_status(financial_status: str | None, cancelled_at) -> str:

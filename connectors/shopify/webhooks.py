@@ -8,6 +8,7 @@ import json
 
 from app import webhooks as inbox
 from app.shops import get_shop
+from app.timeutil import to_db
 
 from ..store import ShopWriter
 from . import privacy
@@ -41,13 +42,14 @@ def receive(app, db, headers, body: bytes) -> tuple[int, str]:
     if shop is None or shop["platform"] != "shopify":
         return 401, "unknown shop"
     try:
-        payload = json.loads(body)
-    except ValueError:
+        text = body.decode("utf-8")
+        payload = json.loads(text)
+    except ValueError:  # UnicodeDecodeError included
         return 400, "malformed JSON"
     if not isinstance(payload, dict):
         return 400, "malformed JSON"
     # The raw text is stored as it came: no need to serialise it again.
-    stored = inbox.record(db, shop["id"], "shopify", topic, delivery, body.decode("utf-8"))
+    stored = inbox.record(db, shop["id"], "shopify", topic, delivery, text)
     if stored:
         inbox.wake(app)
     return 200, "ok" if stored else "duplicate"
@@ -64,8 +66,16 @@ def _categories(db, shop_id, payload) -> dict:
 
 @inbox.handler("shopify", "orders/create", "orders/updated", "orders/paid", "orders/cancelled")
 def on_order(app, db, shop, payload):
-    """Store the order as delivered (status, refunds, lines, customer, codes used)."""
-    ShopWriter(db, shop).upsert_orders([order_from_rest(payload, _categories(db, shop["id"], payload))])
+    """Store the order as delivered (status, refunds, lines, customer, codes used).
+
+    Deliveries arrive unordered: one older than what is stored is ignored.
+    """
+    rec = order_from_rest(payload, _categories(db, shop["id"], payload))
+    row = db.execute("SELECT updated_at FROM orders WHERE shop_id = ? AND external_id = ?",
+                     [shop["id"], rec.external_id]).fetchone()
+    if row and row[0] and rec.updated_at and to_db(rec.updated_at) < row[0]:
+        return
+    ShopWriter(db, shop).upsert_orders([rec])
 
 
 @inbox.handler("shopify", "refunds/create")
