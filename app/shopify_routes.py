@@ -55,7 +55,8 @@ def callback():
         abort(400, description="missing code")
     try:
         creds = exchange_code(current_app, shop_domain, code)
-        shop = save_shop(current_app, db, shop_domain, creds, verify=True,
+        # Webhooks are subscribed by the background sync, so the merchant is not kept waiting.
+        shop = save_shop(current_app, db, shop_domain, creds, verify=True, register=False,
                          user_id=state["user_id"] or session.get("user_id"))
     except ShopifyError as exc:
         abort(502, description=str(exc))

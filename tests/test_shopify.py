@@ -110,10 +110,10 @@ def test_install_to_callback_stores_encrypted_tokens_registers_webhooks_and_sync
     creds = load_credentials(sapp, shop)
     assert creds["access_token"].startswith("shpat_") and creds["refresh_token"] and creds["expires_at"]
     assert creds["access_token"] not in shop["credentials"]  # encrypted at rest
-    assert {t for t, _ in fake.subscriptions} >= {"ORDERS_CREATE", "APP_UNINSTALLED", "REFUNDS_CREATE"}
-    assert all(uri == "http://127.0.0.1:5000/webhooks/shopify" for _, uri in fake.subscriptions)
     for thread in sapp.extensions["winback_shopify_syncs"]:
         thread.join(20)
+    assert {t for t, _ in fake.subscriptions} >= {"ORDERS_CREATE", "APP_UNINSTALLED", "REFUNDS_CREATE"}
+    assert all(uri == "http://127.0.0.1:5000/webhooks/shopify" for _, uri in fake.subscriptions)
     run = sdb.execute("SELECT status, error FROM sync_runs WHERE shop_id = ?", [shop["id"]]).fetchone()
     assert run == ("ok", None)
     assert sdb.execute("SELECT COUNT(*) FROM orders WHERE shop_id = ?", [shop["id"]]).fetchone()[0] == len(fake.orders)

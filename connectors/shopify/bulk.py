@@ -51,8 +51,8 @@ def wait(client, op_id: str, sleep, interval: float = 2.0, max_interval: float =
         interval = min(max_interval, interval * 1.5)
 
 
-def stream_lines(url: str | None, http=None, sleep=None, retries: int = 4) -> Iterator[dict]:
-    """Objects of a bulk result file, one per JSONL line, read as the download arrives."""
+def stream_lines(url: str | None, http=None, sleep=None, retries: int = 4) -> Iterator[bytes]:
+    """The raw JSONL lines of a bulk result file, read as the download arrives."""
     if not url:  # an export with no objects has no file
         return
     http = http or requests
@@ -73,41 +73,47 @@ def stream_lines(url: str | None, http=None, sleep=None, retries: int = 4) -> It
     with resp:
         for line in resp.iter_lines(chunk_size=1 << 16):
             if line:
-                yield orjson.loads(line)
+                yield line
 
 
-def stitch_orders(objects: Iterable[dict], window: int = 20000):
-    """Orders with their lines from bulk objects linked by `__parentId`, in any order.
+def objects(lines: Iterable[bytes]) -> Iterator[dict]:
+    """Parsed objects of raw JSONL lines."""
+    for line in lines:
+        yield orjson.loads(line)
+
+
+def stitch_orders(lines: Iterable[bytes], window: int = 20000):
+    """Orders with their lines from raw bulk JSONL lines linked by `__parentId`, in any order.
 
     Lines usually follow their order closely, so orders wait in a window of `window` until their
     lines arrive; lines that turn up after their order left the window are emitted later as a
-    merge (`merge_lines`) of that order. Only order headers stay in memory, never the lines.
+    merge (`merge_lines`) of that order. Orders that left the window are remembered as their raw
+    bytes only (compact, and invisible to the garbage collector), the line items not at all.
     """
-    pending: OrderedDict[str, tuple[dict, list]] = OrderedDict()
+    pending: OrderedDict[str, tuple[dict, bytes, list]] = OrderedDict()
     early: dict[str, list] = defaultdict(list)
-    flushed: dict[str, dict] = {}
+    flushed: dict[str, bytes] = {}
     late: dict[str, list] = defaultdict(list)
-    for obj in objects:
+    for raw in lines:
+        obj = orjson.loads(raw)
         parent = obj.get("__parentId")
         if parent is None:
-            lines = early.pop(obj["id"], [])
-            pending[obj["id"]] = (obj, lines)
+            pending[obj["id"]] = (obj, raw, early.pop(obj["id"], []))
             if len(pending) > window:
-                key, (node, lines) = pending.popitem(last=False)
-                flushed[key] = node
-                yield order_from_graphql(node, lines)
+                key, (node, node_raw, children) = pending.popitem(last=False)
+                flushed[key] = node_raw
+                yield order_from_graphql(node, children)
             continue
         line = line_from_graphql(obj)
         if parent in pending:
-            pending[parent][1].append(line)
+            pending[parent][2].append(line)
         elif parent in flushed:
             late[parent].append(line)
         else:
             early[parent].append(line)
-    for node, lines in pending.values():
-        yield order_from_graphql(node, lines)
-    for key, lines in late.items():
-        yield replace(order_from_graphql(flushed[key], lines), merge_lines=True)
+    for node, _, children in pending.values():
+        yield order_from_graphql(node, children)
+    for key, children in late.items():
+        yield replace(order_from_graphql(orjson.loads(flushed[key]), children), merge_lines=True)
     if early:
         log.warning("bulk export: lines of %d unknown orders ignored", len(early))
-

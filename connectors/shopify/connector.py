@@ -96,7 +96,7 @@ class ShopifyConnector(Connector):
                 return
             cursor = conn["pageInfo"]["endCursor"]
 
-    def _bulk(self, resource: str) -> Iterator[dict]:
+    def _bulk(self, resource: str) -> Iterator[bytes]:
         op_id = bulk.start_or_resume(self.client, self.state, resource)
         op = bulk.wait(self.client, op_id, self.sleep, self.poll_interval)
         yield from bulk.stream_lines(op.get("url"), sleep=self.sleep)
@@ -105,13 +105,14 @@ class ShopifyConnector(Connector):
     def products(self, since=None) -> Iterator[ProductRecord]:
         """Products (vendor = brand, product type = category): bulk export, or pages since `since`."""
         self._ensure_webhooks()
-        nodes = self._bulk("products") if since is None else self._pages("products", "products", since)
+        nodes = bulk.objects(self._bulk("products")) if since is None else self._pages("products", "products", since)
         for node in nodes:
             yield product_from_graphql(node)
 
     def customers(self, since=None) -> Iterator[CustomerRecord]:
         """Customers with email consent: bulk export, or pages since `since`."""
-        nodes = self._bulk("customers") if since is None else self._pages("customers", "customers", since)
+        nodes = (bulk.objects(self._bulk("customers")) if since is None
+                 else self._pages("customers", "customers", since))
         for node in nodes:
             rec = customer_from_graphql(node)
             if rec is not None:

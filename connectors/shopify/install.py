@@ -43,9 +43,11 @@ def register_webhooks(connector) -> int:
     return len(TOPICS)
 
 
-def save_shop(app, db, domain: str, creds: dict, *, verify: bool, user_id=None) -> dict:
+def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool | None = None,
+              user_id=None) -> dict:
     """Create or update the shop of `domain` with `creds`; with `verify`, read its currency and time
-    zone (proving the credentials) and subscribe the webhooks. Returns the shop."""
+    zone (proving the credentials) and, unless `register` is False, subscribe the webhooks (else
+    the next sync does). Returns the shop."""
     from .connector import ShopifyConnector
     shop = get_shop(db, domain)
     if shop is not None and shop["platform"] != "shopify":
@@ -71,8 +73,7 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, user_id=None) 
         with write_transaction(db):
             db.execute("INSERT OR IGNORE INTO user_shops (user_id, shop_id) VALUES (?, ?)", [user_id, shop["id"]])
     shop = get_shop(db, domain)
-    if verify:
-        from .connector import ShopifyConnector
+    if verify and register is not False:
         register_webhooks(ShopifyConnector(app, shop, db=db))
     return shop
 
@@ -91,7 +92,8 @@ def is_uninstalled(db, shop_id) -> bool:
 
 
 def start_first_sync(app, shop: dict) -> threading.Thread:
-    """Run the shop's first full sync in a background thread (the install page answers at once)."""
+    """Subscribe the webhooks and run the first full sync in a background thread (the install page
+    answers at once; a sync that fails is recorded and resumed by the next one)."""
     from connectors.sync import sync_shop
 
     def run():
