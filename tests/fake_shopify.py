@@ -285,6 +285,8 @@ class FakeShopify:
     def op_PollBulk(self, v):
         op_id = int(v["id"].rsplit("/", 1)[-1])
         op = self.bulk_ops[op_id]
+        if op.get("failed"):
+            return {"node": {"id": v["id"], "status": "FAILED", "errorCode": "INTERNAL_SERVER_ERROR", "url": None}}
         if op["polls"] > 0:
             op["polls"] -= 1
             status, url = "RUNNING", None

@@ -13,7 +13,7 @@ from app import create_app, webhooks as inbox
 from app.db import connect, init_db
 from app.shops import get_shop, load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
-from connectors.shopify import oauth
+from connectors.shopify import bulk, oauth
 from connectors.shopify.connector import ShopifyConnector, new_code
 from connectors.shopify.errors import AuthError, ShopifyError
 from connectors.shopify.install import is_uninstalled, save_shop
@@ -247,6 +247,18 @@ def test_a_crash_mid_bulk_resumes_the_same_operation(sapp, sdb, fake, shop):
     assert stats["orders_new"] == len(fake.orders)
     failed = sdb.execute("SELECT COUNT(*) FROM sync_runs WHERE status = 'failed'").fetchone()[0]
     assert failed == 1
+
+
+def test_a_failed_bulk_operation_is_not_resumed_but_started_anew(sapp, sdb, fake, shop):
+    fake.bulk_polls = 5
+    con = connector(sapp, sdb, fake, shop)
+    op_id = bulk.start_or_resume(con.client, con.state, "customers")
+    fake.bulk_ops[int(op_id.rsplit("/", 1)[-1])]["failed"] = True
+    with pytest.raises(ShopifyError, match="failed"):
+        list(con.customers())
+    assert get_state(sdb, shop["id"], "shopify_bulk_customers") is None
+    fake.bulk_polls = 0
+    assert len(list(con.customers())) == len(fake.customers)
 
 
 def test_expiring_tokens_are_refreshed_and_stored(sapp, sdb, fake, shop):

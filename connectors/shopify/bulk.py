@@ -17,6 +17,10 @@ log = logging.getLogger("winback.shopify")
 FAILED = ("FAILED", "CANCELED", "CANCELLED", "EXPIRED")
 
 
+class BulkGone(ShopifyError):
+    """A bulk operation that cannot be resumed (failed, expired, or its file gone): start anew."""
+
+
 def state_key(resource: str) -> str:
     """The sync_state key holding the id of a resource's running bulk operation."""
     return f"shopify_bulk_{resource}"
@@ -41,11 +45,11 @@ def wait(client, op_id: str, sleep, interval: float = 2.0, max_interval: float =
     while True:
         op = (client.execute(document("poll"), {"id": op_id}) or {}).get("node")
         if not op:
-            raise ShopifyError(f"bulk operation {op_id} not found")
+            raise BulkGone(f"bulk operation {op_id} not found")
         if op["status"] == "COMPLETED":
             return op
         if op["status"] in FAILED:
-            raise ShopifyError(f"bulk operation {op_id} {op['status'].lower()}"
+            raise BulkGone(f"bulk operation {op_id} {op['status'].lower()}"
                                + (f" ({op['errorCode']})" if op.get("errorCode") else ""))
         sleep(interval)
         interval = min(max_interval, interval * 1.5)
@@ -68,6 +72,8 @@ def stream_lines(url: str | None, http=None, sleep=None, retries: int = 4) -> It
                 raise ShopifyError(f"cannot download the bulk result after {attempt} attempts") from None
             if sleep:
                 sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+    if resp.status_code in (403, 404, 410):  # the signed URL expired (after 7 days)
+        raise BulkGone(f"bulk result file is gone (HTTP {resp.status_code})")
     if resp.status_code != 200:
         raise ShopifyError(f"bulk result download answered HTTP {resp.status_code}")
     with resp:

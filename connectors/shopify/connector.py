@@ -98,8 +98,12 @@ class ShopifyConnector(Connector):
 
     def _bulk(self, resource: str) -> Iterator[bytes]:
         op_id = bulk.start_or_resume(self.client, self.state, resource)
-        op = bulk.wait(self.client, op_id, self.sleep, self.poll_interval)
-        yield from bulk.stream_lines(op.get("url"), sleep=self.sleep)
+        try:
+            op = bulk.wait(self.client, op_id, self.sleep, self.poll_interval)
+            yield from bulk.stream_lines(op.get("url"), sleep=self.sleep)
+        except bulk.BulkGone:
+            self.state.set(bulk.state_key(resource), None)  # the next sync starts a new export
+            raise
         self.state.set(bulk.state_key(resource), None)
 
     def products(self, since=None) -> Iterator[ProductRecord]:
