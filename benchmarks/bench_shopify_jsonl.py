@@ -80,7 +80,11 @@ def serve_file(path: Path):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/jsonl"),
                                   ("Content-Length", str(path.stat().st_size))])
-        return environ["wsgi.file_wrapper"](open(path, "rb"), 1 << 16)
+        def chunks():
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 16):
+                    yield chunk
+        return chunks()
 
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
