@@ -2,8 +2,19 @@
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 
 from .db import get_db
+from .scheduler import JOBS
 
 bp = Blueprint("shopify", __name__)
+RECONCILE_SECONDS = 3600
+
+
+def _reconcile(app):
+    from connectors.shopify.install import reconcile
+    reconcile(app)
+
+
+# Hourly incremental sync of the installed Shopify shops, by the scheduler of `serve` and `worker`.
+JOBS.append((_reconcile, RECONCILE_SECONDS))
 
 
 @bp.record_once

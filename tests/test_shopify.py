@@ -431,3 +431,16 @@ def test_cli_sync_through_the_registry_and_after_uninstall(sapp, sdb, fake):
     inbox.process_due(sapp, sdb)
     result = runner.invoke(args=["sync", "--shop", SHOP])
     assert result.exit_code != 0 and "uninstalled" in str(result.exception or result.output)
+
+
+def test_hourly_reconciliation_syncs_installed_shops_only(sapp, sdb, fake, shop):
+    from app.scheduler import JOBS
+    from app.shopify_routes import _reconcile
+    from connectors.shopify.install import reconcile
+    assert any(func is _reconcile for func, _ in JOBS)
+    fake.bulk_polls = 0
+    assert reconcile(sapp) == {SHOP: "ok"}
+    assert sdb.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == len(fake.orders)
+    deliver(sapp.test_client(), fake, "app/uninstalled", {"id": 1})
+    inbox.process_due(sapp, sdb)
+    assert reconcile(sapp) == {}
