@@ -18,7 +18,9 @@ def numeric_id(value) -> str | None:
     """The numeric id of a GID (`gid://shopify/Order/1` → `1`) or of a plain id."""
     if value is None or value == "":
         return None
-    return str(value).rpartition("/")[2]
+    if type(value) is str:  # noqa: E721 - the hot path of bulk imports
+        return value.rpartition("/")[2]
+    return str(value)
 
 
 def gid(kind: str, value) -> str:
