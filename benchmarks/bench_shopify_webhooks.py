@@ -1,6 +1,6 @@
 """Benchmark: the Shopify webhook endpoint under load, served by `winback serve` (waitress, one process).
 
-    .venv/bin/python benchmarks/bench_shopify_webhooks.py [--deliveries 3000] [--concurrency 8] [--no-processor]
+    .venv/bin/python benchmarks/bench_shopify_webhooks.py [--deliveries 3000] [--concurrency 2] [--no-processor]
 
 Starts `winback serve` on a free loopback port against a fresh database with one Shopify shop, then
 sends `--deliveries` signed orders/create deliveries (the fixture order with a new id each, ~6 KB)
@@ -46,7 +46,7 @@ def percentile(values, q):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--deliveries", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--no-processor", action="store_true", help="serve with --no-scheduler (inbox only)")
     args = parser.parse_args()
     deliveries = min(args.deliveries, 100_000)
