@@ -65,10 +65,6 @@ def _require_shop(handle):
         raise click.ClickException(str(exc)) from None
 
 
-def _not_built(what, issue):
-    raise click.ClickException(f"{what} is not built yet (planned in issue #{issue}).")
-
-
 # The commands live on the app (`app.cli`), as in Flask's tutorial, so that the test runner and
 # `flask --app` see them too; `winback` finds them there.
 commands = AppGroup("winback")
@@ -172,8 +168,35 @@ def shop_list_command(as_json):
 @click.option("--client-credentials", is_flag=True, help="Use the client-credentials grant (app on your own store).")
 @click.option("--offline", is_flag=True, help="Do not contact Shopify now; the next sync checks and registers webhooks.")
 def add_shopify_command(domain, token, client_credentials, offline):
-    """Register a Shopify store by token or client credentials."""
-    _not_built("The Shopify connector", 6)
+    """Register a Shopify store by token or client credentials.
+
+    Unless --offline, checks the credentials (reading the shop's currency and time zone) and
+    subscribes the webhooks; with --offline the next sync does both.
+    """
+    from connectors.shopify.errors import ShopifyError
+    from connectors.shopify.install import save_shop
+    from connectors.shopify.oauth import client_credentials as cc_grant, valid_shop_domain
+    shop_domain = valid_shop_domain(domain)
+    if shop_domain is None:
+        raise click.ClickException(f"{domain!r} is not a shop domain like your-store.myshopify.com")
+    if bool(token) == bool(client_credentials):
+        raise click.ClickException("give exactly one of --token T or --client-credentials")
+    app = current_app._get_current_object()
+    db = get_db()
+    init_db(db)
+    try:
+        if token:
+            creds = {"grant": "token", "access_token": token}
+        elif offline:  # requested on first use
+            creds = {"grant": "client_credentials"}
+        else:
+            creds = cc_grant(app, shop_domain)
+        shop = save_shop(app, db, shop_domain, creds, verify=not offline)
+    except ShopifyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Added Shopify shop {shop['handle']} (id {shop['id']}, {shop['currency']}, {shop['timezone']})"
+               + ("; credentials not checked (--offline)." if offline else "; webhooks registered.")
+               + f" Next: winback sync --shop {shop['handle']}")
 
 
 @shop_group.command("add-woocommerce")

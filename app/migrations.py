@@ -227,8 +227,28 @@ CREATE TABLE oauth_states (
 """)
 
 
-@migrations(name="0007_flows_codes_messages")
-def m0007(db):
+@migrations(name="0005_shopify")
+def m0005(db):
+    _run(db, """
+CREATE TABLE shopify_installs (
+    shop_id INTEGER PRIMARY KEY REFERENCES shops(id) ON DELETE CASCADE,
+    installed_at TEXT,
+    uninstalled_at TEXT,
+    webhooks_registered_at TEXT
+);
+CREATE TABLE privacy_requests (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    topic TEXT NOT NULL,
+    customer_ref TEXT,
+    file TEXT,
+    received_at TEXT NOT NULL
+)
+""")
+
+
+@migrations(name="0006_flows_codes_messages")
+def m0006(db):
     _run(db, """
 ALTER TABLE customers ADD COLUMN unsubscribed_at TEXT;
 ALTER TABLE customers ADD COLUMN marketing_inactive_at TEXT;
@@ -304,8 +324,8 @@ CREATE TABLE leases (
 """)
 
 
-@migrations(name="0008_delivery")
-def m0008(db):
+@migrations(name="0007_delivery")
+def m0007(db):
     _run(db, """
 ALTER TABLE customers ADD COLUMN email_failed_at TEXT;
 ALTER TABLE customers ADD COLUMN email_failure TEXT;

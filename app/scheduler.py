@@ -31,7 +31,9 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
             log.info("scheduler: another scheduler holds the lease")
             return None
         results = {}
-        for shop in list(db.query("SELECT * FROM shops ORDER BY id")):
+        # A platform shop without credentials is not connected (never, or uninstalled): leave it be.
+        for shop in list(db.query("SELECT * FROM shops WHERE platform IN ('demo', 'import')"
+                                  " OR credentials IS NOT NULL ORDER BY id")):
             connector = live_connector(app, shop)
             try:
                 if connector is not None:

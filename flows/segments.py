@@ -35,7 +35,7 @@ SIMPLE_RULES = {
     "vip_at_risk": "clv_minor > 0 AND clv_minor >= :vip AND status = 'lapsed'",
 }
 
-BRAND_LOYAL = f"""
+BRAND_LOYAL = """
 INSERT INTO customer_segments (customer_id, shop_id, segment)
 SELECT b.customer_id, :shop, 'brand_loyal:' || b.brand
 FROM (SELECT customer_id, brand, COUNT(DISTINCT order_id) AS n
@@ -45,7 +45,7 @@ JOIN customer_snapshots s ON s.customer_id = b.customer_id
 WHERE s.purchases >= 2 AND b.n = s.purchases
 """
 
-CATEGORY_STATS = f"""
+CATEGORY_STATS = """
     SELECT customer_id, category, COUNT(DISTINCT order_date) AS days,
            MIN(order_date) AS first_date, MAX(order_date) AS last_date,
            (julianday(MAX(order_date)) - julianday(MIN(order_date))) / (COUNT(DISTINCT order_date) - 1) AS gap,
@@ -66,7 +66,7 @@ WHERE days_since > :category_factor * gap
 """
 
 # Per customer and replenishable product: the day it was last bought and how many were bought then.
-REPLENISH_LAST = f"""
+REPLENISH_LAST = """
     WITH pl AS (
         SELECT customer_id, product_id, order_date, SUM(quantity) AS qty
         FROM temp.purchase_lines

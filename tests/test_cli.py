@@ -78,9 +78,3 @@ def test_unexpected_errors_are_one_line_not_a_traceback(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
-
-
-def test_commands_of_later_issues_say_so(runner, db):
-    create_shop(db, "s", "import")
-    result = runner.invoke(args=["shop", "add-shopify", "x.myshopify.com", "--token", "t"])
-    assert result.exit_code == 1 and "not built yet" in result.output

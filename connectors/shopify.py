@@ -1,1 +1,0 @@
-"""Shopify connector (issue #6): OAuth install, bulk sync, webhooks, discount codes, privacy topics."""

@@ -1,0 +1,112 @@
+"""Registering a Shopify shop: credentials, shop details, webhook subscriptions, the first sync."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from app.db import connect, write_transaction
+from app.shops import create_shop, get_shop, store_credentials
+from app.timeutil import to_db, utcnow
+
+from .graphql import document, user_errors
+from .errors import ShopifyError
+
+log = logging.getLogger("winback.shopify")
+# Compliance topics cannot be subscribed by API: they are set in the app's configuration.
+TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled", "refunds/create",
+          "customers/create", "customers/update", "products/update", "app/uninstalled")
+
+
+def webhooks_registered(db, shop_id) -> bool:
+    """True once the shop's webhook subscriptions were created."""
+    row = db.execute("SELECT webhooks_registered_at FROM shopify_installs WHERE shop_id = ?", [shop_id]).fetchone()
+    return bool(row and row[0])
+
+
+def _mark(db, shop_id, **fields):
+    with write_transaction(db):
+        db.execute("INSERT INTO shopify_installs (shop_id) VALUES (?) ON CONFLICT DO NOTHING", [shop_id])
+        for column, value in fields.items():
+            db.execute(f"UPDATE shopify_installs SET {column} = ? WHERE shop_id = ?", [value, shop_id])
+
+
+def register_webhooks(connector) -> int:
+    """Subscribe the shop's topics to this installation's webhook URL; returns how many."""
+    uri = f"{connector.app.config['APP_URL']}/webhooks/shopify"
+    for topic in TOPICS:
+        payload = connector.client.execute(document("webhook_create"), {
+            "topic": topic.upper().replace("/", "_"), "sub": {"uri": uri, "format": "JSON"}})
+        result = payload.get("webhookSubscriptionCreate") or {}
+        errors = [e for e in result.get("userErrors") or [] if "taken" not in (e.get("message") or "")]
+        user_errors({"userErrors": errors}, f"webhook subscription {topic}")
+    _mark(connector.db, connector.shop["id"], webhooks_registered_at=to_db(utcnow()))
+    return len(TOPICS)
+
+
+def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool | None = None,
+              user_id=None) -> dict:
+    """Create or update the shop of `domain` with `creds`; with `verify`, read its currency and time
+    zone (proving the credentials) and, unless `register` is False, subscribe the webhooks (else
+    the next sync does). Returns the shop."""
+    from .connector import ShopifyConnector
+    shop = get_shop(db, domain)
+    if shop is not None and shop["platform"] != "shopify":
+        raise ShopifyError(f"shop {domain!r} exists and is a {shop['platform']} shop")
+    info = {}
+    if verify:
+        probe = ShopifyConnector(app, {"id": None, "handle": domain, "credentials": None}, db=db)
+        probe.creds = dict(creds)
+        info = probe.shop_info()
+        creds = probe.creds
+    if shop is None:
+        shop = create_shop(db, domain, "shopify", name=info.get("name") or domain,
+                           currency=info.get("currencyCode") or "USD",
+                           timezone=info.get("ianaTimezone") or "UTC")
+    elif info:
+        with write_transaction(db):
+            db.execute("UPDATE shops SET name = ?, currency = ?, timezone = ? WHERE id = ?",
+                       [info.get("name") or shop["name"], info.get("currencyCode") or shop["currency"],
+                        info.get("ianaTimezone") or shop["timezone"], shop["id"]])
+    store_credentials(app, db, shop["id"], creds)
+    _mark(db, shop["id"], installed_at=to_db(utcnow()), uninstalled_at=None, webhooks_registered_at=None)
+    if user_id is not None:
+        with write_transaction(db):
+            db.execute("INSERT OR IGNORE INTO user_shops (user_id, shop_id) VALUES (?, ?)", [user_id, shop["id"]])
+    shop = get_shop(db, domain)
+    if verify and register is not False:
+        register_webhooks(ShopifyConnector(app, shop, db=db))
+    return shop
+
+
+def mark_uninstalled(app, db, shop: dict):
+    """The app was removed from the shop: its token is dead, so forget it and stop syncing."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET credentials = NULL WHERE id = ?", [shop["id"]])
+    _mark(db, shop["id"], uninstalled_at=to_db(utcnow()), webhooks_registered_at=None)
+
+
+def is_uninstalled(db, shop_id) -> bool:
+    """True when the app was uninstalled from the shop (and not installed again)."""
+    row = db.execute("SELECT uninstalled_at FROM shopify_installs WHERE shop_id = ?", [shop_id]).fetchone()
+    return bool(row and row[0])
+
+
+def start_first_sync(app, shop: dict) -> threading.Thread:
+    """Subscribe the webhooks and run the first full sync in a background thread (the install page
+    answers at once; a sync that fails is recorded and resumed by the next one)."""
+    from connectors.sync import sync_shop
+
+    def run():
+        db = connect(app.config["DATABASE"])
+        try:
+            with app.app_context():
+                sync_shop(app, db, shop, full=True)
+        except Exception:  # noqa: BLE001 - recorded in sync_runs; the next sync resumes
+            log.exception("first sync of %s failed", shop["handle"])
+        finally:
+            db.close()
+
+    thread = threading.Thread(target=run, name=f"shopify-sync-{shop['handle']}", daemon=True)
+    app.extensions.setdefault("winback_shopify_syncs", []).append(thread)
+    thread.start()
+    return thread
