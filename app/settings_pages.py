@@ -1,0 +1,100 @@
+"""The thresholds and rules page: segment thresholds, VIP, frequency caps, send window, time zone,
+sender, postal address and (WooCommerce) consent source. Saved values take effect on the next tick,
+which reads the settings afresh."""
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+
+from .auth import login_required
+from .db import get_db, write_transaction
+from .settings import get_settings, save_settings
+from .shops import shop_for_user
+from .timeutil import zone
+
+bp = Blueprint("settings_pages", __name__)
+
+# (section, [(key, label, help)]) in page order; "timezone" is the shops column, not a setting.
+SECTIONS = [
+    (_l("Who counts as lapsed, lost and VIP"), [
+        ("lapse_factor", _l("Lapse factor"), _l("A repeat buyer lapses after this many times their usual gap between orders (1 to 10).")),
+        ("lapse_min_days", _l("Lapse at the earliest after (days)"), _l("Never call anyone lapsed before this many days.")),
+        ("lost_days", _l("Lost after (days)"), _l("A customer without an order for this long is lost.")),
+        ("one_time_return_days", _l("One-time buyers lapse after (days)"), _l("Leave empty to learn it from the shop.")),
+        ("vip_percentile", _l("VIP percentile"), _l("VIP: lifetime value at or above this percentile (50 to 99.9).")),
+        ("vip_min_amount", _l("VIP amount"), _l("VIP: lifetime value at or above this amount; replaces the percentile when set.")),
+    ]),
+    (_l("How often and when emails go out"), [
+        ("cap_per_day", _l("Emails per customer per day"), None),
+        ("cap_per_week", _l("Emails per customer per week"), None),
+        ("window_start", _l("Send from (hour)"), _l("Shop time, 0 to 23.")),
+        ("window_end", _l("Send until (hour)"), _l("Shop time, 1 to 24; after the start.")),
+        ("timezone", _l("Time zone"), _l("For example Europe/Amsterdam.")),
+        ("discount_cooldown_days", _l("Days between discounts"), _l("At most one discounted flow per customer in this many days.")),
+        ("conversion_days", _l("Days an email gets credit for an order"), None),
+    ]),
+    (_l("Sender"), [
+        ("sender_name", _l("Sender name"), _l("Empty: the shop's name.")),
+        ("sender_email", _l("Sender address"), None),
+        ("postal_address", _l("Postal address"), _l("Shown in every email footer; the law requires it.")),
+        ("smtp_url", _l("SMTP server"), _l("smtps://user:password@mail.example.com:465 (empty: the installation's).")),
+    ]),
+    (_l("Marketing consent"), [
+        ("woo_consent_source", _l("Consent source"),
+         _l('WooCommerce: "none" (nobody), "meta:<key>" (a customer meta key such as mailchimp_woocommerce_is_subscribed) or "soft_opt_in" (everyone who bought).')),
+    ]),
+]
+MULTILINE = {"postal_address"}
+
+
+def _fields(shop) -> list[str]:
+    keys = [row[0] for _title, rows in SECTIONS for row in rows]
+    if shop["platform"] != "woocommerce":
+        keys.remove("woo_consent_source")
+    return keys
+
+
+def _form_class(keys):
+    """A FlaskForm (CSRF protected) with one text field per setting."""
+    attrs = {k: (TextAreaField if k in MULTILINE else StringField)(k) for k in keys}
+    return type("RulesForm", (FlaskForm,), attrs)
+
+
+def _shown(value):
+    return "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+@bp.route("/shops/<handle>/settings", methods=["GET", "POST"])
+@login_required
+def edit(handle):
+    """Show the rules; on POST validate everything, save all or nothing, and say what was refused."""
+    db = get_db()
+    shop = shop_for_user(db, handle, g.user)
+    if shop is None:
+        abort(404)
+    keys = _fields(shop)
+    stored = get_settings(db, shop["id"])
+    current = {k: _shown(stored.get(k)) for k in keys if k != "timezone"} | {"timezone": shop["timezone"]}
+    form = _form_class(keys)(data=current if request.method == "GET" else None)
+    errors = {}
+    if request.method == "POST":
+        if not form.validate_on_submit():  # only the CSRF token can fail here
+            abort(400)
+        submitted = {k: getattr(form, k).data for k in keys}
+        tz = (submitted.pop("timezone") or "").strip()
+        try:
+            zone(tz)
+        except ValueError:
+            errors["timezone"] = _("unknown time zone %(name)s", name=repr(tz))
+        if not errors:
+            errors = save_settings(db, shop["id"], submitted)[1]
+        if not errors:
+            if tz != shop["timezone"]:
+                with write_transaction(db):
+                    db.execute("UPDATE shops SET timezone = ? WHERE id = ?", [tz, shop["id"]])
+            flash(_("Saved. The changes apply from the next run of the flows."))
+            return redirect(url_for("settings_pages.edit", handle=handle))
+    sections = [(title, [row for row in rows if row[0] in keys]) for title, rows in SECTIONS]
+    return render_template("settings.html", shop=shop, form=form, sections=sections, errors=errors,
+                           current=current, multiline=MULTILINE), (422 if errors else 200)
