@@ -209,8 +209,11 @@ def save_copy(handle, name, step):
     try:
         store(get_db(), shop["id"], flow["steps"][step]["template"], lang, subject=subject, intro=intro)
     except ValueError as exc:
-        field = "intro" if str(exc).startswith("intro") else "subject"
-        return _editor(shop, flow, lang, {f"copy{step}_{field}": str(exc)}, request.form, 422)
+        from .settings_pages import translate_error
+        field, _sep, message = str(exc).partition(": ")
+        field = "intro" if field == "intro" else "subject"
+        return _editor(shop, flow, lang, {f"copy{step}_{field}": translate_error(message or str(exc))},
+                       request.form, 422)
     flash(_("Saved the text of email %(n)s (%(lang)s).", n=step + 1, lang=LANGUAGES[lang]))
     return redirect(url_for("flow_pages.edit", handle=handle, name=name, lang=lang) + f"#step{step}")
 

@@ -1,6 +1,8 @@
 """The thresholds and rules page: segment thresholds, VIP, frequency caps, send window, time zone,
 sender, postal address and (WooCommerce) consent source. Saved values take effect on the next tick,
 which reads the settings afresh."""
+import re
+
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -47,6 +49,36 @@ SECTIONS = [
 ]
 MULTILINE = {"postal_address"}
 
+# The settings registry speaks English; these patterns put its messages in the owner's language.
+_MESSAGES = [
+    (r"a value is required", lambda m: _("a value is required")),
+    (r"(?P<v>.+) is not a number", lambda m: _("%(value)s is not a number", value=m["v"])),
+    (r"(?P<v>.+) is not a whole number", lambda m: _("%(value)s is not a whole number", value=m["v"])),
+    (r"must be at least (?P<n>\S+)", lambda m: _("must be at least %(n)s", n=m["n"])),
+    (r"must be at most (?P<n>\d+) characters", lambda m: _("must be at most %(n)s characters", n=m["n"])),
+    (r"must be at most (?P<n>\S+)", lambda m: _("must be at most %(n)s", n=m["n"])),
+    (r"must be 1 to (?P<n>\d+) characters", lambda m: _("must be 1 to %(n)s characters", n=m["n"])),
+    (r"must be a single line", lambda m: _("must be a single line")),
+    (r"must not contain control characters", lambda m: _("must not contain control characters")),
+    (r"(?P<v>.+) is not an email address", lambda m: _("%(value)s is not an email address", value=m["v"])),
+    (r"the send window must end after it starts", lambda m: _("the send window must end after it starts")),
+    (r"the weekly cap cannot be below the daily cap", lambda m: _("the weekly cap cannot be below the daily cap")),
+    (r"must start with smtp:// or smtps://", lambda m: _("must start with smtp:// or smtps://")),
+    (r"an SMTP URL must not contain spaces", lambda m: _("an SMTP URL must not contain spaces")),
+    (r"the port must be a number between 1 and 65535", lambda m: _("the port must be a number between 1 and 65535")),
+    (r"needs a server name.*", lambda m: _("needs a server name, like smtps://user:password@mail.example.com:465")),
+    (r'choose "none".*', lambda m: _('choose "none", "meta:<meta key>" or "soft_opt_in"')),
+]
+
+
+def translate_error(message: str) -> str:
+    """A validator's message in the UI language (unchanged when no pattern knows it)."""
+    for pattern, make in _MESSAGES:
+        match = re.fullmatch(pattern, message)
+        if match:
+            return make(match)
+    return message
+
 
 def _fields(shop) -> list[str]:
     keys = [row[0] for _title, rows in SECTIONS for row in rows]
@@ -88,7 +120,7 @@ def edit(handle):
         except ValueError:
             errors["timezone"] = _("unknown time zone %(name)s", name=repr(tz))
         if not errors:
-            errors = save_settings(db, shop["id"], submitted)[1]
+            errors = {k: translate_error(v) for k, v in save_settings(db, shop["id"], submitted)[1].items()}
         if not errors:
             if tz != shop["timezone"]:
                 with write_transaction(db):

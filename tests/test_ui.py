@@ -298,3 +298,15 @@ def test_connect_page_offers_shopify_and_woocommerce(app, client, login):
     login()
     page = client.get("/connect").get_data(as_text=True)
     assert "/shopify/install" in page and "/woocommerce/connect" in page
+
+
+def test_refusals_are_in_the_owners_language(client, login, demo):
+    login()
+    page = client.get("/shops/demo/settings").get_data(as_text=True)
+    client.post("/language", data={"lang": "nl", "next": "/", "csrf_token": _token(page)})
+    values = dict(re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]*)"', page))
+    response = client.post("/shops/demo/settings", data={**values, "window_start": "21", "window_end": "20",
+                                                          "csrf_token": _token(page)})
+    assert "het verzendvenster moet eindigen na het begin" in response.get_data(as_text=True)
+    response = client.post("/shops/demo/settings", data={**values, "lapse_factor": "11", "csrf_token": _token(page)})
+    assert "mag hoogstens 10 zijn" in response.get_data(as_text=True)
