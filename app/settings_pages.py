@@ -26,6 +26,11 @@ SECTIONS = [
         ("one_time_return_days", _l("One-time buyers lapse after (days)"), _l("Leave empty to learn it from the shop.")),
         ("vip_percentile", _l("VIP percentile"), _l("VIP: lifetime value at or above this percentile (50 to 99.9).")),
         ("vip_min_amount", _l("VIP amount"), _l("VIP: lifetime value at or above this amount; replaces the percentile when set.")),
+        ("new_days", _l("New for (days)"), _l("A customer is new for this many days after their first order.")),
+        ("one_time_return_min_returners", _l("Learn the one-time threshold from at least (customers)"), None),
+        ("one_time_return_fallback_days", _l("Otherwise one-time buyers lapse after (days)"), None),
+        ("category_lapse_factor", _l("Category lapse factor"), _l("A category lapses after this many times the customer's usual gap for it.")),
+        ("replenish_lead_days", _l("Reorder reminder: days before the due date"), None),
     ]),
     (_l("How often and when emails go out"), [
         ("cap_per_day", _l("Emails per customer per day"), None),
@@ -41,6 +46,8 @@ SECTIONS = [
         ("sender_email", _l("Sender address"), None),
         ("postal_address", _l("Postal address"), _l("Shown in every email footer; the law requires it.")),
         ("smtp_url", _l("SMTP server"), _l("smtps://user:password@mail.example.com:465 (empty: the installation's).")),
+        ("brand_logo_url", _l("Logo"), _l("An https:// image URL shown at the top of emails.")),
+        ("brand_color", _l("Brand colour"), _l("Like #2f7d5b.")),
     ]),
     (_l("Marketing consent"), [
         ("woo_consent_source", _l("Consent source"),

@@ -92,6 +92,9 @@ def test_dashboard_and_pages(page, server):
     shot(page, "customers")
     page.click("header >> text=Rules")
     shot(page, "rules")
+    page.click("header >> text=Products")
+    assert page.locator("tr[data-product]").count() >= 1
+    shot(page, "products")
     page.click("header >> text=Connect")
     assert "/shopify/install" in page.content()
     shot(page, "connect")

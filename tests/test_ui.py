@@ -270,7 +270,7 @@ def test_catalogues_compile_from_a_fresh_clone(tmp_path):
 
 
 NEW_PAGES = ["/shops/{h}/flows", "/shops/{h}/flows/winback", "/shops/{h}/flows/winback/0/preview",
-             "/shops/{h}/settings"]
+             "/shops/{h}/settings", "/shops/{h}/products"]
 
 
 def test_new_pages_need_a_login(client, demo):
@@ -310,3 +310,20 @@ def test_refusals_are_in_the_owners_language(client, login, demo):
     assert "het verzendvenster moet eindigen na het begin" in response.get_data(as_text=True)
     response = client.post("/shops/demo/settings", data={**values, "lapse_factor": "11", "csrf_token": _token(page)})
     assert "mag hoogstens 10 zijn" in response.get_data(as_text=True)
+
+
+def test_products_page_marks_replenishable_products(client, login, db, demo):
+    login()
+    page = client.get("/shops/demo/products")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "data-product=" in html  # the demo marks its replenishables
+    pid = db.execute("SELECT id FROM products WHERE shop_id = ? AND replenishable = 0 LIMIT 1", [demo["id"]]).fetchone()[0]
+    token = _token(html)
+    response = client.post(f"/shops/demo/products/{pid}", data={"replenishable": "on", "days": "-3", "csrf_token": token})
+    assert response.status_code == 422 and "1 to 3650" in response.get_data(as_text=True)
+    assert db.execute("SELECT replenishable FROM products WHERE id = ?", [pid]).fetchone()[0] == 0
+    response = client.post(f"/shops/demo/products/{pid}", data={"replenishable": "on", "days": "28", "csrf_token": token})
+    assert response.status_code == 302
+    assert db.execute("SELECT replenishable, replenish_days FROM products WHERE id = ?", [pid]).fetchone() == (1, 28)
+    client.post(f"/shops/demo/products/{pid}", data={"csrf_token": token})
+    assert db.execute("SELECT replenishable FROM products WHERE id = ?", [pid]).fetchone()[0] == 0
