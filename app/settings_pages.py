@@ -2,6 +2,7 @@
 sender, postal address and (WooCommerce) consent source. Saved values take effect on the next tick,
 which reads the settings afresh."""
 import re
+from zoneinfo import available_timezones
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -136,4 +137,5 @@ def edit(handle):
             return redirect(url_for("settings_pages.edit", handle=handle))
     sections = [(title, [row for row in rows if row[0] in keys]) for title, rows in SECTIONS]
     return render_template("settings.html", shop=shop, form=form, sections=sections, errors=errors,
-                           current=current, multiline=MULTILINE), (422 if errors else 200)
+                           current=current, multiline=MULTILINE,
+                           zones=sorted(available_timezones())), (422 if errors else 200)
