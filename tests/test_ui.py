@@ -327,3 +327,24 @@ def test_products_page_marks_replenishable_products(client, login, db, demo):
     assert db.execute("SELECT replenishable, replenish_days FROM products WHERE id = ?", [pid]).fetchone() == (1, 28)
     client.post(f"/shops/demo/products/{pid}", data={"csrf_token": token})
     assert db.execute("SELECT replenishable FROM products WHERE id = ?", [pid]).fetchone()[0] == 0
+
+
+PUBLIC = {"static", "i18n.switch", "auth.login", "auth.logout", "healthz", "links.keep", "links.keep_confirm",
+          "links.unsubscribe_page", "links.unsubscribe", "shopify.install", "shopify.callback", "shopify.webhook",
+          "woocommerce.callback", "woocommerce.webhook"}
+
+
+def test_every_other_route_needs_a_login(app, client, demo):
+    """Login required everywhere but webhooks, OAuth callbacks, unsubscribe/keep links, login and health."""
+    app.config["WTF_CSRF_ENABLED"] = False  # so that a POST reaches the login check
+    values = {"handle": "demo", "customer_id": "1", "name": "winback", "step": 0, "product_id": 1}
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC:
+            continue
+        url = rule.build({k: values[k] for k in rule.arguments}, append_unknown=False)[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method)
+            assert response.status_code == 302 and "/login" in response.headers["Location"], (method, url)
+            checked += 1
+    assert checked >= 20
