@@ -55,9 +55,9 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+def logged_in(browser, server, width=1280, height=900):
+    """A new browser context (its own session) logged in as admin, on the demo shop's dashboard."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.goto(server["url"] + "/shops/demo")
@@ -65,8 +65,14 @@ def page(browser, server):
     page.fill("#password", PASSWORD)
     page.click("main button[type=submit]")
     page.wait_for_url(server["url"] + "/shops/demo")
+    return page
+
+
+@pytest.fixture
+def page(browser, server):
+    page = logged_in(browser, server)
     yield page
-    context.close()
+    page.context.close()
 
 
 def shot(page, name):
@@ -152,11 +158,14 @@ def test_preview_and_switch_language(page, server):
     assert page.locator("header nav").get_by_text("Przepływy").is_visible()
 
 
-def test_phone_width(browser, server, page):
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(server["url"] + "/shops/demo")
+def test_phone_width(browser, server):
+    page = logged_in(browser, server, 390, 844)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 400, f"the dashboard scrolls sideways on a phone ({width} px)"
     shot(page, "dashboard-phone")
     page.goto(server["url"] + "/shops/demo/flows/winback")
+    for step in range(3):
+        assert "WB-PREVIEW" in page.frame_locator(f"#step{step} iframe.preview").locator("body").inner_text()
     shot(page, "flow-phone")
+    page.locator("#step0").screenshot(path=str(ARTIFACTS / "flow-phone-preview.png"))
+    page.context.close()
