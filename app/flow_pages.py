@@ -66,8 +66,9 @@ def _offer_for(flow, step_no):
     return None
 
 
-def render_step(db, shop, flow, step_no, lang, customer):
-    """The step's email as `customer` would get it, in `lang`, with a sample code and dead links."""
+def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
+    """The step's email as `customer` would get it, in `lang`, with a sample code and dead links
+    (and, for a live preview, the subject/intro being typed instead of the saved ones)."""
     from flows.render import render
     step = flow["steps"][step_no]
     offer = _offer_for(flow, step_no)
@@ -81,7 +82,8 @@ def render_step(db, shop, flow, step_no, lang, customer):
         " WHERE o.customer_id = ? AND COALESCE(l.title, l.sku) IS NOT NULL LIMIT 2", [customer["id"]])]
     dead = current_app.config["APP_URL"] + "/#preview"
     return render(step["template"], shop=shop, customer={**customer, "locale": lang}, code=code,
-                  products=products or None, links={"keep_url": dead, "unsubscribe_url": dead}, db=db)
+                  products=products or None, links={"keep_url": dead, "unsubscribe_url": dead}, db=db,
+                  copy_override=copy_override)
 
 
 @bp.get("/shops/<handle>/flows")
@@ -230,7 +232,15 @@ def preview(handle, name, step):
     customer = sample_customer(db, shop, flow)
     if customer is None:
         return Response(_("No customer to show the email for yet."), mimetype="text/plain")
-    email = render_step(db, shop, flow, step, _lang(), customer)
+    override = None
+    if "subject" in request.args or "intro" in request.args:  # live preview of text being typed
+        from flows.copy import _clean_intro, _clean_subject
+        try:
+            override = {"subject": _clean_subject(request.args.get("subject", "").strip() or None),
+                        "intro": _clean_intro(request.args.get("intro") or None)}
+        except ValueError:
+            override = None  # not valid yet: show the saved text
+    email = render_step(db, shop, flow, step, _lang(), customer, override)
     if request.args.get("part") == "text":
         return Response(email.text, mimetype="text/plain")
     response = Response(email.html, mimetype="text/html")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from test_serving import free_port, wait_for
 
@@ -145,6 +146,8 @@ def test_preview_and_switch_language(page, server):
     frame = page.frame_locator("#step0 iframe.preview")
     assert "WB-PREVIEW" in frame.locator("body").inner_text()
     subject_en = page.locator('#step0 [data-test="subject"]').inner_text()
+    page.fill("#intro0", "Typed just now, not saved")  # the preview follows the typing
+    expect(page.frame_locator("#step0 iframe.preview").locator("body")).to_contain_text("Typed just now, not saved")
     shot(page, "flow-preview")
     page.click('button[data-lang="nl"]')
     page.wait_for_selector('html[lang="nl"]')

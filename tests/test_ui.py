@@ -348,3 +348,12 @@ def test_every_other_route_needs_a_login(app, client, demo):
             assert response.status_code == 302 and "/login" in response.headers["Location"], (method, url)
             checked += 1
     assert checked >= 20
+
+
+def test_live_preview_shows_unsaved_text_without_saving_it(client, login, db, demo):
+    login()
+    html = client.get("/shops/demo/flows/winback/0/preview?lang=en&subject=&intro=Typed+just+now").get_data(as_text=True)
+    assert "Typed just now" in html
+    assert db.execute("SELECT COUNT(*) FROM shop_settings WHERE key LIKE 'copy:%'").fetchone()[0] == 0
+    # Text that would be refused shows the saved text instead of failing.
+    assert "WB-PREVIEW" in client.get("/shops/demo/flows/winback/0/preview?subject=" + "x" * 200).get_data(as_text=True)
