@@ -357,3 +357,21 @@ def test_live_preview_shows_unsaved_text_without_saving_it(client, login, db, de
     assert db.execute("SELECT COUNT(*) FROM shop_settings WHERE key LIKE 'copy:%'").fetchone()[0] == 0
     # Text that would be refused shows the saved text instead of failing.
     assert "WB-PREVIEW" in client.get("/shops/demo/flows/winback/0/preview?subject=" + "x" * 200).get_data(as_text=True)
+
+
+def test_woocommerce_consent_source_on_the_rules_page(client, login, db):
+    from app.settings import get_settings
+    from app.shops import create_shop
+    woo = create_shop(db, "woo", "woocommerce", name="Woo")
+    login()
+    assert 'data-warning="consent"' in client.get("/shops/woo").get_data(as_text=True)
+    page = client.get("/shops/woo/settings").get_data(as_text=True)
+    assert 'name="woo_consent_source"' in page
+    values = dict(re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]*)"', page))
+    response = client.post("/shops/woo/settings", data={**values, "woo_consent_source": "maybe", "csrf_token": _token(page)})
+    assert response.status_code == 422 and 'id="error-woo_consent_source"' in response.get_data(as_text=True)
+    response = client.post("/shops/woo/settings", data={**values, "woo_consent_source": "soft_opt_in",
+                                                         "csrf_token": _token(page)})
+    assert response.status_code == 302
+    assert get_settings(db, woo["id"])["woo_consent_source"] == "soft_opt_in"
+    assert 'data-warning="consent"' not in client.get("/shops/woo").get_data(as_text=True)
