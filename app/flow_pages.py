@@ -196,6 +196,22 @@ def edit(handle, name):
     return redirect(url_for("flow_pages.edit", handle=handle, name=name, lang=lang))
 
 
+@bp.post("/shops/<handle>/flows/<name>/toggle")
+@login_required
+def toggle(handle, name):
+    """Turn a flow on or off from the list."""
+    from flows.definitions import save_flow
+    shop = _shop(handle)
+    flow = _flow(shop, name)
+    if not TokenForm().validate_on_submit():
+        abort(400)
+    flow = {k: v for k, v in flow.items() if k != "name"}
+    flow["enabled"] = not flow["enabled"]
+    save_flow(get_db(), shop["id"], name, flow)
+    flash(_("Saved. The changes apply from the next run of the flows."))
+    return redirect(url_for("flow_pages.index", handle=handle))
+
+
 @bp.post("/shops/<handle>/flows/<name>/<int:step>/copy")
 @login_required
 def save_copy(handle, name, step):

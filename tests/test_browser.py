@@ -112,7 +112,7 @@ def test_dashboard_and_pages(page, server):
 def test_change_a_discount_is_saved_and_used_by_the_next_tick(page, server):
     page.goto(server["url"] + "/shops/demo/flows")
     shot(page, "flows")
-    page.click('a[data-flow="winback"]')
+    page.click('[data-flow="winback"] h2 a')
     page.fill('input[name="step0_percent"]', "150")
     page.click("text=Save the flow")
     error = page.locator("#error-step0_percent")

@@ -289,7 +289,7 @@ def test_another_users_shop_is_404_everywhere(client, login, make_user, db, demo
     token = _token(page.get_data(as_text=True))
     for url in ["/shops/{h}", "/shops/{h}/customers", "/shops/{h}/report"] + NEW_PAGES:
         assert client.get(url.format(h="demo")).status_code == 404, url
-    for url in ["/shops/{h}/settings", "/shops/{h}/flows/winback", "/shops/{h}/flows/winback/0/copy",
+    for url in ["/shops/{h}/settings", "/shops/{h}/flows/winback", "/shops/{h}/flows/winback/0/copy", "/shops/{h}/flows/winback/toggle",
                 "/shops/{h}/flows/winback/0/test", "/shops/{h}/refresh"]:
         assert client.post(url.format(h="demo"), data={"csrf_token": token}).status_code == 404, url
 
@@ -375,3 +375,14 @@ def test_woocommerce_consent_source_on_the_rules_page(client, login, db):
     assert response.status_code == 302
     assert get_settings(db, woo["id"])["woo_consent_source"] == "soft_opt_in"
     assert 'data-warning="consent"' not in client.get("/shops/woo").get_data(as_text=True)
+
+
+def test_a_flow_is_turned_off_and_on_from_the_list(client, login, db, demo):
+    from flows.definitions import load_flows
+    login()
+    page = client.get("/shops/demo/flows").get_data(as_text=True)
+    assert client.post("/shops/demo/flows/sunset/toggle", data={"csrf_token": _token(page)}).status_code == 302
+    assert load_flows(db, demo["id"])["sunset"]["enabled"] is False
+    assert "Turn on" in client.get("/shops/demo/flows").get_data(as_text=True)
+    client.post("/shops/demo/flows/sunset/toggle", data={"csrf_token": _token(page)})
+    assert load_flows(db, demo["id"])["sunset"]["enabled"] is True
