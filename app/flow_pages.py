@@ -2,6 +2,7 @@
 validity), the subject and intro per language, a preview of each email rendered for a real customer
 of the shop, and "send me a test" (to the owner, never to the customer)."""
 import copy as _copy
+import math
 from datetime import timedelta
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
@@ -18,6 +19,7 @@ from .timeutil import to_db, utcnow
 
 bp = Blueprint("flow_pages", __name__)
 OFFER_KINDS = ("none", "percent", "free_shipping", "reuse")
+MAX_PERCENT = 90  # as flows.definitions.validate_flow
 
 
 class TokenForm(FlaskForm):
@@ -101,6 +103,8 @@ def _number(raw, *, lo, hi, integer=True):
         value = float(text)
     except ValueError:
         raise ValueError(_("enter a number")) from None
+    if not math.isfinite(value):
+        raise ValueError(_("enter a number"))
     if integer and value != int(value):
         raise ValueError(_("enter a whole number"))
     if value < lo or value > hi:
@@ -147,13 +151,12 @@ def parse_flow_form(flow, form) -> tuple[dict, dict]:
                 offer["free_shipping"] = True
             else:
                 try:
-                    pct = _number(form.get(f"step{i}_percent"), lo=0, hi=90, integer=False)
-                    if pct <= 0:
-                        raise ValueError(_("must be more than 0"))
+                    pct = _number(form.get(f"step{i}_percent"), lo=float("-inf"), hi=float("inf"), integer=False)
+                    if not 0 < pct <= MAX_PERCENT:
+                        raise ValueError(_("a discount must be more than 0 %% and at most %(max)s %%", max=MAX_PERCENT))
                     offer["percent"] = int(pct) if pct == int(pct) else pct
                 except ValueError as exc:
-                    errors[f"step{i}_percent"] = _("a discount must be more than 0 %% and at most %(max)s %%", max=90) \
-                        if "between" in str(exc) or "more than" in str(exc) else str(exc)
+                    errors[f"step{i}_percent"] = str(exc)
             step["offer"] = offer
     return new, errors
 

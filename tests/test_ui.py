@@ -115,6 +115,9 @@ def test_discount_change_is_saved_and_used_by_the_next_tick(app, client, login, 
     ({"step2_delay": "1"}, "step2_delay", "cannot come before the previous email"),
     ({"step0_valid_days": "0"}, "step0_valid_days", "between 1 and 365"),
     ({"holdout": "80"}, "holdout", "between 0 and 50"),
+    ({"step0_percent": "inf"}, "step0_percent", "enter a number"),
+    ({"step0_delay": "nan"}, "step0_delay", "enter a number"),
+    ({"step0_percent": "0"}, "step0_percent", "more than 0 %"),
 ])
 def test_bad_flow_values_are_refused_next_to_the_field_and_nothing_changes(client, login, db, demo, changes, field,
                                                                             message):
