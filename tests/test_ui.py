@@ -389,3 +389,15 @@ def test_a_flow_is_turned_off_and_on_from_the_list(client, login, db, demo):
     assert "Turn on" in client.get("/shops/demo/flows").get_data(as_text=True)
     client.post("/shops/demo/flows/sunset/toggle", data={"csrf_token": _token(page)})
     assert load_flows(db, demo["id"])["sunset"]["enabled"] is True
+
+
+def test_language_switch_from_a_refused_form_goes_back_to_a_page_that_exists(client, login, demo):
+    login()
+    page = client.get("/shops/demo/flows/winback").get_data(as_text=True)
+    refused = client.post("/shops/demo/flows/winback/0/copy", data={"subject": "x" * 200, "csrf_token": _token(page)},
+                          headers={"Referer": "http://localhost/shops/demo/flows/winback"}).get_data(as_text=True)
+    target = re.search(r'name="next" value="([^"]*)"', refused).group(1)
+    assert target == "/shops/demo/flows/winback"
+    response = client.post("/language", data={"lang": "pl", "next": target, "csrf_token": _token(page)})
+    assert response.headers["Location"] == "/shops/demo/flows/winback"
+    assert client.get(target).status_code == 200
