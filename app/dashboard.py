@@ -8,7 +8,6 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from .auth import login_required
-from .db import get_db
 from .timeutil import from_db, utcnow
 
 bp = Blueprint("dashboard", __name__)
