@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ run: install
 	$(BIN)/winback demo --if-missing
 	$(BIN)/winback serve --host $(HOST) --port $(PORT)
 
-test: install
+# The browser tests drive Debian's chromium (Playwright cannot download browsers here).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: install chromium
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -332,3 +332,10 @@ ALTER TABLE customers ADD COLUMN email_failure TEXT;
 ALTER TABLE customers ADD COLUMN unsubscribe_synced_at TEXT;
 CREATE INDEX messages_due ON messages (status, scheduled_for)
 """)
+
+
+@migrations(name="0008_ui_user_email")
+def m0008(db):
+    _run(db, """
+ALTER TABLE users ADD COLUMN email TEXT
+""")

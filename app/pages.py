@@ -1,5 +1,6 @@
 """The shop owner's pages: shop list, shop overview, customers and one customer."""
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from .auth import login_required
 from .db import get_db
@@ -49,11 +50,18 @@ def shop(handle):
         FROM orders WHERE shop_id = ? AND status = 'paid' AND NOT is_test
         GROUP BY currency ORDER BY net DESC""", [shop["id"]]))
     from flows.refresh import segment_counts, stored_snapshot
+    from . import dashboard
+    from .settings import get_settings
     snapshot = stored_snapshot(db, shop)
+    settings = get_settings(db, shop["id"])
+    hist = dashboard.recency_histogram(db, shop["id"]) if snapshot else None
     return render_template("shop.html", shop=shop, customers=totals[0], orders=totals[1],
                            purchases=totals[2], first_order=totals[3], last_order=totals[4],
                            revenue=revenue, runs=recent_runs(db, shop["id"], 5), snapshot=snapshot,
-                           segments=segment_counts(db, shop["id"]) if snapshot else None)
+                           segments=segment_counts(db, shop["id"]) if snapshot else None,
+                           chart=dashboard.histogram_svg(hist) if hist else None, hist=hist,
+                           warnings=dashboard.warnings(current_app, db, shop, settings),
+                           sync=dashboard.sync_status(db, shop), doc=dashboard.flow_summary(db, shop))
 
 
 @bp.post("/shops/<handle>/refresh")
@@ -63,7 +71,7 @@ def refresh(handle):
     from flows.refresh import refresh as run_refresh
     shop = _shop_or_404(handle)
     result = run_refresh(get_db(), shop, utcnow())
-    flash(f"Segments refreshed for {result['customers']} customers in {result['seconds']} s.")
+    flash(_("Segments refreshed for %(n)s customers in %(s)s s.", n=result["customers"], s=result["seconds"]))
     return redirect(url_for("pages.shop", handle=handle))
 
 
@@ -121,7 +129,9 @@ def customer(handle, customer_id):
     from flows.refresh import stored_snapshot
     snapshot = stored_snapshot(db, shop)
     why = explain(db, shop, cust, snapshot) if snapshot else None
-    return render_template("customer.html", shop=shop, customer=cust, orders=orders, why=why)
+    from flows.messages import message_log
+    messages = message_log(db, shop, limit=50, customer_id=cust["id"])
+    return render_template("customer.html", shop=shop, customer=cust, orders=orders, why=why, messages=messages)
 
 
 @bp.get("/shops/<handle>/report")

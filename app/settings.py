@@ -257,3 +257,45 @@ declare("postal_address", "", text(500, multiline=True),
         "Postal address in every email footer (required by anti-spam law: CAN-SPAM)")
 declare("smtp_url", None, smtp_url(), "SMTP server for this shop (smtp:// or smtps://; empty: WINBACK_SMTP_URL)")
 # --- end of email branding and sender ---
+
+
+def save_settings(db, shop_id, values: dict) -> tuple[dict, dict]:
+    """Validate and save several settings at once (a form): ({key: parsed}, {key: message}).
+
+    Each value is parsed on its own, then the cross-field CHECKS run on the result as a whole (so a
+    send window may move in one go); when anything is refused nothing is saved and the stored values
+    stay as they were. A cross-field problem is reported under the last key of its rule.
+    """
+    parsed, errors = {}, {}
+    for key, value in values.items():
+        if key not in SETTINGS:
+            errors[key] = f"unknown setting {key!r}"
+            continue
+        try:
+            parsed[key] = SETTINGS[key].parse(value)
+        except ValueError as exc:
+            errors[key] = str(exc)
+    if errors:
+        return parsed, errors
+    merged = {**get_settings(db, shop_id), **parsed}
+    for check, key in zip(CHECKS, CHECK_FIELDS):
+        problem = check(merged)
+        if problem:
+            errors[key] = problem
+    if errors:
+        return parsed, errors
+    with write_transaction(db):
+        old_values = get_settings(db, shop_id)
+        now = to_db(utcnow())
+        for key, value in parsed.items():
+            db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                       " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                       [shop_id, key, json.dumps(value), now])
+            setting = SETTINGS[key]
+            if setting.on_change and old_values[key] != value:
+                setting.on_change(db, shop_id, old_values[key], value)
+    return parsed, {}
+
+
+# The field each CHECKS rule is reported under, in the same order.
+CHECK_FIELDS = ["window_end", "cap_per_week"]

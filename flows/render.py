@@ -156,9 +156,12 @@ def _brand(shop, settings):
     }
 
 
-def render(template, *, shop, customer, code=None, products=None, links=None, db=None) -> Rendered:
+def render(template, *, shop, customer, code=None, products=None, links=None, db=None,
+           copy_override=None) -> Rendered:
     """One email of a flow step. `links` are the email's personal URLs (keep_url, unsubscribe_url);
-    `db` (optional) supplies the shop's branding settings and the owner's subject/intro."""
+    `db` (optional) supplies the shop's branding settings and the owner's subject/intro.
+    `copy_override` ({"subject", "intro"}, None = the default text) replaces the stored subject/intro:
+    the UI's preview of text not saved yet."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     locale = pick_locale(customer.get("locale"), shop.get("locale"))
@@ -168,6 +171,8 @@ def render(template, *, shop, customer, code=None, products=None, links=None, db
         from .copy import get_copy
         settings = get_settings(db, shop["id"])
         copy = get_copy(db, shop["id"], template, locale)
+    if copy_override is not None:
+        copy = {"subject": copy_override.get("subject") or None, "intro": copy_override.get("intro") or None}
     links = links or {}
     marketing = template not in SERVICE_TEMPLATES
     percent = None

@@ -1,0 +1,152 @@
+"""The shop dashboard's parts: the days-since-last-order chart (server-side SVG), the warnings that
+need the owner's action, sync status; and the connect page."""
+from datetime import timedelta
+from statistics import median
+
+from flask import Blueprint, current_app, g, render_template, url_for
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
+
+from .auth import login_required
+from .timeutil import from_db, utcnow
+
+bp = Blueprint("dashboard", __name__)
+
+BIN_DAYS = 15
+LAST_BIN = 360  # customers at 360 days or more share the last bar ("360+")
+TOKEN_WARN_DAYS = 14
+
+
+def recency_histogram(db, shop_id) -> dict:
+    """Customers (with a purchase) by days since their last order in 15-day bins, and the lapse lines.
+
+    The lapse lines: the median personal threshold of repeat buyers (`lapse_after_days`) and the
+    one-time buyers' threshold from the shop snapshot.
+    """
+    counts = [0] * (LAST_BIN // BIN_DAYS + 1)
+    for days, n in db.execute(
+            "SELECT MIN(days_since_last / ?, ?), COUNT(*) FROM customer_snapshots"
+            " WHERE shop_id = ? AND purchases > 0 AND days_since_last IS NOT NULL GROUP BY 1",
+            [BIN_DAYS, LAST_BIN // BIN_DAYS, shop_id]):
+        counts[int(max(days, 0))] = n
+    repeat = [r[0] for r in db.execute(
+        "SELECT lapse_after_days FROM customer_snapshots WHERE shop_id = ? AND purchase_days >= 2"
+        " AND lapse_after_days IS NOT NULL", [shop_id])]
+    snap = db.execute("SELECT one_time_return_days FROM shop_snapshots WHERE shop_id = ?", [shop_id]).fetchone()
+    return {"counts": counts, "repeat_lapse": round(median(repeat)) if repeat else None,
+            "one_time_lapse": round(snap[0]) if snap and snap[0] else None}
+
+
+def histogram_svg(hist: dict) -> Markup:
+    """The histogram as an accessible inline SVG (no JavaScript), the lapse lines drawn and labelled."""
+    counts = hist["counts"]
+    width, height, left, bottom, top = 720, 260, 44, 34, 28
+    plot_w, plot_h = width - left - 10, height - bottom - top
+    peak = max(counts) or 1
+    bar_w = plot_w / len(counts)
+    x_of = lambda days: left + min(days, LAST_BIN + BIN_DAYS) / (LAST_BIN + BIN_DAYS) * plot_w  # noqa: E731
+    title, x_title = escape(_("Customers by days since their last order")), escape(_("days since the last order"))
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-title" '
+             f'xmlns="http://www.w3.org/2000/svg"><title id="chart-title">{title}</title>']
+    for i in range(5):  # gridlines and y labels
+        value = peak * i / 4
+        y = top + plot_h - plot_h * i / 4
+        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                     f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{round(value)}</text>')
+    for i, n in enumerate(counts):
+        h = plot_h * n / peak
+        label = f"{i * BIN_DAYS}+" if i == len(counts) - 1 else f"{i * BIN_DAYS}–{(i + 1) * BIN_DAYS - 1}"
+        parts.append(f'<rect class="bar" x="{left + i * bar_w + 1:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 2:.1f}" '
+                     f'height="{h:.1f}" data-bin="{label}" data-count="{n}"><title>{label}: {n}</title></rect>')
+        if i % 4 == 0 or i == len(counts) - 1:
+            parts.append(f'<text x="{left + (i + .5) * bar_w:.1f}" y="{height - bottom + 16}" class="axis" '
+                         f'text-anchor="middle">{label if i == len(counts) - 1 else i * BIN_DAYS}</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 4}" class="axis" text-anchor="middle">'
+                 f'{x_title}</text>')
+    lines = [("repeat_lapse", _("repeat buyers lapse: %(days)s d")), ("one_time_lapse", _("one-time buyers lapse: %(days)s d"))]
+    for n, (key, text) in enumerate(lines):
+        days = hist.get(key)
+        if days is None:
+            continue
+        x = x_of(days)
+        anchor = "end" if x > width * .6 else "start"
+        dx = -4 if anchor == "end" else 4
+        parts.append(f'<line class="lapse lapse-{n}" data-lapse="{key}" x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" '
+                     f'y2="{top + plot_h}"/><text class="lapse-label lapse-{n}" x="{x + dx:.1f}" y="{top + 8 + n * 14}" '
+                     f'text-anchor="{anchor}">{escape(text % {"days": days})}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def warnings(app, db, shop, settings) -> list[dict]:
+    """What needs the owner's action: [{"kind", "text", "link"}] (link: where to fix it, or None)."""
+    from .mailer import delivery_health, smtp_url_for
+    from .shops import load_credentials
+    from .webhooks import health
+    out = []
+    handle = shop["handle"]
+    rules = url_for("settings_pages.edit", handle=handle)
+    if shop["platform"] == "woocommerce" and settings.get("woo_consent_source") == "none":
+        out.append({"kind": "consent", "link": rules + "#woo_consent_source",
+                    "text": _("No consent source is chosen: promotional emails go to nobody until you say where "
+                              "marketing consent comes from.")})
+    if not (settings.get("postal_address") or "").strip():
+        out.append({"kind": "postal_address", "link": rules + "#postal_address",
+                    "text": _("No postal address: the law requires one in every marketing email.")})
+    if not smtp_url_for(app, settings):
+        out.append({"kind": "no_smtp", "link": rules + "#smtp_url",
+                    "text": _("No SMTP server is configured: emails wait in the outbox.")})
+    mail = delivery_health(db, shop["id"])
+    if mail["failed"] or mail["retrying"] or mail["stuck_sending"]:
+        out.append({"kind": "smtp", "link": None,
+                    "text": _("Sending email is failing: %(failed)s failed, %(retrying)s retrying, %(stuck)s stuck. "
+                              "Last error: %(error)s", failed=mail["failed"], retrying=mail["retrying"],
+                              stuck=mail["stuck_sending"], error=mail["last_error"] or "—")})
+    hooks = health(db, shop["id"])
+    if hooks["failed"] or hooks["retrying"]:
+        out.append({"kind": "webhooks", "link": None,
+                    "text": _("Webhooks from the shop are failing: %(failed)s failed, %(retrying)s retrying. "
+                              "Last error: %(error)s", failed=hooks["failed"], retrying=hooks["retrying"],
+                              error=hooks["last_error"] or "—")})
+    if shop["platform"] == "shopify":
+        try:
+            creds = load_credentials(app, shop)
+        except Exception:  # noqa: BLE001 - an unreadable token is itself a warning
+            creds = {"expires_at": "1970-01-01T00:00:00Z"}
+        # An access token with a refresh token renews itself; what ends is the refresh token.
+        key = "refresh_token_expires_at" if creds.get("refresh_token") else "expires_at"
+        if creds.get(key) and from_db(creds[key]) < utcnow() + timedelta(days=TOKEN_WARN_DAYS):
+            out.append({"kind": "token", "link": url_for("dashboard.connect"),
+                        "text": _("The Shopify access expires on %(when)s: reconnect the shop.",
+                                  when=creds[key][:10])})
+    last = db.execute("SELECT status, error, started_at FROM sync_runs WHERE shop_id = ? ORDER BY id DESC LIMIT 1",
+                      [shop["id"]]).fetchone()
+    if last and last[0] == "failed":
+        out.append({"kind": "sync", "link": None,
+                    "text": _("The last sync failed (%(when)s): %(error)s", when=last[2][:16], error=last[1] or "—")})
+    return out
+
+
+def sync_status(db, shop) -> dict:
+    """The latest sync or import: status, when, and its progress counters when it is still running."""
+    from .runs import recent_runs
+    runs = recent_runs(db, shop["id"], 1)
+    run = runs[0] if runs else None
+    progress = {k: v for k, v in (run or {}).get("stats", {}).items() if isinstance(v, (int, float))}
+    return {"run": run, "progress": progress, "last_sync_at": shop.get("last_sync_at")}
+
+
+def flow_summary(db, shop) -> list[dict]:
+    """Per flow: sent, conversion rate, revenue, discount cost and lift (from flows.attribution)."""
+    from flows.attribution import report
+    return report(db, shop, utcnow())
+
+
+@bp.get("/connect")
+@login_required
+def connect():
+    """Connect a shop: the Shopify install link, WooCommerce's permission screen or manual keys."""
+    app_url = current_app.config["APP_URL"]
+    return render_template("connect.html", shopify_install=f"{app_url}/shopify/install",
+                           shopify_callback=f"{app_url}/shopify/callback",
+                           shopify_ready=bool(current_app.config.get("SHOPIFY_CLIENT_ID")), user=g.user)

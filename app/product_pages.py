@@ -1,0 +1,69 @@
+"""The products page: which products are replenishable and their cycle, with the candidates the
+shop's history suggests (≥ 20 repurchase gaps with a steady cycle, flows.segments)."""
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+
+from .auth import login_required
+from .db import get_db, write_transaction
+from .shops import shop_for_user
+from .timeutil import to_db, utcnow
+
+bp = Blueprint("product_pages", __name__)
+
+
+class TokenForm(FlaskForm):
+    """Only the CSRF token."""
+
+
+def _shop(handle):
+    shop = shop_for_user(get_db(), handle, g.user)
+    if shop is None:
+        abort(404)
+    return shop
+
+
+def _page(shop, errors=None, values=None, status=200):
+    from flows.segments import replenish_candidates
+    db = get_db()
+    marked = list(db.query("SELECT id, title, sku, replenish_days FROM products WHERE shop_id = ? AND replenishable = 1"
+                           " ORDER BY title", [shop["id"]]))
+    candidates = [c for c in replenish_candidates(db, shop, utcnow())
+                  if c["product_id"] not in {m["id"] for m in marked}]
+    return render_template("products.html", shop=shop, marked=marked, candidates=candidates, form=TokenForm(),
+                           errors=errors or {}, values=values or {}), status
+
+
+@bp.get("/shops/<handle>/products")
+@login_required
+def index(handle):
+    """Replenishable products and suggested candidates."""
+    return _page(_shop(handle))
+
+
+@bp.post("/shops/<handle>/products/<int:product_id>")
+@login_required
+def update(handle, product_id):
+    """Mark a product replenishable (cycle in days, empty: learned) or unmark it."""
+    shop = _shop(handle)
+    if not TokenForm().validate_on_submit():
+        abort(400)
+    db = get_db()
+    if not db.execute("SELECT 1 FROM products WHERE id = ? AND shop_id = ?", [product_id, shop["id"]]).fetchone():
+        abort(404)
+    on = request.form.get("replenishable") == "on"
+    raw = (request.form.get("days") or "").strip()
+    days = None
+    if on and raw:
+        try:
+            days = int(raw)
+            if not 1 <= days <= 3650:
+                raise ValueError
+        except ValueError:
+            return _page(shop, {product_id: _("enter a whole number of days from 1 to 3650")},
+                         {product_id: raw}, 422)
+    with write_transaction(db):
+        db.execute("UPDATE products SET replenishable = ?, replenish_days = ?, updated_at = ? WHERE id = ?",
+                   [int(on), days, to_db(utcnow()), product_id])
+    flash(_("Saved. The changes apply from the next run of the flows."))
+    return redirect(url_for("product_pages.index", handle=handle))

@@ -1,0 +1,141 @@
+"""The thresholds and rules page: segment thresholds, VIP, frequency caps, send window, time zone,
+sender, postal address and (WooCommerce) consent source. Saved values take effect on the next tick,
+which reads the settings afresh."""
+import re
+from zoneinfo import available_timezones
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+
+from .auth import login_required
+from .db import get_db, write_transaction
+from .settings import get_settings, save_settings
+from .shops import shop_for_user
+from .timeutil import zone
+
+bp = Blueprint("settings_pages", __name__)
+
+# (section, [(key, label, help)]) in page order; "timezone" is the shops column, not a setting.
+SECTIONS = [
+    (_l("Who counts as lapsed, lost and VIP"), [
+        ("lapse_factor", _l("Lapse factor"), _l("A repeat buyer lapses after this many times their usual gap between orders (1 to 10).")),
+        ("lapse_min_days", _l("Lapse at the earliest after (days)"), _l("Never call anyone lapsed before this many days.")),
+        ("lost_days", _l("Lost after (days)"), _l("A customer without an order for this long is lost.")),
+        ("one_time_return_days", _l("One-time buyers lapse after (days)"), _l("Leave empty to learn it from the shop.")),
+        ("vip_percentile", _l("VIP percentile"), _l("VIP: lifetime value at or above this percentile (50 to 99.9).")),
+        ("vip_min_amount", _l("VIP amount"), _l("VIP: lifetime value at or above this amount; replaces the percentile when set.")),
+        ("new_days", _l("New for (days)"), _l("A customer is new for this many days after their first order.")),
+        ("one_time_return_min_returners", _l("Learn the one-time threshold from at least (customers)"), None),
+        ("one_time_return_fallback_days", _l("Otherwise one-time buyers lapse after (days)"), None),
+        ("category_lapse_factor", _l("Category lapse factor"), _l("A category lapses after this many times the customer's usual gap for it.")),
+        ("replenish_lead_days", _l("Reorder reminder: days before the due date"), None),
+    ]),
+    (_l("How often and when emails go out"), [
+        ("cap_per_day", _l("Emails per customer per day"), None),
+        ("cap_per_week", _l("Emails per customer per week"), None),
+        ("window_start", _l("Send from (hour)"), _l("Shop time, 0 to 23.")),
+        ("window_end", _l("Send until (hour)"), _l("Shop time, 1 to 24; after the start.")),
+        ("timezone", _l("Time zone"), _l("For example Europe/Amsterdam.")),
+        ("discount_cooldown_days", _l("Days between discounts"), _l("At most one discounted flow per customer in this many days.")),
+        ("conversion_days", _l("Days an email gets credit for an order"), None),
+    ]),
+    (_l("Sender"), [
+        ("sender_name", _l("Sender name"), _l("Empty: the shop's name.")),
+        ("sender_email", _l("Sender address"), None),
+        ("postal_address", _l("Postal address"), _l("Shown in every email footer; the law requires it.")),
+        ("smtp_url", _l("SMTP server"), _l("smtps://user:password@mail.example.com:465 (empty: the installation's).")),
+        ("brand_logo_url", _l("Logo"), _l("An https:// image URL shown at the top of emails.")),
+        ("brand_color", _l("Brand colour"), _l("Like #2f7d5b.")),
+    ]),
+    (_l("Marketing consent"), [
+        ("woo_consent_source", _l("Consent source"),
+         _l('WooCommerce: "none" (nobody), "meta:<key>" (a customer meta key such as mailchimp_woocommerce_is_subscribed) or "soft_opt_in" (everyone who bought).')),
+    ]),
+]
+MULTILINE = {"postal_address"}
+
+# The settings registry speaks English; these patterns put its messages in the owner's language.
+_MESSAGES = [
+    (r"a value is required", lambda m: _("a value is required")),
+    (r"(?P<v>.+) is not a number", lambda m: _("%(value)s is not a number", value=m["v"])),
+    (r"(?P<v>.+) is not a whole number", lambda m: _("%(value)s is not a whole number", value=m["v"])),
+    (r"must be at least (?P<n>\S+)", lambda m: _("must be at least %(n)s", n=m["n"])),
+    (r"must be at most (?P<n>\d+) characters", lambda m: _("must be at most %(n)s characters", n=m["n"])),
+    (r"must be at most (?P<n>\S+)", lambda m: _("must be at most %(n)s", n=m["n"])),
+    (r"must be 1 to (?P<n>\d+) characters", lambda m: _("must be 1 to %(n)s characters", n=m["n"])),
+    (r"must be a single line", lambda m: _("must be a single line")),
+    (r"must not contain control characters", lambda m: _("must not contain control characters")),
+    (r"(?P<v>.+) is not an email address", lambda m: _("%(value)s is not an email address", value=m["v"])),
+    (r"the send window must end after it starts", lambda m: _("the send window must end after it starts")),
+    (r"the weekly cap cannot be below the daily cap", lambda m: _("the weekly cap cannot be below the daily cap")),
+    (r"must start with smtp:// or smtps://", lambda m: _("must start with smtp:// or smtps://")),
+    (r"an SMTP URL must not contain spaces", lambda m: _("an SMTP URL must not contain spaces")),
+    (r"the port must be a number between 1 and 65535", lambda m: _("the port must be a number between 1 and 65535")),
+    (r"needs a server name.*", lambda m: _("needs a server name, like smtps://user:password@mail.example.com:465")),
+    (r'choose "none".*', lambda m: _('choose "none", "meta:<meta key>" or "soft_opt_in"')),
+]
+
+
+def translate_error(message: str) -> str:
+    """A validator's message in the UI language (unchanged when no pattern knows it)."""
+    for pattern, make in _MESSAGES:
+        match = re.fullmatch(pattern, message)
+        if match:
+            return make(match)
+    return message
+
+
+def _fields(shop) -> list[str]:
+    keys = [row[0] for _title, rows in SECTIONS for row in rows]
+    if shop["platform"] != "woocommerce":
+        keys.remove("woo_consent_source")
+    return keys
+
+
+def _form_class(keys):
+    """A FlaskForm (CSRF protected) with one text field per setting."""
+    attrs = {k: (TextAreaField if k in MULTILINE else StringField)(k) for k in keys}
+    return type("RulesForm", (FlaskForm,), attrs)
+
+
+def _shown(value):
+    return "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+
+
+@bp.route("/shops/<handle>/settings", methods=["GET", "POST"])
+@login_required
+def edit(handle):
+    """Show the rules; on POST validate everything, save all or nothing, and say what was refused."""
+    db = get_db()
+    shop = shop_for_user(db, handle, g.user)
+    if shop is None:
+        abort(404)
+    keys = _fields(shop)
+    stored = get_settings(db, shop["id"])
+    current = {k: _shown(stored.get(k)) for k in keys if k != "timezone"} | {"timezone": shop["timezone"]}
+    form = _form_class(keys)(data=current if request.method == "GET" else None)
+    errors = {}
+    if request.method == "POST":
+        if not form.validate_on_submit():  # only the CSRF token can fail here
+            abort(400)
+        submitted = {k: getattr(form, k).data for k in keys}
+        tz = (submitted.pop("timezone") or "").strip()
+        try:
+            zone(tz)
+        except ValueError:
+            errors["timezone"] = _("unknown time zone %(name)s", name=repr(tz))
+        if not errors:
+            errors = {k: translate_error(v) for k, v in save_settings(db, shop["id"], submitted)[1].items()}
+        if not errors:
+            if tz != shop["timezone"]:
+                with write_transaction(db):
+                    db.execute("UPDATE shops SET timezone = ? WHERE id = ?", [tz, shop["id"]])
+            flash(_("Saved. The changes apply from the next run of the flows."))
+            return redirect(url_for("settings_pages.edit", handle=handle))
+    sections = [(title, [row for row in rows if row[0] in keys]) for title, rows in SECTIONS]
+    return render_template("settings.html", shop=shop, form=form, sections=sections, errors=errors,
+                           current=current, multiline=MULTILINE,
+                           zones=sorted(available_timezones())), (422 if errors else 200)

@@ -1,0 +1,174 @@
+"""Browser tests (issue #8): a real Chromium (Debian's, driven by Playwright) against a live
+`winback serve` seeded with the demo shop. Screenshots of each page go to test-artifacts/.
+
+`make test` installs chromium when it is missing; without it these tests fail (never skip), saying so.
+"""
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from test_serving import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("WINBACK_CHROMIUM", "/usr/bin/chromium")
+NOW = "2026-06-01T12:00:00Z"
+PASSWORD = "browser test password"
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
+        "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A live server on a free port over a fresh instance with the demo shop (300 customers)."""
+    instance = tmp_path_factory.mktemp("browser") / "instance"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WINBACK_")}
+    env.update(WINBACK_INSTANCE_PATH=str(instance), WINBACK_ADMIN_PASSWORD=PASSWORD)
+    winback = str(BIN / "winback")
+    for cmd in (["init-db"], ["demo", "--customers", "300", "--now", NOW], ["refresh", "--shop", "demo", "--now", NOW]):
+        subprocess.run([winback, *cmd], env=env, check=True, capture_output=True, cwd=ROOT)
+    port = free_port()
+    proc = subprocess.Popen([winback, "serve", "--no-scheduler", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+        yield {"url": f"http://127.0.0.1:{port}", "env": env, "db": instance / "winback.db"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
+                    "(`make test` installs it; or `apt-get install -y chromium`)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def logged_in(browser, server, width=1280, height=900):
+    """A new browser context (its own session) logged in as admin, on the demo shop's dashboard."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(server["url"] + "/shops/demo")
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(server["url"] + "/shops/demo")
+    return page
+
+
+@pytest.fixture
+def page(browser, server):
+    page = logged_in(browser, server)
+    yield page
+    page.context.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_dashboard_and_pages(page, server):
+    assert page.locator('[data-test="customers"]').inner_text() == "300"
+    assert page.locator("svg.chart rect.bar").count() == 25
+    assert page.locator('svg.chart [data-lapse="repeat_lapse"]').count() == 1
+    assert page.locator('[data-warning="postal_address"]').is_visible()
+    assert page.locator('tr[data-flow="winback"]').is_visible()
+    shot(page, "dashboard")
+    page.click("text=Customers")
+    page.fill("input[name=q]", "@")
+    page.select_option("select[name=segment]", "lapsed")
+    page.click("form.search button")
+    page.locator("table.customers tbody tr a").first.click()
+    assert page.locator("ul.reasons li").first.inner_text().startswith("lapsed")
+    shot(page, "customer")
+    page.goto(server["url"] + "/shops/demo/customers")
+    shot(page, "customers")
+    page.click("header >> text=Rules")
+    shot(page, "rules")
+    page.click("header >> text=Products")
+    assert page.locator("tr[data-product]").count() >= 1
+    shot(page, "products")
+    page.click("header >> text=Connect")
+    assert "/shopify/install" in page.content()
+    shot(page, "connect")
+    page.goto(server["url"] + "/shops/demo/report")
+    shot(page, "report")
+
+
+def test_change_a_discount_is_saved_and_used_by_the_next_tick(page, server):
+    page.goto(server["url"] + "/shops/demo/flows")
+    shot(page, "flows")
+    page.click('[data-flow="winback"] h2 a')
+    page.fill('input[name="step0_percent"]', "150")
+    page.click("text=Save the flow")
+    error = page.locator("#error-step0_percent")
+    assert "at most 90 %" in error.inner_text()
+    shot(page, "flow-refused")
+    page.fill('input[name="step0_percent"]', "35")
+    page.click("text=Save the flow")
+    assert "Saved." in page.locator(".flash").inner_text()
+    assert page.input_value('input[name="step0_percent"]') == "35"
+    subprocess.run([str(BIN / "winback"), "run-flows", "--shop", "demo", "--now", NOW], env=server["env"],
+                   check=True, capture_output=True, cwd=ROOT)
+    with sqlite3.connect(server["db"]) as db:
+        percents = {r[0] for r in db.execute(
+            "SELECT d.percent FROM discount_codes d JOIN messages m ON m.discount_code_id = d.id"
+            " WHERE m.flow = 'winback' AND m.step = 0")}
+    assert percents == {35}
+
+
+def test_bad_rules_are_refused(page, server):
+    page.goto(server["url"] + "/shops/demo/settings")
+    page.fill("#f-window_start", "21")
+    page.fill("#f-window_end", "20")
+    page.click("form.rules button[type=submit]")
+    assert "must end after it starts" in page.locator("#error-window_end").inner_text()
+    assert "Still saved: 20" in page.content()
+    shot(page, "rules-refused")
+
+
+def test_preview_and_switch_language(page, server):
+    page.goto(server["url"] + "/shops/demo/flows/winback")
+    frame = page.frame_locator("#step0 iframe.preview")
+    assert "WB-PREVIEW" in frame.locator("body").inner_text()
+    subject_en = page.locator('#step0 [data-test="subject"]').inner_text()
+    page.fill("#intro0", "Typed just now, not saved")  # the preview follows the typing
+    expect(page.frame_locator("#step0 iframe.preview").locator("body")).to_contain_text("Typed just now, not saved")
+    shot(page, "flow-preview")
+    page.click('button[data-lang="nl"]')
+    page.wait_for_selector('html[lang="nl"]')
+    assert page.locator("header nav").get_by_text("Klanten").is_visible()
+    page.click("nav.tabs >> text=Nederlands")
+    assert page.locator('#step0 [data-test="subject"]').inner_text() != subject_en
+    assert "WB-PREVIEW" in page.frame_locator("#step0 iframe.preview").locator("body").inner_text()
+    shot(page, "flow-nl")
+    page.click('button[data-lang="pl"]')
+    page.wait_for_selector('html[lang="pl"]')
+    assert page.locator("header nav").get_by_text("Przepływy").is_visible()
+
+
+def test_phone_width(browser, server):
+    page = logged_in(browser, server, 390, 844)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400, f"the dashboard scrolls sideways on a phone ({width} px)"
+    shot(page, "dashboard-phone")
+    page.goto(server["url"] + "/shops/demo/flows/winback")
+    for step in range(3):
+        assert "WB-PREVIEW" in page.frame_locator(f"#step{step} iframe.preview").locator("body").inner_text()
+    shot(page, "flow-phone")
+    page.locator("#step0").screenshot(path=str(ARTIFACTS / "flow-phone-preview.png"))
+    page.context.close()
