@@ -8,14 +8,20 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import replace
+from decimal import Decimal
 from itertools import islice
 from typing import Iterable
 
 from app.db import write_transaction
 from app.money import to_minor
-from app.timeutil import local_date, to_db
+from app.timeutil import UTC, to_db, zone
 
 from .base import ORDER_STATUSES, CustomerRecord, OrderRecord, ProductRecord
+
+
+def _plain_insert(upsert: str) -> str:
+    """The INSERT of an upsert without its ON CONFLICT clause, for rows known to be new (cheaper)."""
+    return upsert[:upsert.index("ON CONFLICT")]
 
 
 def _merge_sql(table: str, merge: dict[str, str]) -> tuple[str, str]:
@@ -50,6 +56,7 @@ INSERT INTO customers (shop_id, external_id, email, first_name, last_name, local
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (shop_id, external_id) DO UPDATE SET {_CUSTOMER_SET} WHERE {_CUSTOMER_WHERE}
 """
+INSERT_CUSTOMER = _plain_insert(UPSERT_CUSTOMER)
 
 # Product data from a product sync wins; data seen on order lines only fills gaps.
 _PRODUCT_MERGE_FULL = {c: f"COALESCE(excluded.{c}, products.{c})"
@@ -63,6 +70,7 @@ ON CONFLICT (shop_id, external_id) DO UPDATE SET {} WHERE {}
 """
 UPSERT_PRODUCT = _PRODUCT_INSERT.format(*_merge_sql("products", _PRODUCT_MERGE_FULL))
 FILL_PRODUCT = _PRODUCT_INSERT.format(*_merge_sql("products", _PRODUCT_MERGE_FILL))
+INSERT_PRODUCT = _plain_insert(UPSERT_PRODUCT)
 
 _ORDER_MERGE = {c: f"excluded.{c}" for c in (
     "name", "created_at", "order_date", "currency", "total_minor", "refunded_minor", "status",
@@ -76,6 +84,7 @@ INSERT INTO orders (shop_id, external_id, name, customer_id, created_at, order_d
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (shop_id, external_id) DO UPDATE SET {_ORDER_SET} WHERE {_ORDER_WHERE}
 """
+INSERT_ORDER = _plain_insert(UPSERT_ORDER)
 
 _LINE_MERGE = {c: f"excluded.{c}" for c in (
     "product_id", "sku", "title", "brand", "category", "quantity", "price_minor")}
@@ -86,6 +95,7 @@ INSERT INTO order_lines (shop_id, order_id, line_key, product_id, sku, title, br
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (order_id, line_key) DO UPDATE SET {_LINE_SET} WHERE {_LINE_WHERE}
 """
+INSERT_LINE = _plain_insert(UPSERT_LINE)
 DELETE_STALE_LINES = """
 DELETE FROM order_lines
 WHERE order_id = ? AND line_key NOT IN (SELECT value FROM json_each(?))
@@ -98,8 +108,51 @@ def _batches(iterable, size):
         yield batch
 
 
-def _db_time(dt):
-    return to_db(dt) if dt is not None else None
+class _Conversions:
+    """Memoised to_db, to_minor and local dates for one batch (the same few values recur).
+
+    Each gives exactly what the app.timeutil / app.money function it stands for gives. Times are
+    memoised with their `fold`: two wall times of one zone that differ only in it compare equal.
+    """
+
+    def __init__(self, timezone: str):
+        self.zone = zone(timezone)
+        self.times: dict = {}
+        self.dates: dict = {}
+        self.minors: dict = {}
+
+    def time(self, dt):
+        if dt is None:
+            return None
+        key = (dt, dt.fold)
+        text = self.times.get(key)
+        if text is None:
+            utc = dt.astimezone(UTC) if dt.tzinfo is not None else None
+            if utc is None or utc.year < 1000:
+                text = to_db(dt)  # the reference formatting (and its error for naive times)
+            else:
+                text = utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+            self.times[key] = text
+        return text
+
+    def date(self, dt):
+        key = (dt, dt.fold)
+        text = self.dates.get(key)
+        if text is None:
+            text = self.dates[key] = dt.astimezone(self.zone).date().isoformat()
+        return text
+
+    def minor(self, amount, currency):
+        if type(amount) is not Decimal:  # 5 == Decimal(5), but to_minor(5) is an error
+            return to_minor(amount, currency)
+        key = (amount, currency)
+        try:
+            value = self.minors.get(key)
+        except TypeError:  # an unhashable amount (a signalling NaN): to_minor says what is wrong
+            return to_minor(amount, currency)
+        if value is None:
+            value = self.minors[key] = to_minor(amount, currency)
+        return value
 
 
 def _bool(value):
@@ -116,6 +169,7 @@ class ShopWriter:
         self.currency = shop["currency"]
         self.batch_size = batch_size
         self.stats = Counter()
+        self._conv: _Conversions | None = None
 
     # ---- lookups -------------------------------------------------------------------------
     def _ids(self, table: str, keys: Iterable[str]) -> dict[str, int]:
@@ -153,11 +207,15 @@ class ShopWriter:
                 else:  # a copy: the caller's record may stand for the guest in other orders
                     merged[target] = replace(rec, external_id=target)
             existing = self._ids("customers", merged)
-            params = [(self.shop_id, key, (r.email or "").strip().lower() or None, r.first_name,
-                       r.last_name, r.locale, _bool(r.accepts_marketing),
-                       _db_time(r.marketing_updated_at), _db_time(r.created_at),
-                       _db_time(r.updated_at)) for key, r in merged.items()]
-            changed = self.db.conn.executemany(UPSERT_CUSTOMER, params).rowcount
+            conv = self._conv or _Conversions(self.timezone)
+            inserts, upserts = [], []
+            for key, r in merged.items():
+                (upserts if key in existing else inserts).append((
+                    self.shop_id, key, (r.email or "").strip().lower() or None, r.first_name,
+                    r.last_name, r.locale, _bool(r.accepts_marketing),
+                    conv.time(r.marketing_updated_at), conv.time(r.created_at),
+                    conv.time(r.updated_at)))
+            changed = self._execute(INSERT_CUSTOMER, inserts) + self._execute(UPSERT_CUSTOMER, upserts)
             new = len(merged) - len(existing)
             self.stats["customers_new"] += new
             self.stats["customers_updated"] += changed - new
@@ -208,11 +266,15 @@ class ShopWriter:
             return {}
         with write_transaction(self.db):
             existing = self._ids("products", recs)
-            params = [(self.shop_id, r.external_id, r.title, r.sku, r.brand, r.category,
-                       to_minor(r.price, r.currency or self.currency) if r.price is not None else None,
-                       _db_time(r.updated_at)) for r in recs.values()]
-            changed = self.db.conn.executemany(FILL_PRODUCT if fill_only else UPSERT_PRODUCT,
-                                               params).rowcount
+            conv = self._conv or _Conversions(self.timezone)
+            inserts, upserts = [], []
+            for r in recs.values():
+                (upserts if r.external_id in existing else inserts).append((
+                    self.shop_id, r.external_id, r.title, r.sku, r.brand, r.category,
+                    conv.minor(r.price, r.currency or self.currency) if r.price is not None else None,
+                    conv.time(r.updated_at)))
+            changed = self._execute(INSERT_PRODUCT, inserts) + \
+                self._execute(FILL_PRODUCT if fill_only else UPSERT_PRODUCT, upserts)
             new = len(recs) - len(existing)
             self.stats["products_new"] += new
             self.stats["products_updated"] += changed - new
@@ -225,8 +287,20 @@ class ShopWriter:
             self.upsert_orders(batch)
         return self.stats
 
+    def _execute(self, sql: str, params: list) -> int:
+        """executemany; returns how many rows it inserted or changed."""
+        return self.db.conn.executemany(sql, params).rowcount if params else 0
+
     def upsert_orders(self, records: list[OrderRecord]):
         """Write one batch of orders in one transaction."""
+        self._conv = _Conversions(self.timezone)
+        try:
+            self._upsert_orders(records)
+        finally:
+            self._conv = None
+
+    def _upsert_orders(self, records: list[OrderRecord]):
+        conv = self._conv
         orders: dict[str, OrderRecord] = {}
         for rec in records:
             if rec.status not in ORDER_STATUSES:
@@ -249,50 +323,68 @@ class ShopWriter:
                             external_id=line.product_external_id, title=line.title, sku=line.sku,
                             brand=line.brand, category=line.category, price=line.price,
                             currency=rec.currency)
-                    else:  # fill gaps from the other lines of this product
+                    elif prod.title is None or prod.sku is None or prod.brand is None \
+                            or prod.category is None:  # fill gaps from the other lines of this product
                         for name in ("title", "sku", "brand", "category"):
                             if getattr(prod, name) is None:
                                 setattr(prod, name, getattr(line, name))
             product_ids = self.upsert_products(line_products.values(), fill_only=True)
 
             existing = self._ids("orders", orders)
-            params = []
+            # Rows known to be new take a plain INSERT (much cheaper than the upsert); the rest
+            # the upsert, which only writes what differs.
+            inserts, upserts = [], []
             for rec in orders.values():
-                total = to_minor(rec.total, rec.currency)
-                refunded = min(to_minor(rec.refunded, rec.currency), total)
+                total = conv.minor(rec.total, rec.currency)
+                refunded = min(conv.minor(rec.refunded, rec.currency), total)
                 status = rec.status
                 if status == "paid" and total > 0 and refunded >= total:
                     status = "refunded"
-                codes = sorted({c.strip().lower() for c in rec.discount_codes if c and c.strip()})
-                params.append((
+                codes = sorted({c.strip().lower() for c in rec.discount_codes if c and c.strip()}) \
+                    if rec.discount_codes else None
+                (upserts if rec.external_id in existing else inserts).append((
                     self.shop_id, rec.external_id, rec.name,
                     customer_ids.get(rec.customer.key) if rec.customer else None,
-                    to_db(rec.created_at), local_date(rec.created_at, self.timezone), rec.currency,
+                    conv.time(rec.created_at), conv.date(rec.created_at), rec.currency,
                     total, refunded, status, rec.financial_status, int(bool(rec.test)),
-                    json.dumps(codes) if codes else None, _db_time(rec.updated_at)))
-            changed = self.db.conn.executemany(UPSERT_ORDER, params).rowcount
+                    json.dumps(codes) if codes else None, conv.time(rec.updated_at)))
+            changed = self._execute(INSERT_ORDER, inserts) + self._execute(UPSERT_ORDER, upserts)
             new = len(orders) - len(existing)
             self.stats["orders_new"] += new
             self.stats["orders_updated"] += changed - new
             self.stats["orders_unchanged"] += len(orders) - changed
             order_ids = self._ids("orders", orders)
 
-            line_params, stale = [], []
+            # A new order's lines are new too, except a line key repeated within the order: its
+            # later occurrences go through the upsert, after the inserts, as they did in sequence.
+            inserts, upserts, stale = [], [], []
+            count = 0
             for rec in orders.values():
                 oid = order_ids[rec.external_id]
+                currency = rec.currency
+                old = rec.external_id in existing
+                target = upserts if old else inserts
+                keys = set() if not old and len(rec.lines) > 1 else None
                 for line in rec.lines:
-                    line_params.append((
-                        self.shop_id, oid, line.line_key,
-                        product_ids.get(line.product_external_id), line.sku, line.title,
-                        line.brand, line.category, int(line.quantity),
-                        to_minor(line.price, rec.currency) if line.price is not None else None))
-                if rec.external_id in existing and not rec.merge_lines:
+                    row = (self.shop_id, oid, line.line_key,
+                           product_ids.get(line.product_external_id), line.sku, line.title,
+                           line.brand, line.category, int(line.quantity),
+                           conv.minor(line.price, currency) if line.price is not None else None)
+                    if keys is not None:
+                        if line.line_key in keys:
+                            upserts.append(row)
+                            continue
+                        keys.add(line.line_key)
+                    target.append(row)
+                count += len(rec.lines)
+                if old and not rec.merge_lines:
                     stale.append((oid, json.dumps([line.line_key for line in rec.lines])))
             if stale:
                 self.stats["lines_removed"] += self.db.conn.executemany(DELETE_STALE_LINES, stale).rowcount
-            if line_params:
-                self.stats["lines_written"] += self.db.conn.executemany(UPSERT_LINE, line_params).rowcount
-            self.stats["lines"] += len(line_params)
+            if inserts or upserts:
+                self.stats["lines_written"] += self._execute(INSERT_LINE, inserts) + \
+                    self._execute(UPSERT_LINE, upserts)
+            self.stats["lines"] += count
 
 
 def _merge_customer(a: CustomerRecord, b: CustomerRecord) -> CustomerRecord:

@@ -1,0 +1,87 @@
+"""Import benchmark: a ~1,000,000-line generic CSV into a fresh SQLite database.
+
+Generates benchmarks/out/orders_<customers>.csv if it is missing, imports it with
+`connectors.csv_import.import_orders` into a temporary database and prints one JSON line:
+{"lines", "seconds", "lines_per_second", "cpu_seconds", "peak_rss_mb", ...}.
+
+    .venv/bin/python benchmarks/bench_import.py [--customers 200000] [--profile]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from app.db import connect, init_db  # noqa: E402
+from app.shops import create_shop  # noqa: E402
+from connectors.csv_import import import_orders  # noqa: E402
+from gen_orders_csv import default_path, generate  # noqa: E402
+
+
+def main(argv=None):
+    """Run the benchmark and print its JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--file", help="import this generic CSV instead of the generated one")
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile to stderr")
+    parser.add_argument("--twice", action="store_true", help="import the file a second time (re-import)")
+    args = parser.parse_args(argv)
+
+    path = args.file or default_path(args.customers, args.seed)
+    if not os.path.exists(path):
+        print(f"generating {path} …", file=sys.stderr)
+        generate(args.customers, path, args.seed)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = connect(os.path.join(tmp, "bench.db"))
+        init_db(db)
+        shop = create_shop(db, "bench", "import", currency="EUR", timezone="Europe/Berlin")
+        profiler = None
+        if args.profile:
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        result = import_orders(db, shop, path)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        again = None
+        if args.twice:
+            start2 = time.perf_counter()
+            second = import_orders(db, shop, path)
+            again = {"seconds": round(time.perf_counter() - start2, 2),
+                     **{k: second[k] for k in ("orders_new", "orders_updated", "orders_unchanged")}}
+        if profiler is not None:
+            import pstats
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+        db.close()
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    doc = {
+        "file": os.path.relpath(path),
+        "lines": result["lines"],
+        "orders": result["orders"],
+        "customers": result["customers"],
+        "skipped": len(result["skipped"]),
+        "seconds": round(seconds, 2),
+        "lines_per_second": round(result["lines"] / seconds) if seconds else None,
+        # CPU seconds of this process: steadier than wall time on a shared machine.
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mb": round(peak, 1),
+    }
+    if again is not None:
+        doc["reimport"] = again
+    print(json.dumps(doc))
+
+
+if __name__ == "__main__":
+    main()
