@@ -91,13 +91,15 @@ def query_params(shop, now) -> dict:
             "now_date": local_date(now, shop["timezone"])}
 
 
-def materialise_purchases(db, shop, now):
-    """Create the temp tables `purchase_days` and `purchase_lines` for `now` (see above)."""
+def materialise_purchases(db, shop, now, days=True, lines=True):
+    """Create the temp tables `purchase_days` and/or `purchase_lines` for `now` (see above)."""
     params = query_params(shop, now)
     drop_purchases(db)
-    db.execute(PURCHASE_DAYS_TABLE)
-    db.execute(PURCHASE_DAYS, params)
-    db.execute(PURCHASE_LINES, params)
+    if days:
+        db.execute(PURCHASE_DAYS_TABLE)
+        db.execute(PURCHASE_DAYS, params)
+    if lines:
+        db.execute(PURCHASE_LINES, params)
 
 
 def drop_purchases(db):

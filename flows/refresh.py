@@ -5,8 +5,9 @@ The UI and the flows read the stored snapshot (`customer_snapshots`, `customer_s
 """
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from app.db import write_transaction
+from app.db import connect, write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db, utcnow
 
@@ -17,37 +18,51 @@ def refresh(db, shop, now, settings=None) -> dict:
     """Recompute and store the shop's intelligence as of `now`; returns a summary."""
     started = time.perf_counter()
     settings = settings or get_settings(db, shop["id"])
-    with write_transaction(db):
-        metrics.materialise_purchases(db, shop, now)
-        metrics.fill_snapshot(db, shop, now)
-        rhythm = metrics.shop_rhythm(db, shop, settings)
-        cycles = segments.replenish_cycles(db, shop, now)
-        params = segments.rule_params(shop, now, settings, rhythm, cycles)
-        segments.classify(db, params)
-        segments.fill_segments(db, params)
-        model = scores.score(db, params)
-        metrics.drop_purchases(db)
-        seconds = round(time.perf_counter() - started, 3)
-        db.execute("""
-            INSERT INTO shop_snapshots (shop_id, computed_for, computed_at, now_date, customers,
-                retention_days, one_time_return_days, vip_threshold_minor, model, seconds)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (shop_id) DO UPDATE SET computed_for = excluded.computed_for,
-                computed_at = excluded.computed_at, now_date = excluded.now_date,
-                customers = excluded.customers, retention_days = excluded.retention_days,
-                one_time_return_days = excluded.one_time_return_days,
-                vip_threshold_minor = excluded.vip_threshold_minor, model = excluded.model,
-                seconds = excluded.seconds""",
-            [shop["id"], to_db(now), to_db(utcnow()), local_date(now, shop["timezone"]), rhythm.customers,
-             rhythm.retention_days, rhythm.one_time_return_days, rhythm.vip_threshold_minor,
-             json.dumps({**model, "replenish_cycles": {str(k): v for k, v in cycles.items()},
-                         "one_time_return_learned": rhythm.one_time_return_learned,
-                         "returners": rhythm.returners}),
-             seconds])
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The line-based rules read committed orders only: on a file database they run on a second
+        # connection, on the other core, while this one builds the snapshot.
+        lines = pool.submit(_line_rules, path, shop, now, settings) if path else None
+        with write_transaction(db):
+            metrics.materialise_purchases(db, shop, now, lines=lines is None)
+            metrics.fill_snapshot(db, shop, now)
+            rhythm = metrics.shop_rhythm(db, shop, settings)
+            params = segments.rule_params(shop, now, settings, rhythm)
+            segments.classify(db, params)
+            model = scores.score(db, params)
+            line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)
+            segments.fill_segments(db, params, line_rows)
+            metrics.drop_purchases(db)
+            seconds = round(time.perf_counter() - started, 3)
+            db.execute("""
+                INSERT INTO shop_snapshots (shop_id, computed_for, computed_at, now_date, customers,
+                    retention_days, one_time_return_days, vip_threshold_minor, model, seconds)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (shop_id) DO UPDATE SET computed_for = excluded.computed_for,
+                    computed_at = excluded.computed_at, now_date = excluded.now_date,
+                    customers = excluded.customers, retention_days = excluded.retention_days,
+                    one_time_return_days = excluded.one_time_return_days,
+                    vip_threshold_minor = excluded.vip_threshold_minor, model = excluded.model,
+                    seconds = excluded.seconds""",
+                [shop["id"], to_db(now), to_db(utcnow()), local_date(now, shop["timezone"]), rhythm.customers,
+                 rhythm.retention_days, rhythm.one_time_return_days, rhythm.vip_threshold_minor,
+                 json.dumps({**model, "replenish_cycles": {str(k): v for k, v in cycles.items()},
+                             "one_time_return_learned": rhythm.one_time_return_learned,
+                             "returners": rhythm.returners}),
+                 seconds])
     return {"customers": rhythm.customers, "seconds": seconds, "now": to_db(now),
             "retention_days": rhythm.retention_days,
             "one_time_return_days": rhythm.one_time_return_days,
             "vip_threshold_minor": rhythm.vip_threshold_minor, "model": model.get("status")}
+
+
+def _line_rules(path, shop, now, settings):
+    db = connect(path)
+    try:
+        metrics.materialise_purchases(db, shop, now, days=False)
+        return segments.line_segments(db, shop, now, settings)
+    finally:
+        db.close()
 
 
 def stored_snapshot(db, shop) -> dict | None:

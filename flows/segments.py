@@ -35,14 +35,21 @@ SIMPLE_RULES = {
     "vip_at_risk": "clv_minor > 0 AND clv_minor >= :vip AND status = 'lapsed'",
 }
 
+# Rules over purchased lines: each SELECT gives (customer_id, segment, detail) rows. They read only
+# committed orders, so a refresh runs them on a second connection while it builds the snapshot.
 BRAND_LOYAL = """
-INSERT INTO customer_segments (customer_id, shop_id, segment)
-SELECT b.customer_id, :shop, 'brand_loyal:' || b.brand
+WITH purchases AS (
+    SELECT customer_id, COUNT(*) AS n FROM orders
+    WHERE shop_id = :shop AND status = 'paid' AND is_test = 0 AND customer_id IS NOT NULL
+      AND +created_at < :now
+    GROUP BY customer_id
+)
+SELECT b.customer_id, 'brand_loyal:' || b.brand, NULL
 FROM (SELECT customer_id, brand, COUNT(DISTINCT order_id) AS n
       FROM temp.purchase_lines WHERE brand IS NOT NULL AND brand <> ''
       GROUP BY customer_id, brand) b
-JOIN customer_snapshots s ON s.customer_id = b.customer_id
-WHERE s.purchases >= 2 AND b.n = s.purchases
+JOIN purchases p ON p.customer_id = b.customer_id
+WHERE p.n >= 2 AND b.n = p.n
 """
 
 CATEGORY_STATS = """
@@ -57,8 +64,7 @@ CATEGORY_STATS = """
 """
 
 CATEGORY_LAPSED = f"""
-INSERT INTO customer_segments (customer_id, shop_id, segment, detail)
-SELECT customer_id, :shop, 'category_lapsed:' || category,
+SELECT customer_id, 'category_lapsed:' || category,
        json_object('category', category, 'days_since', days_since, 'usual_gap', round(gap, 1),
                    'purchase_days', days)
 FROM ({CATEGORY_STATS})
@@ -82,8 +88,7 @@ REPLENISH_LAST = """
 """
 
 REPLENISH_DUE = f"""
-INSERT INTO customer_segments (customer_id, shop_id, segment, detail)
-SELECT customer_id, :shop, 'replenish_due',
+SELECT customer_id, 'replenish_due',
        json_group_array(json_object('product_id', product_id, 'title', title, 'last_date', last_date,
                                     'quantity', qty, 'cycle_days', cycle, 'due_date', due_date))
 FROM (
@@ -95,7 +100,7 @@ WHERE julianday(:now_date) BETWEEN julianday(due_date) - :lead AND julianday(due
 GROUP BY customer_id
 """
 
-def rule_params(shop, now, settings, rhythm, cycles=None) -> dict:
+def rule_params(shop, now, settings, rhythm) -> dict:
     """Parameters of the segment rules for one shop at `now`."""
     return {**query_params(shop, now),
             "factor": settings["lapse_factor"], "min_days": settings["lapse_min_days"],
@@ -103,8 +108,7 @@ def rule_params(shop, now, settings, rhythm, cycles=None) -> dict:
             "new_days": settings["new_days"],
             "vip": rhythm.vip_threshold_minor if rhythm.vip_threshold_minor is not None else -1,
             "category_factor": settings["category_lapse_factor"],
-            "lead": settings["replenish_lead_days"],
-            "cycles": json.dumps({str(k): v for k, v in (cycles or {}).items()})}
+            "lead": settings["replenish_lead_days"]}
 
 
 def classify(db, params):
@@ -112,17 +116,29 @@ def classify(db, params):
     db.execute(CLASSIFY, params)
 
 
-def fill_segments(db, params):
-    """Replace the shop's segment memberships (caller holds the transaction)."""
+def fill_segments(db, params, line_rows):
+    """Replace the shop's segment memberships: the snapshot rules, and the rows of `line_segments`
+    (caller holds the transaction)."""
     db.execute("DELETE FROM customer_segments WHERE shop_id = ?", [params["shop"]])
     for name, condition in SIMPLE_RULES.items():
         db.execute(f"INSERT INTO customer_segments (customer_id, shop_id, segment)"
                    f" SELECT customer_id, shop_id, '{name}' FROM customer_snapshots"
                    f" WHERE shop_id = :shop AND {condition}", params)
-    db.execute(BRAND_LOYAL, params)
-    db.execute(CATEGORY_LAPSED, params)
-    if params["cycles"] != "{}":
-        db.execute(REPLENISH_DUE, params)
+    db.conn.executemany("INSERT INTO customer_segments (customer_id, shop_id, segment, detail) VALUES (?, ?, ?, ?)",
+                        ((cid, params["shop"], segment, detail) for cid, segment, detail in line_rows))
+
+
+def line_segments(db, shop, now, settings) -> tuple[list, dict]:
+    """The brand, category and replenishment segments, and the replenish cycles, computed on a
+    connection that holds `temp.purchase_lines`; returns (rows, cycles)."""
+    cycles = replenish_cycles(db, shop, now)
+    params = {**query_params(shop, now), "category_factor": settings["category_lapse_factor"],
+              "lead": settings["replenish_lead_days"],
+              "cycles": json.dumps({str(k): v for k, v in cycles.items()})}
+    rows = db.execute(BRAND_LOYAL, params).fetchall() + db.execute(CATEGORY_LAPSED, params).fetchall()
+    if cycles:
+        rows += db.execute(REPLENISH_DUE, params).fetchall()
+    return rows, cycles
 
 
 def repurchase_gaps(db, shop, now, product_ids=None) -> dict[int, np.ndarray]:
