@@ -269,7 +269,10 @@ def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
     except ShopError as exc:
         raise click.ClickException(str(exc)) from None
     progress = not as_json and sys.stderr.isatty()
-    result = import_orders(db, shop, file, fmt=fmt, progress=progress)
+    try:
+        result = import_orders(db, shop, file, fmt=fmt, progress=progress)
+    except ValueError as exc:  # a file-level problem: one clear line, nothing imported
+        raise click.ClickException(str(exc)) from None
     if as_json:
         echo_json(result)
         return

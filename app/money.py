@@ -2,7 +2,7 @@
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-from babel.numbers import format_currency, get_currency_precision, UnknownCurrencyError
+from babel.numbers import format_currency, get_currency_precision, list_currencies
 
 
 @lru_cache(maxsize=256)
@@ -16,11 +16,8 @@ def check_currency(code: str) -> str:
     value = (code or "").strip().upper()
     if len(value) != 3 or not value.isalpha():
         raise ValueError(f"currency {code!r} is not a three-letter ISO code")
-    try:
-        from babel.numbers import get_currency_name
-        get_currency_name(value)
-    except UnknownCurrencyError:
-        raise ValueError(f"unknown currency {code!r}") from None
+    if value not in list_currencies():
+        raise ValueError(f"unknown currency {code!r}")
     return value
 
 

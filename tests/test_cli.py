@@ -78,3 +78,17 @@ def test_unexpected_errors_are_one_line_not_a_traceback(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+
+
+def test_unknown_currency_is_refused(runner, tmp_path):
+    path = tmp_path / "o.csv"
+    path.write_text("created_at,total,email\n2025-01-01,10,a@example.com\n")
+    result = runner.invoke(args=["import-orders", "--shop", "s", str(path), "--currency", "XYZ"])
+    assert result.exit_code == 1 and "unknown currency 'XYZ'" in result.output
+
+
+def test_a_bad_file_is_one_line_through_the_app_cli_too(runner, tmp_path):
+    path = tmp_path / "o.csv"
+    path.write_text("total,email\n10,a@example.com\n")  # no created_at column
+    result = runner.invoke(args=["import-orders", "--shop", "s", str(path)])
+    assert result.exit_code == 1 and "created_at" in result.output and "Traceback" not in result.output
