@@ -24,7 +24,7 @@ run: install
 
 # The browser tests drive Debian's chromium (Playwright cannot download browsers here).
 chromium:
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 test: install chromium
 	$(BIN)/python -m pytest -q
