@@ -15,6 +15,10 @@ from .timeutil import to_db, utcnow
 bp = Blueprint("auth", __name__)
 
 
+class TokenForm(FlaskForm):
+    """A form with only its CSRF token, for pages that read and validate their fields by hand."""
+
+
 class LoginForm(FlaskForm):
     username = StringField("User", validators=[DataRequired(), Length(max=100)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
@@ -68,6 +72,17 @@ def login_required(view):
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(**kwargs)
     return wrapped
+
+
+def owned_shop_or_404(handle):
+    """The shop with this handle if the logged-in user may see it; 404 otherwise, for shops of
+    other users too, so that nobody learns which shops exist."""
+    from flask import abort
+    from .shops import shop_for_user
+    shop = shop_for_user(get_db(), handle, g.user)
+    if shop is None:
+        abort(404)
+    return shop
 
 
 def _safe_next(target):

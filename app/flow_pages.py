@@ -8,29 +8,16 @@ from datetime import timedelta
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
                    url_for)
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
 
-from .auth import login_required
+from .auth import TokenForm, login_required, owned_shop_or_404
 from .db import get_db, write_transaction
 from .i18n import LANGUAGES
 from .settings import email_address, get_settings
-from .shops import shop_for_user
 from .timeutil import to_db, utcnow
 
 bp = Blueprint("flow_pages", __name__)
 OFFER_KINDS = ("none", "percent", "free_shipping", "reuse")
 MAX_PERCENT = 90  # as flows.definitions.validate_flow
-
-
-class TokenForm(FlaskForm):
-    """Only the CSRF token: the fields are read and validated by hand (their number varies)."""
-
-
-def _shop(handle):
-    shop = shop_for_user(get_db(), handle, g.user)
-    if shop is None:
-        abort(404)
-    return shop
 
 
 def _flow(shop, name):
@@ -93,7 +80,7 @@ def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
 def index(handle):
     """All flows with their state; each links to its editor."""
     from flows.definitions import load_flows
-    shop = _shop(handle)
+    shop = owned_shop_or_404(handle)
     return render_template("flows.html", shop=shop, flows=load_flows(get_db(), shop["id"]), form=TokenForm())
 
 
@@ -180,7 +167,7 @@ def _editor(shop, flow, lang, errors=None, values=None, status=200):
 def edit(handle, name):
     """One flow: its settings form (all or nothing), and per step the copy, the preview and a test send."""
     from flows.definitions import FlowError, save_flow
-    shop = _shop(handle)
+    shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     lang = _lang()
     if request.method == "GET":
@@ -204,7 +191,7 @@ def edit(handle, name):
 def toggle(handle, name):
     """Turn a flow on or off from the list."""
     from flows.definitions import save_flow
-    shop = _shop(handle)
+    shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     if not TokenForm().validate_on_submit():
         abort(400)
@@ -220,7 +207,7 @@ def toggle(handle, name):
 def save_copy(handle, name, step):
     """The subject and intro of one step in one language (empty: the default text)."""
     from flows.copy import save_copy as store
-    shop = _shop(handle)
+    shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     lang = _lang()
     if step >= len(flow["steps"]) or not TokenForm().validate_on_submit():
@@ -243,7 +230,7 @@ def save_copy(handle, name, step):
 @login_required
 def preview(handle, name, step):
     """The step's HTML email for a real customer of the shop (or its text part with ?part=text)."""
-    shop = _shop(handle)
+    shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     if step >= len(flow["steps"]):
         abort(404)
@@ -272,7 +259,7 @@ def preview(handle, name, step):
 def send_test(handle, name, step):
     """Send the step, rendered for a real customer, to the owner's address; never to the customer."""
     from .mailer import Connection, SmtpConfig, build, smtp_url_for
-    shop = _shop(handle)
+    shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     lang = _lang()
     back = url_for("flow_pages.edit", handle=handle, name=name, lang=lang) + f"#step{step}"

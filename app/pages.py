@@ -2,22 +2,15 @@
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .auth import login_required
+from .auth import login_required, owned_shop_or_404
 from .db import get_db
 from .money import format_money
 from .runs import recent_runs
-from .shops import list_shops, shop_for_user
+from .shops import list_shops
 from .timeutil import utcnow
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 50
-
-
-def _shop_or_404(handle):
-    shop = shop_for_user(get_db(), handle, g.user)
-    if shop is None:
-        abort(404)  # also for shops that exist but are not this user's: no hint that they exist
-    return shop
 
 
 @bp.app_template_filter("money")
@@ -37,7 +30,7 @@ def index():
 @bp.get("/shops/<handle>")
 @login_required
 def shop(handle):
-    shop = _shop_or_404(handle)
+    shop = owned_shop_or_404(handle)
     db = get_db()
     totals = db.execute("""
         SELECT (SELECT COUNT(*) FROM customers WHERE shop_id = :s),
@@ -69,7 +62,7 @@ def shop(handle):
 def refresh(handle):
     """Recompute the shop's segments and scores now (the scheduler also does this)."""
     from flows.refresh import refresh as run_refresh
-    shop = _shop_or_404(handle)
+    shop = owned_shop_or_404(handle)
     result = run_refresh(get_db(), shop, utcnow())
     flash(_("Segments refreshed for %(n)s customers in %(s)s s.", n=result["customers"], s=result["seconds"]))
     return redirect(url_for("pages.shop", handle=handle))
@@ -78,7 +71,7 @@ def refresh(handle):
 @bp.get("/shops/<handle>/customers")
 @login_required
 def customers(handle):
-    shop = _shop_or_404(handle)
+    shop = owned_shop_or_404(handle)
     q = request.args.get("q", "").strip()
     segment = request.args.get("segment", "").strip()
     page = max(request.args.get("page", 1, type=int), 1)
@@ -113,7 +106,7 @@ def customers(handle):
 @bp.get("/shops/<handle>/customers/<customer_id>")
 @login_required
 def customer(handle, customer_id):
-    shop = _shop_or_404(handle)
+    shop = owned_shop_or_404(handle)
     db = get_db()
     found = list(db.query("SELECT * FROM customers WHERE shop_id = ? AND external_id = ?",
                           [shop["id"], customer_id]))
@@ -139,5 +132,5 @@ def customer(handle, customer_id):
 def report(handle):
     """What each flow earned, and the lift against its holdout."""
     from flows.attribution import report as flow_report
-    shop = _shop_or_404(handle)
+    shop = owned_shop_or_404(handle)
     return render_template("report.html", shop=shop, doc=flow_report(get_db(), shop, utcnow()))

@@ -1,26 +1,13 @@
 """The products page: which products are replenishable and their cycle, with the candidates the
 shop's history suggests (≥ 20 repurchase gaps with a steady cycle, flows.segments)."""
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
 
-from .auth import login_required
+from .auth import TokenForm, login_required, owned_shop_or_404
 from .db import get_db, write_transaction
-from .shops import shop_for_user
 from .timeutil import to_db, utcnow
 
 bp = Blueprint("product_pages", __name__)
-
-
-class TokenForm(FlaskForm):
-    """Only the CSRF token."""
-
-
-def _shop(handle):
-    shop = shop_for_user(get_db(), handle, g.user)
-    if shop is None:
-        abort(404)
-    return shop
 
 
 def _page(shop, errors=None, values=None, status=200):
@@ -38,14 +25,14 @@ def _page(shop, errors=None, values=None, status=200):
 @login_required
 def index(handle):
     """Replenishable products and suggested candidates."""
-    return _page(_shop(handle))
+    return _page(owned_shop_or_404(handle))
 
 
 @bp.post("/shops/<handle>/products/<int:product_id>")
 @login_required
 def update(handle, product_id):
     """Mark a product replenishable (cycle in days, empty: learned) or unmark it."""
-    shop = _shop(handle)
+    shop = owned_shop_or_404(handle)
     if not TokenForm().validate_on_submit():
         abort(400)
     db = get_db()

@@ -162,6 +162,17 @@ def _blank(value):
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+def _unless_blank(check, optional, empty=None):
+    """Wrap a validator of a stripped string: blank input is `empty` when optional, else refused."""
+    def parse(value):
+        if _blank(value):
+            if optional:
+                return empty
+            raise ValueError("a value is required")
+        return check(str(value).strip())
+    return parse
+
+
 def text(max_len, *, multiline=False, optional=True):
     """A validator for free text up to max_len characters (one line unless multiline)."""
     def parse(value):
@@ -184,19 +195,14 @@ def text(max_len, *, multiline=False, optional=True):
 
 def https_url(*, optional=True):
     """A validator for an https:// URL (an image to show in emails)."""
-    def parse(value):
-        if _blank(value):
-            if optional:
-                return None
-            raise ValueError("a value is required")
-        value = str(value).strip()
+    def check(value):
         parts = _urlsplit(value)
         if parts.scheme.lower() != "https" or not parts.hostname:
             raise ValueError(f"{value!r} is not an https:// URL")
         if len(value) > 2000 or _re.search(r"[\s\"'<>\\]", value) or _CONTROL.search(value):
             raise ValueError(f"{value!r} is not a valid URL")
         return value
-    return parse
+    return _unless_blank(check, optional)
 
 
 def color():
@@ -211,26 +217,16 @@ def color():
 
 def email_address(*, optional=True):
     """A validator for one bare email address (name@example.com)."""
-    def parse(value):
-        if _blank(value):
-            if optional:
-                return None
-            raise ValueError("a value is required")
-        value = str(value).strip()
+    def check(value):
         if len(value) > 254 or not _EMAIL.fullmatch(value) or ".." in value:
             raise ValueError(f"{value!r} is not an email address")
         return value
-    return parse
+    return _unless_blank(check, optional)
 
 
 def smtp_url(*, optional=True):
     """A validator for an smtp:// or smtps:// server URL (smtps://user:password@host:465)."""
-    def parse(value):
-        if _blank(value):
-            if optional:
-                return None
-            raise ValueError("a value is required")
-        value = str(value).strip()
+    def check(value):
         if _re.search(r"\s", value) or _CONTROL.search(value):
             raise ValueError("an SMTP URL must not contain spaces")
         parts = _urlsplit(value)
@@ -245,7 +241,7 @@ def smtp_url(*, optional=True):
         if port is not None and not 0 < port < 65536:
             raise ValueError("the port must be a number between 1 and 65535")
         return value
-    return parse
+    return _unless_blank(check, optional)
 
 
 DEFAULT_BRAND_COLOR = "#2f7d5b"  # a calm green

@@ -4,16 +4,15 @@ which reads the settings afresh."""
 import re
 from zoneinfo import available_timezones
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 
-from .auth import login_required
+from .auth import login_required, owned_shop_or_404
 from .db import get_db, write_transaction
 from .settings import get_settings, save_settings
-from .shops import shop_for_user
 from .timeutil import zone
 
 bp = Blueprint("settings_pages", __name__)
@@ -110,9 +109,7 @@ def _shown(value):
 def edit(handle):
     """Show the rules; on POST validate everything, save all or nothing, and say what was refused."""
     db = get_db()
-    shop = shop_for_user(db, handle, g.user)
-    if shop is None:
-        abort(404)
+    shop = owned_shop_or_404(handle)
     keys = _fields(shop)
     stored = get_settings(db, shop["id"])
     current = {k: _shown(stored.get(k)) for k in keys if k != "timezone"} | {"timezone": shop["timezone"]}

@@ -24,7 +24,7 @@ from typing import Iterator
 
 from babel.numbers import is_currency
 
-from app.money import check_currency
+from app.money import check_currency, parse_amount
 from app.runs import finish_run, start_run
 from app.timeutil import UTC, zone
 
@@ -624,14 +624,7 @@ def _amount(text: str, what: str, required: bool = False) -> Decimal:
         if required:
             raise ValueError(f"{what} is empty")
         return Decimal(0)
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ValueError(f"{what} {raw!r} is not a number") from None
-    if not value.is_finite():
-        raise ValueError(f"{what} {raw!r} is not a number")
-    if value < 0:
-        raise ValueError(f"{what} {raw!r} is negative")
+    value = parse_amount(raw, what)
     if value >= MAX_AMOUNT:
         raise ValueError(f"{what} {raw!r} is too large")
     return value
