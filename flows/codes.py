@@ -5,6 +5,7 @@ demo and import shops keep it in SQLite alone. Either way the row here is the re
 quote: the expiry shown in copy is this stored `expires_at`. An order carrying the code is its use.
 """
 import secrets
+import sqlite3
 from datetime import timedelta
 
 from app.timeutil import to_db
@@ -13,8 +14,9 @@ ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are typed by
 
 
 def new_code(prefix="WB") -> str:
-    """A random code with 50 bits of entropy, e.g. WB-7KQ2-M9XD-RT."""
-    raw = "".join(secrets.choice(ALPHABET) for _ in range(10))
+    """A random code with 50 bits of entropy (10 characters of a 32-letter alphabet), e.g. WB-7KQ2-M9XD-RT."""
+    bits = int.from_bytes(secrets.token_bytes(7), "big")  # one read of the OS's randomness, 56 bits
+    raw = "".join(ALPHABET[(bits >> (5 * i)) & 31] for i in range(10))
     return f"{prefix}-{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
@@ -22,10 +24,7 @@ def create(db, shop, customer, enrolment_id, offer, now, connector=None) -> dict
     """Create a code for `offer` ({"percent", "valid_days"} or {"free_shipping", "valid_days"})."""
     expires = now + timedelta(days=offer["valid_days"])
     percent = None if offer.get("free_shipping") else float(offer["percent"])
-    for _ in range(5):
-        code = new_code()
-        if not db.execute("SELECT 1 FROM discount_codes WHERE shop_id = ? AND code = ?", [shop["id"], code]).fetchone():
-            break
+    code = new_code()
     ref = None
     if connector is not None:
         try:
@@ -35,11 +34,18 @@ def create(db, shop, customer, enrolment_id, offer, now, connector=None) -> dict
                                             free_shipping=bool(offer.get("free_shipping")), expires_at=expires)
         except NotImplementedError:
             ref = None
-    cur = db.execute(
-        "INSERT INTO discount_codes (shop_id, customer_id, enrolment_id, code, kind, percent, created_at,"
-        " expires_at, platform_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [shop["id"], customer["id"], enrolment_id, code, "free_shipping" if percent is None else "percent",
-         percent, to_db(now), to_db(expires), ref])
+    for _ in range(5):
+        try:
+            cur = db.conn.execute(
+                "INSERT INTO discount_codes (shop_id, customer_id, enrolment_id, code, kind, percent, created_at,"
+                " expires_at, platform_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [shop["id"], customer["id"], enrolment_id, code, "free_shipping" if percent is None else "percent",
+                 percent, to_db(now), to_db(expires), ref])
+            break
+        except sqlite3.IntegrityError:
+            if connector is not None:
+                raise  # the platform already has this code: never rebind it silently
+            code = new_code()  # 50 random bits: a repeat is astronomically rare, but possible
     return {"id": cur.lastrowid, "code": code, "percent": percent, "expires_at": to_db(expires)}
 
 

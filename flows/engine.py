@@ -194,8 +194,10 @@ def _cap_frees_at(sent_times, now, per_day, per_week):
 def _links(app, shop, enrolment):
     from app import tokens
     base = app.config["APP_URL"]
-    return {"keep_url": f"{base}/k/{tokens.make(app, 'keep', shop['id'], enrolment['customer_id'])}",
-            "unsubscribe_url": f"{base}/u/{tokens.make(app, 'unsubscribe', shop['id'], enrolment['customer_id'])}"}
+    links = {"unsubscribe_url": f"{base}/u/{tokens.make(app, 'unsubscribe', shop['id'], enrolment['customer_id'])}"}
+    if enrolment["flow"] == "sunset":  # only the sunset email asks to confirm
+        links["keep_url"] = f"{base}/k/{tokens.make(app, 'keep', shop['id'], enrolment['customer_id'])}"
+    return links
 
 
 def live_check(db, shop, params, connector, batch_size=1000):
@@ -243,7 +245,7 @@ def send_pass(app, db, shop, params, flows, settings, connector=None, batch_size
             if not due:
                 return counts
             sent = _marketing_sends(db, [e["customer_id"] for e in due], now)
-            messages, updates = [], []
+            messages, updates, render_cache = [], [], {}
             for enrolment in due:
                 flow = flows.get(enrolment["flow"])
                 step_no = enrolment["step"]
@@ -262,7 +264,7 @@ def send_pass(app, db, shop, params, flows, settings, connector=None, batch_size
                 code = _offer_code(db, shop, enrolment, step.get("offer"), now, connector)
                 email = render(step["template"], shop=shop, customer=enrolment, code=code,
                                products=_replenish_products(db, enrolment) if enrolment["flow"] == "replenish" else None,
-                               links=_links(app, shop, enrolment), db=db)
+                               links=_links(app, shop, enrolment), db=db, cache=render_cache)
                 messages.append((shop["id"], enrolment["customer_id"], enrolment["id"], enrolment["flow"], step_no,
                                  f"{enrolment['id']}:{step_no}", int(marketing), enrolment["email"],
                                  email.locale, email.subject, email.text, email.html, code and code["id"],
