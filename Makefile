@@ -30,7 +30,8 @@ test: install chromium
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python benchmarks/bench_import.py
+	for b in import refresh flows delivery shopify_jsonl shopify_webhooks; do \
+		$(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
