@@ -20,6 +20,14 @@ OFFER_KINDS = ("none", "percent", "free_shipping", "reuse")
 MAX_PERCENT = 90  # as flows.definitions.validate_flow
 
 
+def _posted_step_or_abort(flow, step):
+    """404 for a step the flow does not have; 400 for a form without a valid CSRF token."""
+    if step >= len(flow["steps"]):
+        abort(404)
+    if not TokenForm().validate_on_submit():
+        abort(400)
+
+
 def _flow(shop, name):
     from flows.definitions import load_flows
     flows = load_flows(get_db(), shop["id"])
@@ -210,8 +218,7 @@ def save_copy(handle, name, step):
     shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     lang = _lang()
-    if step >= len(flow["steps"]) or not TokenForm().validate_on_submit():
-        abort(404 if step >= len(flow["steps"]) else 400)
+    _posted_step_or_abort(flow, step)
     subject = (request.form.get("subject") or "").strip() or None
     intro = request.form.get("intro") or None
     try:
@@ -263,8 +270,7 @@ def send_test(handle, name, step):
     flow = _flow(shop, name)
     lang = _lang()
     back = url_for("flow_pages.edit", handle=handle, name=name, lang=lang) + f"#step{step}"
-    if step >= len(flow["steps"]) or not TokenForm().validate_on_submit():
-        abort(404 if step >= len(flow["steps"]) else 400)
+    _posted_step_or_abort(flow, step)
     db = get_db()
     try:
         to = email_address(optional=False)(request.form.get("email"))

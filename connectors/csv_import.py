@@ -286,12 +286,7 @@ class CsvConnector(Connector):
             if not key or cur is None or key != cur.key:
                 if cur is not None and cur.rec is not None:
                     yield self._emit(cur)
-                if key in split:
-                    cur = pieces.get(key)
-                    if cur is None:
-                        cur = pieces[key] = _Order(key, merge=True)
-                else:
-                    cur = _Order(key)
+                cur = _next_order(key, split, pieces)
             oraw = get_order(row)
             try:
                 if cur.raw is None:
@@ -409,12 +404,7 @@ class CsvConnector(Connector):
                 if not key:
                     self._skip(line, "Name (the order number) is empty")
                     continue
-                if key in split:
-                    cur = pieces.get(key)
-                    if cur is None:
-                        cur = pieces[key] = _Order(key, merge=True)
-                else:
-                    cur = _Order(key)
+                cur = _next_order(key, split, pieces)
             order_row = bool(row[total_i].strip() or row[status_i].strip() or row[currency_i].strip())
             try:
                 if order_row:
@@ -540,6 +530,16 @@ class _Order:
         n = counts.get(base, 0) + 1
         counts[base] = n
         return base if n == 1 else f"{base}#{n}"
+
+
+def _next_order(key, split, pieces):
+    """The order a row with `key` starts: an order whose rows are split up across the file is one
+    object gathering every piece (its lines are merged); any other is new."""
+    if key not in split:
+        return _Order(key)
+    if key not in pieces:
+        pieces[key] = _Order(key, merge=True)
+    return pieces[key]
 
 
 class _LineParser:
