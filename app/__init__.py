@@ -16,6 +16,8 @@ DEFAULTS = {
     "MAIL_FROM": "Winback <noreply@localhost>",
     "ADMIN_PASSWORD": None,
     "TICK_SECONDS": 900,
+    "DELIVERY_SECONDS": 60,
+    "FLOW_LEASE_SECONDS": 60,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

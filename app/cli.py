@@ -417,8 +417,16 @@ def run_flows_command(shop_handle, now, dry_run, as_json):
     if as_json:
         echo_json(result)
     else:
+        if result["mode"] == "preview":
+            click.echo(f"{shop_handle} at {result['now']}: preview only, no email delivery is configured "
+                       "(set WINBACK_SMTP_URL or the shop's SMTP server): nothing was queued or changed. "
+                       "`winback run-flows --dry-run` shows who would get what.")
+            return
         click.echo(f"{shop_handle} at {result['now']}: {result['enrolled']} enrolled, {result['held_out']} held out, "
-                   f"{result['sent']} emails, {result['exited']} exited, {result['deferred']} deferred.")
+                   f"{result['sent']} emails sent, {result['withheld']} withheld, {result['exited']} exited, "
+                   f"{result['deferred']} deferred.")
+        for flow, why in result["paused"].items():
+            click.echo(f"  {flow} enrols nobody: {why}")
 
 
 def live_connector(app, shop):
@@ -435,20 +443,81 @@ def live_connector(app, shop):
 @commands.command("messages")
 @shop_option
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--status", type=click.Choice(["outbox", "sending", "sent", "failed", "withheld", "unknown"]),
+              help="Only messages with this status.")
 @json_option
-def messages_command(shop_handle, limit, as_json):
-    """The message log (outbox and sent)."""
+def messages_command(shop_handle, limit, status, as_json):
+    """The message log: sent, withheld (and why), failed, waiting, unknown."""
     from flows.messages import message_log
     shop = _require_shop(shop_handle)
-    rows = message_log(get_db(), shop, limit=limit)
+    rows = message_log(get_db(), shop, limit=limit, status=status)
     if as_json:
         echo_json(rows)
         return
     if not rows:
         click.echo("No messages yet.")
     for m in rows:
-        click.echo(f"{m['scheduled_for']}  {m['status']:8} {m['flow']:13} step {m['step'] + 1}  {m['email']:35} "
-                   f"{m['subject']}" + (f"  [{m['discount_code']} until {m['code_expires_at']}]" if m["discount_code"] else ""))
+        line = (f"{m['sent_at'] or m['scheduled_for']}  {m['status']:8} {m['flow']:13} step {m['step'] + 1}  "
+                f"{m['email'] or '':35} {m['subject'] or ''}")
+        if m["discount_code"]:
+            line += f"  [{m['discount_code']} until {m['code_expires_at']}]"
+        if m["withheld_reason"]:
+            line += f"  (withheld: {m['withheld_reason']})"
+        click.echo(line)
+
+
+@commands.group("flow")
+def flow_group():
+    """The shop's flows: list them, turn one on or off."""
+
+
+@flow_group.command("list")
+@shop_option
+@json_option
+def flow_list_command(shop_handle, as_json):
+    """Each flow: on or off, who enters, its steps."""
+    from flows.definitions import PRIORITY, load_flows
+    shop = _require_shop(shop_handle)
+    flows = load_flows(get_db(), shop["id"])
+    doc = [{"name": name, "enabled": flows[name]["enabled"], "kind": flows[name]["kind"],
+            "entry": flows[name]["entry"], "holdout": flows[name]["holdout"], "steps": flows[name]["steps"]}
+           for name in PRIORITY]
+    if as_json:
+        echo_json(doc)
+        return
+    for f in doc:
+        steps = ", ".join(f"day {s['delay_days']:g}" + (f" {s['offer']['percent']:g} %" if (s.get("offer") or {}).get("percent")
+                                                        else " free shipping" if (s.get("offer") or {}).get("free_shipping")
+                                                        else " same code" if (s.get("offer") or {}).get("reuse") else "")
+                          for s in f["steps"])
+        click.echo(f"{f['name']:13} {'on ' if f['enabled'] else 'off'}  {f['entry']:14} {steps}")
+
+
+def _set_flow(shop_handle, name, enabled):
+    from flows.definitions import FlowError, set_enabled
+    shop = _require_shop(shop_handle)
+    try:
+        set_enabled(get_db(), shop["id"], name, enabled)
+    except FlowError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name} is {'on' if enabled else 'off'} for {shop_handle}."
+               + ("" if enabled else " Its running enrolments ended and nothing more of it will be sent."))
+
+
+@flow_group.command("enable")
+@shop_option
+@click.argument("name")
+def flow_enable_command(shop_handle, name):
+    """Turn a flow on (customers enter it from the next tick)."""
+    _set_flow(shop_handle, name, True)
+
+
+@flow_group.command("disable")
+@shop_option
+@click.argument("name")
+def flow_disable_command(shop_handle, name):
+    """Turn a flow off: its undelivered steps are withdrawn at once."""
+    _set_flow(shop_handle, name, False)
 
 
 @commands.command("report")

@@ -22,7 +22,7 @@ def unsubscribe(db, shop_id, customer_id, now=None) -> bool:
                    " next_due_at = NULL WHERE customer_id = ? AND status IN ('active', 'held_out')",
                    [now, customer_id])
         # Marketing mail already rendered but not yet delivered must not go out either.
-        db.execute("UPDATE messages SET status = 'failed', error = 'not sent: the customer unsubscribed'"
+        db.execute("UPDATE messages SET status = 'withheld', withheld_reason = 'the customer unsubscribed'"
                    " WHERE customer_id = ? AND status = 'outbox' AND is_marketing = 1", [customer_id])
         return cur.rowcount == 1
 

@@ -6,15 +6,12 @@ One connection serves a whole batch. A temporary failure (a 4xx answer, a refuse
 connection, a timeout) is retried with backoff, first within the run and then at later ticks; a
 permanent one (5xx) is recorded on the message and on the customer, and never retried.
 
-At most once: a message is marked `sending` (committed) before the SMTP conversation and `sent`
-after it. A crash in between leaves it `sending`, and it is never sent again automatically: a
-duplicate discount email is worse than a rare lost one, which stays visible in the log.
+What is sent, when, and whether at all is decided in flows/delivery.py; this module only speaks SMTP.
 """
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
-from datetime import timedelta
 from email.header import Header
 from email.policy import compat32
 from email.mime.multipart import MIMEMultipart
@@ -24,8 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from .db import write_transaction
-from .timeutil import to_db, utcnow
+from .timeutil import utcnow
 
 TIMEOUT = 30
 # RFC 5322 allows 998 characters a line; folding the unsubscribe URL at 78 would split it.
@@ -174,75 +170,15 @@ def build(app, shop, settings, row):
     return msg
 
 
-def deliver(app, db, shop, now=None, limit=500) -> dict:
-    """Send the shop's due outbox messages; returns {"sent", "retry", "failed"} (None: no SMTP)."""
-    from .settings import get_settings
-    settings = get_settings(db, shop["id"])
-    url = smtp_url_for(app, settings)
-    if not url:
-        return None
-    now = now or utcnow()
-    counts = {"sent": 0, "retry": 0, "failed": 0}
-    conn = Connection(SmtpConfig.parse(url))
-    try:
-        rows = list(db.query(
-            "SELECT m.*, c.email_failed_at, c.unsubscribed_at FROM messages m LEFT JOIN customers c ON c.id = m.customer_id"
-            " WHERE m.shop_id = ? AND m.status = 'outbox' AND m.scheduled_for <= ? ORDER BY m.id LIMIT ?",
-            [shop["id"], to_db(now), limit]))
-        for row in rows:
-            if row["is_marketing"] and row["unsubscribed_at"]:
-                _finish(db, row, "failed", error="not sent: the customer unsubscribed before delivery")
-                counts["failed"] += 1
-                continue
-            if row["email_failed_at"]:
-                _finish(db, row, "failed", error="not sent: this address failed permanently before")
-                counts["failed"] += 1
-                continue
-            message = build(app, shop, settings, row)
-            with write_transaction(db):
-                db.execute("UPDATE messages SET status = 'sending', attempts = attempts + 1, message_id = ?"
-                           " WHERE id = ? AND status = 'outbox'", [message["Message-ID"], row["id"]])
-            try:
-                conn.send(message)
-            except PermanentFailure as exc:
-                _finish(db, row, "failed", error=str(exc), customer_failure=True)
-                counts["failed"] += 1
-            except TemporaryFailure as exc:
-                attempts = row["attempts"] + 1
-                if attempts >= MAX_ATTEMPTS:
-                    _finish(db, row, "failed", error=f"gave up after {attempts} attempts: {exc}")
-                    counts["failed"] += 1
-                else:
-                    later = now + timedelta(seconds=RETRY_AFTER[min(attempts - 1, len(RETRY_AFTER) - 1)])
-                    with write_transaction(db):
-                        db.execute("UPDATE messages SET status = 'outbox', error = ?, scheduled_for = ? WHERE id = ?",
-                                   [str(exc)[:500], to_db(later), row["id"]])
-                    counts["retry"] += 1
-                    if exc.unreachable:
-                        break  # the server is unreachable: the rest waits for the next run
-            else:
-                _finish(db, row, "sent")
-                counts["sent"] += 1
-    finally:
-        conn.close()
-    return counts
-
-
-def _finish(db, row, status, error=None, customer_failure=False):
-    now = to_db(utcnow())
-    with write_transaction(db):
-        db.execute("UPDATE messages SET status = ?, error = ?, sent_at = CASE WHEN ? = 'sent' THEN ? END WHERE id = ?",
-                   [status, error, status, now, row["id"]])
-        if customer_failure and row["customer_id"]:
-            db.execute("UPDATE customers SET email_failed_at = ?, email_failure = ? WHERE id = ?",
-                       [now, error[:500] if error else None, row["customer_id"]])
-
-
 def delivery_health(db, shop_id) -> dict:
-    """For the dashboard: what waits, what failed, what is stuck mid-send, and the last error."""
+    """For the dashboard: what waits, what failed, what is stuck mid-send or unknown, what was
+    withheld, and the last error."""
     row = db.execute(
         "SELECT COUNT(*) FILTER (WHERE status = 'outbox'), COUNT(*) FILTER (WHERE status = 'failed'),"
-        " COUNT(*) FILTER (WHERE status = 'sending'), COUNT(*) FILTER (WHERE status = 'outbox' AND error IS NOT NULL),"
+        " COUNT(*) FILTER (WHERE status IN ('sending', 'unknown')),"
+        " COUNT(*) FILTER (WHERE status = 'outbox' AND error IS NOT NULL),"
+        " COUNT(*) FILTER (WHERE status = 'withheld'),"
         " (SELECT error FROM messages WHERE shop_id = :s AND error IS NOT NULL ORDER BY id DESC LIMIT 1)"
         " FROM messages WHERE shop_id = :s", {"s": shop_id}).fetchone()
-    return {"outbox": row[0], "failed": row[1], "stuck_sending": row[2], "retrying": row[3], "last_error": row[4]}
+    return {"outbox": row[0], "failed": row[1], "stuck_sending": row[2], "retrying": row[3], "withheld": row[4],
+            "last_error": row[5]}

@@ -339,3 +339,55 @@ def m0008(db):
     _run(db, """
 ALTER TABLE users ADD COLUMN email TEXT
 """)
+
+
+@migrations(name="0009_safe_sending")
+def m0009(db):
+    # SQLite cannot change a CHECK constraint in place: the messages table is rebuilt so that a step
+    # can be `withheld` (with its reason) or `unknown` (interrupted mid-send), and so that a message
+    # is stored before it is rendered (its subject and body are written at delivery).
+    _run(db, """
+CREATE TABLE messages_new (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    customer_id INTEGER REFERENCES customers(id) ON DELETE SET NULL,
+    enrolment_id INTEGER REFERENCES enrolments(id) ON DELETE SET NULL,
+    flow TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    is_marketing INTEGER NOT NULL CHECK (is_marketing IN (0, 1)),
+    email TEXT,
+    locale TEXT,
+    subject TEXT,
+    body_text TEXT,
+    body_html TEXT,
+    discount_code_id INTEGER REFERENCES discount_codes(id) ON DELETE SET NULL,
+    status TEXT NOT NULL CHECK (status IN ('outbox', 'sending', 'sent', 'failed', 'withheld', 'unknown')),
+    created_at TEXT NOT NULL,
+    scheduled_for TEXT NOT NULL,
+    planned_for TEXT,
+    sent_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    withheld_reason TEXT,
+    message_id TEXT
+);
+INSERT INTO messages_new (id, shop_id, customer_id, enrolment_id, flow, step, idempotency_key, is_marketing, email,
+                          locale, subject, body_text, body_html, discount_code_id, status, created_at, scheduled_for,
+                          planned_for, sent_at, attempts, error, message_id)
+SELECT id, shop_id, customer_id, enrolment_id, flow, step, idempotency_key, is_marketing, email, locale, subject,
+       body_text, body_html, discount_code_id, status, created_at, scheduled_for, created_at, sent_at, attempts, error,
+       message_id FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_new RENAME TO messages;
+CREATE INDEX messages_customer ON messages (customer_id, created_at);
+CREATE INDEX messages_shop_status ON messages (shop_id, status);
+CREATE INDEX messages_due ON messages (status, scheduled_for);
+CREATE INDEX messages_marketing_sent ON messages (customer_id, sent_at) WHERE is_marketing = 1;
+ALTER TABLE enrolments ADD COLUMN step_planned_at TEXT;
+ALTER TABLE discount_codes ADD COLUMN step INTEGER;
+ALTER TABLE discount_codes ADD COLUMN platform_state TEXT NOT NULL DEFAULT 'local'
+    CHECK (platform_state IN ('local', 'reserved', 'created', 'failed'));
+ALTER TABLE discount_codes ADD COLUMN platform_error TEXT;
+CREATE UNIQUE INDEX discount_codes_step ON discount_codes (enrolment_id, step) WHERE step IS NOT NULL
+""")

@@ -79,6 +79,10 @@ declare("window_start", 9, number(0, 23, integer=True), "Send from this hour (sh
 declare("window_end", 20, number(1, 24, integer=True), "Send until this hour (shop time)")
 declare("discount_cooldown_days", 90, number(0, 365, integer=True), "At most one discounted flow per customer in this many days")
 declare("conversion_days", 5, number(1, 60, integer=True), "A purchase this many days after an email converts it")
+declare("max_lateness_hours", 24, number(1, 168, integer=True),
+        "An email that could not leave within this many hours of its plan is withheld, never sent late")
+declare("send_rate_per_minute", None, number(1, 100000, integer=True, optional=True),
+        "At most this many emails per minute from this shop (empty: as fast as the mail server takes them)")
 
 
 # Rules that tie settings together: each returns a problem in words, or None.
@@ -154,8 +158,7 @@ import re as _re
 from urllib.parse import urlsplit as _urlsplit
 
 _CONTROL = _re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_EMAIL = _re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+from .addresses import EMAIL as _EMAIL
 
 
 def _blank(value):

@@ -40,6 +40,9 @@ SECTIONS = [
         ("timezone", _l("Time zone"), _l("For example Europe/Amsterdam.")),
         ("discount_cooldown_days", _l("Days between discounts"), _l("At most one discounted flow per customer in this many days.")),
         ("conversion_days", _l("Days an email gets credit for an order"), None),
+        ("max_lateness_hours", _l("Never send later than (hours after the plan)"),
+         _l("An email that could not leave within this many hours of its planned time is withheld, not sent late.")),
+        ("send_rate_per_minute", _l("Emails per minute"), _l("Empty: as fast as the mail server takes them.")),
     ]),
     (_l("Sender"), [
         ("sender_name", _l("Sender name"), _l("Empty: the shop's name.")),

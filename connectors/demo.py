@@ -43,6 +43,7 @@ SHOP_NAME = "Lindenhof Coffee & Home"
 SHOP_CURRENCY = "EUR"
 SHOP_TIMEZONE = "Europe/Amsterdam"
 SHOP_LOCALE = "en"
+SHOP_POSTAL_ADDRESS = "Lindenhof Coffee & Home (demo), Lindenstraat 1, 1000 AA Demostad"
 HISTORY_DAYS = 730
 
 # BG/NBD population parameters (time unit: days). With two years of growing acquisition they give
@@ -643,6 +644,9 @@ def seed_demo(db, *, customers: int = 5000, seed: int = 1, now=None, progress: b
     if shop is None:
         shop = create_shop(db, SHOP_HANDLE, "demo", name=SHOP_NAME, currency=SHOP_CURRENCY,
                            timezone=SHOP_TIMEZONE, locale=SHOP_LOCALE)
+        # A fictional address, so that the demo's marketing emails are complete as an owner's would be.
+        from app.settings import save_setting
+        save_setting(db, shop["id"], "postal_address", SHOP_POSTAL_ADDRESS)
     elif shop["platform"] != "demo":
         raise ShopError(f"shop {SHOP_HANDLE!r} is a {shop['platform']} shop, not the demo; "
                         "it is left as it is")

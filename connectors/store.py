@@ -12,9 +12,10 @@ from decimal import Decimal
 from itertools import islice
 from typing import Iterable
 
+from app.addresses import address_problem
 from app.db import write_transaction
 from app.money import to_minor
-from app.timeutil import UTC, to_db, zone
+from app.timeutil import UTC, to_db, utcnow, zone
 
 from .base import ORDER_STATUSES, CustomerRecord, OrderRecord, ProductRecord
 
@@ -220,11 +221,34 @@ class ShopWriter:
             self.stats["customers_new"] += new
             self.stats["customers_updated"] += changed - new
             ids = self._ids("customers", merged)
+            self._mark_addresses(merged, ids)
             self._absorb_guests([r.email.strip().lower() for k, r in merged.items()
                                  if r.external_id and r.email])
         for email, external_id in alias.items():
             ids[email] = ids[external_id]
         return ids
+
+    def _mark_addresses(self, merged: dict[str, CustomerRecord], ids: dict[str, int]):
+        """Mark customers whose address cannot be mailed as undeliverable, with the reason (and clear
+        that mark once a valid address arrives), so that one bad address never stops a delivery run."""
+        bad, good = [], []
+        now = to_db(utcnow())
+        for key, rec in merged.items():
+            if rec.email and key in ids:
+                problem = address_problem(rec.email)
+                if problem:
+                    bad.append((now, problem, ids[key]))
+                else:
+                    good.append(ids[key])
+        if bad:
+            self.db.conn.executemany(
+                "UPDATE customers SET email_failed_at = COALESCE(email_failed_at, ?), email_failure = ?"
+                " WHERE id = ? AND (email_failed_at IS NULL OR email_failure LIKE 'invalid address%')", bad)
+        if good:
+            self.db.execute(
+                "UPDATE customers SET email_failed_at = NULL, email_failure = NULL"
+                " WHERE id IN (SELECT value FROM json_each(?)) AND email_failure LIKE 'invalid address%'",
+                [json.dumps(good)])
 
     def _guest_aliases(self, merged: dict[str, CustomerRecord]) -> dict[str, str]:
         """{guest email: key of the registered customer with that email} (this batch, then stored)."""

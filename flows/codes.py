@@ -20,47 +20,39 @@ def new_code(prefix="WB") -> str:
     return f"{prefix}-{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
-def create(db, shop, customer, enrolment_id, offer, now, connector=None) -> dict:
-    """Create a code for `offer` ({"percent", "valid_days"} or {"free_shipping", "valid_days"})."""
+def reserve(db, shop, enrolment, offer, now, *, platform: bool) -> int:
+    """Reserve the code of one enrolment's step (inside the claiming transaction); returns its id.
+
+    `offer` is {"percent", "valid_days"} or {"free_shipping", "valid_days"}; the code expires
+    `valid_days` after `now`, the moment it is claimed for delivery. A platform shop's code is
+    `reserved` until `flows.delivery.create_reserved_codes` has created it on the platform (outside
+    any transaction); a demo or import shop's is `local`, valid at once. A step already holding a
+    reservation (a retry after a crash) keeps it, so the platform never gets a second code."""
+    existing = db.execute("SELECT id FROM discount_codes WHERE enrolment_id = ? AND step = ?",
+                          [enrolment["id"], enrolment["step"]]).fetchone()
+    if existing:
+        return existing[0]
     expires = now + timedelta(days=offer["valid_days"])
     percent = None if offer.get("free_shipping") else float(offer["percent"])
-    code = new_code()
-    ref = None
-    if connector is not None:
-        try:
-            from decimal import Decimal
-            ref = connector.create_discount(code=code, customer=customer,
-                                            percent=Decimal(str(percent)) if percent is not None else None,
-                                            free_shipping=bool(offer.get("free_shipping")), expires_at=expires)
-        except NotImplementedError:
-            ref = None
     for _ in range(5):
         try:
             cur = db.conn.execute(
-                "INSERT INTO discount_codes (shop_id, customer_id, enrolment_id, code, kind, percent, created_at,"
-                " expires_at, platform_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [shop["id"], customer["id"], enrolment_id, code, "free_shipping" if percent is None else "percent",
-                 percent, to_db(now), to_db(expires), ref])
-            break
+                "INSERT INTO discount_codes (shop_id, customer_id, enrolment_id, step, code, kind, percent, created_at,"
+                " expires_at, platform_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [shop["id"], enrolment["customer_id"], enrolment["id"], enrolment["step"], new_code(),
+                 "free_shipping" if percent is None else "percent", percent, to_db(now), to_db(expires),
+                 "reserved" if platform else "local"])
+            return cur.lastrowid
         except sqlite3.IntegrityError:
-            if connector is not None:
-                raise  # the platform already has this code: never rebind it silently
-            code = new_code()  # 50 random bits: a repeat is astronomically rare, but possible
-    return {"id": cur.lastrowid, "code": code, "percent": percent, "expires_at": to_db(expires)}
+            continue  # 50 random bits: a repeat is astronomically rare, but possible
+    raise RuntimeError("could not find an unused discount code")
 
 
 def reusable(db, enrolment_id, now) -> dict | None:
     """The enrolment's newest code that is still valid and unused, if any."""
     rows = list(db.query(
-        "SELECT id, code, percent, expires_at FROM discount_codes WHERE enrolment_id = ? AND used_order_id IS NULL"
-        " AND expires_at > ? ORDER BY id DESC LIMIT 1", [enrolment_id, to_db(now)]))
-    return rows[0] if rows else None
-
-
-def latest(db, enrolment_id) -> dict | None:
-    """The enrolment's newest code, valid or not (to repeat its offer when it expired)."""
-    rows = list(db.query("SELECT id, code, percent, kind, expires_at FROM discount_codes WHERE enrolment_id = ?"
-                         " ORDER BY id DESC LIMIT 1", [enrolment_id]))
+        "SELECT id, code, percent, kind, expires_at FROM discount_codes WHERE enrolment_id = ? AND used_order_id IS NULL"
+        " AND platform_state IN ('local', 'created') AND expires_at > ? ORDER BY id DESC LIMIT 1", [enrolment_id, to_db(now)]))
     return rows[0] if rows else None
 
 

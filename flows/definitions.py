@@ -95,12 +95,45 @@ def load_flows(db, shop_id) -> dict:
     return {name: validate_flow(name, flows[name]) for name in PRIORITY}
 
 
-def save_flow(db, shop_id, name, flow):
-    """Validate and store the owner's definition of a flow; FlowError keeps the old one."""
+def save_flow(db, shop_id, name, flow, now=None):
+    """Validate and store the owner's definition of a flow; FlowError keeps the old one.
+
+    Saving a flow turned off withdraws it at once (see `withdraw_flow`)."""
     checked = validate_flow(name, flow)
     checked.pop("name")
     with write_transaction(db):
+        if not checked["enabled"]:
+            withdraw_flow(db, shop_id, name, now)
         db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                    [shop_id, f"flow:{name}", json.dumps(checked), to_db(utcnow())])
     return checked
+
+
+FLOW_OFF = "flow turned off"
+
+
+def withdraw_flow(db, shop_id, name, now=None) -> dict:
+    """End a flow that was turned off: its running enrolments end ("flow turned off") and what it
+    had claimed but not yet delivered is withheld. Turning the flow on again resurrects none of them:
+    a customer re-enters only with a new purchase, like after any other exit."""
+    now_db = to_db(now or utcnow())
+    with write_transaction(db):
+        withheld = db.execute(
+            "UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE shop_id = ? AND flow = ?"
+            " AND status = 'outbox'", [FLOW_OFF, shop_id, name]).rowcount
+        ended = db.execute(
+            "UPDATE enrolments SET status = 'exited', exit_reason = ?, ended_at = ?, next_due_at = NULL"
+            " WHERE shop_id = ? AND flow = ? AND status IN ('active', 'held_out')",
+            [FLOW_OFF, now_db, shop_id, name]).rowcount
+    return {"ended": ended, "withheld": withheld}
+
+
+def set_enabled(db, shop_id, name, enabled: bool, now=None) -> dict:
+    """Turn one flow on or off (off withdraws it at once); returns the flow as saved."""
+    flows = load_flows(db, shop_id)
+    if name not in flows:
+        raise FlowError(f"unknown flow {name!r}; the flows are {', '.join(PRIORITY)}")
+    flow = {**flows[name], "enabled": bool(enabled)}
+    flow.pop("name")
+    return save_flow(db, shop_id, name, flow, now=now)

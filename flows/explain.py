@@ -103,6 +103,8 @@ def explain(db, shop, customer, snapshot) -> dict:
     return {
         "flow": flow,
         "customer": customer["external_id"], "email": customer["email"], "now": snapshot["computed_for"],
+        "marketing_inactive": bool(customer["marketing_inactive_at"]),
+        "undeliverable": customer["email_failure"] if customer["email_failed_at"] else None,
         "orders": row["purchases"], "purchase_days": row["purchase_days"],
         "clv": float(from_minor(row["clv_minor"], currency)), "aov":
             float(from_minor(row["aov_minor"], currency)) if row["aov_minor"] is not None else None,

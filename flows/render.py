@@ -25,12 +25,13 @@ import css_inline
 from babel.dates import format_datetime
 from babel.lists import format_list
 from babel.numbers import format_percent
+from babel.units import format_unit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from app import ROOT
 from app.settings import DEFAULT_BRAND_COLOR
-from app.timeutil import from_db, zone
+from app.timeutil import from_db, utcnow, zone
 
 LOCALES = ("en", "nl", "pl")
 DEFAULT_LOCALE = "en"
@@ -160,13 +161,25 @@ def _brand(shop, settings):
     }
 
 
+def format_time_left(expires_at: str, now, locale: str = DEFAULT_LOCALE) -> str:
+    """How long a code is still valid, rounded down so that the copy never promises more than is
+    left: hours below two days ("24 hours", "5 godzin"), whole days from then on ("3 dagen")."""
+    locale = normalise_locale(locale) or DEFAULT_LOCALE
+    seconds = max(0, (from_db(expires_at) - now).total_seconds())
+    hours = int(seconds // 3600)
+    if hours < 48:
+        return format_unit(max(hours, 1), "duration-hour", length="long", locale=locale)
+    return format_unit(hours // 24, "duration-day", length="long", locale=locale)
+
+
 def render(template, *, shop, customer, code=None, products=None, links=None, db=None,
-           copy_override=None, cache=None) -> Rendered:
+           copy_override=None, cache=None, now=None) -> Rendered:
     """One email of a flow step. `links` are the email's personal URLs (keep_url, unsubscribe_url);
     `db` (optional) supplies the shop's branding settings and the owner's subject/intro.
     `copy_override` ({"subject", "intro"}, None = the default text) replaces the stored subject/intro:
     the UI's preview of text not saved yet. `cache` (a dict kept for one batch) saves reading the
-    settings and copy again for every email."""
+    settings and copy again for every email. `now` is the moment of delivery: copy that speaks of
+    the time left counts it from then."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     locale = pick_locale(customer.get("locale"), shop.get("locale"))
@@ -203,6 +216,7 @@ def render(template, *, shop, customer, code=None, products=None, links=None, db
         "offer": offer.get("offer"),
         "offer_next": offer.get("offer_next"),
         "expires": format_expiry(code["expires_at"], shop.get("timezone") or "UTC", locale) if code else None,
+        "time_left": format_time_left(code["expires_at"], now or utcnow(), locale) if code else None,
         "products": format_list(list(products), locale=locale) if products else None,
         "shop_url": _shop_url(shop),
         "keep_url": links.get("keep_url"),

@@ -34,6 +34,22 @@ def app(tmp_path):
     yield app
 
 
+@pytest.fixture(scope="session")
+def smtp_server():
+    """One real SMTP server on loopback for the whole run (aiosmtpd)."""
+    from tests.smtp_server import SmtpServer
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(app, smtp_server):
+    """Email delivery configured for `app`, through the loopback SMTP server (emptied first)."""
+    smtp_server.reset()
+    app.config["SMTP_URL"] = smtp_server.url
+    yield smtp_server
+
+
 @pytest.fixture
 def db(app):
     """A connection of its own to the app's database."""

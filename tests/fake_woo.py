@@ -15,6 +15,7 @@ import hmac
 import json
 import secrets
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -49,6 +50,8 @@ class FakeStore:
         self.timezone = "America/Los_Angeles"
         self.currency = "USD"
         self._next_id = 10_000
+        self.coupon_delay = 0.0   # seconds each coupon creation takes (a slow store)
+        self.on_coupon = None     # called with the request body while a coupon is being created
         self.app = self._make_app()
         self.server = None
 
@@ -237,6 +240,10 @@ class FakeStore:
         @app.post(f"{API}/coupons")
         def create_coupon():
             body = request.get_json(force=True)
+            if store.on_coupon is not None:
+                store.on_coupon(body)
+            if store.coupon_delay:
+                time.sleep(store.coupon_delay)
             code = str(body.get("code") or "").strip().lower()
             if not code:
                 return error(400, "rest_missing_callback_param", "Missing parameter(s): code")

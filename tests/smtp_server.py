@@ -44,6 +44,12 @@ class SmtpServer:
     def __exit__(self, *exc):
         self.controller.stop()
 
+    def reset(self):
+        """Forget what was received and any failures still planned."""
+        self.recorder.messages.clear()
+        self.recorder.fail_next_data.clear()
+        self.recorder.refuse.clear()
+
     @property
     def messages(self):
         return self.recorder.messages

@@ -17,8 +17,18 @@ def at(day, hour=10, minute=0):
     return datetime.combine(D0 + timedelta(days=day), time(hour, minute), tzinfo=timezone.utc)
 
 
+@pytest.fixture(autouse=True)
+def _delivery(smtp):
+    """The flows here run live: email delivery is configured (without it they only preview)."""
+
+
+POSTAL = "Winback Test Shop, 1 Market Street, 1000 Testville"
+
+
 def no_holdout(db, shop, *names):
+    """Flows as these tests want them: nobody held out, and the postal address marketing mail needs."""
     import copy
+    save_setting(db, shop["id"], "postal_address", POSTAL)
     for name in names or DEFAULT_FLOWS:
         flow = copy.deepcopy(DEFAULT_FLOWS[name])
         flow["holdout"] = 0
@@ -214,6 +224,7 @@ def test_holdout_is_about_ten_percent_and_never_messaged(app, db):
         h.repeat(f"C{i}", [0, 40], total=str(20 + i % 7))
     shop = h.write()
     save_setting(db, shop["id"], "vip_min_amount", "100000")  # nobody is a VIP here
+    save_setting(db, shop["id"], "postal_address", POSTAL)
     result = tick(app, db, shop, at(101))
     held = db.execute("SELECT COUNT(*) FROM enrolments WHERE held_out = 1").fetchone()[0]
     total = db.execute("SELECT COUNT(*) FROM enrolments").fetchone()[0]
@@ -344,7 +355,8 @@ def test_cli_run_flows_messages_and_explain(app, db, runner):
     assert len(mine) == 1
     assert set(mine[0]) >= {"id", "customer", "email", "flow", "step", "subject", "discount_code",
                             "code_expires_at", "status", "scheduled_for", "sent_at"}
-    assert mine[0]["status"] == "outbox" and mine[0]["discount_code"].startswith("WB-")
+    assert mine[0]["status"] == "sent" and mine[0]["discount_code"].startswith("WB-")
+    assert mine[0]["sent_at"] == "2026-04-12T10:00:00Z"  # the run's --now, not the wall clock
     explained = json.loads(runner.invoke(args=["explain", "--shop", "s", "--customer", "A", "--now",
                                                "2026-04-13T10:00:00+00:00", "--json"]).output)
     assert explained["flow"]["flow"] == "winback"
@@ -379,22 +391,23 @@ def test_sunset_keep_link_confirms_and_ends_the_sunset(app, db, client):
     assert db.execute("SELECT marketing_inactive_at FROM customers WHERE external_id = 'L'").fetchone()[0] is None
 
 
-def test_a_crash_before_commit_renders_the_email_once_later(app, db, monkeypatch):
-    import flows.engine as engine
+def test_a_crash_between_claim_and_hand_over_sends_the_email_once_later(app, db, monkeypatch, smtp):
+    import flows.delivery as delivery
     shop = lapsed_shop(db)
-    real = engine._apply
+    real = delivery.deliver_one
 
-    def crash(*args):
+    def crash(*args, **kwargs):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(engine, "_apply", crash)
+    monkeypatch.setattr(delivery, "deliver_one", crash)
     with pytest.raises(RuntimeError):
         tick(app, db, shop, at(101))
-    assert messages(db) == []  # rendered but not committed: nothing went out
-    monkeypatch.setattr(engine, "_apply", real)
+    assert [m["status"] for m in messages(db)] == ["outbox"] and smtp.messages == []  # claimed, not sent
+    monkeypatch.setattr(delivery, "deliver_one", real)
     tick(app, db, shop, at(101, 11))
     tick(app, db, shop, at(101, 12))
-    assert len(messages(db)) == 1
+    assert [m["status"] for m in messages(db)] == ["sent"]
+    assert [m["To"] for m in smtp.messages] == ["a@example.com"]
 
 
 def test_live_check_right_before_sending(app, db):

@@ -1,11 +1,13 @@
 """Email rendering: every step in en/nl/pl, HTML and text, branding, escaping, the owner's copy."""
 import re
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
 
 from app.settings import get_settings, save_setting
 from app.shops import create_shop
+from app.timeutil import from_db
 from flows.copy import get_copy, save_copy
 from flows.render import LOCALES, TEMPLATES, Rendered, format_expiry, normalise_locale, pick_locale, render
 
@@ -97,7 +99,7 @@ def test_the_same_email_in_three_languages_differs():
 def test_english_copy_the_flow_tests_rely_on():
     shop = shop_dict(name="s")
     assert render("winback_1", shop=shop, customer=customer(), code=a_code()).subject == "We miss you at s"
-    second = render("winback_2", shop=shop, customer=customer(), code=a_code())
+    second = render("winback_2", shop=shop, customer=customer(), code=a_code(), now=from_db(EXPIRES) - timedelta(days=1))
     assert second.subject.startswith("24 hours left")
     assert "Thursday 16 April 2026, 10:00" in second.text and "WB-7Q2X9K" in second.text
     rep = render("replenish_reminder", shop=shop, customer=customer(), products=["Coffee beans"])
@@ -263,7 +265,8 @@ def test_owner_subject_and_intro_replace_the_defaults(db, shop):
     # Another language and another step keep their defaults.
     assert render("winback_1", shop=shop, customer=customer("en"), code=a_code(), db=db).subject == \
         "We miss you at Bean & Leaf"
-    assert render("winback_2", shop=shop, customer=customer("nl"), code=a_code(), db=db).subject.startswith("Nog 24 uur")
+    assert render("winback_2", shop=shop, customer=customer("nl"), code=a_code(), db=db,
+                  now=from_db(EXPIRES) - timedelta(days=1)).subject.startswith("Nog 24 uur")
     # Only the intro: the default subject stays.
     save_copy(db, shop["id"], "sunset", "en", intro="Still with us?")
     sunset = render("sunset", shop=shop, customer=customer(), links=LINKS, db=db)
@@ -336,7 +339,7 @@ def test_good_brand_settings_and_defaults(db, shop):
     assert email.text.count("Bean & Leaf") >= 3
 
 
-def test_the_engine_stores_html_and_the_email_language(app, db):
+def test_the_engine_stores_html_and_the_email_language(app, db, smtp):
     from tests.test_flows import at, lapsed_shop, no_holdout  # noqa: F401
     from flows.engine import tick
     shop = lapsed_shop(db)
@@ -349,3 +352,14 @@ def test_the_engine_stores_html_and_the_email_language(app, db):
     assert locale == "pl" and subject.startswith("Tęsknimy za Tobą")
     assert html and 'lang="pl"' in html and "ul. Kawowa 5" in html and "ul. Kawowa 5" in text
     assert "/u/" in text and "Wypisz się" in html
+
+
+@pytest.mark.parametrize("locale, left, words", [
+    ("en", timedelta(hours=48), "2 days left"), ("en", timedelta(hours=30, minutes=59), "30 hours left"),
+    ("en", timedelta(hours=24), "24 hours left"), ("nl", timedelta(days=3, hours=5), "Nog 3 dagen"),
+    ("pl", timedelta(hours=5, minutes=30), "Jeszcze 5 godzin"), ("pl", timedelta(hours=22), "Jeszcze 22 godziny"),
+])
+def test_reminder_states_the_real_time_left_rounded_down(locale, left, words):
+    """Email 2 moved to day 2 with a 4-day code says two days, not "24 hours"."""
+    email = render("winback_2", **{**inputs("winback_2", locale), "now": from_db(EXPIRES) - left})
+    assert words in email.subject

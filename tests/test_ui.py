@@ -46,7 +46,9 @@ def _flow_form(flow, **changes):
     return data
 
 
-def test_dashboard_shows_chart_warnings_flows_and_sync(client, login, demo):
+def test_dashboard_shows_chart_warnings_flows_and_sync(client, login, demo, db):
+    from app.settings import save_setting
+    save_setting(db, demo["id"], "postal_address", "")
     login()
     page = client.get("/shops/demo").get_data(as_text=True)
     assert '<svg class="chart"' in page and page.count('class="bar"') == 25
@@ -87,7 +89,7 @@ def test_shopify_token_expiring_is_a_warning(app, client, login, db):
     assert 'data-warning="token"' in page
 
 
-def test_discount_change_is_saved_and_used_by_the_next_tick(app, client, login, db, demo):
+def test_discount_change_is_saved_and_used_by_the_next_tick(app, client, login, db, demo, smtp):
     from flows.definitions import load_flows
     from flows.engine import tick
     login()
@@ -225,7 +227,7 @@ def test_send_me_a_test_goes_to_the_owner_not_the_customer(app, client, login, d
     assert 'value="owner@example.com"' in client.get("/shops/demo/flows/winback").get_data(as_text=True)
 
 
-def test_customer_page_shows_the_why_flow_and_messages(app, client, login, db, demo):
+def test_customer_page_shows_the_why_flow_and_messages(app, client, login, db, demo, smtp):
     from flows.engine import tick
     with app.app_context():
         from app.db import get_db

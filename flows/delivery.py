@@ -1,0 +1,513 @@
+"""Delivery: what leaves is decided when it leaves.
+
+A flow step that falls due is *claimed* (a message row in `outbox`, in a short write transaction),
+its discount code is created on the platform (outside any transaction), and then, right before the
+message is handed to the mail server, it is checked once more against the state of that moment:
+flow still on, customer still subscribed and consenting, address deliverable, no purchase since
+entry, frequency cap over *delivered* marketing email, send window, postal address, and not too late
+(`max_lateness_hours` after its planned time). Only then is it rendered, with the time left on its
+code counted from that moment, and sent. What fails a check is `withheld` with a reason the owner
+can read; the enrolment ends (nothing of it was delivered yet, or the customer or flow is the
+reason) or moves on to its next step.
+
+Without a delivery channel nothing is claimed at all (the engine runs in preview), so there is never
+a backlog to flush when email is configured later.
+
+At most once: a message is marked `sending` with its Message-ID (committed) before the SMTP
+conversation and `sent` right after it. A process killed in between leaves it `sending`; the next
+delivery run of the shop (which holds the shop's lease, so no other sender is alive) marks it
+`unknown` and never sends it again; the owner can confirm it from the mail server's log.
+
+No network I/O happens inside a write transaction: codes are reserved in the database, created on
+the platform, then recorded; SMTP talks between two short transactions.
+"""
+import json
+import logging
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from app.addresses import address_problem
+from app.db import write_transaction
+from app.mailer import MAX_ATTEMPTS, RETRY_AFTER, Connection, PermanentFailure, SmtpConfig, TemporaryFailure, build, smtp_url_for
+from app.timeutil import from_db, to_db, utcnow, zone
+
+from . import codes
+from .definitions import FLOW_OFF
+from .exits import exit_pass, finish_waiting, live_check
+
+log = logging.getLogger("winback.delivery")
+BATCH = 200
+MIN_CODE_LEFT = timedelta(hours=2)  # a reminder about a code with less time left is withheld
+CODE_RETRY = timedelta(minutes=5)   # a code the platform did not create yet is tried again this much later
+INTERRUPTED = "interrupted while being handed to the mail server; not sent again automatically"
+
+
+def channel_for(app, settings) -> SmtpConfig | None:
+    """The shop's working delivery channel (its SMTP server), or None: flows then run in preview."""
+    url = smtp_url_for(app, settings)
+    if not url:
+        return None
+    try:
+        return SmtpConfig.parse(url)
+    except ValueError:
+        return None
+
+
+def next_window_open(now: datetime, tz: str, start: int, end: int) -> datetime | None:
+    """None when `now` is inside the daily send window, else when it next opens."""
+    local = now.astimezone(zone(tz))
+    if start <= local.hour < end:
+        return None
+    opening = local.replace(hour=start, minute=0, second=0, microsecond=0)
+    if local.hour >= end:
+        opening += timedelta(days=1)
+    return opening.astimezone(now.tzinfo)
+
+
+def cap_frees_at(sent_times, now, per_day, per_week):
+    """None when one more marketing email fits the caps, else when it will."""
+    day = [t for t in sent_times if t > now - timedelta(days=1)]
+    week = [t for t in sent_times if t > now - timedelta(days=7)]
+    waits = []
+    if len(day) >= per_day:
+        waits.append(sorted(day)[-per_day] + timedelta(days=1))
+    if len(week) >= per_week:
+        waits.append(sorted(week)[-per_week] + timedelta(days=7))
+    return max(waits) if waits else None
+
+
+def delivered_marketing(db, customer_ids, now) -> dict:
+    """{customer id: [hand-over times]} of marketing email in the last 7 days that may have reached
+    them (sent, being sent, or interrupted mid-send)."""
+    rows = db.execute(
+        "SELECT customer_id, sent_at FROM messages WHERE is_marketing = 1 AND status IN ('sent', 'sending', 'unknown')"
+        " AND sent_at > ? AND sent_at <= ? AND customer_id IN (SELECT value FROM json_each(?))",
+        [to_db(now - timedelta(days=7)), to_db(now), json.dumps(customer_ids)]).fetchall()
+    out = {}
+    for cid, sent in rows:
+        out.setdefault(cid, []).append(from_db(sent))
+    return out
+
+
+def customer_problem(row, marketing: bool) -> str | None:
+    """Why this customer may not get this email now (None: they may)."""
+    if row["unsubscribed_at"]:
+        return "the customer unsubscribed"
+    if not row["email"]:
+        return "the customer has no email address"
+    if row["email_failed_at"]:
+        return f"the address is undeliverable ({row['email_failure'] or 'failed before'})"
+    problem = address_problem(row["email"])
+    if problem:
+        return problem
+    if marketing and row["accepts_marketing"] != 1:
+        return "no marketing consent"
+    if marketing and row["marketing_inactive_at"]:
+        return "marked inactive by the sunset flow"
+    return None
+
+
+# ---- ending and advancing enrolments ---------------------------------------------------------
+def _end(db, enrolment_id, reason, now_db):
+    db.execute("UPDATE enrolments SET status = 'exited', exit_reason = ?, ended_at = ?, next_due_at = NULL,"
+               " deferred_reason = NULL WHERE id = ? AND status = 'active'", [reason, now_db, enrolment_id])
+
+
+def _next_step(db, enrolment, flow, delivered_at, now):
+    """After step `enrolment.step` was decided: schedule the next step, the sunset wait, or complete.
+    Delays count from the first delivered email of the enrolment."""
+    first = enrolment["first_sent_at"] or (to_db(delivered_at) if delivered_at else None)
+    nxt = enrolment["step"] + 1
+    if first is None:  # nothing of this enrolment was delivered: it ends here
+        return None
+    if nxt < len(flow["steps"]):
+        due = to_db(max(from_db(first) + timedelta(days=flow["steps"][nxt]["delay_days"]), now))
+        db.execute("UPDATE enrolments SET step = ?, first_sent_at = ?, next_due_at = ?, step_planned_at = ?,"
+                   " deferred_reason = NULL WHERE id = ?", [nxt, first, due, due, enrolment["id"]])
+    elif flow["name"] == "sunset" and delivered_at is not None:
+        # Wait for an answer to the delivered email, then mark the customer inactive.
+        due = to_db(delivered_at + timedelta(days=flow.get("no_response_days", 14)))
+        db.execute("UPDATE enrolments SET step = ?, first_sent_at = ?, next_due_at = ?, step_planned_at = ?,"
+                   " deferred_reason = NULL WHERE id = ?", [nxt, first, due, due, enrolment["id"]])
+    else:
+        db.execute("UPDATE enrolments SET step = ?, first_sent_at = ?, next_due_at = NULL, status = 'completed',"
+                   " ended_at = ?, deferred_reason = NULL WHERE id = ?", [nxt, first, to_db(now), enrolment["id"]])
+    return nxt
+
+
+def _withhold_step(db, shop, enrolment, flow, reason, now, *, end: bool, message_id=None):
+    """Record a step that was not sent, and end the enrolment or move it on."""
+    now_db = to_db(now)
+    if message_id is None:
+        db.execute(
+            "INSERT OR IGNORE INTO messages (shop_id, customer_id, enrolment_id, flow, step, idempotency_key,"
+            " is_marketing, email, status, withheld_reason, created_at, scheduled_for, planned_for)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'withheld', ?, ?, ?, ?)",
+            [shop["id"], enrolment["customer_id"], enrolment["id"], enrolment["flow"], enrolment["step"],
+             f"{enrolment['id']}:{enrolment['step']}", int(flow is None or flow["kind"] == "promotional"),
+             enrolment["email"], reason, now_db, now_db, enrolment["step_planned_at"] or enrolment["next_due_at"]])
+    else:
+        db.execute("UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE id = ?", [reason, message_id])
+    if end or flow is None or _next_step(db, enrolment, flow, None, now) is None:
+        _end(db, enrolment["id"], reason, now_db)
+
+
+# ---- claiming what is due --------------------------------------------------------------------
+DUE = """
+SELECT e.*, c.email, c.external_id, c.unsubscribed_at, c.accepts_marketing, c.marketing_inactive_at,
+       c.email_failed_at, c.email_failure
+FROM enrolments e JOIN customers c ON c.id = e.customer_id
+WHERE e.shop_id = :shop AND e.status = 'active' AND e.next_due_at <= :now_db
+ORDER BY e.next_due_at, e.id LIMIT :limit
+"""
+
+
+def _late_reason(hours):
+    return f"could not leave within {hours} h of its planned time"
+
+
+def claim(db, shop, params, flows, settings, limit) -> Counter:
+    """One short write transaction: decide every due step (claim, defer or withhold)."""
+    now, now_db = params["now"], params["now_db"]
+    counts = Counter()
+    lateness = timedelta(hours=settings["max_lateness_hours"])
+    postal = (settings.get("postal_address") or "").strip()
+    opening = next_window_open(now, shop["timezone"], settings["window_start"], settings["window_end"])
+    with write_transaction(db):
+        counts["exited"] += exit_pass(db, params)  # the last look at the orders, right before sending
+        due = list(db.query(DUE, {**params, "limit": limit}))
+        sent = delivered_marketing(db, [e["customer_id"] for e in due], now)
+        for e in due:
+            flow = flows.get(e["flow"])
+            if flow is None or not flow["enabled"]:
+                _withhold_step(db, shop, e, None, FLOW_OFF, now, end=True)
+                counts["withheld"] += 1
+                continue
+            if e["step"] >= len(flow["steps"]):  # past the last email: only sunset waits here
+                counts.update(finish_waiting(db, e, flow, now_db))
+                continue
+            marketing = flow["kind"] == "promotional"
+            planned = from_db(e["step_planned_at"] or e["next_due_at"])
+            problem = customer_problem(e, marketing)
+            if problem is None and marketing and not postal:
+                problem = "no postal address in the shop's settings (required in marketing email)"
+            if problem:
+                _withhold_step(db, shop, e, flow, problem, now, end=True)
+                counts["withheld"] += 1
+                continue
+            hold_until, why = None, None
+            if opening is not None:
+                hold_until, why = opening, "send window"
+            elif marketing:
+                frees = cap_frees_at(sent.get(e["customer_id"], []), now, settings["cap_per_day"], settings["cap_per_week"])
+                if frees is not None:
+                    hold_until, why = frees, "frequency cap"
+            if now > planned + lateness:
+                _withhold_step(db, shop, e, flow, _late_reason(settings["max_lateness_hours"]), now, end=False)
+                counts["withheld"] += 1
+                continue
+            if hold_until is not None:
+                # The window and the caps re-plan the step (deferred, never dropped); lateness counts
+                # from the new plan. Whether its code still holds is checked when it leaves.
+                db.execute("UPDATE enrolments SET next_due_at = ?, deferred_reason = ?, step_planned_at = ?"
+                           " WHERE id = ?", [to_db(hold_until), why, to_db(hold_until), e["id"]])
+                counts["deferred"] += 1
+                continue
+            _claim_step(db, shop, e, flow, planned, now)
+            if marketing:
+                sent.setdefault(e["customer_id"], []).append(now)
+            counts["claimed"] += 1
+    return counts
+
+
+def _claim_step(db, shop, e, flow, planned, now):
+    now_db = to_db(now)
+    step = flow["steps"][e["step"]]
+    offer = step.get("offer")
+    code_id = None
+    if offer and not offer.get("reuse"):
+        # Reserve the code here; it is created on the platform outside this transaction.
+        code_id = codes.reserve(db, shop, e, offer, now, platform=shop["platform"] not in ("demo", "import"))
+    db.execute(
+        "INSERT OR IGNORE INTO messages (shop_id, customer_id, enrolment_id, flow, step, idempotency_key, is_marketing,"
+        " email, discount_code_id, status, created_at, scheduled_for, planned_for)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'outbox', ?, ?, ?)",
+        [shop["id"], e["customer_id"], e["id"], e["flow"], e["step"], f"{e['id']}:{e['step']}",
+         int(flow["kind"] == "promotional"), e["email"], code_id, now_db, now_db, to_db(planned)])
+    db.execute("UPDATE enrolments SET next_due_at = NULL, deferred_reason = NULL, step_planned_at = ? WHERE id = ?",
+               [to_db(planned), e["id"]])
+
+
+# ---- codes on the platform, outside any transaction ------------------------------------------
+def create_reserved_codes(db, shop, connector) -> Counter:
+    """Create the shop's reserved codes on the platform: each call outside any transaction, each
+    result recorded in its own short one. A code reserved before a crash is created with the same
+    string, so a retry never makes a second code; "already exists" means the first call went through."""
+    counts = Counter()
+    rows = list(db.query(
+        "SELECT d.*, c.external_id, c.email FROM discount_codes d JOIN customers c ON c.id = d.customer_id"
+        " WHERE d.shop_id = ? AND d.platform_state = 'reserved'", [shop["id"]]))
+    for row in rows:
+        state, ref, error = "created", None, None
+        if connector is None:
+            state, error = "reserved", "no connection to the shop's platform"
+        else:
+            try:
+                ref = connector.create_discount(
+                    code=row["code"], customer={"id": row["customer_id"], "email": row["email"],
+                                                "external_id": row["external_id"]},
+                    percent=Decimal(str(row["percent"])) if row["percent"] is not None else None,
+                    free_shipping=row["kind"] == "free_shipping", expires_at=from_db(row["expires_at"]))
+            except NotImplementedError:
+                state = "local"
+            except Exception as exc:  # noqa: BLE001 - one code's trouble stays with its message
+                if _already_exists(exc):
+                    state = "created"
+                else:
+                    state, error = "reserved", f"{type(exc).__name__}: {exc}"[:500]
+                    log.warning("creating code %s for shop %s failed: %s", row["code"], shop["handle"], exc)
+        with write_transaction(db):
+            db.execute("UPDATE discount_codes SET platform_state = ?, platform_ref = COALESCE(?, platform_ref),"
+                       " platform_error = ? WHERE id = ? AND platform_state = 'reserved'",
+                       [state, ref, error, row["id"]])
+        counts["codes_created" if state != "reserved" else "codes_failed"] += 1
+    return counts
+
+
+def _already_exists(exc) -> bool:
+    text = str(exc).lower()
+    return (getattr(exc, "code", None) == "woocommerce_rest_coupon_code_already_exists"
+            or "already exists" in text or "must be unique" in text or "already been taken" in text)
+
+
+# ---- handing over --------------------------------------------------------------------------
+FRESH = """
+SELECT m.*, e.status AS e_status, e.step AS e_step, e.first_sent_at, e.entered_at, e.next_due_at, e.step_planned_at,
+       e.flow AS e_flow, c.email AS c_email, c.first_name, c.last_name, c.locale AS c_locale, c.external_id,
+       c.unsubscribed_at, c.accepts_marketing, c.marketing_inactive_at, c.email_failed_at, c.email_failure,
+       EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = e.customer_id AND o.status IN ('paid', 'pending')
+               AND o.is_test = 0 AND o.created_at > e.entered_at AND o.created_at < :now_db) AS bought
+FROM messages m JOIN enrolments e ON e.id = m.enrolment_id JOIN customers c ON c.id = m.customer_id
+WHERE m.id = :id
+"""
+
+
+def _final_problem(row, flow, settings, now, marketing, owns) -> tuple[str | None, bool]:
+    """(why this message may not leave at this moment, whether that ends the enrolment)."""
+    if flow is None or not flow["enabled"]:
+        return FLOW_OFF, True
+    if owns and row["e_status"] != "active":
+        return f"the customer left the flow ({row['e_status']})", True
+    if row["bought"]:
+        return "the customer ordered again", True
+    customer = {**row, "email": row["c_email"]}
+    problem = customer_problem(customer, marketing)
+    if problem:
+        return problem, True
+    if marketing and not (settings.get("postal_address") or "").strip():
+        return "no postal address in the shop's settings (required in marketing email)", True
+    planned = from_db(row["planned_for"] or row["scheduled_for"])
+    if now > planned + timedelta(hours=settings["max_lateness_hours"]):
+        return _late_reason(settings["max_lateness_hours"]), False
+    return None, False
+
+
+def _code_for(db, row, step, now):
+    """(code dict or None, problem or None) for the message's step."""
+    offer = step.get("offer")
+    if not offer:
+        return None, None
+    if offer.get("reuse"):
+        code = codes.reusable(db, row["enrolment_id"], now)
+        if code is None or from_db(code["expires_at"]) - now < MIN_CODE_LEFT:
+            return None, "its code has expired or runs out too soon for a reminder"
+        return code, None
+    code = next(iter(db.query(
+        "SELECT id, code, percent, kind, expires_at, platform_state, platform_error FROM discount_codes WHERE id = ?",
+        [row["discount_code_id"]])), None) if row["discount_code_id"] else None
+    if code is None:
+        return None, "its code is missing"
+    if code["platform_state"] == "reserved":
+        return None, f"the code could not be created on the platform yet: {code['platform_error'] or 'pending'}"
+    return dict(code), None
+
+
+def drain(app, db, shop, params, flows, settings, channel, connector=None, *, realtime=False,
+          heartbeat=None) -> Counter:
+    """Deliver everything of the shop that is due, continuously, at the shop's pace; returns counts.
+
+    With `realtime` (the scheduler) each hand-over happens at the wall clock and a per-minute rate is
+    waited out; otherwise (a run with `--now T`) everything is recorded at T and the run stops when
+    the rate is used up. `heartbeat` renews the shop's lease between messages."""
+    from .render import render
+    clock = utcnow if realtime else (lambda: params["now"])
+    heartbeat = heartbeat or (lambda: None)
+    counts = Counter()
+    counts["unknown"] += settle_interrupted(db, shop, params["now_db"])
+    live_check(db, shop, params, connector)
+    conn = Connection(channel)
+    rate = settings.get("send_rate_per_minute")
+    cache = {}
+    try:
+        while True:
+            now = clock()
+            step_params = {**params, "now": now, "now_db": to_db(now)}
+            limit = BATCH
+            if rate:
+                budget = rate - _sent_last_minute(db, shop["id"], now)
+                if budget <= 0:
+                    if not realtime:
+                        break  # a run "as of" a moment stops here; the scheduler goes on later
+                    heartbeat()
+                    time.sleep(1)
+                    continue
+                limit = min(limit, budget)
+            decided = claim(db, shop, step_params, flows, settings, limit)
+            counts.update(decided)
+            counts.update(create_reserved_codes(db, shop, connector))
+            pending = list(db.query(
+                "SELECT id FROM messages WHERE shop_id = ? AND status = 'outbox' AND scheduled_for <= ?"
+                " ORDER BY scheduled_for, id LIMIT ?", [shop["id"], to_db(now), limit]))
+            if not pending and not decided.get("claimed"):
+                if sum(decided.values()) == 0:
+                    break
+                continue
+            stop = False
+            for message_id in [r["id"] for r in pending]:
+                heartbeat()
+                outcome = deliver_one(app, db, shop, message_id, flows, settings, conn, clock(), render, cache)
+                counts["retry" if outcome == "unreachable" else outcome] += 1
+                if outcome == "unreachable":
+                    stop = True
+                    break
+            if stop or not pending:
+                break
+    finally:
+        conn.close()
+    return counts
+
+
+def _sent_last_minute(db, shop_id, now) -> int:
+    return db.execute("SELECT COUNT(*) FROM messages WHERE shop_id = ? AND status IN ('sent', 'sending', 'unknown')"
+                      " AND sent_at > ? AND sent_at <= ?",
+                      [shop_id, to_db(now - timedelta(minutes=1)), to_db(now)]).fetchone()[0]
+
+
+def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, cache) -> str:
+    """Check one claimed message against this moment, render it and hand it to the mail server.
+    Returns what happened: sent, withheld, retry, failed or unreachable."""
+    now_db = to_db(now)
+    row = next(iter(db.query(FRESH, {"id": message_id, "now_db": now_db})), None)
+    if row is None or row["status"] != "outbox":
+        return "skipped"
+    # A message claimed by this engine owns its enrolment's step; one rendered by an older version
+    # (its enrolment already moved on) only settles itself.
+    owns = row["e_step"] == row["step"] and row["next_due_at"] is None
+    flow = flows.get(row["flow"])
+    marketing = bool(row["is_marketing"])
+    enrolment = {"id": row["enrolment_id"], "customer_id": row["customer_id"], "flow": row["flow"],
+                 "step": row["step"], "first_sent_at": row["first_sent_at"], "email": row["c_email"],
+                 "step_planned_at": row["planned_for"], "next_due_at": row["next_due_at"]}
+    problem, ends = _final_problem(row, flow, settings, now, marketing, owns)
+    code = None
+    if problem is None:
+        step = flow["steps"][row["step"]]
+        code, problem = _code_for(db, row, step, now)
+        if problem and problem.startswith("the code could not be created"):
+            with write_transaction(db):  # tried again at the next run, until it is too late
+                db.execute("UPDATE messages SET error = ?, scheduled_for = ? WHERE id = ?",
+                           [problem[:500], to_db(now + CODE_RETRY), message_id])
+            return "retry"
+    if problem is not None:
+        with write_transaction(db):
+            if owns:
+                _withhold_step(db, shop, enrolment, flow, problem, now, end=ends, message_id=message_id)
+            else:
+                db.execute("UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE id = ?",
+                           [problem, message_id])
+        return "withheld"
+    try:
+        customer = {"first_name": row["first_name"], "last_name": row["last_name"], "locale": row["c_locale"],
+                    "email": row["c_email"], "external_id": row["external_id"]}
+        email = render(step["template"], shop=shop, customer=customer, code=code,
+                       products=_replenish_products(db, row["customer_id"]) if row["flow"] == "replenish" else None,
+                       links=_links(app, shop, row), db=db, cache=cache, now=now)
+        stored = {**row, "email": row["c_email"], "subject": email.subject, "body_text": email.text,
+                  "body_html": email.html}
+        message = build(app, shop, settings, stored)
+    except Exception as exc:  # noqa: BLE001 - one message's trouble must not stop the run
+        log.warning("message %s could not be built: %s", message_id, exc)
+        with write_transaction(db):
+            db.execute("UPDATE messages SET status = 'failed', error = ? WHERE id = ?",
+                       [f"could not be built: {type(exc).__name__}: {exc}"[:500], message_id])
+            if owns:
+                _end(db, row["enrolment_id"], "message could not be built", now_db)
+        return "failed"
+    with write_transaction(db):
+        db.execute("UPDATE messages SET status = 'sending', attempts = attempts + 1, message_id = ?, sent_at = ?,"
+                   " email = ?, locale = ?, subject = ?, body_text = ?, body_html = ?, discount_code_id = ?,"
+                   " error = NULL WHERE id = ? AND status = 'outbox'",
+                   [message["Message-ID"], now_db, row["c_email"], email.locale, email.subject, email.text, email.html,
+                    code and code["id"], message_id])
+    try:
+        conn.send(message)
+    except PermanentFailure as exc:
+        with write_transaction(db):
+            db.execute("UPDATE messages SET status = 'failed', error = ?, sent_at = NULL WHERE id = ?",
+                       [str(exc)[:500], message_id])
+            db.execute("UPDATE customers SET email_failed_at = ?, email_failure = ? WHERE id = ?",
+                       [now_db, str(exc)[:500], row["customer_id"]])
+            if owns:
+                _end(db, row["enrolment_id"], "undeliverable address", now_db)
+        return "failed"
+    except TemporaryFailure as exc:
+        attempts = row["attempts"] + 1
+        with write_transaction(db):
+            if attempts >= MAX_ATTEMPTS:
+                db.execute("UPDATE messages SET status = 'failed', sent_at = NULL, error = ? WHERE id = ?",
+                           [f"gave up after {attempts} attempts: {exc}"[:500], message_id])
+                if owns:
+                    _end(db, row["enrolment_id"], "delivery failed", now_db)
+            else:
+                later = now + timedelta(seconds=RETRY_AFTER[min(attempts - 1, len(RETRY_AFTER) - 1)])
+                db.execute("UPDATE messages SET status = 'outbox', sent_at = NULL, error = ?, scheduled_for = ?"
+                           " WHERE id = ?", [str(exc)[:500], to_db(later), message_id])
+        return "unreachable" if exc.unreachable else "retry"
+    with write_transaction(db):
+        db.execute("UPDATE messages SET status = 'sent' WHERE id = ?", [message_id])
+        if flow is not None and owns and row["e_status"] == "active":
+            _next_step(db, enrolment, flow, now, now)
+    return "sent"
+
+
+def _links(app, shop, row):
+    from app import tokens
+    base = app.config["APP_URL"]
+    links = {"unsubscribe_url": f"{base}/u/{tokens.make(app, 'unsubscribe', shop['id'], row['customer_id'])}"}
+    if row["flow"] == "sunset":  # only the sunset email asks to confirm
+        links["keep_url"] = f"{base}/k/{tokens.make(app, 'keep', shop['id'], row['customer_id'])}"
+    return links
+
+
+def _replenish_products(db, customer_id):
+    row = db.execute("SELECT detail FROM customer_segments WHERE customer_id = ? AND segment = 'replenish_due'",
+                     [customer_id]).fetchone()
+    return [item["title"] for item in json.loads(row[0])] if row and row[0] else None
+
+
+# ---- interrupted sends ---------------------------------------------------------------------
+def settle_interrupted(db, shop, now_db) -> int:
+    """Messages left `sending` by a process that died mid-send become `unknown` (never resent);
+    their enrolment ends, and no consent changes follow from them. Call only while holding the
+    shop's delivery lease: then no other sender of this shop is alive."""
+    with write_transaction(db):
+        rows = db.execute("SELECT id, enrolment_id, message_id FROM messages WHERE shop_id = ? AND status = 'sending'",
+                          [shop["id"]]).fetchall()  # plain tuples
+        for mid, enrolment_id, msgid in rows:
+            db.execute("UPDATE messages SET status = 'unknown', error = ? WHERE id = ?",
+                       [f"{INTERRUPTED} (Message-ID {msgid})", mid])
+            if enrolment_id is not None:
+                _end(db, enrolment_id, "delivery unknown", now_db)
+    return len(rows)
