@@ -62,7 +62,8 @@ def create_app(test_config=None):
     csrf = CSRFProtect(app)
     app.extensions["winback_csrf"] = csrf
 
-    from . import auth, cli, dashboard, flow_pages, i18n, links, pages, product_pages, settings_pages, shopify_routes, woocommerce_routes
+    from . import (auth, cli, dashboard, flow_pages, i18n, links, outbox_pages, pages, product_pages, settings_pages,
+                   shopify_routes, woocommerce_routes)
     cli.init_app(app)
     i18n.init_app(app)
     app.register_blueprint(auth.bp)
@@ -71,6 +72,7 @@ def create_app(test_config=None):
     app.register_blueprint(flow_pages.bp)
     app.register_blueprint(settings_pages.bp)
     app.register_blueprint(product_pages.bp)
+    app.register_blueprint(outbox_pages.bp)
     # Email links are followed from mail clients: no session, so no CSRF token; the signed token
     # in the URL is what authorises them.
     csrf.exempt(links.bp)

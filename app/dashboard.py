@@ -95,13 +95,18 @@ def warnings(app, db, shop, settings) -> list[dict]:
                     "text": _("No postal address: the law requires one in every marketing email.")})
     if not smtp_url_for(app, settings):
         out.append({"kind": "no_smtp", "link": rules + "#smtp_url",
-                    "text": _("No SMTP server is configured: emails wait in the outbox.")})
+                    "text": _("Preview mode: no email delivery is configured, so the flows send nothing, create no "
+                              "codes and change no consent. They start from the moment an SMTP server is set.")})
     mail = delivery_health(db, shop["id"])
-    if mail["failed"] or mail["retrying"] or mail["stuck_sending"]:
-        out.append({"kind": "smtp", "link": None,
-                    "text": _("Sending email is failing: %(failed)s failed, %(retrying)s retrying, %(stuck)s stuck. "
+    if mail["stuck_sending"]:
+        out.append({"kind": "unknown", "link": url_for("outbox_pages.index", handle=handle, status="unknown"),
+                    "text": _("%(n)s emails were interrupted while being sent: they may or may not have arrived and "
+                              "are not sent again. Settle them on the outbox page.", n=mail["stuck_sending"])})
+    if mail["failed"] or mail["retrying"]:
+        out.append({"kind": "smtp", "link": url_for("outbox_pages.index", handle=handle, status="failed"),
+                    "text": _("Sending email is failing: %(failed)s failed, %(retrying)s retrying. "
                               "Last error: %(error)s", failed=mail["failed"], retrying=mail["retrying"],
-                              stuck=mail["stuck_sending"], error=mail["last_error"] or "—")})
+                              error=mail["last_error"] or "—")})
     hooks = health(db, shop["id"])
     if hooks["failed"] or hooks["retrying"]:
         out.append({"kind": "webhooks", "link": None,

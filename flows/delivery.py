@@ -284,7 +284,7 @@ def _already_exists(exc) -> bool:
 
 # ---- handing over --------------------------------------------------------------------------
 FRESH = """
-SELECT m.*, e.status AS e_status, e.step AS e_step, e.first_sent_at, e.entered_at, e.next_due_at, e.step_planned_at,
+SELECT m.*, e.status AS e_status, e.exit_reason, e.step AS e_step, e.first_sent_at, e.entered_at, e.next_due_at, e.step_planned_at,
        e.flow AS e_flow, c.email AS c_email, c.first_name, c.last_name, c.locale AS c_locale, c.external_id,
        c.unsubscribed_at, c.accepts_marketing, c.marketing_inactive_at, c.email_failed_at, c.email_failure,
        EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = e.customer_id AND o.status IN ('paid', 'pending')
@@ -298,14 +298,13 @@ def _final_problem(row, flow, settings, now, marketing, owns) -> tuple[str | Non
     """(why this message may not leave at this moment, whether that ends the enrolment)."""
     if flow is None or not flow["enabled"]:
         return FLOW_OFF, True
-    if owns and row["e_status"] != "active":
-        return f"the customer left the flow ({row['e_status']})", True
-    if row["bought"]:
-        return "the customer ordered again", True
-    customer = {**row, "email": row["c_email"]}
-    problem = customer_problem(customer, marketing)
+    problem = customer_problem({**row, "email": row["c_email"]}, marketing)
     if problem:
         return problem, True
+    if row["bought"]:
+        return "the customer ordered again", True
+    if owns and row["e_status"] != "active":
+        return f"the enrolment ended ({row['exit_reason'] or row['e_status']})", True
     if marketing and not (settings.get("postal_address") or "").strip():
         return "no postal address in the shop's settings (required in marketing email)", True
     planned = from_db(row["planned_for"] or row["scheduled_for"])

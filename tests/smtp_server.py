@@ -1,5 +1,6 @@
 """A real SMTP server on loopback (aiosmtpd) that records what it receives and can be told to
 answer with temporary (4xx) or permanent (5xx) failures."""
+import asyncio
 import email
 import email.policy
 import socket
@@ -12,6 +13,8 @@ class Recorder:
         self.messages = []
         self.fail_next_data = []   # answers for the next DATA commands, e.g. ["451 4.3.0 try later"]
         self.refuse = {}           # recipient → answer to its RCPT command
+        self.stall = 0.0           # seconds to sit on each DATA before answering (a hung server)
+        self.generation = 0        # bumped by SmtpServer.reset()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -20,6 +23,11 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.stall:
+            generation = self.generation
+            await asyncio.sleep(self.stall)
+            if generation != self.generation:  # reset meanwhile: this belongs to an earlier test
+                return "451 4.3.0 dropped"
         if self.fail_next_data:
             return self.fail_next_data.pop(0)
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
@@ -49,6 +57,8 @@ class SmtpServer:
         self.recorder.messages.clear()
         self.recorder.fail_next_data.clear()
         self.recorder.refuse.clear()
+        self.recorder.stall = 0.0
+        self.recorder.generation += 1
 
     @property
     def messages(self):
