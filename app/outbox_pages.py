@@ -41,14 +41,31 @@ def index(handle):
     if not 1 <= page <= MAX_PAGE:
         abort(400)
     settings = get_settings(db, shop["id"])
+    live = channel_for(current_app, settings) is not None
     rows = message_log(db, shop, limit=PAGE_SIZE + 1, status=status, search=q or None, offset=(page - 1) * PAGE_SIZE)
     now = utcnow()
     return render_template(
         "outbox.html", shop=shop, rows=rows[:PAGE_SIZE], has_next=len(rows) > PAGE_SIZE, page=page, q=q,
         status=status, statuses=STATUSES, counts={s: count_messages(db, shop, s) for s in STATUSES},
         upcoming=upcoming(db, shop, to_db(now + timedelta(days=7))),
-        live=channel_for(current_app, settings) is not None,
+        live=live, would=None if live else would_enter(db, shop),
         paused=paused_flows(load_flows(db, shop["id"]), settings), form=SettleForm())
+
+
+def would_enter(db, shop) -> dict | None:
+    """In preview mode: {flow: customers} who would get its first email, as of the stored snapshot
+    (the dry run of the real rules; None before the first refresh)."""
+    from flows.engine import preview
+    from flows.refresh import stored_snapshot
+    from .timeutil import from_db
+    snap = stored_snapshot(db, shop)
+    if snap is None:
+        return None
+    counts = {}
+    for row in preview(db, shop, from_db(snap["computed_for"])):
+        if not row["held_out"]:
+            counts[row["flow"]] = counts.get(row["flow"], 0) + 1
+    return counts
 
 
 @bp.post("/shops/<handle>/outbox/<int:message_id>/settle")

@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -40,7 +41,8 @@ from .exits import exit_pass, finish_waiting, live_check
 log = logging.getLogger("winback.delivery")
 BATCH = 200
 MIN_CODE_LEFT = timedelta(hours=2)  # a reminder about a code with less time left is withheld
-CODE_RETRY = timedelta(minutes=5)   # a code the platform did not create yet is tried again this much later
+CODE_RETRY = timedelta(minutes=5)
+CODE_CONCURRENCY = 4   # a code the platform did not create yet is tried again this much later
 INTERRUPTED = "interrupted while being handed to the mail server; not sent again automatically"
 
 
@@ -242,38 +244,48 @@ def _claim_step(db, shop, e, flow, planned, now):
 
 # ---- codes on the platform, outside any transaction ------------------------------------------
 def create_reserved_codes(db, shop, connector) -> Counter:
-    """Create the shop's reserved codes on the platform: each call outside any transaction, each
-    result recorded in its own short one. A code reserved before a crash is created with the same
-    string, so a retry never makes a second code; "already exists" means the first call went through."""
+    """Create the shop's reserved codes on the platform: the calls run outside any transaction (a
+    few at a time), each result is recorded in its own short one. A code reserved before a crash is
+    created with the same string, so a retry never makes a second code; "already exists" means the
+    first call went through."""
     counts = Counter()
     rows = list(db.query(
         "SELECT d.*, c.external_id, c.email FROM discount_codes d JOIN customers c ON c.id = d.customer_id"
         " WHERE d.shop_id = ? AND d.platform_state = 'reserved'", [shop["id"]]))
-    for row in rows:
-        state, ref, error = "created", None, None
-        if connector is None:
-            state, error = "reserved", "no connection to the shop's platform"
-        else:
-            try:
-                ref = connector.create_discount(
-                    code=row["code"], customer={"id": row["customer_id"], "email": row["email"],
-                                                "external_id": row["external_id"]},
-                    percent=Decimal(str(row["percent"])) if row["percent"] is not None else None,
-                    free_shipping=row["kind"] == "free_shipping", expires_at=from_db(row["expires_at"]))
-            except NotImplementedError:
-                state = "local"
-            except Exception as exc:  # noqa: BLE001 - one code's trouble stays with its message
-                if _already_exists(exc):
-                    state = "created"
-                else:
-                    state, error = "reserved", f"{type(exc).__name__}: {exc}"[:500]
-                    log.warning("creating code %s for shop %s failed: %s", row["code"], shop["handle"], exc)
+    if not rows:
+        return counts
+    if connector is None:
+        results = [(row, "reserved", None, "no connection to the shop's platform") for row in rows]
+    else:
+        # requests' connection pool is thread-safe; a few calls at once keep a slow platform from
+        # stretching a tick to hours, and stay well inside Shopify's and WooCommerce's rate limits.
+        with ThreadPoolExecutor(max_workers=CODE_CONCURRENCY) as pool:
+            results = list(pool.map(lambda row: _create_one(shop, connector, row), rows))
+    for row, state, ref, error in results:
         with write_transaction(db):
             db.execute("UPDATE discount_codes SET platform_state = ?, platform_ref = COALESCE(?, platform_ref),"
                        " platform_error = ? WHERE id = ? AND platform_state = 'reserved'",
                        [state, ref, error, row["id"]])
         counts["codes_created" if state != "reserved" else "codes_failed"] += 1
     return counts
+
+
+def _create_one(shop, connector, row):
+    """(row, state, platform ref, error) of one platform call."""
+    try:
+        ref = connector.create_discount(
+            code=row["code"], customer={"id": row["customer_id"], "email": row["email"],
+                                        "external_id": row["external_id"]},
+            percent=Decimal(str(row["percent"])) if row["percent"] is not None else None,
+            free_shipping=row["kind"] == "free_shipping", expires_at=from_db(row["expires_at"]))
+        return row, "created", ref, None
+    except NotImplementedError:
+        return row, "local", None, None
+    except Exception as exc:  # noqa: BLE001 - one code's trouble stays with its message
+        if _already_exists(exc):
+            return row, "created", None, None
+        log.warning("creating code %s for shop %s failed: %s", row["code"], shop["handle"], exc)
+        return row, "reserved", None, f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _already_exists(exc) -> bool:

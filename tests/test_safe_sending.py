@@ -2,6 +2,7 @@
 would meet it, with a real SMTP server on loopback and the real engine on simulated time."""
 import json
 import sqlite3
+import threading
 from datetime import timedelta
 
 import pytest
@@ -254,17 +255,18 @@ def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp)
     from tests.fake_woo import FakeStore
     app.config["WOOCOMMERCE_BACKOFF"] = 0
     store = FakeStore().start()
-    locked_out = []
+    locked_out, one_probe_at_a_time = [], threading.Lock()
 
     def while_creating(body):
-        probe = sqlite3.connect(app.config["DATABASE"], timeout=0)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            locked_out.append(str(exc))
-        finally:
-            probe.close()
+        with one_probe_at_a_time:  # coupons are created a few at a time: probes must not lock each other out
+            probe = sqlite3.connect(app.config["DATABASE"], timeout=0)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+            except sqlite3.OperationalError as exc:
+                locked_out.append(str(exc))
+            finally:
+                probe.close()
 
     store.on_coupon = while_creating
     store.coupon_delay = 0.05
