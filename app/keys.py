@@ -52,7 +52,7 @@ def encrypted_values(database) -> list[tuple[str, str]]:
                       " WHERE instr(value, 'gAAAAA') > 0"):
             try:
                 rows = conn.execute(query).fetchall()
-            except sqlite3.OperationalError:  # a database from before that table existed
+            except sqlite3.DatabaseError:  # a database from before that table existed (or no database)
                 continue
             found += [(what, token) for what, value in rows for token in _TOKEN.findall(value or "")]
     finally:

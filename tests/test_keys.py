@@ -87,12 +87,13 @@ def test_the_cli_says_so_in_one_line_and_writes_no_key(tmp_path):
     os.remove(inst / "encryption_key")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WINBACK_")}
     env["WINBACK_INSTANCE_PATH"] = str(inst)
-    done = subprocess.run([Path(sys.executable).parent / "winback", "shop", "list"], env=env,
-                          capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
-    assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "encryption key is missing" in lines[0] and "Traceback" not in done.stderr
-    assert not (inst / "encryption_key").exists()
+    for args in (["shop", "list"], ["--help"]):
+        done = subprocess.run([Path(sys.executable).parent / "winback", *args], env=env,
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        assert done.returncode != 0
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "encryption key is missing" in lines[0] and "Traceback" not in done.stderr
+        assert not (inst / "encryption_key").exists()
 
 
 def test_a_key_that_decrypts_nothing_refuses_to_start(tmp_path):
