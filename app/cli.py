@@ -4,7 +4,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import AppGroup, FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, ScriptInfo
 
 from . import create_app
 from .db import get_db, init_db
@@ -22,6 +22,17 @@ class WinbackGroup(FlaskGroup):
             if current_app_debug():
                 raise
             raise click.ClickException(f"{exc}" if str(exc) else type(exc).__name__) from exc
+
+    def list_commands(self, ctx):
+        """Flask's list; when the app cannot start (e.g. its encryption key is missing), one line
+        and a non-zero exit instead of Flask's traceback."""
+        from .keys import EncryptionKeyError
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except EncryptionKeyError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        return super().list_commands(ctx)
 
 
 def current_app_debug():

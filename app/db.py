@@ -26,6 +26,9 @@ def connect(path) -> sqlite_utils.Database:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Deleted rows are overwritten with zeros, not left in free space: a redacted customer's data
+    # must not survive in the file (see connectors/shopify/privacy.py).
+    conn.execute("PRAGMA secure_delete = ON")
     return sqlite_utils.Database(conn)
 
 
@@ -43,8 +46,20 @@ def write_transaction(db: sqlite_utils.Database):
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        db.__dict__.pop("_winback_after_commit", None)
         raise
     conn.execute("COMMIT")
+    for func in db.__dict__.pop("_winback_after_commit", []):
+        func()
+
+
+def after_commit(db: sqlite_utils.Database, func):
+    """Run `func()` once the write transaction in progress has committed (dropped if it rolls
+    back); at once when there is none. For work that must run outside any transaction."""
+    if not db.conn.in_transaction:
+        func()
+        return
+    db.__dict__.setdefault("_winback_after_commit", []).append(func)
 
 
 def get_db() -> sqlite_utils.Database:

@@ -72,6 +72,33 @@ def process_due(app, db, limit=200, now=None) -> dict:
     return counts
 
 
+def scrub_payloads(db, shop_id, needles, mentions=None, keep_topics=()) -> int:
+    """Erase the stored deliveries of `shop_id` that mention a person (privacy redaction).
+
+    Candidates are the events whose payload or last error contains one of `needles`
+    (case-insensitive); `mentions(payload, last_error)`, when given, confirms each one. A confirmed
+    event is deleted, whatever its status (processing it later would bring the person back), except those
+    of `keep_topics` (the compliance requests themselves, the one being processed included): they
+    keep their row with the payload replaced by {"redacted": true}. Returns how many were erased.
+    """
+    erased = 0
+    for needle in {str(n).strip().lower() for n in needles if n and str(n).strip()}:
+        rows = db.execute("SELECT id, topic, payload, last_error FROM webhook_events WHERE shop_id = ?"
+                          " AND payload <> '{\"redacted\": true}' AND (instr(lower(payload), ?) > 0"
+                          " OR instr(lower(coalesce(last_error, '')), ?) > 0)",
+                          [shop_id, needle, needle]).fetchall()
+        for event_id, topic, payload, last_error in rows:
+            if mentions is not None and not mentions(payload, last_error or ""):
+                continue
+            if topic in keep_topics:
+                db.execute("UPDATE webhook_events SET payload = '{\"redacted\": true}', last_error = NULL"
+                           " WHERE id = ?", [event_id])
+            else:
+                db.execute("DELETE FROM webhook_events WHERE id = ?", [event_id])
+            erased += 1
+    return erased
+
+
 def health(db, shop_id) -> dict:
     """What the dashboard warns about: events waiting, failing and failed, and the last error."""
     row = db.execute(

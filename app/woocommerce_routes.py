@@ -33,13 +33,20 @@ def _callback_reachable(app_url: str) -> bool:
 @bp.get("/woocommerce/connect")
 @login_required
 def connect():
-    """With `store_url`: send the owner to the store's grant screen; without: the connect page."""
-    from connectors.woocommerce.connect import authorize_url, start_connection
-    store_url = request.args.get("store_url", "").strip()
-    if not store_url:
-        return _page()
+    """The connect page; with `store_url`, filled in and asking to confirm (connecting is a POST)."""
+    return _page(store_url=request.args.get("store_url", "").strip()[:2000], confirm=True)
+
+
+@bp.post("/woocommerce/connect")
+@login_required
+def start():
+    """Start a connection for this user and store, and send the owner to the store's grant screen."""
+    from connectors.woocommerce.connect import ConnectError, authorize_url, start_connection
+    store_url = request.form.get("store_url", "").strip()
     try:
         state = start_connection(get_db(), store_url, g.user["id"])
+    except ConnectError as exc:
+        return _page(error=str(exc), store_url=store_url), exc.status
     except ValueError as exc:
         return _page(error=str(exc), store_url=store_url), 400
     return redirect(authorize_url(current_app, store_url, state))
@@ -61,7 +68,7 @@ def callback():
 def returned():
     """Where the store sends the owner back after the grant screen."""
     from connectors.woocommerce.connect import finish_connection
-    pending = finish_connection(get_db(), request.args.get("user_id", ""))
+    pending = finish_connection(get_db(), request.args.get("user_id", ""), g.user["id"])
     if request.args.get("success") == "1" and pending and pending["data"].get("used"):
         flash(f"Connected {pending['data']['shop']}. The first sync runs in the background "
               f"(or now: winback sync --shop {pending['data']['shop']}).")
@@ -74,9 +81,10 @@ def returned():
 @bp.post("/woocommerce/manual")
 @login_required
 def manual():
-    """Manual key entry, for stores that cannot reach this app."""
+    """Manual key entry, for stores that cannot reach this app; only for a new shop or one of the
+    user's own (an admin's: any)."""
     from connectors.woocommerce import WooError
-    from connectors.woocommerce.connect import add_store
+    from connectors.woocommerce.connect import ConnectError, add_store
     from .shops import ShopError
     form = request.form
     store_url = form.get("store_url", "").strip()
@@ -87,14 +95,17 @@ def manual():
     try:
         shop = add_store(current_app._get_current_object(), get_db(), store_url, key, secret,
                          user_id=g.user["id"])
+    except ConnectError as exc:
+        return _page(error=str(exc), store_url=store_url), exc.status
     except (WooError, ShopError, ValueError) as exc:
         return _page(error=str(exc), store_url=store_url), 400
     flash(f"Connected {shop['handle']}; webhooks created.")
     return redirect(url_for("pages.shop", handle=shop["handle"]))
 
 
-def _page(error=None, store_url=""):
+def _page(error=None, store_url="", confirm=False):
     return render_template("woocommerce_connect.html", error=error, store_url=store_url,
+                           confirm=confirm and bool(store_url),
                            reachable=_callback_reachable(current_app.config["APP_URL"]),
                            app_url=current_app.config["APP_URL"])
 

@@ -77,7 +77,10 @@ def orders_by_id(db, shop):
 # ---- connect → sync → webhook → coupon → reconcile --------------------------------------------
 def test_connect_sync_webhook_coupon_reconcile(app, client, login, db, store, live):
     login()
-    resp = client.get(f"/woocommerce/connect?store_url={store.url}")
+    confirm = client.get(f"/woocommerce/connect?store_url={store.url}")
+    assert confirm.status_code == 200 and 'data-test="woo-confirm"' in confirm.get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', confirm.get_data(as_text=True)).group(1)
+    resp = client.post("/woocommerce/connect", data={"csrf_token": token, "store_url": store.url})
     assert resp.status_code == 302
     target = urlsplit(resp.headers["Location"])
     query = {k: v[0] for k, v in parse_qs(target.query).items()}
@@ -241,10 +244,12 @@ def test_callback_refuses_unknown_expired_reused_and_malformed(app, client, db):
                        content_type="application/json").status_code == 404
     assert client.post("/woocommerce/callback", data=b"{not json",
                        content_type="application/json").status_code == 400
-    state = start_connection(db, "https://shop.example", None)
-    db.execute("UPDATE oauth_states SET expires_at = '2000-01-01T00:00:00Z' WHERE state = ?", [state])
+    admin = db.execute("SELECT id FROM users WHERE username = 'admin'").fetchone()[0]
+    state = start_connection(db, "https://shop.example", admin)
+    db.execute("UPDATE oauth_states SET expires_at = '2000-01-01T00:00:00Z' WHERE state = ?",
+               [state.partition(".")[0]])
     assert client.post("/woocommerce/callback", data=keys_body(state)).status_code == 400
-    state = start_connection(db, "https://shop.example", None)
+    state = start_connection(db, "https://shop.example", admin)
     assert client.post("/woocommerce/callback", data=keys_body(state, key_permissions="read")).status_code == 400
     assert db.execute("SELECT COUNT(*) FROM shops").fetchone()[0] == 0
     resp = client.post("/woocommerce/callback", data=keys_body(state))

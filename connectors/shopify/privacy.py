@@ -1,11 +1,29 @@
-"""Shopify's mandatory privacy topics: a customer's data export, customer and shop erasure."""
+"""Shopify's mandatory privacy topics: a customer's data export, customer and shop erasure.
+
+Erasure leaves no trace of the person in the database file or the instance folder: their customer
+rows go (with what hangs off them), the messages sent to them keep only anonymous facts (flow,
+step, status, times), stored deliveries and exports that mention them are deleted, and the
+deleted bytes are zeroed (`secure_delete`) and the WAL truncated once the erasure has committed.
+Orders stay as anonymous totals.
+"""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 
+from app import webhooks as inbox
+from app.db import after_commit
 from app.timeutil import to_db, utcnow
+
+log = logging.getLogger("winback.privacy")
+COMPLIANCE_TOPICS = ("customers/redact", "customers/data_request", "shop/redact")
+# The message columns that hold personal data, and what they become; other columns (added by later
+# migrations) that may quote an address get REDACTED when they mention the person.
+_MESSAGE_PII = {"email": None, "subject": "", "body_text": "", "body_html": None}
+_MESSAGE_NOTES = ("error", "withheld_reason")
+REDACTED = "redacted"
 
 
 def _folder(app, shop) -> str:
@@ -18,7 +36,7 @@ def _customer_ids(db, shop_id, customer: dict) -> list[int]:
         ids += [r[0] for r in db.execute("SELECT id FROM customers WHERE shop_id = ? AND external_id = ?",
                                          [shop_id, str(customer["id"])])]
     email = (customer.get("email") or "").strip().lower()
-    if email:  # a guest row is keyed by the email
+    if email:  # a guest row is keyed by the email (stored lower-case)
         ids += [r[0] for r in db.execute("SELECT id FROM customers WHERE shop_id = ? AND email = ?",
                                          [shop_id, email])]
     return sorted(set(ids))
@@ -29,8 +47,15 @@ def _record(db, shop_id, topic, ref, path):
                " VALUES (?, ?, ?, ?, ?)", [shop_id, topic, ref, path, to_db(utcnow())])
 
 
+def _messages_where(ids, emails) -> tuple[str, list]:
+    """The SQL condition (and its parameters) for the messages sent to these customers/addresses."""
+    return ("(customer_id IN (SELECT value FROM json_each(?)) OR lower(email) IN (SELECT value FROM json_each(?)))",
+            [json.dumps(ids), json.dumps(sorted(emails))])
+
+
 def export_customer(app, db, shop, payload) -> str:
-    """Write the customer's stored data (profile, orders, lines) as JSON; returns the file path."""
+    """Write the customer's stored data (profile, orders, lines, the messages sent to them) as JSON;
+    returns the file path."""
     customer = payload.get("customer") or {}
     ids = _customer_ids(db, shop["id"], customer)
     people = []
@@ -42,46 +67,131 @@ def export_customer(app, db, shop, payload) -> str:
             order["lines"] = list(db.query("SELECT title, sku, brand, category, quantity, price_minor"
                                            " FROM order_lines WHERE order_id = ?", [order.pop("id")]))
         people.append({"customer": row, "orders": orders})
+    emails = {(p["customer"].get("email") or "").lower() for p in people} | {(customer.get("email") or "").lower()}
+    where, params = _messages_where(ids, emails - {""})
+    messages = list(db.query(f"SELECT created_at, sent_at, status, flow, step, email, subject, body_text"
+                             f" FROM messages WHERE shop_id = ? AND {where} ORDER BY created_at, id",
+                             [shop["id"], *params]))
     folder = _folder(app, shop)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     request_id = (payload.get("data_request") or {}).get("id") or to_db(utcnow()).replace(":", "")
     path = os.path.join(folder, f"data_request_{request_id}_{customer.get('id') or 'guest'}.json")
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"shop": shop["handle"], "requested": payload, "records": people}, f, indent=2, default=str)
+        json.dump({"shop": shop["handle"], "requested": payload, "records": people, "messages": messages},
+                  f, indent=2, default=str)
     os.chmod(path, 0o600)
     _record(db, shop["id"], "customers/data_request", str(customer.get("id") or ""), path)
     return path
 
 
+def _names_json(value, external_id: str, needles: set[str]) -> bool:
+    """Whether a delivery's JSON names the customer: their id as a customer's id, or an address or
+    phone of theirs in any string."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "customer" and isinstance(item, dict) and external_id and str(item.get("id")) == external_id:
+                return True
+            if key == "customer_id" and external_id and str(item) == external_id:
+                return True
+            if _names_json(item, external_id, needles):
+                return True
+        return False
+    if isinstance(value, list):
+        return any(_names_json(item, external_id, needles) for item in value)
+    return isinstance(value, str) and any(n in value.lower() for n in needles)
+
+
+def _mentions(external_id: str, needles: set[str]):
+    def check(payload: str, last_error: str) -> bool:
+        if any(n in last_error.lower() for n in needles):
+            return True
+        try:
+            return _names_json(json.loads(payload), external_id, needles)
+        except ValueError:  # not JSON: plain text search
+            return any(n in payload.lower() for n in needles | ({external_id} - {""}))
+    return check
+
+
+def _blank_messages(db, shop_id, where, params, needles):
+    columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+    for column in _MESSAGE_NOTES:
+        if column in columns:
+            for needle in needles:
+                db.execute(f"UPDATE messages SET {column} = ? WHERE shop_id = ? AND {where}"
+                           f" AND instr(lower({column}), ?) > 0", [REDACTED, shop_id, *params, needle])
+    sets = ", ".join(f"{c} = ?" for c in _MESSAGE_PII if c in columns)
+    db.execute(f"UPDATE messages SET {sets} WHERE shop_id = ? AND {where}",
+               [v for c, v in _MESSAGE_PII.items() if c in columns] + [shop_id, *params])
+
+
+def _blank_code_errors(db, where, params):
+    # A platform's error about a personal code may quote the customer (added by a later migration).
+    if "platform_error" in {r[1] for r in db.execute("PRAGMA table_info(discount_codes)")}:
+        db.execute(f"UPDATE discount_codes SET platform_error = NULL WHERE {where}", params)
+
+
+def _wipe_freed_bytes(db):
+    """Deleted bytes live on in the WAL until it is checkpointed: copy it back and truncate it.
+    Runs after the erasure commits (a checkpoint cannot run inside a transaction)."""
+    def checkpoint():
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("the WAL could not be truncated after a redaction (a reader was busy);"
+                        " SQLite's next checkpoint will overwrite it")
+    after_commit(db, checkpoint)
+
+
 def redact_customer(app, db, shop, payload) -> int:
-    """Delete the customer's rows (orders keep their totals, customer_id becomes NULL) and the
-    stored deliveries that mention them; returns how many customer rows went."""
+    """Erase the customer: their rows (orders keep their totals, customer_id becomes NULL), the
+    personal parts of the messages sent to them, the deliveries and exports that mention them;
+    returns how many customer rows went."""
+    db.execute("PRAGMA secure_delete = ON")
     customer = payload.get("customer") or {}
+    external_id = str(customer.get("id") or "")
     ids = _customer_ids(db, shop["id"], customer)
+    rows = list(db.query("SELECT email, first_name, last_name FROM customers WHERE id IN"
+                         " (SELECT value FROM json_each(?))", [json.dumps(ids)]))
+    emails = {e.strip().lower() for e in [customer.get("email")] + [r["email"] for r in rows] if e and e.strip()}
+    phone = (customer.get("phone") or "").strip()
+    needles = emails | ({phone.lower()} if phone else set())
+
+    where, params = _messages_where(ids, emails)
+    _blank_messages(db, shop["id"], where, params, needles | {n.lower() for r in rows
+                                                              for n in (r["first_name"], r["last_name"]) if n})
+    _blank_code_errors(db, "customer_id IN (SELECT value FROM json_each(?))", [json.dumps(ids)])
     for cid in ids:
         db.execute("UPDATE orders SET customer_id = NULL WHERE customer_id = ?", [cid])
         db.execute("DELETE FROM customers WHERE id = ?", [cid])
-    needles = [n for n in (customer.get("email"), str(customer.get("id") or "")) if n]
-    for needle in needles:
-        db.execute("DELETE FROM webhook_events WHERE shop_id = ? AND status <> 'pending'"
-                   " AND instr(payload, ?) > 0", [shop["id"], needle])
-        # This very request (still pending while it runs) names the customer too.
-        db.execute("UPDATE webhook_events SET payload = '{\"redacted\": true}' WHERE shop_id = ?"
-                   " AND topic IN ('customers/redact', 'customers/data_request') AND instr(payload, ?) > 0",
-                   [shop["id"], needle])
-    if customer.get("id") is not None:
-        for (path,) in db.execute("SELECT file FROM privacy_requests WHERE shop_id = ? AND customer_ref = ?"
-                                  " AND file IS NOT NULL", [shop["id"], str(customer["id"])]).fetchall():
-            if os.path.exists(path):
-                os.remove(path)
-        db.execute("UPDATE privacy_requests SET file = NULL WHERE shop_id = ? AND customer_ref = ?",
-                   [shop["id"], str(customer["id"])])
-    _record(db, shop["id"], "customers/redact", str(customer.get("id") or ""), None)
+    inbox.scrub_payloads(db, shop["id"], needles | ({external_id} - {""}), _mentions(external_id, needles),
+                         keep_topics=COMPLIANCE_TOPICS)
+    _remove_exports(app, db, shop, external_id, needles)
+    _record(db, shop["id"], "customers/redact", external_id, None)
+    _wipe_freed_bytes(db)
     return len(ids)
 
 
+def _remove_exports(app, db, shop, external_id, needles):
+    """Delete the data exports made for this customer, or that mention them."""
+    folder = _folder(app, shop)
+    gone = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read().lower()
+        if (external_id and name.endswith(f"_{external_id}.json")) or any(n in text for n in needles):
+            os.remove(path)
+            gone.append(path)
+    db.execute("UPDATE privacy_requests SET file = NULL WHERE shop_id = ? AND (file IN"
+               " (SELECT value FROM json_each(?)) OR (customer_ref = ? AND customer_ref <> ''))",
+               [shop["id"], json.dumps(gone), external_id])
+
+
 def redact_shop(app, db, shop, payload) -> int:
-    """Delete every customer of the shop, its stored deliveries, exports and credentials."""
+    """Erase every customer of the shop, the messages sent, its stored deliveries, exports and
+    credentials; anonymous order totals stay."""
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("DELETE FROM messages WHERE shop_id = ?", [shop["id"]])
+    _blank_code_errors(db, "shop_id = ?", [shop["id"]])
     db.execute("UPDATE orders SET customer_id = NULL WHERE shop_id = ?", [shop["id"]])
     gone = db.execute("DELETE FROM customers WHERE shop_id = ?", [shop["id"]]).rowcount
     db.execute("DELETE FROM webhook_events WHERE shop_id = ? AND topic <> 'shop/redact'", [shop["id"]])
@@ -89,4 +199,5 @@ def redact_shop(app, db, shop, payload) -> int:
     db.execute("DELETE FROM privacy_requests WHERE shop_id = ?", [shop["id"]])
     shutil.rmtree(_folder(app, shop), ignore_errors=True)
     _record(db, shop["id"], "shop/redact", None, None)
+    _wipe_freed_bytes(db)
     return gone
