@@ -18,6 +18,8 @@ DEFAULTS = {
     "TICK_SECONDS": 900,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
+    "PROXIES": 0,  # reverse proxies in front (X-Forwarded-For hops to trust), for login throttling
+    "PASSWORD_HASH_METHOD": None,  # werkzeug's default (scrypt); tests may choose a cheaper one
 }
 
 # Settings that are strings even when they look like JSON (from_prefixed_env parses values).
@@ -63,7 +65,11 @@ def create_app(test_config=None):
     from . import auth, cli, dashboard, flow_pages, i18n, links, pages, product_pages, settings_pages, shopify_routes, woocommerce_routes
     cli.init_app(app)
     i18n.init_app(app)
+    from . import security, user_pages
+    security.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(user_pages.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(flow_pages.bp)
