@@ -46,7 +46,9 @@ def send_now(url, message, timeout=None):
     timer.daemon = True
     timer.start()
     try:
-        smtp.connect(cfg.host, cfg.port)
+        code, _greeting = smtp.connect(cfg.host, cfg.port)
+        if code != 220:  # as smtplib.SMTP(host) itself checks
+            raise smtplib.SMTPConnectError(code, _greeting)
         smtp.ehlo()
         if not cfg.tls and smtp.has_extn("starttls"):
             smtp.starttls(context=context)
