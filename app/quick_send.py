@@ -61,7 +61,8 @@ def send_now(url, message, timeout=None):
     except ssl.SSLCertVerificationError:
         raise SendFailed(_("the certificate of the SMTP server %(server)s could not be verified", server=server)) from None
     except (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, OSError) as exc:
-        if expired.is_set() or isinstance(exc, (socket.timeout, TimeoutError)):
+        # smtplib turns a read timeout into SMTPServerDisconnected; the timeout is its context.
+        if expired.is_set() or isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
             raise SendFailed(_("the SMTP server %(server)s did not answer within %(seconds)s seconds",
                                server=server, seconds=timeout)) from None
         raise SendFailed(_("no SMTP server answered at %(server)s", server=server)) from None
