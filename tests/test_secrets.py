@@ -225,3 +225,17 @@ def test_an_existing_readable_database_is_tightened(tmp_path):
     os.chmod(path, 0o644)
     connect(path).close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_an_smtp_url_saved_under_another_key_is_a_warning_not_an_error(app, client, login, db, demo):
+    from cryptography.fernet import Fernet
+    from app.settings import save_setting
+    other = type("OtherApp", (), {"config": {"ENCRYPTION_KEY": Fernet.generate_key().decode()}})()
+    save_setting(db, demo["id"], "smtp_url", URL, app=other)
+    login()
+    dashboard = client.get("/shops/demo")
+    assert dashboard.status_code == 200 and 'data-warning="no_smtp"' in dashboard.get_data(as_text=True)
+    rules = client.get("/shops/demo/settings").get_data(as_text=True)
+    assert "key cannot read it" in rules and PASSWORD not in rules
+    page = _send_test(client, login)
+    assert "cannot be read with this installation" in page
