@@ -44,7 +44,7 @@ def _owner_only(path):
         try:
             if os.stat(name).st_mode & 0o077:
                 os.chmod(name, 0o600)
-        except FileNotFoundError:
+        except (FileNotFoundError, PermissionError):  # gone, or another user's file to keep private
             pass
 
 
