@@ -20,6 +20,8 @@ DEFAULTS = {
     "FLOW_LEASE_SECONDS": 60,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
+    "PROXIES": 0,  # reverse proxies in front (X-Forwarded-For hops to trust), for login throttling
+    "PASSWORD_HASH_METHOD": None,  # werkzeug's default (scrypt); tests may choose a cheaper one
 }
 
 # Settings that are strings even when they look like JSON (from_prefixed_env parses values).
@@ -66,7 +68,11 @@ def create_app(test_config=None):
                    shopify_routes, woocommerce_routes)
     cli.init_app(app)
     i18n.init_app(app)
+    from . import security, user_pages
+    security.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(user_pages.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(flow_pages.bp)

@@ -1,18 +1,27 @@
-"""Users, login and the `login_required` guard."""
-import functools
-import secrets
+"""Login, logout, one's own password, and the guards `login_required` and `owned_shop_or_404`.
+
+Sessions are Flask-Login's. The id kept in the (signed) session cookie is "<user id>:<session token>",
+Flask-Login's documented "alternative token" scheme: the token is stored in the database and replaced
+on logout and on every password change, so a copied cookie stops working then, in every process.
+"""
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_login import login_required as login_required  # re-exported for the page modules
 from flask_wtf import FlaskForm
-from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from .db import get_db, write_transaction
-from .timeutil import to_db, utcnow
+from . import login_throttle, users
+from .db import get_db
+from .users import authenticate, create_user, ensure_admin  # noqa: F401 - kept importable from here
 
 bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = None  # the login page says enough; no untranslated flash
 
 
 class TokenForm(FlaskForm):
@@ -24,65 +33,66 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
-def create_user(db, username, password, *, is_admin=False, shop_ids=()) -> int:
-    """Create a user with a hashed password, belonging to `shop_ids`; returns the id."""
-    with write_transaction(db):
-        cur = db.execute("INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
-                         [username, generate_password_hash(password), int(is_admin), to_db(utcnow())])
-        for shop_id in shop_ids:
-            db.execute("INSERT OR IGNORE INTO user_shops (user_id, shop_id) VALUES (?, ?)", [cur.lastrowid, shop_id])
-        return cur.lastrowid
+class PasswordForm(FlaskForm):
+    current = PasswordField("current", validators=[Length(max=users.MAX_PASSWORD)])
+    new = PasswordField("new", validators=[Length(max=users.MAX_PASSWORD)])
+    confirm = PasswordField("confirm", validators=[Length(max=users.MAX_PASSWORD)])
 
 
-def ensure_admin(db, password=None):
-    """Create user `admin` when there are no users; returns its password then, else None."""
-    if db.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+class User(UserMixin):
+    """The logged-in user as Flask-Login sees it; `row` is their `users` row."""
+
+    def __init__(self, row):
+        self.row = row
+        self.id = row["id"]
+
+    def get_id(self):
+        return f"{self.row['id']}:{self.row['session_token']}"
+
+
+@login_manager.user_loader
+def load_user(session_id):
+    """The user whose id and current session token the cookie holds, else None (logged out)."""
+    user_id, _sep, token = str(session_id).partition(":")
+    if not user_id.isdigit():
         return None
-    password = password or secrets.token_urlsafe(12)
-    create_user(db, "admin", password, is_admin=True)
-    return password
-
-
-def authenticate(db, username, password):
-    """The user row when the password is right, else None (same work either way)."""
-    row = db.execute("SELECT id, password_hash FROM users WHERE username = ?", [username]).fetchone()
-    if row is None:
-        check_password_hash(_DUMMY_HASH, password)  # keep timing alike for unknown users
+    row = users.user_by_id(get_db(), int(user_id))
+    if row is None or not users.same_token(row["session_token"], token):
         return None
-    return row[0] if check_password_hash(row[1], password) else None
+    return User(row)
 
 
-_DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
+def hash_method():
+    """The password hash method from the config (None: werkzeug's default, scrypt)."""
+    return current_app.config.get("PASSWORD_HASH_METHOD")
 
 
-@bp.before_app_request
-def load_logged_in_user():
-    user_id = session.get("user_id")
-    g.user = None
-    if user_id is not None:
-        rows = list(get_db().query("SELECT id, username, is_admin FROM users WHERE id = ?", [user_id]))
-        g.user = rows[0] if rows else None
+def init_app(app):
+    """Set up Flask-Login and `g.user` (the user's id, name and admin flag, or None) for every request."""
+    login_manager.init_app(app)
 
-
-def login_required(view):
-    """Send anonymous visitors to the login page, then back."""
-    @functools.wraps(view)
-    def wrapped(**kwargs):
-        if g.user is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        return view(**kwargs)
-    return wrapped
+    @app.before_request
+    def load_logged_in_user():
+        g.user = None
+        if current_user.is_authenticated:
+            row = current_user.row
+            g.user = {"id": row["id"], "username": row["username"], "is_admin": row["is_admin"]}
 
 
 def owned_shop_or_404(handle):
     """The shop with this handle if the logged-in user may see it; 404 otherwise, for shops of
     other users too, so that nobody learns which shops exist."""
-    from flask import abort
     from .shops import shop_for_user
     shop = shop_for_user(get_db(), handle, g.user)
     if shop is None:
         abort(404)
     return shop
+
+
+def admin_or_404():
+    """Stop anyone but an admin: 404, so that the page does not even seem to exist."""
+    if g.user is None or not g.user["is_admin"]:
+        abort(404)
 
 
 def _safe_next(target):
@@ -95,26 +105,72 @@ def _safe_next(target):
     return target
 
 
+def _start_session(db, row):
+    """Log this user in, in a fresh session (users from before sessions were tracked get a token now)."""
+    if not row["session_token"]:
+        row = {**row, "session_token": users.end_sessions(db, row["id"])}
+    session.clear()
+    login_user(User(row))
+
+
 @bp.route("/login", methods=("GET", "POST"))
 def login():
     form = LoginForm()
-    error = None
+    error, status, headers = None, 200, {}
     if form.validate_on_submit():
-        user_id = authenticate(get_db(), form.username.data.strip(), form.password.data)
-        if user_id is None:
-            error = "Wrong user or password."
+        db = get_db()
+        name = form.username.data.strip()
+        locked, attempt = login_throttle.begin_attempt(db, name, request.remote_addr)
+        if locked is not None:
+            minutes = max(1, -(-int((locked - login_throttle.utcnow()).total_seconds()) // 60))
+            error, status = _("Too many failed logins for this user or from this address. "
+                              "Try again in %(minutes)s minutes.", minutes=minutes), 429
+            headers["Retry-After"] = str(minutes * 60)
         else:
-            session.clear()
-            session["user_id"] = user_id
-            return redirect(_safe_next(request.args.get("next")) or url_for("pages.index"))
+            row = authenticate(db, name, form.password.data)
+            if row is None:
+                error, status = _("Wrong user or password."), 401
+            else:
+                login_throttle.succeeded(db, name, attempt)
+                _start_session(db, row)
+                return redirect(_safe_next(request.args.get("next")) or url_for("pages.index"))
     elif request.method == "POST":
-        error = "Please fill in both fields." if not form.csrf_token.errors else \
-            "The form expired; please try again."
-    return render_template("login.html", form=form, error=error), (401 if error else 200)
+        error, status = (_("Please fill in both fields.") if not form.csrf_token.errors
+                         else _("The form expired; please try again.")), 401
+    return render_template("login.html", form=form, error=error), status, headers
 
 
 @bp.post("/logout")
 def logout():
+    """End the session here and everywhere else the user is logged in (a copied cookie included)."""
+    if current_user.is_authenticated:
+        users.end_sessions(get_db(), current_user.id)
+    logout_user()
     session.clear()
-    flash("Logged out.")
+    flash(_("Logged out."))
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=("GET", "POST"))
+@login_required
+def password():
+    """Change one's own password (the current one is required); other sessions end."""
+    form = PasswordForm()
+    errors = {}
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        db = get_db()
+        row = users.user_by_id(db, g.user["id"])
+        if not users.check_password(row["password_hash"], form.current.data or ""):
+            errors["current"] = _("That is not your current password.")
+        elif len(form.new.data or "") < users.MIN_PASSWORD:
+            errors["new"] = _("A password needs at least %(n)s characters.", n=users.MIN_PASSWORD)
+        elif form.new.data != form.confirm.data:
+            errors["confirm"] = _("The two new passwords differ.")
+        else:
+            users.set_password(db, row["username"], form.new.data, method=hash_method())
+            _start_session(db, users.user_by_id(db, row["id"]))
+            flash(_("Your password is changed. Your other sessions are logged out."))
+            return redirect(url_for("pages.index"))
+    return render_template("password.html", form=form, errors=errors), (422 if errors else 200)

@@ -555,5 +555,78 @@ def report_command(shop_handle, now, as_json):
         click.echo(f"  {lift['note']}")
 
 
+# ---- users (issue 12) ------------------------------------------------------------------------
+@commands.group("user")
+def user_group():
+    """Accounts: add, list, reset a password, remove. A user sees only their shops; admins see all."""
+
+
+def _users_call(func, *args, **kwargs):
+    from .users import UserError
+    try:
+        return func(*args, **kwargs)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--password", help="The password (default: a random one, printed once).")
+@click.option("--shop", "shops", multiple=True, metavar="HANDLE", help="A shop the user belongs to (repeatable).")
+@click.option("--admin", is_flag=True, help="An admin: sees every shop and manages users.")
+def user_add_command(name, password, shops, admin):
+    """Add a user who may see the given shops."""
+    from .users import add_user
+    db = get_db()
+    init_db(db)
+    user, generated = _users_call(add_user, db, name, password, shops, is_admin=admin,
+                                  method=current_app.config.get("PASSWORD_HASH_METHOD"))
+    click.echo(f"Added user {user['username']}" + (" (admin)" if admin else "")
+               + (f" with shops {', '.join(dict.fromkeys(shops))}" if shops else "") + ".")
+    if generated:
+        click.echo(f"Password: {generated} (shown once; pass it on now)")
+
+
+@user_group.command("list")
+@json_option
+def user_list_command(as_json):
+    """List users: name, admin or not, and their shops."""
+    from .users import list_users
+    db = get_db()
+    init_db(db)
+    rows = list_users(db)
+    if as_json:
+        echo_json(rows)
+        return
+    for u in rows:
+        click.echo(f"{u['name']:30} {'admin' if u['admin'] else '-':6} "
+                   + ("(all shops)" if u["admin"] else ", ".join(u["shops"]) or "(no shops)"))
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--password", help="The new password (default: a random one, printed once).")
+def user_passwd_command(name, password):
+    """Set a user's password; their sessions are logged out."""
+    from .users import set_password
+    db = get_db()
+    init_db(db)
+    generated = _users_call(set_password, db, name, password,
+                            method=current_app.config.get("PASSWORD_HASH_METHOD"))
+    click.echo(f"Password of {name} changed; their sessions are logged out."
+               + (f"\nPassword: {generated} (shown once; pass it on now)" if generated else ""))
+
+
+@user_group.command("remove")
+@click.argument("name")
+def user_remove_command(name):
+    """Remove a user (not the only admin)."""
+    from .users import remove_user
+    db = get_db()
+    init_db(db)
+    _users_call(remove_user, db, name)
+    click.echo(f"Removed user {name}.")
+
+
 # Flask's own --env-file/--app/--debug options mean nothing to a Winback operator.
 main.params = [p for p in main.params if p.name not in ("env_file", "app", "debug")]

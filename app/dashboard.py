@@ -93,7 +93,11 @@ def warnings(app, db, shop, settings) -> list[dict]:
     if not (settings.get("postal_address") or "").strip():
         out.append({"kind": "postal_address", "link": rules + "#postal_address",
                     "text": _("No postal address: the law requires one in every marketing email.")})
-    if not smtp_url_for(app, settings):
+    try:
+        smtp_ok = bool(smtp_url_for(app, settings))
+    except ValueError:  # the shop's SMTP server was saved under another encryption key
+        smtp_ok = False
+    if not smtp_ok:
         out.append({"kind": "no_smtp", "link": rules + "#smtp_url",
                     "text": _("Preview mode: no email delivery is configured, so the flows send nothing, create no "
                               "codes and change no consent. They start from the moment an SMTP server is set.")})

@@ -20,6 +20,7 @@ def connect(path) -> sqlite_utils.Database:
     """
     if str(path) != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _owner_only(str(path))
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -30,6 +31,24 @@ def connect(path) -> sqlite_utils.Database:
     # must not survive in the file (see connectors/shopify/privacy.py).
     conn.execute("PRAGMA secure_delete = ON")
     return sqlite_utils.Database(conn)
+
+
+def _owner_only(path):
+    """Create the database file readable by its owner only (0600), and tighten an existing one.
+
+    SQLite gives the -wal and -shm files the permissions of the database file. Not umask: it is
+    process-wide, and other threads create files meanwhile.
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except (FileNotFoundError, PermissionError):  # gone, or another user's file to keep private
+            pass
 
 
 @contextlib.contextmanager

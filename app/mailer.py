@@ -132,7 +132,7 @@ class Connection:
 
 def smtp_url_for(app, settings) -> str | None:
     """The shop's own SMTP URL, else the installation's, else None (outbox only)."""
-    return settings.get("smtp_url") or app.config.get("SMTP_URL") or None
+    return (s.reveal(app) if hasattr(s := settings.get("smtp_url"), "reveal") else s) or app.config.get("SMTP_URL") or None
 
 
 def sender_for(app, shop, settings) -> str:

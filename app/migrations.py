@@ -391,3 +391,25 @@ ALTER TABLE discount_codes ADD COLUMN platform_state TEXT NOT NULL DEFAULT 'loca
 ALTER TABLE discount_codes ADD COLUMN platform_error TEXT;
 CREATE UNIQUE INDEX discount_codes_step ON discount_codes (enrolment_id, step) WHERE step IS NOT NULL
 """)
+
+
+@migrations(name="0011_accounts")
+def m0011(db):
+    # session_token: part of every login cookie; a new one ends the user's sessions (logout, password).
+    # login_failures: the shared counts of app/login_throttle.py.
+    _run(db, """
+ALTER TABLE users ADD COLUMN session_token TEXT;
+CREATE TABLE login_failures (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX login_failures_key ON login_failures (key, at);
+CREATE INDEX login_failures_at ON login_failures (at)
+""")
+    # A shop's SMTP URL (it may hold a password) was stored in plain text before; encrypt it now when
+    # the installation's key is at hand (init-db, serve, worker: always), else on its next save.
+    from flask import current_app, has_app_context
+    if has_app_context():
+        from .settings import encrypt_plain_secrets
+        encrypt_plain_secrets(current_app, db)

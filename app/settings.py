@@ -20,6 +20,58 @@ class Setting:
     parse: Callable[[Any], Any]
     label: str
     on_change: Callable[[Any, int, Any, Any], None] | None = None  # (db, shop_id, old, new), same transaction
+    secret: bool = False  # stored encrypted; read back as a Secret, never shown
+
+
+class Secret:
+    """A secret setting as read from the database: printed only as `<secret>`; `reveal(app)` decrypts it."""
+
+    __slots__ = ("_stored",)
+
+    def __init__(self, stored):
+        self._stored = stored
+
+    def reveal(self, app) -> str:
+        """The plain value; ValueError when the installation's key cannot decrypt it."""
+        from . import keys
+        if isinstance(self._stored, dict):
+            return keys.decrypt(app, self._stored["encrypted"])
+        return self._stored  # saved in plain text before migration 0011 and not saved since
+
+    def __repr__(self):
+        return "<secret>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        return isinstance(other, Secret) and other._stored == self._stored
+
+    __hash__ = None
+
+
+def _stored_json(app, setting, value) -> str:
+    """The JSON text to store for a parsed value: secrets encrypted with the installation's key."""
+    if not setting.secret or value is None:
+        return json.dumps(value)
+    if app is None:
+        from flask import current_app, has_app_context
+        if not has_app_context():
+            raise ValueError(f"{setting.key}: saving a secret needs the app (its encryption key)")
+        app = current_app
+    from . import keys
+    return json.dumps({"encrypted": keys.encrypt(app, value)})
+
+
+def encrypt_plain_secrets(app, db):
+    """Encrypt secret settings still stored in plain text (from before they were secret)."""
+    for setting in SETTINGS.values():
+        if not setting.secret:
+            continue
+        for shop_id, value in list(db.execute("SELECT shop_id, value FROM shop_settings WHERE key = ?", [setting.key])):
+            plain = json.loads(value)
+            if isinstance(plain, str):
+                db.execute("UPDATE shop_settings SET value = ? WHERE shop_id = ? AND key = ?",
+                           [_stored_json(app, setting, plain), shop_id, setting.key])
 
 
 def number(lo=None, hi=None, *, integer=False, optional=False):
@@ -48,12 +100,13 @@ def number(lo=None, hi=None, *, integer=False, optional=False):
 SETTINGS: dict[str, Setting] = {}
 
 
-def declare(key, default, parse, label, on_change=None):
+def declare(key, default, parse, label, on_change=None, secret=False):
     """Declare a per-shop setting (used by the features at import time).
 
-    `on_change(db, shop_id, old, new)` runs in the saving transaction when the value changes.
+    `on_change(db, shop_id, old, new)` runs in the saving transaction when the value changes. A
+    `secret` one is stored encrypted and read back as a `Secret`.
     """
-    SETTINGS[key] = Setting(key, default, parse, label, on_change)
+    SETTINGS[key] = Setting(key, default, parse, label, on_change, secret)
 
 
 # Customer intelligence (SPEC "Business rules and defaults").
@@ -126,11 +179,16 @@ def get_settings(db, shop_id) -> dict:
     for key, value in db.execute("SELECT key, value FROM shop_settings WHERE shop_id = ?", [shop_id]):
         if key in SETTINGS:
             values[key] = json.loads(value)
+            if SETTINGS[key].secret and values[key] is not None:
+                values[key] = Secret(values[key])
     return values
 
 
-def save_setting(db, shop_id, key, value):
-    """Validate and save one setting; ValueError (with a message) leaves the stored value as it was."""
+def save_setting(db, shop_id, key, value, app=None):
+    """Validate and save one setting; ValueError (with a message) leaves the stored value as it was.
+
+    A secret setting is encrypted with `app`'s key (default: the current app's).
+    """
     if key not in SETTINGS:
         raise ValueError(f"unknown setting {key!r}")
     try:
@@ -147,7 +205,7 @@ def save_setting(db, shop_id, key, value):
         old = get_settings(db, shop_id)[key] if setting.on_change else None
         db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                   [shop_id, key, json.dumps(parsed), to_db(utcnow())])
+                   [shop_id, key, _stored_json(app, setting, parsed), to_db(utcnow())])
         if setting.on_change and old != parsed:
             setting.on_change(db, shop_id, old, parsed)
     return parsed
@@ -254,16 +312,18 @@ declare("sender_name", None, text(100), "Sender name of emails (empty: the shop'
 declare("sender_email", None, email_address(), "Sender address of emails (empty: WINBACK_MAIL_FROM)")
 declare("postal_address", "", text(500, multiline=True),
         "Postal address in every email footer (required by anti-spam law: CAN-SPAM)")
-declare("smtp_url", None, smtp_url(), "SMTP server for this shop (smtp:// or smtps://; empty: WINBACK_SMTP_URL)")
+declare("smtp_url", None, smtp_url(), "SMTP server for this shop (smtp:// or smtps://; empty: WINBACK_SMTP_URL)",
+        secret=True)
 # --- end of email branding and sender ---
 
 
-def save_settings(db, shop_id, values: dict) -> tuple[dict, dict]:
+def save_settings(db, shop_id, values: dict, app=None) -> tuple[dict, dict]:
     """Validate and save several settings at once (a form): ({key: parsed}, {key: message}).
 
     Each value is parsed on its own, then the cross-field CHECKS run on the result as a whole (so a
     send window may move in one go); when anything is refused nothing is saved and the stored values
-    stay as they were. A cross-field problem is reported under the last key of its rule.
+    stay as they were. A cross-field problem is reported under the last key of its rule. Secret
+    settings are encrypted with `app`'s key (default: the current app's).
     """
     parsed, errors = {}, {}
     for key, value in values.items():
@@ -289,7 +349,7 @@ def save_settings(db, shop_id, values: dict) -> tuple[dict, dict]:
         for key, value in parsed.items():
             db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
                        " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                       [shop_id, key, json.dumps(value), now])
+                       [shop_id, key, _stored_json(app, SETTINGS[key], value), now])
             setting = SETTINGS[key]
             if setting.on_change and old_values[key] != value:
                 setting.on_change(db, shop_id, old_values[key], value)

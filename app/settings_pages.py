@@ -4,11 +4,13 @@ which reads the settings afresh."""
 import re
 from zoneinfo import available_timezones
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
+from wtforms import BooleanField, StringField, TextAreaField
 
 from .auth import login_required, owned_shop_or_404
 from .db import get_db, write_transaction
@@ -48,7 +50,7 @@ SECTIONS = [
         ("sender_name", _l("Sender name"), _l("Empty: the shop's name.")),
         ("sender_email", _l("Sender address"), None),
         ("postal_address", _l("Postal address"), _l("Shown in every email footer; the law requires it.")),
-        ("smtp_url", _l("SMTP server"), _l("smtps://user:password@mail.example.com:465 (empty: the installation's).")),
+        ("smtp_url", _l("SMTP server"), _l("smtps://user:password@mail.example.com:465. Kept encrypted and never shown again: leave the field empty to keep the saved one. Without one, the installation's server sends.")),
         ("brand_logo_url", _l("Logo"), _l("An https:// image URL shown at the top of emails.")),
         ("brand_color", _l("Brand colour"), _l("Like #2f7d5b.")),
     ]),
@@ -98,9 +100,30 @@ def _fields(shop) -> list[str]:
 
 
 def _form_class(keys):
-    """A FlaskForm (CSRF protected) with one text field per setting."""
+    """A FlaskForm (CSRF protected) with one text field per setting, and a box to clear the SMTP server."""
     attrs = {k: (TextAreaField if k in MULTILINE else StringField)(k) for k in keys}
+    attrs["smtp_url_clear"] = BooleanField("smtp_url_clear")
     return type("RulesForm", (FlaskForm,), attrs)
+
+
+def masked_smtp_url(secret) -> str | None:
+    """The saved SMTP URL with its password replaced by dots, for showing; None when none is saved.
+
+    The password is never shown back, not even to the owner who typed it.
+    """
+    if secret is None:
+        return None
+    try:
+        url = secret.reveal(current_app) if hasattr(secret, "reveal") else secret
+    except ValueError:
+        return _("saved, but this installation's key cannot read it: enter it again")
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username:
+        host = f"{parts.username}{':••••' if parts.password is not None else ''}@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _shown(value):
@@ -116,6 +139,7 @@ def edit(handle):
     keys = _fields(shop)
     stored = get_settings(db, shop["id"])
     current = {k: _shown(stored.get(k)) for k in keys if k != "timezone"} | {"timezone": shop["timezone"]}
+    current["smtp_url"] = ""  # a secret: the field starts empty, and empty keeps the saved one
     form = _form_class(keys)(data=current if request.method == "GET" else None)
     errors = {}
     if request.method == "POST":
@@ -123,12 +147,18 @@ def edit(handle):
             abort(400)
         submitted = {k: getattr(form, k).data for k in keys}
         tz = (submitted.pop("timezone") or "").strip()
+        if not (submitted.get("smtp_url") or "").strip():
+            if form.smtp_url_clear.data:
+                submitted["smtp_url"] = None
+            else:
+                submitted.pop("smtp_url", None)
         try:
             zone(tz)
         except ValueError:
             errors["timezone"] = _("unknown time zone %(name)s", name=repr(tz))
         if not errors:
-            errors = {k: translate_error(v) for k, v in save_settings(db, shop["id"], submitted)[1].items()}
+            errors = {k: translate_error(v) for k, v in
+                      save_settings(db, shop["id"], submitted, app=current_app)[1].items()}
         if not errors:
             if tz != shop["timezone"]:
                 with write_transaction(db):
@@ -136,6 +166,7 @@ def edit(handle):
             flash(_("Saved. The changes apply from the next run of the flows."))
             return redirect(url_for("settings_pages.edit", handle=handle))
     sections = [(title, [row for row in rows if row[0] in keys]) for title, rows in SECTIONS]
+    form.smtp_url.data = ""  # what was typed is not sent back either
     return render_template("settings.html", shop=shop, form=form, sections=sections, errors=errors,
-                           current=current, multiline=MULTILINE,
+                           current=current, multiline=MULTILINE, smtp_saved=masked_smtp_url(stored.get("smtp_url")),
                            zones=sorted(available_timezones())), (422 if errors else 200)

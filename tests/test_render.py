@@ -324,13 +324,13 @@ def test_bad_brand_settings_are_refused_with_a_message(db, branded, key, value, 
     assert get_settings(db, branded["id"])[key] == before
 
 
-def test_good_brand_settings_and_defaults(db, shop):
+def test_good_brand_settings_and_defaults(app, db, shop):
     values = get_settings(db, shop["id"])
     assert values["brand_color"] == "#2f7d5b" and values["postal_address"] == ""
     assert values["brand_logo_url"] is None and values["sender_name"] is None and values["smtp_url"] is None
     assert save_setting(db, shop["id"], "brand_color", "#A1B2C3") == "#a1b2c3"
     assert save_setting(db, shop["id"], "sender_email", "hello@bean.example") == "hello@bean.example"
-    assert save_setting(db, shop["id"], "smtp_url", "smtps://u:p@mail.example.com:465") == \
+    assert save_setting(db, shop["id"], "smtp_url", "smtps://u:p@mail.example.com:465", app=app) == \
         "smtps://u:p@mail.example.com:465"
     assert save_setting(db, shop["id"], "sender_email", "") is None
     # Without a logo, the shop's name heads the email; without a sender name, the shop's name signs it.

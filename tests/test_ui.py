@@ -209,7 +209,7 @@ def test_send_me_a_test_goes_to_the_owner_not_the_customer(app, client, login, d
     from flows.definitions import load_flows
     from smtp_server import SmtpServer
     with SmtpServer() as smtp:
-        save_setting(db, demo["id"], "smtp_url", smtp.url)
+        save_setting(db, demo["id"], "smtp_url", smtp.url, app=app)
         login()
         page = client.get("/shops/demo/flows/winback").get_data(as_text=True)
         response = client.post("/shops/demo/flows/winback/0/test", data={"email": "owner@example.com",
