@@ -13,13 +13,13 @@ SPEC = Path(__file__).resolve().parents[2] / "shared" / "SPEC.md"
 # The command table of SPEC.md; used when ../shared is not beside the checkout.
 KNOWN = ["init-db", "demo", "serve", "worker", "shop add-shopify", "shop add-woocommerce", "shop list",
          "sync", "import-orders", "refresh", "segments", "model", "explain", "run-flows", "messages", "report",
-         "flow list", "flow enable", "flow disable"]
+         "flow list", "flow enable", "flow disable", "user add", "user list", "user passwd", "user remove"]
 
 
 def spec_commands():
     if not SPEC.exists():
         return KNOWN
-    found = re.findall(r"^\| `winback ((?:shop |flow )?[a-z-]+)", SPEC.read_text(), flags=re.M)
+    found = re.findall(r"^\| `winback ((?:shop |flow |user )?[a-z-]+)", SPEC.read_text(), flags=re.M)
     assert found, "SPEC.md has no command table"
     return sorted(set(found))
 
@@ -44,7 +44,7 @@ def test_options_named_in_spec_exist():
     if not SPEC.exists():
         pytest.skip("SPEC.md not beside the checkout")
     for line in SPEC.read_text().splitlines():
-        match = re.match(r"^\| `winback ((?:shop |flow )?[a-z-]+)([^`]*)`", line)
+        match = re.match(r"^\| `winback ((?:shop |flow |user )?[a-z-]+)([^`]*)`", line)
         if not match:
             continue
         command, rest = match.group(1), match.group(2)

@@ -335,6 +335,25 @@ def test_scheduler_round_ticks_every_shop_and_a_second_scheduler_stands_by(app, 
     assert len(messages(db)) == 1
 
 
+def test_one_shop_that_fails_does_not_stop_the_round(app, db, client, login):
+    """A shop whose credentials cannot be decrypted (another key) is recorded and shown on its
+    dashboard; the shops after it are ticked as usual."""
+    from cryptography.fernet import Fernet
+    from app.scheduler import tick_all
+    from app.shops import create_shop
+    broken = create_shop(db, "broken.example", "woocommerce")
+    db.execute("UPDATE shops SET credentials = ? WHERE id = ?",
+               [Fernet(Fernet.generate_key()).encrypt(b'{"key": "ck"}').decode(), broken["id"]])
+    shop = lapsed_shop(db)  # created after it: ticked after it
+    assert shop["id"] > broken["id"]
+    result = tick_all(app, now=at(101), holder="scheduler-one")
+    assert "error" in result["broken.example"] and "decrypt" in result["broken.example"]["error"]
+    assert result["s"]["sent"] >= 1
+    login()
+    page = client.get("/shops/broken.example").get_data(as_text=True)
+    assert 'data-warning="sync"' in page and "decrypt" in page
+
+
 def test_cli_run_flows_messages_and_explain(app, db, runner):
     shop = lapsed_shop(db)
     preview = runner.invoke(args=["run-flows", "--shop", "s", "--now", "2026-04-12T10:00:00+00:00",
