@@ -30,6 +30,7 @@ def index():
 @bp.get("/shops/<handle>")
 @login_required
 def shop(handle):
+    from flows.delivery import channel_for
     shop = owned_shop_or_404(handle)
     db = get_db()
     totals = db.execute("""
@@ -54,7 +55,8 @@ def shop(handle):
                            segments=segment_counts(db, shop["id"]) if snapshot else None,
                            chart=dashboard.histogram_svg(hist) if hist else None, hist=hist,
                            warnings=dashboard.warnings(current_app, db, shop, settings),
-                           sync=dashboard.sync_status(db, shop), doc=dashboard.flow_summary(db, shop))
+                           sync=dashboard.sync_status(db, shop), doc=dashboard.flow_summary(db, shop),
+                           live=channel_for(current_app, settings) is not None)
 
 
 @bp.post("/shops/<handle>/refresh")
