@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHOP = "bench.myshopify.com"
 SECRET = "bench-secret"
-ORDER = Path("/work/shared/fixtures/shopify/orders/order_18_paid_a.json")
+ORDER = ROOT / "tests" / "fixtures" / "shopify" / "orders" / "order_18_paid_a.json"
 
 
 def free_port():

@@ -1,7 +1,7 @@
 """A fake Shopify on loopback for the connector tests: OAuth, GraphQL with cost throttling, bulk
 exports served as JSONL, discount and consent mutations, and signed webhook deliveries.
 
-A real HTTP server (werkzeug) in a thread, seeded from /work/shared/fixtures/shopify. It dispatches
+A real HTTP server (werkzeug) in a thread, seeded from tests/fixtures/shopify. It dispatches
 GraphQL by operation, not by parsing the language; the documents it receives are the connector's.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-FIXTURES = Path("/work/shared/fixtures/shopify")
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shopify"
 PRODUCT_TYPES = {"632910392": "Phones", "921728736": "Laptops"}
 
 

@@ -24,7 +24,7 @@ import requests
 from flask import Flask, jsonify, redirect, request
 from werkzeug.serving import make_server
 
-FIXTURES = Path("/work/shared/fixtures/woocommerce")
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "woocommerce"
 API = "/wp-json/wc/v3"
 
 
