@@ -339,3 +339,13 @@ def m0008(db):
     _run(db, """
 ALTER TABLE users ADD COLUMN email TEXT
 """)
+
+
+@migrations(name="0010_inbox")
+def m0010(db):
+    # A product first seen on a delivered order line, before the store was asked about it (the
+    # webhook handler must not call the store): the next sync fills in its brand and category.
+    _run(db, """
+ALTER TABLE products ADD COLUMN details_pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX products_details_pending ON products (shop_id) WHERE details_pending = 1
+""")

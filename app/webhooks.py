@@ -1,31 +1,53 @@
 """The webhook inbox: deliveries are stored first (deduplicated), answered at once, and processed
 in the background with retries, so nothing is lost when processing fails.
 
-A connector registers a handler per (platform, topic) with `@handler`; `process_due` runs the due
-events, each in its own write transaction. Failures are retried with backoff and stay visible
-(`last_error`); after MAX_ATTEMPTS an event is marked failed.
+Which function handles which (platform, topic) is told by the app factory (`init_app`, from the
+table in connectors/platforms.py), so every process kind knows every handler from the moment the
+app exists. `process_due` runs the due events: a handler's optional `fetch` step (network allowed)
+runs outside any transaction, then its `write` step and the event's new status commit together in
+one short write transaction. Failures are retried with backoff and stay visible (`last_error`);
+after MAX_ATTEMPTS an event is marked failed. An event whose handler is unknown stays pending.
 """
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Callable
 
 from .db import connect, write_transaction
 from .timeutil import to_db, utcnow
 
 log = logging.getLogger("winback.webhooks")
-HANDLERS = {}
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = (10, 60, 300, 900, 3600, 3 * 3600, 6 * 3600)
+UNKNOWN_TOPIC_RETRY_SECONDS = 300
+EXTENSION = "winback_inbox"
+PRUNE_EVERY_SECONDS = 3600
 
 
-def handler(platform, *topics):
-    """Register a function(app, db, shop, payload) for these topics of `platform`."""
-    def register(func):
-        for topic in topics:
-            HANDLERS[(platform, topic)] = func
-        return func
-    return register
+@dataclass(frozen=True)
+class Handler:
+    """How one topic is processed.
+
+    `fetch(app, db, shop, payload)` (optional) runs first, outside any transaction: the only place
+    where a handler may call the platform. What it returns is what `write` gets instead of the
+    payload. `write(app, db, shop, data)` runs inside the event's write transaction: no network I/O.
+    """
+    write: Callable[..., Any]
+    fetch: Callable[..., Any] | None = None
+
+
+def init_app(app, handlers: dict) -> dict:
+    """Give the app its handlers: {(platform, topic): Handler or a write function}."""
+    table = {key: h if isinstance(h, Handler) else Handler(write=h) for key, h in handlers.items()}
+    app.extensions[EXTENSION] = table
+    return table
+
+
+def handler_for(app, platform, topic) -> Handler | None:
+    """The app's handler of this topic, or None."""
+    return app.extensions.get(EXTENSION, {}).get((platform, topic))
 
 
 def record(db, shop_id, platform, topic, delivery_id, payload: dict | str) -> bool:
@@ -45,31 +67,76 @@ def process_due(app, db, limit=200, now=None) -> dict:
     now = now or utcnow()
     counts = {"done": 0, "retry": 0, "failed": 0}
     rows = list(db.query(
-        "SELECT e.*, s.handle FROM webhook_events e JOIN shops s ON s.id = e.shop_id"
+        "SELECT e.id, e.shop_id, e.platform, e.topic, e.attempts FROM webhook_events e"
+        " JOIN shops s ON s.id = e.shop_id"
         " WHERE e.status = 'pending' AND e.next_attempt_at <= ? ORDER BY e.id LIMIT ?", [to_db(now), limit]))
     for event in rows:
-        func = HANDLERS.get((event["platform"], event["topic"]))
-        shop = next(iter(db.query("SELECT * FROM shops WHERE id = ?", [event["shop_id"]])), None)
+        func = handler_for(app, event["platform"], event["topic"])
+        if func is None:
+            _unknown(db, event, now)
+            counts["retry"] += 1
+            continue
         try:
-            if func is None:
-                raise LookupError(f"no handler for {event['platform']} topic {event['topic']!r}")
-            with write_transaction(db):
-                func(app, db, shop, json.loads(event["payload"]))
-                db.execute("UPDATE webhook_events SET status = 'done', attempts = attempts + 1,"
-                           " processed_at = ?, last_error = NULL WHERE id = ?", [to_db(utcnow()), event["id"]])
+            _process(app, db, event, func)
             counts["done"] += 1
         except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried
             attempts = event["attempts"] + 1
-            final = attempts >= MAX_ATTEMPTS or isinstance(exc, LookupError)
+            final = attempts >= MAX_ATTEMPTS
             delay = BACKOFF_SECONDS[min(attempts - 1, len(BACKOFF_SECONDS) - 1)]
             with write_transaction(db):
                 db.execute("UPDATE webhook_events SET status = ?, attempts = ?, last_error = ?,"
-                           " next_attempt_at = ? WHERE id = ?",
+                           " next_attempt_at = ? WHERE id = ? AND status = 'pending'",
                            ["failed" if final else "pending", attempts, f"{type(exc).__name__}: {exc}"[:1000],
                             to_db(now + timedelta(seconds=delay)), event["id"]])
             counts["failed" if final else "retry"] += 1
             log.warning("webhook %s (%s) failed: %s", event["id"], event["topic"], exc)
     return counts
+
+
+def _process(app, db, event, func: Handler):
+    """Fetch (outside the lock), then write and mark done in one transaction."""
+    shop = next(iter(db.query("SELECT * FROM shops WHERE id = ?", [event["shop_id"]])), None)
+    row = db.execute("SELECT payload FROM webhook_events WHERE id = ?", [event["id"]]).fetchone()
+    data = json.loads(row[0])
+    if func.fetch is not None:
+        data = func.fetch(app, db, shop, data)
+    with write_transaction(db):
+        # Decided at the moment of effect: another processor may have handled it meanwhile.
+        status = db.execute("SELECT status FROM webhook_events WHERE id = ?", [event["id"]]).fetchone()
+        if not status or status[0] != "pending":
+            return
+        func.write(app, db, shop, data)
+        db.execute("UPDATE webhook_events SET status = 'done', attempts = attempts + 1,"
+                   " processed_at = ?, last_error = NULL WHERE id = ?", [to_db(utcnow()), event["id"]])
+
+
+def _unknown(db, event, now):
+    """No handler (yet): keep the event pending and say why; a later version may know the topic."""
+    error = f"LookupError: no handler for {event['platform']} topic {event['topic']!r}"
+    with write_transaction(db):
+        db.execute("UPDATE webhook_events SET last_error = ?, next_attempt_at = ? WHERE id = ?",
+                   [error, to_db(now + timedelta(seconds=UNKNOWN_TOPIC_RETRY_SECONDS)), event["id"]])
+    log.warning("webhook %s: %s", event["id"], error)
+
+
+def prune(app, db, now=None) -> int:
+    """Remove the payloads of events processed more than WEBHOOK_RETENTION_DAYS ago; returns how many.
+
+    The row stays (its delivery id still deduplicates a late resend); only the payload, which holds
+    personal data, goes. Events still pending are never pruned.
+    """
+    days = float(app.config.get("WEBHOOK_RETENTION_DAYS", 7))
+    cutoff = to_db((now or utcnow()) - timedelta(days=days))
+    total = 0
+    while True:  # in batches: a short write lock each time
+        with write_transaction(db):
+            n = db.execute(
+                "UPDATE webhook_events SET payload = '' WHERE id IN (SELECT id FROM webhook_events"
+                " WHERE status IN ('done', 'failed') AND payload <> ''"
+                " AND COALESCE(processed_at, received_at) < ? LIMIT 1000)", [cutoff]).rowcount
+        total += n
+        if n < 1000:
+            return total
 
 
 def health(db, shop_id) -> dict:
@@ -84,12 +151,14 @@ def health(db, shop_id) -> dict:
 
 
 class Processor:
-    """A background thread that processes the inbox soon after each delivery (and every few seconds)."""
+    """A background thread that processes the inbox soon after each delivery (and every few seconds),
+    and prunes old payloads once an hour."""
 
     def __init__(self, app, interval=5.0):
         self.app, self.interval = app, interval
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self._run, name="winback-webhooks", daemon=True)
+        self.pruned_at = None
 
     def start(self):
         self.thread.start()
@@ -104,8 +173,15 @@ class Processor:
                 with self.app.app_context():
                     while sum(process_due(self.app, db).values()) > 0:
                         pass
+                    self._prune(db)
             except Exception:  # noqa: BLE001 - keep the thread alive; the next round retries
                 log.exception("webhook processing round failed")
+
+    def _prune(self, db):
+        now = utcnow()
+        if self.pruned_at is None or (now - self.pruned_at).total_seconds() >= PRUNE_EVERY_SECONDS:
+            self.pruned_at = now
+            prune(self.app, db, now)
 
 
 def wake(app):
@@ -120,5 +196,3 @@ def start_processor(app):
     if "winback_webhooks" not in app.extensions:
         app.extensions["winback_webhooks"] = Processor(app).start()
     return app.extensions["winback_webhooks"]
-
-

@@ -4,10 +4,9 @@ from urllib.parse import urlsplit
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    url_for)
 
-import connectors.woocommerce  # noqa: F401 - registers the connector and its inbox handlers
-
 from .auth import login_required
 from .db import get_db
+from .limits import WEBHOOK_BYTES, body_limit
 
 bp = Blueprint("woocommerce", __name__)
 
@@ -100,6 +99,7 @@ def _page(error=None, store_url=""):
 
 
 @bp.post("/webhooks/woocommerce/<int:shop_id>")
+@body_limit(WEBHOOK_BYTES)
 def webhook(shop_id):
     """A WooCommerce delivery: the ping gets 200; a signed delivery is stored, then processed."""
     from connectors.registry import connector_for

@@ -12,11 +12,11 @@ from connectors.sync import CURSOR, get_state, sync_shop
 
 
 @pytest.fixture
-def handlers():
-    saved = dict(webhooks.HANDLERS)
-    yield webhooks.HANDLERS
-    webhooks.HANDLERS.clear()
-    webhooks.HANDLERS.update(saved)
+def handlers(app):
+    """The app's own handler table (test topics added to it stay with this app)."""
+    def add(platform, topic, write, fetch=None):
+        app.extensions["winback_inbox"][(platform, topic)] = webhooks.Handler(write=write, fetch=fetch)
+    return add
 
 
 def test_duplicate_deliveries_are_stored_once(db):
@@ -29,7 +29,7 @@ def test_duplicate_deliveries_are_stored_once(db):
 def test_processing_runs_the_handler_once(app, db, handlers):
     shop = create_shop(db, "s.example", "woocommerce")
     seen = []
-    webhooks.handler("test", "orders/create")(lambda app, db, shop, payload: seen.append(payload["id"]))
+    handlers("test", "orders/create", lambda app, db, shop, payload: seen.append(payload["id"]))
     webhooks.record(db, shop["id"], "test", "orders/create", "d-1", {"id": 7})
     assert webhooks.process_due(app, db) == {"done": 1, "retry": 0, "failed": 0}
     assert webhooks.process_due(app, db) == {"done": 0, "retry": 0, "failed": 0}
@@ -46,7 +46,7 @@ def test_a_failing_handler_is_retried_with_the_error_visible(app, db, handlers):
         if len(calls) == 1:
             raise RuntimeError("platform timed out")
 
-    webhooks.handler("test", "orders/create")(flaky)
+    handlers("test", "orders/create", flaky)
     webhooks.record(db, shop["id"], "test", "orders/create", "d-1", {"id": 7})
     assert webhooks.process_due(app, db)["retry"] == 1
     # the failed attempt left nothing behind
@@ -57,11 +57,61 @@ def test_a_failing_handler_is_retried_with_the_error_visible(app, db, handlers):
     assert db.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 1
 
 
-def test_an_event_without_handler_fails_visibly(app, db, handlers):
+def test_an_event_without_handler_stays_pending_with_the_error_visible(app, db, handlers):
     shop = create_shop(db, "s.example", "woocommerce")
-    webhooks.record(db, shop["id"], "test", "nobody/listens", "d-2", {})
-    assert webhooks.process_due(app, db)["failed"] == 1
-    assert webhooks.health(db, shop["id"])["failed"] == 1
+    webhooks.record(db, shop["id"], "test", "nobody/listens", "d-2", {"id": 3})
+    later = utcnow()
+    for _ in range(webhooks.MAX_ATTEMPTS + 2):  # never given up, however often it is tried
+        later += timedelta(hours=7)
+        assert webhooks.process_due(app, db, now=later) == {"done": 0, "retry": 1, "failed": 0}
+    health = webhooks.health(db, shop["id"])
+    assert health["failed"] == 0 and health["waiting"] + health["retrying"] == 1
+    assert "no handler for test topic 'nobody/listens'" in health["last_error"]
+    # a version that knows the topic processes it
+    seen = []
+    handlers("test", "nobody/listens", lambda app, db, shop, payload: seen.append(payload["id"]))
+    assert webhooks.process_due(app, db, now=later + timedelta(hours=1))["done"] == 1
+    assert seen == [3]
+
+
+def test_a_fetch_step_runs_outside_the_write_lock(app, db, handlers):
+    """The network step of a handler holds no lock: another connection can write meanwhile."""
+    from app.db import connect, write_transaction
+    shop = create_shop(db, "s.example", "woocommerce")
+    other = connect(app.config["DATABASE"])
+    other.conn.execute("PRAGMA busy_timeout = 0")  # would fail at once if the lock were held
+
+    def fetch(app, db, shop, payload):
+        with write_transaction(other):
+            other.execute("INSERT INTO customers (shop_id, external_id) VALUES (?, 'written-meanwhile')",
+                          [shop["id"]])
+        return {"fetched": payload["id"] * 2}
+
+    def write(app, db, shop, data):
+        db.execute("INSERT INTO customers (shop_id, external_id) VALUES (?, ?)", [shop["id"], str(data["fetched"])])
+
+    handlers("test", "orders/create", write, fetch)
+    webhooks.record(db, shop["id"], "test", "orders/create", "d-3", {"id": 21})
+    assert webhooks.process_due(app, db)["done"] == 1
+    other.close()
+    assert {r[0] for r in db.execute("SELECT external_id FROM customers")} == {"written-meanwhile", "42"}
+
+
+def test_every_subscribed_topic_has_a_handler_in_a_bare_app(tmp_path):
+    """No import side effect is needed: a fresh app knows every platform's topics and connectors."""
+    from app import create_app
+    from connectors.registry import connector_for
+    from connectors.shopify.install import TOPICS as SHOPIFY_TOPICS
+    from connectors.shopify.webhooks import COMPLIANCE_TOPICS
+    from connectors.woocommerce.webhooks import SETUP_TOPIC, TOPICS as WOO_TOPICS
+    bare = create_app({"INSTANCE_PATH": str(tmp_path / "i")})
+    for topic in SHOPIFY_TOPICS + COMPLIANCE_TOPICS:
+        assert webhooks.handler_for(bare, "shopify", topic) is not None, topic
+    for topic in WOO_TOPICS + (SETUP_TOPIC,):
+        assert webhooks.handler_for(bare, "woocommerce", topic) is not None, topic
+    with pytest.raises(LookupError):
+        connector_for(bare, {"platform": "demo", "handle": "demo"})
+    assert set(bare.extensions["winback_connectors"]) == {"shopify", "woocommerce"}
 
 
 class FakeConnector(Connector):
