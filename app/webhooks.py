@@ -157,6 +157,7 @@ class Processor:
     def __init__(self, app, interval=5.0):
         self.app, self.interval = app, interval
         self.wake = threading.Event()
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="winback-webhooks", daemon=True)
         self.pruned_at = None
 
@@ -164,11 +165,19 @@ class Processor:
         self.thread.start()
         return self
 
+    def stop(self, timeout=10.0):
+        """Finish the current round and end the thread."""
+        self.stopping.set()
+        self.wake.set()
+        self.thread.join(timeout)
+
     def _run(self):
         db = connect(self.app.config["DATABASE"])
-        while True:
+        while not self.stopping.is_set():
             self.wake.wait(self.interval)
             self.wake.clear()
+            if self.stopping.is_set():
+                break
             try:
                 with self.app.app_context():
                     while sum(process_due(self.app, db).values()) > 0:
@@ -176,6 +185,7 @@ class Processor:
                     self._prune(db)
             except Exception:  # noqa: BLE001 - keep the thread alive; the next round retries
                 log.exception("webhook processing round failed")
+        db.close()
 
     def _prune(self, db):
         now = utcnow()
