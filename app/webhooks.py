@@ -7,15 +7,22 @@ app exists. `process_due` runs the due events: a handler's optional `fetch` step
 runs outside any transaction, then its `write` step and the event's new status commit together in
 one short write transaction. Failures are retried with backoff and stay visible (`last_error`);
 after MAX_ATTEMPTS an event is marked failed. An event whose handler is unknown stays pending.
+Intake (`accept`) never waits long for the write lock: when the database is busy, a delivery is
+spooled to a file and moved into the inbox by the next `process_due`.
 """
+import contextlib
 import json
 import logging
+import os
+import sqlite3
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
-from .db import connect, write_transaction
+from .db import BUSY_TIMEOUT_MS, connect, write_transaction
 from .timeutil import to_db, utcnow
 
 log = logging.getLogger("winback.webhooks")
@@ -24,6 +31,9 @@ BACKOFF_SECONDS = (10, 60, 300, 900, 3600, 3 * 3600, 6 * 3600)
 UNKNOWN_TOPIC_RETRY_SECONDS = 300
 EXTENSION = "winback_inbox"
 PRUNE_EVERY_SECONDS = 3600
+ACCEPT_WAIT_MS = 10
+SPOOL_BATCH = 500
+SPOOL_FOLDER = "webhook-spool"
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,92 @@ def handler_for(app, platform, topic) -> Handler | None:
     return app.extensions.get(EXTENSION, {}).get((platform, topic))
 
 
+@contextlib.contextmanager
+def _busy_timeout(db, ms):
+    db.conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+    try:
+        yield
+    finally:
+        db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def accept(app, db, shop_id, platform, topic, delivery_id, text: str) -> bool:
+    """Take a verified delivery for processing and wake the processor; answers in milliseconds.
+
+    The write lock of the database is shared with ticks and syncs, which may hold it for seconds.
+    Intake waits at most ACCEPT_WAIT_MS for it; when it is busy, the delivery goes to the spool
+    folder instead (a file each: no lock needed) and the processor moves it into the inbox soon
+    after. False only for a duplicate seen at once (a spooled duplicate is dropped later).
+    """
+    try:
+        with _busy_timeout(db, ACCEPT_WAIT_MS):
+            stored = record(db, shop_id, platform, topic, delivery_id, text)
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        _spool(app, {"shop_id": shop_id, "platform": platform, "topic": topic, "delivery_id": delivery_id,
+                     "received_at": to_db(utcnow()), "payload": text})
+        stored = True
+    if stored:
+        wake(app)
+    return stored
+
+
+def spool_folder(app) -> str:
+    """Where deliveries wait when the database was busy at intake."""
+    return os.path.join(app.instance_path, SPOOL_FOLDER)
+
+
+def _spool(app, entry: dict):
+    # A hand-made spool, not a queue library: one JSON file per delivery, written to a temporary
+    # name and renamed, so a reader never sees half a file. Not fsynced, like SQLite's WAL with
+    # synchronous=NORMAL: a process crash loses nothing, a power cut may lose the last moments.
+    folder = spool_folder(app)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    name = f"{time.time_ns():020d}-{uuid.uuid4().hex}"
+    tmp = os.path.join(folder, f".{name}.tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+        json.dump(entry, f)
+    os.replace(tmp, os.path.join(folder, f"{name}.json"))
+
+
+def ingest_spool(app, db) -> int:
+    """Move spooled deliveries into the inbox (oldest first, in batches); returns how many files
+    were taken.
+
+    Two processors may read the same file: the (shop, delivery id) key, made up from the file name
+    when the platform sent none, keeps one row.
+    """
+    folder = spool_folder(app)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    except FileNotFoundError:
+        return 0
+    for start in range(0, len(names), SPOOL_BATCH):
+        rows, paths = [], []
+        for name in names[start:start + SPOOL_BATCH]:
+            path = os.path.join(folder, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    entry = json.load(f)
+            except FileNotFoundError:  # another processor took it
+                continue
+            paths.append(path)
+            rows.append([entry["shop_id"], entry["platform"], entry["topic"], entry["delivery_id"] or f"spool:{name}",
+                         entry["received_at"], entry["payload"], entry["received_at"], entry["shop_id"]])
+        with write_transaction(db):
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO webhook_events (shop_id, platform, topic, delivery_id, received_at,"
+                " payload, next_attempt_at) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM shops WHERE id = ?)",
+                rows)
+        for path in paths:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+    return len(names)
+
+
 def record(db, shop_id, platform, topic, delivery_id, payload: dict | str) -> bool:
     """Store a delivery; False when this delivery id was already stored (a duplicate)."""
     body = payload if isinstance(payload, str) else json.dumps(payload)
@@ -64,6 +160,7 @@ def record(db, shop_id, platform, topic, delivery_id, payload: dict | str) -> bo
 
 def process_due(app, db, limit=200, now=None) -> dict:
     """Process up to `limit` due events; returns {"done", "retry", "failed"} counts."""
+    ingest_spool(app, db)
     now = now or utcnow()
     counts = {"done": 0, "retry": 0, "failed": 0}
     rows = list(db.query(

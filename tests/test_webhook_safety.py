@@ -2,6 +2,7 @@
 hostile JSON and paging parameters, deliveries for an uninstalled shop, and payload retention."""
 import copy
 import json
+import os
 import socket
 import threading
 import time
@@ -12,7 +13,7 @@ import requests
 from werkzeug.serving import make_server
 
 from app import create_app, webhooks as inbox
-from app.db import connect, init_db
+from app.db import connect, init_db, write_transaction
 from app.shops import create_shop, get_shop
 from app.timeutil import to_db, utcnow
 from connectors.shopify.install import mark_uninstalled
@@ -125,7 +126,14 @@ def test_a_slow_store_blocks_neither_intake_nor_order_recording(app, db, store, 
     inbox.wake(app)
     wait_for(store.slow_request.is_set, "the inbox to be waiting for the store")
 
-    post = http_post(live)  # a 5 s timeout on each: a lock held across the store call would exceed it
+    # the database's write lock is free while the inbox waits for the store
+    other = connect(app.config["DATABASE"])
+    other.conn.execute("PRAGMA busy_timeout = 3000")
+    with write_transaction(other):
+        other.execute("UPDATE shops SET name = 'written while the store is slow' WHERE id = ?", [woo["id"]])
+    other.close()
+
+    post = http_post(live)  # a 5 s timeout on each
     order = new_order(9001, product_id=93)
     assert woo_post(post, woo, "order.created", php_json(order)).status_code == 200
     shopify_order = json.loads(open("/work/shared/fixtures/shopify/orders/order_20_paid_b.json").read())
@@ -175,6 +183,28 @@ def test_a_known_product_gives_its_details_at_once(app, db, store, woo):
     line = db.execute("SELECT l.brand, l.category FROM order_lines l JOIN orders o ON o.id = l.order_id"
                       " WHERE o.external_id = '9003'").fetchone()
     assert line == ("Idea Co", "Clothing")
+
+
+def test_intake_does_not_wait_for_a_busy_database(app, db, shopify_shop):
+    """A tick holding the write lock for long: deliveries are answered and spooled, then moved into
+    the inbox and processed once the lock is free; a duplicate delivery stays one event."""
+    client = app.test_client()
+    post = client_post(client)
+    order = json.loads(open("/work/shared/fixtures/shopify/orders/order_18_paid_a.json").read())
+    holder = connect(app.config["DATABASE"])
+    holder.conn.execute("BEGIN IMMEDIATE")
+    try:
+        for _ in range(2):
+            assert shopify_post(post, "orders/create", order, delivery_id="while-locked").status_code == 200
+        assert len(os.listdir(inbox.spool_folder(app))) == 2
+    finally:
+        holder.conn.execute("ROLLBACK")
+        holder.close()
+    assert db.execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0] == 0
+    assert inbox.process_due(app, db) == {"done": 1, "retry": 0, "failed": 0}
+    assert os.listdir(inbox.spool_folder(app)) == []
+    assert db.execute("SELECT COUNT(*) FROM webhook_events").fetchone()[0] == 1
+    assert db.execute("SELECT status FROM orders WHERE external_id = ?", [str(order["id"])]).fetchone() == ("paid",)
 
 
 # ---- 6. bounded input --------------------------------------------------------------------------

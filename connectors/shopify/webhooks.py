@@ -53,9 +53,7 @@ def receive(app, db, headers, body: bytes) -> tuple[int, str]:
     except ValueError as exc:
         return 400, f"malformed JSON: {exc}"
     # The raw text is stored as it came: no need to serialise it again.
-    stored = inbox.record(db, shop["id"], "shopify", topic, delivery, body.decode("utf-8"))
-    if stored:
-        inbox.wake(app)
+    stored = inbox.accept(app, db, shop["id"], "shopify", topic, delivery, body.decode("utf-8"))
     return 200, "ok" if stored else "duplicate"
 
 
