@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 
-from app.db import write_transaction
-
 from ..store import ShopWriter
 from . import mapping
 
@@ -23,32 +21,9 @@ def known(db, shop_id, product_ids) -> dict[str, tuple[str | None, str | None]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def mark_pending(db, shop_id, product_ids):
-    """Mark products seen on an order line as still needing the store's details."""
-    if product_ids:
-        db.execute("UPDATE products SET details_pending = 1 WHERE shop_id = ?"
-                   " AND external_id IN (SELECT value FROM json_each(?))", [shop_id, json.dumps(sorted(product_ids))])
-
-
 def store_products(db, shop, records, gone=()) -> None:
-    """Write products read from the store, clear their mark and fill the order lines that lack them.
-
-    `gone`: product ids the store no longer has; nothing more will be learnt about them.
-    """
-    ids = sorted({r.external_id for r in records} | set(gone))
-    with write_transaction(db):
-        if records:
-            ShopWriter(db, shop).upsert_products(records)
-        db.execute("UPDATE products SET details_pending = 0 WHERE shop_id = ?"
-                   " AND external_id IN (SELECT value FROM json_each(?))", [shop["id"], json.dumps(ids)])
-        db.execute("""
-            UPDATE order_lines SET brand = COALESCE(order_lines.brand, p.brand),
-                                   category = COALESCE(order_lines.category, p.category)
-            FROM products p
-            WHERE p.id = order_lines.product_id AND p.shop_id = ? AND order_lines.shop_id = p.shop_id
-              AND p.external_id IN (SELECT value FROM json_each(?))
-              AND (order_lines.brand IS NULL OR order_lines.category IS NULL)
-              AND (p.brand IS NOT NULL OR p.category IS NOT NULL)""", [shop["id"], json.dumps(ids)])
+    """Write products read from the store, clear their mark and fill the order lines that lack them."""
+    ShopWriter(db, shop).fill_details(records, gone)
 
 
 def fill_pending(connector, db, limit=1000) -> int:

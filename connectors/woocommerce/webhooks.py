@@ -133,8 +133,9 @@ def handle_order(app, db, shop, payload):
     record = mapping.map_order(payload, catalog.consent_of(db, shop["id"]), known, shop["timezone"])
     if record is None:
         return
-    ShopWriter(db, shop).upsert_orders([record])
-    catalog.mark_pending(db, shop["id"], ids - known.keys())
+    writer = ShopWriter(db, shop)
+    writer.upsert_orders([record])
+    writer.mark_details_pending(ids - known.keys())
 
 
 def handle_customer(app, db, shop, payload):
