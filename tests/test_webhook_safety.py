@@ -338,3 +338,32 @@ def test_retention_is_a_setting(tmp_path, monkeypatch):
     assert inbox.prune(two_days, db) == 1
     assert db.execute("SELECT payload FROM webhook_events").fetchone() == ("",)
     db.close()
+
+
+def test_winback_serve_refuses_a_100_mb_body_before_reading_it(tmp_path):
+    """waitress buffers whole bodies before the app runs: `winback serve` caps them at the largest
+    route limit, so a huge body is refused without being stored in memory or on disk."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WINBACK_")}
+    env.update(WINBACK_INSTANCE_PATH=str(tmp_path / "instance"), WINBACK_ADMIN_PASSWORD="serve test")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "winback"), "serve", "--no-scheduler", "--port",
+                             str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up():
+            try:
+                return requests.get(base + "/healthz", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+        wait_for(up, "winback serve to answer")
+        for path in ("/login", "/webhooks/shopify"):
+            assert " 413 " in raw_post(base, path, 100 * 1024 * 1024, b"{")
+        assert " 413 " in raw_post(base, "/login", 1024 * 1024, b"x" * (1024 * 1024))  # over 64 KB, sent whole
+    finally:
+        proc.terminate()
+        proc.wait(10)
