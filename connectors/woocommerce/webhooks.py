@@ -13,7 +13,8 @@ import secrets
 from app.jsonbody import loads_object
 
 from ..base import WebhookEvent
-from . import mapping
+from ..store import ShopWriter
+from . import catalog, mapping
 from .client import WooClient
 
 TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated", "product.updated")
@@ -77,7 +78,7 @@ def register(client: WooClient, url: str, secret: str) -> dict[str, int]:
 
 
 # ---- background processing (app.webhooks inbox) --------------------------------------------
-# `fetch_*` steps may call the store and run outside any transaction; the `on_*` (write) steps run
+# `fetch_*` steps may call the store and run outside any transaction; the `handle_*` (write) steps run
 # inside the event's write transaction and never do network I/O (see app.webhooks.Handler).
 def _connector(app, shop):
     from ..registry import connector_for
@@ -124,8 +125,6 @@ def handle_order(app, db, shop, payload):
     Brand and category come from the products already stored; products the store has not told us
     about yet are marked, and the next sync fills them in (catalog.fill_pending).
     """
-    from ..store import ShopWriter
-    from . import catalog
     if not payload:
         return
     ids = {str(li["product_id"]) for li in payload.get("line_items") or () if li.get("product_id")}
@@ -140,8 +139,6 @@ def handle_order(app, db, shop, payload):
 
 def handle_customer(app, db, shop, payload):
     """Write the delivered customer."""
-    from ..store import ShopWriter
-    from . import catalog
     record = mapping.map_customer(payload, catalog.consent_of(db, shop["id"]), shop["timezone"])
     if record is not None:
         ShopWriter(db, shop).upsert_customers([record])
@@ -149,7 +146,6 @@ def handle_customer(app, db, shop, payload):
 
 def handle_product(app, db, shop, payload):
     """Write the delivered product (brand and category included)."""
-    from . import catalog
     if not payload.get("id") or payload.get("type") == "variation" or int(payload.get("parent_id") or 0):
         return  # a variation: order lines name its parent product, which carries brand and category
     catalog.store_products(db, shop, [mapping.map_product(payload, shop["currency"], shop["timezone"])])
