@@ -130,6 +130,10 @@ def ingest_spool(app, db) -> int:
                     entry = json.load(f)
             except FileNotFoundError:  # another processor took it
                 continue
+            except ValueError:  # unreadable: set aside (kept for a look), never blocking the others
+                log.error("webhook spool file %s is unreadable; renamed to .bad", name)
+                os.replace(path, path + ".bad")
+                continue
             paths.append(path)
             rows.append([entry["shop_id"], entry["platform"], entry["topic"], entry["delivery_id"] or f"spool:{name}",
                          entry["received_at"], entry["payload"], entry["received_at"], entry["shop_id"]])

@@ -207,6 +207,20 @@ def test_intake_does_not_wait_for_a_busy_database(app, db, shopify_shop):
     assert db.execute("SELECT status FROM orders WHERE external_id = ?", [str(order["id"])]).fetchone() == ("paid",)
 
 
+def test_an_unreadable_spool_file_is_set_aside_without_stopping_the_others(app, db, shopify_shop):
+    folder = inbox.spool_folder(app)
+    os.makedirs(folder)
+    with open(os.path.join(folder, "00000000000000000001-broken.json"), "w") as f:
+        f.write('{"shop_id": 1, "payl')
+    with open(os.path.join(folder, "00000000000000000002-good.json"), "w") as f:
+        json.dump({"shop_id": shopify_shop["id"], "platform": "shopify", "topic": "customers/update",
+                   "delivery_id": None, "received_at": to_db(utcnow()),
+                   "payload": json.dumps({"id": 77, "email": "spooled@example.com"})}, f)
+    assert inbox.process_due(app, db) == {"done": 1, "retry": 0, "failed": 0}
+    assert sorted(os.listdir(folder)) == ["00000000000000000001-broken.json.bad"]
+    assert db.execute("SELECT email FROM customers WHERE external_id = '77'").fetchone() == ("spooled@example.com",)
+
+
 # ---- 6. bounded input --------------------------------------------------------------------------
 def raw_post(base, path, declared_length, sent=b"", content_type="application/json"):
     """Send headers declaring `declared_length` bytes but only `sent`; return the status line."""
