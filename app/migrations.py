@@ -349,3 +349,7 @@ def m0010(db):
 ALTER TABLE products ADD COLUMN details_pending INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX products_details_pending ON products (shop_id) WHERE details_pending = 1
 """)
+    # Deliveries that earlier versions gave up on because the process had not imported the
+    # platform's handlers were never processed: they get their turn now.
+    db.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = received_at"
+               " WHERE status = 'failed' AND last_error LIKE 'LookupError: no handler for %'")

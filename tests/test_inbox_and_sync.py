@@ -153,3 +153,26 @@ def test_sync_is_incremental_after_the_first_and_a_failure_keeps_the_cursor(app,
     assert get_state(db, shop["id"], CURSOR) == cursor  # not advanced past what was missed
     runs = list(db.query("SELECT status, error FROM sync_runs ORDER BY id"))
     assert runs[-1]["status"] == "failed" and "store went away" in runs[-1]["error"]
+
+
+def test_deliveries_failed_for_want_of_a_handler_are_processed_after_the_upgrade(app, tmp_path):
+    """Before explicit registration, a process that had not imported a platform failed its events
+    ("no handler"); the upgrade gives them back to the inbox, other failures stay failed."""
+    from app.db import connect
+    from app.migrations import migrations
+    old = connect(str(tmp_path / "old.db"))
+    migrations.apply(old, stop_before="0010_inbox")
+    shop = create_shop(old, "s.example", "woocommerce")
+    for delivery, error in (("lost", "LookupError: no handler for woocommerce topic 'customer.updated'"),
+                            ("broken", "KeyError: 'id'")):
+        webhooks.record(old, shop["id"], "woocommerce", "customer.updated", delivery,
+                        {"id": 12, "email": "back@example.com", "date_modified_gmt": "2026-01-01T00:00:00"})
+        old.execute("UPDATE webhook_events SET status = 'failed', attempts = 8, last_error = ? WHERE delivery_id = ?",
+                    [error, delivery])
+    migrations.apply(old)
+    app.config["DATABASE"] = str(tmp_path / "old.db")
+    assert webhooks.process_due(app, old) == {"done": 1, "retry": 0, "failed": 0}
+    assert dict(old.execute("SELECT delivery_id, status FROM webhook_events").fetchall()) == {
+        "lost": "done", "broken": "failed"}
+    assert old.execute("SELECT email FROM customers WHERE external_id = '12'").fetchone() == ("back@example.com",)
+    old.close()
