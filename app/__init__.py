@@ -18,6 +18,7 @@ DEFAULTS = {
     "TICK_SECONDS": 900,
     "DELIVERY_SECONDS": 60,
     "FLOW_LEASE_SECONDS": 60,
+    "WEBHOOK_RETENTION_DAYS": 7,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "PROXIES": 0,  # reverse proxies in front (X-Forwarded-For hops to trust), for login throttling
@@ -59,6 +60,16 @@ def create_app(test_config=None):
 
     from . import db
     db.init_app(app)
+
+    # Explicit registration: the platforms' connector factories and webhook handlers.
+    from connectors import platforms, registry
+    from . import webhooks
+    registry.init_app(app, platforms.connector_factories())
+    webhooks.init_app(app, platforms.webhook_handlers())
+
+    # Before CSRF's check, which reads the form: a body over its route's limit is refused unread.
+    from . import limits
+    limits.init_app(app)
 
     from flask_wtf.csrf import CSRFProtect
     csrf = CSRFProtect(app)

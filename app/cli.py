@@ -133,7 +133,9 @@ def serve_command(host, port, no_scheduler, threads):
         from .webhooks import start_processor
         start_processor(app)
     click.echo(f"Winback on http://{host}:{port}/ (Ctrl+C stops)")
-    serve(app, host=host, port=port, threads=threads, ident="winback")
+    from .limits import LARGEST_BYTES
+    # waitress buffers a whole body before the app sees it: it refuses (413) what no route accepts.
+    serve(app, host=host, port=port, threads=threads, ident="winback", max_request_body_size=LARGEST_BYTES)
 
 
 @commands.command("worker")

@@ -393,6 +393,20 @@ CREATE UNIQUE INDEX discount_codes_step ON discount_codes (enrolment_id, step) W
 """)
 
 
+@migrations(name="0010_inbox")
+def m0010(db):
+    # A product first seen on a delivered order line, before the store was asked about it (the
+    # webhook handler must not call the store): the next sync fills in its brand and category.
+    _run(db, """
+ALTER TABLE products ADD COLUMN details_pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX products_details_pending ON products (shop_id) WHERE details_pending = 1
+""")
+    # Deliveries that earlier versions gave up on because the process had not imported the
+    # platform's handlers were never processed: they get their turn now.
+    db.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = received_at"
+               " WHERE status = 'failed' AND last_error LIKE 'LookupError: no handler for %'")
+
+
 @migrations(name="0011_accounts")
 def m0011(db):
     # session_token: part of every login cookie; a new one ends the user's sessions (logout, password).

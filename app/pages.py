@@ -11,6 +11,7 @@ from .timeutil import utcnow
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000
 
 
 @bp.app_template_filter("money")
@@ -76,7 +77,8 @@ def customers(handle):
     shop = owned_shop_or_404(handle)
     q = request.args.get("q", "").strip()
     segment = request.args.get("segment", "").strip()
-    page = max(request.args.get("page", 1, type=int), 1)
+    # Clamped: a page beyond MAX_PAGE (or an offset SQLite cannot hold) is just an empty page.
+    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     where, params = "c.shop_id = :s", {"s": shop["id"], "limit": PAGE_SIZE + 1,
                                        "offset": (page - 1) * PAGE_SIZE}
     if segment:

@@ -2,6 +2,7 @@
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 
 from .db import get_db
+from .limits import WEBHOOK_BYTES, body_limit
 
 bp = Blueprint("shopify", __name__)
 
@@ -68,6 +69,7 @@ def callback():
 
 
 @bp.post("/webhooks/shopify")
+@body_limit(WEBHOOK_BYTES)
 def webhook():
     """Every Shopify topic: verified, stored once, answered at once, processed in the background."""
     from connectors.shopify.webhooks import receive

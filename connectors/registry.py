@@ -1,20 +1,16 @@
-"""Which connector serves which platform."""
-FACTORIES = {}
+"""Which connector serves which platform: told by the app factory, looked up per app."""
+EXTENSION = "winback_connectors"
 
 
-def register(platform):
-    """Register a factory(app, shop) -> Connector for `platform`."""
-    def deco(factory):
-        FACTORIES[platform] = factory
-        return factory
-    return deco
+def init_app(app, factories: dict) -> dict:
+    """Give the app its connector factories: {platform: factory(app, shop) -> Connector}."""
+    app.extensions[EXTENSION] = dict(factories)
+    return app.extensions[EXTENSION]
 
 
 def connector_for(app, shop):
     """The connector of this shop's platform; LookupError for platforms without one."""
-    # Importing the platform modules registers their factories.
-    from . import shopify, woocommerce  # noqa: F401
-    factory = FACTORIES.get(shop["platform"])
+    factory = app.extensions.get(EXTENSION, {}).get(shop["platform"])
     if factory is None:
         raise LookupError(f"shop {shop['handle']!r} ({shop['platform']}) has no platform to sync from")
     return factory(app, shop)

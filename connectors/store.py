@@ -410,6 +410,34 @@ class ShopWriter:
                     self._execute(UPSERT_LINE, upserts)
             self.stats["lines"] += count
 
+    # ---- product details learnt later (WooCommerce orders written from their delivery) ---------
+    def mark_details_pending(self, product_ids: Iterable[str]):
+        """Mark products seen on order lines as still needing the platform's details."""
+        ids = sorted(set(product_ids))
+        if ids:
+            with write_transaction(self.db):
+                self.db.execute("UPDATE products SET details_pending = 1 WHERE shop_id = ?"
+                                " AND external_id IN (SELECT value FROM json_each(?))", [self.shop_id, json.dumps(ids)])
+
+    def fill_details(self, records: Iterable[ProductRecord], gone: Iterable[str] = ()):
+        """Write products read from the platform, clear their mark and fill brand and category in on
+        the order lines that lack them. `gone`: ids the platform no longer has (nothing to learn)."""
+        records = list(records)
+        ids = json.dumps(sorted({r.external_id for r in records} | set(gone)))
+        with write_transaction(self.db):
+            if records:
+                self.upsert_products(records)
+            self.db.execute("UPDATE products SET details_pending = 0 WHERE shop_id = ?"
+                            " AND external_id IN (SELECT value FROM json_each(?))", [self.shop_id, ids])
+            self.db.execute("""
+                UPDATE order_lines SET brand = COALESCE(order_lines.brand, p.brand),
+                                       category = COALESCE(order_lines.category, p.category)
+                FROM products p
+                WHERE p.id = order_lines.product_id AND p.shop_id = ? AND order_lines.shop_id = p.shop_id
+                  AND p.external_id IN (SELECT value FROM json_each(?))
+                  AND (order_lines.brand IS NULL OR order_lines.category IS NULL)
+                  AND (p.brand IS NOT NULL OR p.category IS NOT NULL)""", [self.shop_id, ids])
+
 
 def _merge_customer(a: CustomerRecord, b: CustomerRecord) -> CustomerRecord:
     """Combine two records of one customer: later non-empty values win, consent by its time."""

@@ -48,11 +48,9 @@ INTERRUPTED = "interrupted while being handed to the mail server; not sent again
 
 def channel_for(app, settings) -> SmtpConfig | None:
     """The shop's working delivery channel (its SMTP server), or None: flows then run in preview."""
-    url = smtp_url_for(app, settings)
-    if not url:
-        return None
-    try:
-        return SmtpConfig.parse(url)
+    try:  # an SMTP URL that cannot be decrypted or parsed is no working channel (the dashboard says why)
+        url = smtp_url_for(app, settings)
+        return SmtpConfig.parse(url) if url else None
     except ValueError:
         return None
 

@@ -47,6 +47,8 @@ class FakeStore:
         self.coupons, self.webhooks = {}, {}
         self.pings, self.deliveries, self.requests = [], [], []
         self.fail_queue: list[tuple[str, int]] = []  # (path suffix, status) served before real answers
+        self.delay = 0.0  # seconds every API answer takes (a slow store); `slow_request` is set meanwhile
+        self.slow_request = threading.Event()
         self.timezone = "America/Los_Angeles"
         self.currency = "USD"
         self._next_id = 10_000
@@ -157,6 +159,9 @@ class FakeStore:
             store.requests.append((request.method, request.path, request.args.to_dict()))
             if not request.path.startswith(API):
                 return None
+            if store.delay:
+                store.slow_request.set()
+                time.sleep(store.delay)
             for i, (suffix, status) in enumerate(store.fail_queue):
                 if request.path.endswith(suffix):
                     store.fail_queue.pop(i)

@@ -3,6 +3,8 @@
 Modules: `oauth` (signatures, state, grants), `graphql` (throttled client), `bulk` (bulk exports),
 `mapping` (Shopify shapes → records), `connector` (the Connector), `webhooks` (delivery handling),
 `privacy` (compliance topics), `install` (shop registration and webhook subscriptions).
+
+Nothing registers itself on import: connectors/platforms.py names the factory and the handlers,
+and the app factory hands them to the app.
 """
-from .connector import ShopifyConnector  # noqa: F401  (registers the "shopify" factory)
-from . import webhooks  # noqa: F401  (registers the webhook handlers)
+from .connector import ShopifyConnector  # noqa: F401  (the package's public class)

@@ -13,7 +13,6 @@ from app.shops import load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
 
 from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord
-from ..registry import register
 from ..sync import get_state, set_state
 from . import bulk, oauth
 from .errors import ShopifyError
@@ -187,7 +186,6 @@ class ShopifyConnector(Connector):
             register_webhooks(self)
 
 
-@register("shopify")
 def factory(app, shop):
     """The connector of a Shopify shop."""
     return ShopifyConnector(app, shop)

@@ -7,13 +7,18 @@ import hmac
 import json
 
 from app import webhooks as inbox
+from app.jsonbody import loads_object
 from app.shops import get_shop
 from app.timeutil import to_db
 
 from ..store import ShopWriter
 from . import privacy
-from .install import mark_uninstalled
+from .install import is_uninstalled, mark_uninstalled
 from .mapping import customer_from_rest, order_from_rest, product_from_rest
+
+
+# Shopify's mandatory privacy topics: they arrive (and must be honoured) after an uninstall too.
+COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -41,17 +46,14 @@ def receive(app, db, headers, body: bytes) -> tuple[int, str]:
     shop = get_shop(db, domain)
     if shop is None or shop["platform"] != "shopify":
         return 401, "unknown shop"
+    if topic not in COMPLIANCE_TOPICS and is_uninstalled(db, shop["id"]):
+        return 410, "the app is uninstalled from this shop"
     try:
-        text = body.decode("utf-8")
-        payload = json.loads(text)
-    except ValueError:  # UnicodeDecodeError included
-        return 400, "malformed JSON"
-    if not isinstance(payload, dict):
-        return 400, "malformed JSON"
+        loads_object(body)
+    except ValueError as exc:
+        return 400, f"malformed JSON: {exc}"
     # The raw text is stored as it came: no need to serialise it again.
-    stored = inbox.record(db, shop["id"], "shopify", topic, delivery, text)
-    if stored:
-        inbox.wake(app)
+    stored = inbox.accept(app, db, shop["id"], "shopify", topic, delivery, body.decode("utf-8"))
     return 200, "ok" if stored else "duplicate"
 
 
@@ -64,7 +66,6 @@ def _categories(db, shop_id, payload) -> dict:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-@inbox.handler("shopify", "orders/create", "orders/updated", "orders/paid", "orders/cancelled")
 def on_order(app, db, shop, payload):
     """Store the order as delivered (status, refunds, lines, customer, codes used).
 
@@ -78,16 +79,19 @@ def on_order(app, db, shop, payload):
     ShopWriter(db, shop).upsert_orders([rec])
 
 
-@inbox.handler("shopify", "refunds/create")
-def on_refund(app, db, shop, payload):
-    """Re-read the refunded order so its refunded total and status are Shopify's, not a sum of ours."""
+def fetch_refunded_order(app, db, shop, payload):
+    """Re-read the refunded order from Shopify (outside the write lock): its refunded total and
+    status are Shopify's, not a sum of ours. None when the order is gone."""
     from .connector import ShopifyConnector
-    rec = ShopifyConnector(app, shop, db=db).order(payload["order_id"])
+    return ShopifyConnector(app, shop, db=db).order(payload["order_id"])
+
+
+def on_refund(app, db, shop, rec):
+    """Store the re-read order."""
     if rec is not None:
         ShopWriter(db, shop).upsert_orders([rec])
 
 
-@inbox.handler("shopify", "customers/create", "customers/update")
 def on_customer(app, db, shop, payload):
     """Store the customer's details and email consent."""
     rec = customer_from_rest(payload)
@@ -95,31 +99,26 @@ def on_customer(app, db, shop, payload):
         ShopWriter(db, shop).upsert_customers([rec])
 
 
-@inbox.handler("shopify", "products/update")
 def on_product(app, db, shop, payload):
     """Store the product's vendor (brand) and type (category)."""
     ShopWriter(db, shop).upsert_products([product_from_rest(payload)])
 
 
-@inbox.handler("shopify", "app/uninstalled")
 def on_uninstalled(app, db, shop, payload):
     """Forget the (already revoked) token and mark the shop uninstalled."""
     mark_uninstalled(app, db, shop)
 
 
-@inbox.handler("shopify", "customers/data_request")
 def on_data_request(app, db, shop, payload):
     """Write what Winback holds about the customer to a file for the shop owner."""
     privacy.export_customer(app, db, shop, payload)
 
 
-@inbox.handler("shopify", "customers/redact")
 def on_customer_redact(app, db, shop, payload):
     """Erase the customer's personal data; their orders stay as anonymous aggregates."""
     privacy.redact_customer(app, db, shop, payload)
 
 
-@inbox.handler("shopify", "shop/redact")
 def on_shop_redact(app, db, shop, payload):
     """Erase all personal data of the shop; anonymous order aggregates stay."""
     privacy.redact_shop(app, db, shop, payload)

@@ -13,7 +13,6 @@ from typing import Iterator
 from app.timeutil import UTC
 
 from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord, WebhookEvent
-from ..registry import register
 from . import coupons, mapping, webhooks
 from .client import WooClient, WooError, normalise_store_url
 
@@ -121,11 +120,17 @@ class WooConnector(Connector):
                                      percent=percent, free_shipping=free_shipping, expires_at=expires_at)
 
     def prepare(self, db) -> None:
-        """Before a scheduled sync: create the webhooks of a shop added offline (best effort)."""
+        """Before a scheduled sync: create the webhooks of a shop added offline, and fill in the
+        products that delivered orders named before the store was asked about them (best effort)."""
+        from .catalog import fill_pending
         try:
             self.ensure_webhooks(db)
         except WooError:
             pass  # webhooks are a hint; the poll still reconciles
+        try:
+            fill_pending(self, db)
+        except WooError:
+            pass  # the marks stay; the next round tries again
 
     def ensure_webhooks(self, db, force: bool = False) -> dict:
         """Create the store's webhooks unless they exist (always with `force`); returns their ids."""
@@ -158,7 +163,6 @@ def make_client(app, store_url, key, secret) -> WooClient:
                      backoff=float(app.config.get("WOOCOMMERCE_BACKOFF", 1.0)))
 
 
-@register("woocommerce")
 def factory(app, shop) -> WooConnector:
     """The connector of a WooCommerce shop, from its encrypted keys and consent setting."""
     from app.db import connect

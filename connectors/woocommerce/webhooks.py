@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 
-from app.webhooks import handler
+from app.jsonbody import loads_object
 
 from ..base import WebhookEvent
+from ..store import ShopWriter
+from . import catalog, mapping
 from .client import WooClient
 
 TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated", "product.updated")
@@ -53,12 +54,7 @@ def parse(headers, body: bytes) -> WebhookEvent:
     topic = (headers.get("X-WC-Webhook-Topic") or "").strip()
     if not topic:
         raise ValueError("no X-WC-Webhook-Topic header")
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise ValueError("the body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise ValueError("the body is not a JSON object")
+    payload = loads_object(body)
     return WebhookEvent(topic=topic, delivery_id=headers.get("X-WC-Webhook-Delivery-ID") or None,
                         payload=payload)
 
@@ -82,13 +78,17 @@ def register(client: WooClient, url: str, secret: str) -> dict[str, int]:
 
 
 # ---- background processing (app.webhooks inbox) --------------------------------------------
+# `fetch_*` steps may call the store and run outside any transaction; the `handle_*` (write) steps run
+# inside the event's write transaction and never do network I/O (see app.webhooks.Handler).
 def _connector(app, shop):
     from ..registry import connector_for
-    return connector_for(app, shop)
+    connector = connector_for(app, shop)
+    # One attempt per event: the inbox retries with its own backoff, without holding up the others.
+    connector.client.retries = 0
+    return connector
 
 
-@handler("woocommerce", SETUP_TOPIC)
-def handle_setup(app, db, shop, payload):
+def fetch_setup(app, db, shop, payload) -> dict:
     """A new connection: learn the store's currency and time zone, create its webhooks.
 
     Runs from the inbox, so a store that fails is retried with backoff.
@@ -96,38 +96,56 @@ def handle_setup(app, db, shop, payload):
     from .connect import store_settings
     connector = _connector(app, shop)
     currency, timezone = store_settings(connector.client)
+    creds = dict(connector.credentials)
+    creds.setdefault("webhook_secret", new_secret())
+    creds["webhook_ids"] = register(connector.client, delivery_url(app, shop["id"]), creds["webhook_secret"])
+    return {"currency": currency, "timezone": timezone, "credentials": creds}
+
+
+def handle_setup(app, db, shop, found):
+    """Store what `fetch_setup` learnt and the webhooks' secret and ids."""
+    from app.shops import store_credentials
     db.execute("UPDATE shops SET currency = COALESCE(?, currency), timezone = COALESCE(?, timezone)"
-               " WHERE id = ?", [currency, timezone, shop["id"]])
-    connector.ensure_webhooks(db, force=True)
+               " WHERE id = ?", [found["currency"], found["timezone"], shop["id"]])
+    store_credentials(app, db, shop["id"], found["credentials"])
 
 
-@handler("woocommerce", "order.created", "order.updated")
+def fetch_order(app, db, shop, payload):
+    """The delivered order; read again from the store only when the payload is not a whole order."""
+    if "line_items" in payload and "status" in payload:
+        return payload
+    if not payload.get("id"):
+        return None
+    return _connector(app, shop).client.get(f"orders/{int(payload['id'])}")
+
+
 def handle_order(app, db, shop, payload):
-    """Write the delivered order (fetched again when the payload is not a whole order)."""
-    from ..store import ShopWriter
-    connector = _connector(app, shop)
-    if "line_items" not in payload or "status" not in payload:
-        if not payload.get("id"):
-            return
-        payload = connector.client.get(f"orders/{int(payload['id'])}")
-    record = connector.map_orders([payload])
-    if record:
-        ShopWriter(db, shop).upsert_orders(record)
+    """Write the delivered order from its payload alone.
+
+    Brand and category come from the products already stored; products the store has not told us
+    about yet are marked, and the next sync fills them in (catalog.fill_pending).
+    """
+    if not payload:
+        return
+    ids = {str(li["product_id"]) for li in payload.get("line_items") or () if li.get("product_id")}
+    known = catalog.known(db, shop["id"], ids)
+    record = mapping.map_order(payload, catalog.consent_of(db, shop["id"]), known, shop["timezone"])
+    if record is None:
+        return
+    writer = ShopWriter(db, shop)
+    writer.upsert_orders([record])
+    writer.mark_details_pending(ids - known.keys())
 
 
-@handler("woocommerce", "customer.created", "customer.updated")
 def handle_customer(app, db, shop, payload):
     """Write the delivered customer."""
-    from ..store import ShopWriter
-    record = _connector(app, shop).map_customer(payload)
+    record = mapping.map_customer(payload, catalog.consent_of(db, shop["id"]), shop["timezone"])
     if record is not None:
         ShopWriter(db, shop).upsert_customers([record])
 
 
-@handler("woocommerce", "product.updated")
 def handle_product(app, db, shop, payload):
     """Write the delivered product (brand and category included)."""
-    from ..store import ShopWriter
     if not payload.get("id") or payload.get("type") == "variation" or int(payload.get("parent_id") or 0):
         return  # a variation: order lines name its parent product, which carries brand and category
-    ShopWriter(db, shop).upsert_products([_connector(app, shop).map_product(payload)])
+    catalog.store_products(db, shop, [mapping.map_product(payload, shop["currency"], shop["timezone"])])
