@@ -334,3 +334,30 @@ def start_processor(app):
     if "winback_webhooks" not in app.extensions:
         app.extensions["winback_webhooks"] = Processor(app).start()
     return app.extensions["winback_webhooks"]
+
+
+def scrub_spool(app, shop_id, needles=None) -> int:
+    """Delete spooled deliveries of `shop_id` (waiting, or set aside as unreadable) that mention one
+    of `needles` (any of the shop's, when None): a redaction leaves nothing in the instance folder."""
+    folder = spool_folder(app)
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return 0
+    lowered = {str(n).strip().lower() for n in needles or () if n and str(n).strip()}
+    removed = 0
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        try:
+            ours = json.loads(text).get("shop_id") == shop_id
+        except (ValueError, AttributeError):
+            ours = f'"shop_id": {shop_id},' in text or f'"shop_id": {shop_id}}}' in text
+        if ours and (needles is None or any(n in text.lower() for n in lowered)):
+            os.remove(path)
+            removed += 1
+    return removed

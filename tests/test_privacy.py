@@ -133,6 +133,13 @@ def test_customer_redact_leaves_no_trace(papp, pdb, fake, shop, tmp_path):
     assert inbox.process_due(papp, pdb)["done"] == 1
     assert traces(tmp_path, ann) and traces(tmp_path, other)  # the search finds what is there
     before = totals(pdb)
+    # A delivery that was spooled while the database was busy and could not be read back (kept aside
+    # as .bad): it mentions the person too.
+    spool = Path(inbox.spool_folder(papp))
+    spool.mkdir(exist_ok=True)
+    for who in (ann, other):
+        (spool / f"0001-{who['id']}.json.bad").write_text(
+            f'{{"shop_id": {shop["id"]}, "payload": "{{\\"email\\": \\"{who["email"]}\\", \\"first_name')
 
     deliver(client, fake, "customers/redact", {
         "shop_id": 1, "shop_domain": SHOP, "customer": {"id": ann["id"], "email": ann["email"], "phone": ann["phone"]},
@@ -141,6 +148,7 @@ def test_customer_redact_leaves_no_trace(papp, pdb, fake, shop, tmp_path):
 
     assert traces(tmp_path, ann) == []
     assert traces(tmp_path, other)  # the other customer is untouched
+    assert [p.name for p in spool.iterdir()] == [f"0001-{other['id']}.json.bad"]
     assert (tmp_path / "instance" / "winback.db-wal").stat().st_size == 0 or \
         not (tmp_path / "instance" / "winback.db-wal").exists()
     assert totals(pdb) == before  # orders stay as anonymous totals

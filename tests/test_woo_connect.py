@@ -179,3 +179,9 @@ def test_the_return_page_ignores_another_users_state(app, client, login, db, sho
     back = client.get(f"/woocommerce/return?success=1&user_id={bob_state}")
     assert back.headers["Location"].endswith("/woocommerce/connect")
     assert pending_count(db) == 1  # Bob's connection is not consumed by Alice's visit
+
+
+def test_hostile_callback_bodies_are_refused_not_500(client):
+    for body in (b"[" * 20_000 + b"]" * 20_000, '{"user_id": "x"}'.encode("utf-16"), b"not json", b"[1]"):
+        resp = client.post("/woocommerce/callback", data=body, content_type="application/json")
+        assert resp.status_code == 400, body[:20]

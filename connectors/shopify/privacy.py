@@ -165,6 +165,7 @@ def redact_customer(app, db, shop, payload) -> int:
     inbox.scrub_payloads(db, shop["id"], needles | ({external_id} - {""}), _mentions(external_id, needles),
                          keep_topics=COMPLIANCE_TOPICS)
     _remove_exports(app, db, shop, external_id, needles)
+    inbox.scrub_spool(app, shop["id"], needles | ({external_id} - {""}))
     _record(db, shop["id"], "customers/redact", external_id, None)
     _wipe_freed_bytes(db)
     return len(ids)
@@ -198,6 +199,7 @@ def redact_shop(app, db, shop, payload) -> int:
     db.execute("UPDATE shops SET credentials = NULL WHERE id = ?", [shop["id"]])
     db.execute("DELETE FROM privacy_requests WHERE shop_id = ?", [shop["id"]])
     shutil.rmtree(_folder(app, shop), ignore_errors=True)
+    inbox.scrub_spool(app, shop["id"])
     _record(db, shop["id"], "shop/redact", None, None)
     _wipe_freed_bytes(db)
     return gone

@@ -19,6 +19,7 @@ import requests
 
 from app import webhooks as inbox
 from app.db import write_transaction
+from app.jsonbody import loads_object
 from app.shops import ShopError, create_shop, get_shop, load_credentials, store_credentials
 from app.timeutil import from_db, to_db, utcnow
 
@@ -113,11 +114,9 @@ def accept_keys(app, db, body: bytes) -> dict:
     200 at once.
     """
     try:
-        data = json.loads(body or b"")
-    except ValueError:
-        raise ConnectError("the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise ConnectError("the body is not a JSON object")
+        data = loads_object(body or b"")
+    except ValueError as exc:
+        raise ConnectError(str(exc)) from None
     state = str(data.get("user_id") or "")
     key, secret = data.get("consumer_key"), data.get("consumer_secret")
     if not state or not isinstance(key, str) or not isinstance(secret, str) or not key or not secret:
