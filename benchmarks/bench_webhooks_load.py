@@ -36,8 +36,8 @@ BIN = ROOT / ".venv" / "bin"
 SHOP = "bench.myshopify.com"
 SECRET = "bench-secret"
 WOO_SECRET = "bench-woo-secret"
-SHOPIFY_ORDER = Path("/work/shared/fixtures/shopify/orders/order_18_paid_a.json")
-WOO_ORDER = Path("/work/shared/fixtures/woocommerce/webhook_order_created.body.json")
+SHOPIFY_ORDER = ROOT / "tests" / "fixtures" / "shopify" / "orders" / "order_18_paid_a.json"
+WOO_ORDER = ROOT / "tests" / "fixtures" / "woocommerce" / "webhook_order_created.body.json"
 TARGETS = {"p99_ms": 100, "max_ms": 1000}
 
 
@@ -97,9 +97,12 @@ def main():
     seconds = min(args.seconds, 300)
     count = int(args.rate * seconds)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from smtp_sink import SmtpSink
+    # The flow ticks deliver for real (to a counting SMTP server): without a channel they only preview.
+    with tempfile.TemporaryDirectory() as tmp, SmtpSink() as sink:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("WINBACK_")},
-               "WINBACK_INSTANCE_PATH": tmp, "WINBACK_DATABASE": os.path.join(tmp, "bench.db"),
+               "WINBACK_SMTP_URL": sink.url, "WINBACK_INSTANCE_PATH": tmp, "WINBACK_DATABASE": os.path.join(tmp, "bench.db"),
                "WINBACK_SHOPIFY_CLIENT_SECRET": SECRET, "WINBACK_SHOPIFY_CLIENT_ID": "bench",
                "WINBACK_SHOPIFY_ADMIN_URL": "http://127.0.0.1:9/{shop}",
                "WINBACK_ADMIN_PASSWORD": "bench-password", "WINBACK_TICK_SECONDS": "5"}
@@ -192,6 +195,7 @@ def main():
             if flows.is_alive():
                 flows.join(60)
             db.close()
+            emails = sink.received()
         server_ms = []
         if os.path.exists(access_log):
             with open(access_log) as f:
@@ -202,7 +206,7 @@ def main():
         "benchmark": "webhooks_load", "deliveries": count, "rate": args.rate,
         "achieved_per_s": round(count / took), "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
         "p99_ms": round(p99, 1), "max_ms": round(worst, 1), "ok": ok, "stored": stored,
-        "processed": processed, "flow_ticks": ticks_during,
+        "processed": processed, "flow_ticks": ticks_during, "emails_sent_by_ticks": emails,
         # as the server saw them (gunicorn only): the gap to the above is time queued or in the client
         "server_p50_ms": percentile(server_ms, 0.5) if server_ms else None,
         "server_p99_ms": percentile(server_ms, 0.99) if server_ms else None,
