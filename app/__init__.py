@@ -2,7 +2,7 @@
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,42 +63,13 @@ def create_app(test_config=None):
 
     # Explicit registration: the platforms' connector factories and webhook handlers.
     from connectors import platforms, registry
-    from . import webhooks
+    from . import settings, webhooks
     registry.init_app(app, platforms.connector_factories())
     webhooks.init_app(app, platforms.webhook_handlers())
+    settings.init_app(app, platforms.setting_hooks())
 
-    # Before CSRF's check, which reads the form: a body over its route's limit is refused unread.
-    from . import limits
-    limits.init_app(app)
-
-    from flask_wtf.csrf import CSRFProtect
-    csrf = CSRFProtect(app)
-    app.extensions["winback_csrf"] = csrf
-
-    from . import (auth, cli, dashboard, flow_pages, i18n, links, outbox_pages, pages, product_pages, settings_pages,
-                   shopify_routes, woocommerce_routes)
+    from . import cli, web
     cli.init_app(app)
-    i18n.init_app(app)
-    from . import security, user_pages
-    security.init_app(app)
-    auth.init_app(app)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(user_pages.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(flow_pages.bp)
-    app.register_blueprint(settings_pages.bp)
-    app.register_blueprint(product_pages.bp)
-    app.register_blueprint(outbox_pages.bp)
-    # Email links are followed from mail clients: no session, so no CSRF token; the signed token
-    # in the URL is what authorises them.
-    csrf.exempt(links.bp)
-    app.register_blueprint(links.bp)
-    app.register_blueprint(shopify_routes.bp)
-    app.register_blueprint(woocommerce_routes.bp)
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(ok=True)
+    web.register(app)
 
     return app

@@ -3,10 +3,8 @@ import contextlib
 import os
 import sqlite3
 
-import click
 import sqlite_utils
 from flask import current_app, g
-from flask.cli import with_appcontext
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -95,32 +93,6 @@ def close_db(exc=None):
         db.close()
 
 
-def init_db(db=None):
-    """Create or migrate the schema; returns the names of the migrations applied now."""
-    from .migrations import migrations
-    db = db or get_db()
-    pending = [m.name for m in migrations.pending(db)]
-    migrations.apply(db)
-    return pending
-
-
-@click.command("init-db")
-@with_appcontext
-def init_db_command():
-    """Create or migrate the database, and create the admin user if there is none."""
-    from . import auth
-    applied = init_db()
-    db = get_db()
-    click.echo(f"Database ready: {current_app.config['DATABASE']}"
-               + (f" (applied {', '.join(applied)})" if applied else " (up to date)"))
-    created = auth.ensure_admin(db, current_app.config.get("ADMIN_PASSWORD"))
-    if created is not None:
-        click.echo("Admin login: user 'admin', password "
-                   + ("from WINBACK_ADMIN_PASSWORD" if current_app.config.get("ADMIN_PASSWORD")
-                      else f"'{created}' (shown once; keep it)"))
-
-
 def init_app(app):
-    """Register teardown and the init-db command."""
+    """Close the request's connection at the end of each app context."""
     app.teardown_appcontext(close_db)
-    app.cli.add_command(init_db_command)

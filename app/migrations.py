@@ -5,6 +5,8 @@ integer minor units of the row's currency; every row belongs to a shop.
 """
 from sqlite_utils import Migrations
 
+from .db import get_db
+
 migrations = Migrations("winback")
 
 
@@ -427,3 +429,11 @@ CREATE INDEX login_failures_at ON login_failures (at)
     if has_app_context():
         from .settings import encrypt_plain_secrets
         encrypt_plain_secrets(current_app, db)
+
+
+def init_db(db=None):
+    """Create or migrate the schema; returns the names of the migrations applied now."""
+    db = db or get_db()
+    pending = [m.name for m in migrations.pending(db)]
+    migrations.apply(db)
+    return pending

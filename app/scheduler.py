@@ -28,7 +28,7 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
     from connectors.sync import sync_shop
     from flows import lease
     from flows.engine import TickBusy, tick
-    from .cli import live_connector
+    from connectors.registry import live_connector
     from .consent import push_unsubscribes
     from .runs import finish_run, start_run
     db = connect(app.config["DATABASE"])
@@ -72,7 +72,7 @@ def deliver_all(app, holder=_HOLDER) -> dict | None:
     delivery, paced by each shop's rate, not a per-tick ceiling)."""
     from flows import lease
     from flows.engine import TickBusy, deliver_due
-    from .cli import live_connector
+    from connectors.registry import live_connector
     db = connect(app.config["DATABASE"])
     try:
         if not lease.acquire(db, LEASE, holder, ttl_seconds=LEASE_SECONDS):

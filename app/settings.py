@@ -19,7 +19,6 @@ class Setting:
     default: Any
     parse: Callable[[Any], Any]
     label: str
-    on_change: Callable[[Any, int, Any, Any], None] | None = None  # (db, shop_id, old, new), same transaction
     secret: bool = False  # stored encrypted; read back as a Secret, never shown
 
 
@@ -100,13 +99,32 @@ def number(lo=None, hi=None, *, integer=False, optional=False):
 SETTINGS: dict[str, Setting] = {}
 
 
-def declare(key, default, parse, label, on_change=None, secret=False):
-    """Declare a per-shop setting (used by the features at import time).
+# What else must change when a setting changes: {key: hook(db, shop_id, old, new)}, run in the
+# saving transaction. Told by the app factory (a platform's hooks, connectors/platforms.py), so
+# that this module, at the bottom of the layers, calls up without importing upwards.
+CHANGE_HOOKS: dict[str, Callable[[Any, int, Any, Any], None]] = {}
 
-    `on_change(db, shop_id, old, new)` runs in the saving transaction when the value changes. A
-    `secret` one is stored encrypted and read back as a `Secret`.
-    """
-    SETTINGS[key] = Setting(key, default, parse, label, on_change, secret)
+
+def init_app(app, hooks: dict):
+    """Take the change hooks the platforms declare (see CHANGE_HOOKS)."""
+    unknown = set(hooks) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"change hooks for unknown settings: {', '.join(sorted(unknown))}")
+    CHANGE_HOOKS.update(hooks)
+
+
+def declare(key, default, parse, label, secret=False):
+    """Declare a per-shop setting: its default, its validator and what the owner reads. A `secret`
+    one is stored encrypted and read back as a `Secret`."""
+    SETTINGS[key] = Setting(key, default, parse, label, secret)
+
+
+def upsert(db, shop_id, key, stored: str, now: str):
+    """Write one stored (JSON) value of a shop's setting: the one statement that writes shop_settings
+    (settings, flow definitions and email copy alike). Call inside a write transaction."""
+    db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+               " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+               [shop_id, key, stored, now])
 
 
 # Customer intelligence (SPEC "Business rules and defaults").
@@ -159,18 +177,9 @@ def consent_source(value):
 # "none" = nobody consents (promotional flows send nothing); "meta:<key>" = a customer/order meta key
 # such as "mailchimp_woocommerce_is_subscribed", truthy values consent; "soft_opt_in" = everyone who
 # bought, on the EU soft opt-in basis for existing customers. Winback's own unsubscribes always win.
-def _consent_source_changed(db, shop_id, old, new):
-    # Consent read under the old source is no evidence under the new one: forget it, and make the
-    # next sync a full one so that every customer is judged again.
-    from connectors.sync import CURSOR
-    db.execute("UPDATE customers SET accepts_marketing = NULL, marketing_updated_at = NULL WHERE shop_id = ?",
-               [shop_id])
-    db.execute("DELETE FROM sync_state WHERE shop_id = ? AND resource = ?", [shop_id, CURSOR])
-
-
+# Changing it forgets the consent read under the old source (connectors.woocommerce.consent).
 declare("woo_consent_source", "none", consent_source,
-        "WooCommerce: where marketing consent comes from (none, meta:<key> or soft_opt_in)",
-        on_change=_consent_source_changed)
+        "WooCommerce: where marketing consent comes from (none, meta:<key> or soft_opt_in)")
 
 
 def get_settings(db, shop_id) -> dict:
@@ -185,30 +194,13 @@ def get_settings(db, shop_id) -> dict:
 
 
 def save_setting(db, shop_id, key, value, app=None):
-    """Validate and save one setting; ValueError (with a message) leaves the stored value as it was.
-
-    A secret setting is encrypted with `app`'s key (default: the current app's).
-    """
+    """Validate and save one setting; ValueError (with a message) leaves the stored value as it was."""
     if key not in SETTINGS:
         raise ValueError(f"unknown setting {key!r}")
-    try:
-        parsed = SETTINGS[key].parse(value)
-    except ValueError as exc:
-        raise ValueError(f"{key}: {exc}") from None
-    merged = {**get_settings(db, shop_id), key: parsed}
-    for check in CHECKS:
-        problem = check(merged)
-        if problem:
-            raise ValueError(f"{key}: {problem}")
-    with write_transaction(db):
-        setting = SETTINGS[key]
-        old = get_settings(db, shop_id)[key] if setting.on_change else None
-        db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                   " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                   [shop_id, key, _stored_json(app, setting, parsed), to_db(utcnow())])
-        if setting.on_change and old != parsed:
-            setting.on_change(db, shop_id, old, parsed)
-    return parsed
+    parsed, errors = save_settings(db, shop_id, {key: value}, app=app)
+    if errors:
+        raise ValueError(f"{key}: {errors.get(key) or next(iter(errors.values()))}")
+    return parsed[key]
 
 
 # --- Email branding and sender (issue #5: email content and rendering; used by flows/render.py) ---
@@ -347,12 +339,9 @@ def save_settings(db, shop_id, values: dict, app=None) -> tuple[dict, dict]:
         old_values = get_settings(db, shop_id)
         now = to_db(utcnow())
         for key, value in parsed.items():
-            db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                       " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                       [shop_id, key, _stored_json(app, SETTINGS[key], value), now])
-            setting = SETTINGS[key]
-            if setting.on_change and old_values[key] != value:
-                setting.on_change(db, shop_id, old_values[key], value)
+            upsert(db, shop_id, key, _stored_json(app, SETTINGS[key], value), now)
+            if key in CHANGE_HOOKS and old_values[key] != value:
+                CHANGE_HOOKS[key](db, shop_id, old_values[key], value)
     return parsed, {}
 
 

@@ -1,7 +1,7 @@
 """Accounts: the `users` table, who belongs to which shop, passwords and session tokens.
 
 Used by the `winback user` commands and the users pages alike, so both refuse the same things with the
-same words. A user's `session_token` is part of their login cookie (see app/auth.py): replacing it
+same words. A user's `session_token` is part of their login cookie (see app/web/auth.py): replacing it
 ends every session of that user at once (logout, password change, reset).
 """
 import functools

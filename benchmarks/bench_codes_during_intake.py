@@ -100,7 +100,8 @@ def main():
                "WINBACK_SHOPIFY_CLIENT_SECRET": SECRET, "WINBACK_SHOPIFY_CLIENT_ID": "bench",
                "WINBACK_ADMIN_PASSWORD": "bench-password", "WINBACK_SMTP_URL": smtp.url}
         os.environ.update(env)
-        from app.db import connect, init_db
+        from app.db import connect
+        from app.migrations import init_db
         db = connect(env["WINBACK_DATABASE"])
         init_db(db)
         shop = seed(db, store, codes)

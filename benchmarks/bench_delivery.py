@@ -27,7 +27,8 @@ def main():
     parser.add_argument("--messages", type=int, default=10_000)
     args = parser.parse_args()
     from app import create_app
-    from app.db import connect, init_db
+    from app.db import connect
+    from app.migrations import init_db
     from flows.engine import deliver_due, tick
     with tempfile.TemporaryDirectory() as tmp, SmtpSink() as sink:
         app = create_app({"INSTANCE_PATH": tmp, "DATABASE": f"{tmp}/bench.db", "SMTP_URL": sink.url})

@@ -52,7 +52,8 @@ def main():
     parser.add_argument("--customers", type=int, default=22_300)
     args = parser.parse_args()
     from app import create_app
-    from app.db import connect, init_db
+    from app.db import connect
+    from app.migrations import init_db
     from flows.engine import tick
     from smtp_sink import SmtpSink
     with tempfile.TemporaryDirectory() as tmp, SmtpSink() as sink:

@@ -101,7 +101,9 @@ def main():
     if not path.exists():
         generate(path, args.lines)
 
-    from app.db import connect, init_db
+    from app.db import connect
+
+    from app.migrations import init_db
     from app.shops import create_shop
     from connectors.shopify import bulk
     from connectors.store import ShopWriter

@@ -56,7 +56,8 @@ def main():
         env = {**os.environ, "WINBACK_INSTANCE_PATH": tmp, "WINBACK_DATABASE": os.path.join(tmp, "bench.db"),
                "WINBACK_SHOPIFY_CLIENT_SECRET": SECRET, "WINBACK_SHOPIFY_CLIENT_ID": "bench",
                "WINBACK_ADMIN_PASSWORD": "bench-password"}
-        from app.db import connect, init_db
+        from app.db import connect
+        from app.migrations import init_db
         from app.shops import create_shop
         db = connect(env["WINBACK_DATABASE"])
         init_db(db)

@@ -1,7 +1,8 @@
 """The platforms Winback talks to: per platform, its connector factory and its webhook handlers.
 
 A plain table, read by the app factory (app.create_app), which hands the factories to
-connectors.registry and the handlers to the webhook inbox (app.webhooks). Nothing registers itself
+connectors.registry, the handlers to the webhook inbox (app.webhooks) and the setting hooks to
+app.settings. Nothing registers itself
 as a side effect of an import, so every process kind (serve, worker, gunicorn's workers, the CLI)
 knows every handler from the moment the app exists. A new platform is one more entry here.
 """
@@ -13,6 +14,7 @@ from typing import Callable
 from app.webhooks import Handler
 
 from . import woocommerce
+from .woocommerce.consent import consent_source_changed
 from .shopify import webhooks as shopify_hooks
 from .shopify.connector import factory as shopify_factory
 from .woocommerce import webhooks as woo_hooks
@@ -25,6 +27,7 @@ class Platform:
     name: str
     connector: Callable
     webhooks: dict = field(default_factory=dict)
+    setting_hooks: dict = field(default_factory=dict)  # {setting: hook(db, shop_id, old, new)}
 
 
 PLATFORMS = (
@@ -49,13 +52,18 @@ PLATFORMS = (
         "customer.created": woo_hooks.handle_customer,
         "customer.updated": woo_hooks.handle_customer,
         "product.updated": woo_hooks.handle_product,
-    }),
+    }, setting_hooks={"woo_consent_source": consent_source_changed}),
 )
 
 
 def connector_factories(platforms=PLATFORMS) -> dict:
     """{platform name: connector factory}."""
     return {p.name: p.connector for p in platforms}
+
+
+def setting_hooks(platforms=PLATFORMS) -> dict:
+    """{shop setting: what else changes with it} (app.settings.CHANGE_HOOKS)."""
+    return {key: hook for p in platforms for key, hook in p.setting_hooks.items()}
 
 
 def webhook_handlers(platforms=PLATFORMS) -> dict:

@@ -14,3 +14,14 @@ def connector_for(app, shop):
     if factory is None:
         raise LookupError(f"shop {shop['handle']!r} ({shop['platform']}) has no platform to sync from")
     return factory(app, shop)
+
+
+def live_connector(app, shop):
+    """The shop's connector when its platform has one (codes, live order checks, sync), else None
+    (demo and import shops)."""
+    if shop["platform"] in ("demo", "import"):
+        return None
+    try:
+        return connector_for(app, shop)
+    except LookupError:
+        return None

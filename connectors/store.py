@@ -455,3 +455,11 @@ def _merge_customer(a: CustomerRecord, b: CustomerRecord) -> CustomerRecord:
     out.created_at = min(created) if created else None
     out.updated_at = max(updated) if updated else None
     return out
+
+
+def forget_consent(db, shop_id):
+    """Forget the marketing consent of every customer of the shop (its source changed); Winback's
+    own unsubscribes stay."""
+    with write_transaction(db):
+        db.execute("UPDATE customers SET accepts_marketing = NULL, marketing_updated_at = NULL WHERE shop_id = ?",
+                   [shop_id])

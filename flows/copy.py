@@ -10,7 +10,12 @@ import json
 from app.db import write_transaction
 from app.timeutil import to_db, utcnow
 
-from .render import LOCALES, TEMPLATES
+# The emails that exist, in the languages that ship (flows/render.py renders them).
+LOCALES = ("en", "nl", "pl")
+DEFAULT_LOCALE = "en"
+TEMPLATES = ("winback_1", "winback_2", "winback_3", "vip_winback_1", "vip_winback_2", "vip_winback_3",
+             "replenish_reminder", "second_order", "sunset")
+SERVICE_TEMPLATES = frozenset({"second_order"})  # no offer, no promotional footer
 
 SUBJECT_MAX = 150
 INTRO_MAX = 2000

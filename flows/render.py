@@ -20,6 +20,7 @@ subject/intro per step and language from flows.copy, when a database handle is g
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import css_inline
 from babel.dates import format_datetime
@@ -29,15 +30,12 @@ from babel.units import format_unit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from app import ROOT
 from app.settings import DEFAULT_BRAND_COLOR
 from app.timeutil import from_db, utcnow, zone
 
-LOCALES = ("en", "nl", "pl")
-DEFAULT_LOCALE = "en"
-TEMPLATES = ("winback_1", "winback_2", "winback_3", "vip_winback_1", "vip_winback_2", "vip_winback_3",
-             "replenish_reminder", "second_order", "sunset")
-SERVICE_TEMPLATES = frozenset({"second_order"})  # no offer, no promotional footer
+from .copy import DEFAULT_LOCALE, LOCALES, SERVICE_TEMPLATES, TEMPLATES, get_copy  # noqa: F401 - re-exported
+
+EMAIL_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "emails"
 
 # The expiry as it reads in running text after "until" / "tot" / "do" (Polish: genitive month).
 _EXPIRY_PATTERNS = {
@@ -118,7 +116,7 @@ def _nl2br(value):
 def _make_env(html: bool) -> Environment:
     # auto_reload off: templates do not change while Winback runs, and checking their files on
     # every email cost a quarter of a tick.
-    env = Environment(loader=FileSystemLoader(str(ROOT / "templates" / "emails")), autoescape=html,
+    env = Environment(loader=FileSystemLoader(str(EMAIL_TEMPLATES)), autoescape=html,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.globals["layout"] = "base.html" if html else "base.txt"
     env.filters["paras"] = _paras
@@ -186,7 +184,6 @@ def render(template, *, shop, customer, code=None, products=None, links=None, db
     settings, copy = {}, {}
     if db is not None and shop.get("id") is not None:
         from app.settings import get_settings
-        from .copy import get_copy
         cache = {} if cache is None else cache
         if "settings" not in cache:
             cache["settings"] = get_settings(db, shop["id"])

@@ -4,8 +4,9 @@ import os
 import pytest
 
 from app import create_app
-from app.auth import create_user
-from app.db import connect, init_db
+from app.users import create_user
+from app.db import connect
+from app.migrations import init_db
 
 ADMIN_PASSWORD = "correct horse battery"
 
@@ -29,7 +30,7 @@ def app(tmp_path):
     with app.app_context():
         from app.db import get_db
         init_db(get_db())
-        from app.auth import ensure_admin
+        from app.users import ensure_admin
         ensure_admin(get_db(), ADMIN_PASSWORD)
     yield app
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from app import create_app
-from app.db import get_db, init_db
+from app.db import get_db
+from app.migrations import init_db
 from app.shops import create_shop
 from app.timeutil import parse_now
 from tests.conftest import ADMIN_PASSWORD

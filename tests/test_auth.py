@@ -1,5 +1,5 @@
 """Login, logout, the admin user and who sees which shop."""
-from app.auth import ensure_admin
+from app.users import ensure_admin
 from app.shops import create_shop
 from tests.conftest import ADMIN_PASSWORD
 
@@ -61,7 +61,8 @@ def test_passwords_are_hashed(db):
 
 
 def test_admin_is_created_once_with_a_random_password(tmp_path):
-    from app.db import connect, init_db
+    from app.db import connect
+    from app.migrations import init_db
     db = connect(tmp_path / "a.db")
     init_db(db)
     first = ensure_admin(db)
@@ -71,7 +72,7 @@ def test_admin_is_created_once_with_a_random_password(tmp_path):
 
 def test_init_db_prints_the_admin_login_once(tmp_path, monkeypatch):
     from click.testing import CliRunner
-    from app.cli import main
+    from app.__main__ import main
     monkeypatch.setenv("WINBACK_INSTANCE_PATH", str(tmp_path / "inst"))
     runner = CliRunner()
     first = runner.invoke(main, ["init-db"])
@@ -83,7 +84,7 @@ def test_init_db_prints_the_admin_login_once(tmp_path, monkeypatch):
 
 def test_admin_password_from_environment(tmp_path, monkeypatch):
     from click.testing import CliRunner
-    from app.cli import main
+    from app.__main__ import main
     monkeypatch.setenv("WINBACK_INSTANCE_PATH", str(tmp_path / "inst"))
     monkeypatch.setenv("WINBACK_ADMIN_PASSWORD", "123456")  # digits: must stay a string
     result = CliRunner().invoke(main, ["init-db"])

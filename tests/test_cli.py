@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main
+from app.__main__ import main
 from app.shops import create_shop
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "SPEC.md"

@@ -380,7 +380,7 @@ def test_cli_summary_lists_skipped_lines(app, runner):
 
 
 def test_cli_file_problem_is_one_line_and_exit_1(app, runner, tmp_path):
-    from app.cli import main
+    from app.__main__ import main
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
 

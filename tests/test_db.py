@@ -3,7 +3,9 @@ import threading
 
 import pytest
 
-from app.db import connect, init_db, write_transaction
+from app.db import connect, write_transaction
+
+from app.migrations import init_db
 from app.migrations import migrations
 from app.shops import create_shop
 

@@ -6,7 +6,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.db import connect, init_db
+from app.db import connect
+
+from app.migrations import init_db
 from connectors.base import ORDER_STATUSES
 from connectors.demo import REPLENISHABLE, DemoConnector, seed_demo
 

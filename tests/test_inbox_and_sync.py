@@ -101,7 +101,7 @@ def test_every_subscribed_topic_has_a_handler_in_a_bare_app(tmp_path):
     """No import side effect is needed: a fresh app knows every platform's topics and connectors."""
     from app import create_app
     from connectors.registry import connector_for
-    from connectors.shopify.install import TOPICS as SHOPIFY_TOPICS
+    from connectors.shopify.subscriptions import TOPICS as SHOPIFY_TOPICS
     from connectors.shopify.webhooks import COMPLIANCE_TOPICS
     from connectors.woocommerce.webhooks import SETUP_TOPIC, TOPICS as WOO_TOPICS
     bare = create_app({"INSTANCE_PATH": str(tmp_path / "i")})

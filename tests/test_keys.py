@@ -59,7 +59,8 @@ def test_key_rotation_keeps_old_tokens_readable(tmp_path):
 
 # ---- a lost or wrong key is refused, never replaced (issue 12) ----------------------------------
 def _installation_with_credentials(inst):
-    from app.db import connect, init_db
+    from app.db import connect
+    from app.migrations import init_db
     app = create_app({"INSTANCE_PATH": str(inst)})
     db = connect(app.config["DATABASE"])
     init_db(db)

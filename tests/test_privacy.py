@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from app import create_app, webhooks as inbox
-from app.db import connect, init_db
+from app.db import connect
+from app.migrations import init_db
 from app.timeutil import to_db, utcnow
 from connectors.shopify import oauth
 from connectors.shopify.install import save_shop

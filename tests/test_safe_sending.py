@@ -249,7 +249,7 @@ def test_a_withheld_sunset_changes_no_consent(app, db, smtp):
 def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp):
     """While the (slow) store creates each coupon, another writer takes the write lock at once:
     webhook intake never waits for the platform."""
-    from app.cli import live_connector
+    from connectors.registry import live_connector
     from app.shops import get_shop
     from connectors.woocommerce.connect import add_store
     from tests.fake_woo import FakeStore
@@ -292,7 +292,7 @@ def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp)
 
 
 def test_a_failed_code_creation_is_retried_with_the_same_code(app, db, smtp):
-    from app.cli import live_connector
+    from connectors.registry import live_connector
     from app.shops import get_shop
     from connectors.woocommerce.connect import add_store
     from tests.fake_woo import FakeStore

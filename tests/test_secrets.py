@@ -181,7 +181,7 @@ def _send_test(client, login, extra=None):
                                              (not_smtp, "no SMTP server answered at 127.0.0.1:")])
 def test_send_me_a_test_gives_up_soon_and_once(app, client, login, db, demo, monkeypatch, behaviour, said):
     from app.settings import save_setting
-    monkeypatch.setattr("app.quick_send.TIMEOUT", 1)
+    monkeypatch.setattr("app.web.quick_send.TIMEOUT", 1)
     server = Listener(behaviour)
     try:
         save_setting(db, demo["id"], "smtp_url", f"smtp://127.0.0.1:{server.port}", app=app)

@@ -10,13 +10,15 @@ import pytest
 import requests
 
 from app import create_app, webhooks as inbox
-from app.db import connect, init_db
+from app.db import connect
+from app.migrations import init_db
 from app.shops import get_shop, load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
 from connectors.shopify import bulk, oauth
 from connectors.shopify.connector import ShopifyConnector, new_code
 from connectors.shopify.errors import AuthError, ShopifyError
-from connectors.shopify.install import is_uninstalled, save_shop
+from connectors.shopify.install import save_shop
+from connectors.shopify.subscriptions import is_uninstalled
 from connectors.shopify.mapping import consent, order_from_rest, order_status
 from connectors.sync import get_state, sync_shop
 from tests.fake_shopify import FakeShopify, load_fixture_orders, sign_query, webhook_headers

@@ -204,7 +204,7 @@ def test_send_me_a_test_without_smtp_says_so(client, login, db, demo):
 
 
 def test_send_me_a_test_goes_to_the_owner_not_the_customer(app, client, login, db, demo):
-    from app.flow_pages import sample_customer
+    from app.web.flow_editor import sample_customer
     from app.settings import save_setting
     from flows.definitions import load_flows
     from smtp_server import SmtpServer
@@ -253,7 +253,7 @@ def test_language_switcher_and_accept_language(client, login, demo):
 
 def test_every_ui_string_is_translated():
     from babel.messages.pofile import read_po
-    from app.i18n import TRANSLATIONS
+    from app.web.i18n import TRANSLATIONS
     template = {m.id for m in read_po(open(TRANSLATIONS / "messages.pot", "rb")) if m.id}
     for lang in ("nl", "pl"):
         catalog = read_po(open(TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po", "rb"))
@@ -266,7 +266,7 @@ def test_every_ui_string_is_translated():
 
 def test_catalogues_compile_from_a_fresh_clone(tmp_path):
     import shutil
-    from app.i18n import TRANSLATIONS, compile_catalogues
+    from app.web.i18n import TRANSLATIONS, compile_catalogues
     copy = tmp_path / "translations"
     shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo"))
     compiled = compile_catalogues(copy)

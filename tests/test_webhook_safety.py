@@ -13,10 +13,11 @@ import requests
 from werkzeug.serving import make_server
 
 from app import create_app, webhooks as inbox
-from app.db import connect, init_db, write_transaction
+from app.db import connect, write_transaction
+from app.migrations import init_db
 from app.shops import create_shop, get_shop
 from app.timeutil import to_db, utcnow
-from connectors.shopify.install import mark_uninstalled
+from connectors.shopify.subscriptions import mark_uninstalled
 from connectors.woocommerce import reconcile
 from connectors.woocommerce.connect import add_store
 from fake_shopify import webhook_headers

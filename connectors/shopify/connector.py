@@ -12,12 +12,14 @@ from app.db import connect
 from app.shops import load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
 
+from .. import signing
 from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord
 from ..sync import get_state, set_state
 from . import bulk, oauth
 from .errors import ShopifyError
 from .graphql import GraphQL, document, user_errors
 from .mapping import customer_from_graphql, gid, order_from_graphql, product_from_graphql
+from .subscriptions import register_webhooks, webhooks_registered
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are typed by hand
 
@@ -177,11 +179,11 @@ class ShopifyConnector(Connector):
     # ---- webhooks ------------------------------------------------------------------------------
     def verify_webhook(self, headers, body: bytes) -> bool:
         """True when the delivery's base64 HMAC over the raw body matches the app secret."""
-        from .webhooks import verify
-        return verify(self.app, headers.get("X-Shopify-Hmac-Sha256"), body)
+        return signing.verify([self.app.config.get("SHOPIFY_CLIENT_SECRET"),
+                               self.app.config.get("SHOPIFY_CLIENT_SECRET_PREVIOUS")],
+                              body, headers.get("X-Shopify-Hmac-Sha256"))
 
     def _ensure_webhooks(self):
-        from .install import register_webhooks, webhooks_registered
         if not webhooks_registered(self.db, self.shop["id"]):
             register_webhooks(self)
 

@@ -1,4 +1,4 @@
-"""Registering a Shopify shop: credentials, shop details, webhook subscriptions, the first sync."""
+"""Registering a Shopify shop: credentials, shop details, then the webhook subscriptions and the first sync."""
 from __future__ import annotations
 
 import logging
@@ -8,39 +8,10 @@ from app.db import connect, write_transaction
 from app.shops import create_shop, get_shop, store_credentials
 from app.timeutil import to_db, utcnow
 
-from .graphql import document, user_errors
 from .errors import ShopifyError
+from .subscriptions import mark, register_webhooks
 
 log = logging.getLogger("winback.shopify")
-# Compliance topics cannot be subscribed by API: they are set in the app's configuration.
-TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled", "refunds/create",
-          "customers/create", "customers/update", "products/update", "app/uninstalled")
-
-
-def webhooks_registered(db, shop_id) -> bool:
-    """True once the shop's webhook subscriptions were created."""
-    row = db.execute("SELECT webhooks_registered_at FROM shopify_installs WHERE shop_id = ?", [shop_id]).fetchone()
-    return bool(row and row[0])
-
-
-def _mark(db, shop_id, **fields):
-    with write_transaction(db):
-        db.execute("INSERT INTO shopify_installs (shop_id) VALUES (?) ON CONFLICT DO NOTHING", [shop_id])
-        for column, value in fields.items():
-            db.execute(f"UPDATE shopify_installs SET {column} = ? WHERE shop_id = ?", [value, shop_id])
-
-
-def register_webhooks(connector) -> int:
-    """Subscribe the shop's topics to this installation's webhook URL; returns how many."""
-    uri = f"{connector.app.config['APP_URL']}/webhooks/shopify"
-    for topic in TOPICS:
-        payload = connector.client.execute(document("webhook_create"), {
-            "topic": topic.upper().replace("/", "_"), "sub": {"uri": uri, "format": "JSON"}})
-        result = payload.get("webhookSubscriptionCreate") or {}
-        errors = [e for e in result.get("userErrors") or [] if "taken" not in (e.get("message") or "")]
-        user_errors({"userErrors": errors}, f"webhook subscription {topic}")
-    _mark(connector.db, connector.shop["id"], webhooks_registered_at=to_db(utcnow()))
-    return len(TOPICS)
 
 
 def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool | None = None,
@@ -68,7 +39,7 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
                        [info.get("name") or shop["name"], info.get("currencyCode") or shop["currency"],
                         info.get("ianaTimezone") or shop["timezone"], shop["id"]])
     store_credentials(app, db, shop["id"], creds)
-    _mark(db, shop["id"], installed_at=to_db(utcnow()), uninstalled_at=None, webhooks_registered_at=None)
+    mark(db, shop["id"], installed_at=to_db(utcnow()), uninstalled_at=None, webhooks_registered_at=None)
     if user_id is not None:
         with write_transaction(db):
             db.execute("INSERT OR IGNORE INTO user_shops (user_id, shop_id) VALUES (?, ?)", [user_id, shop["id"]])
@@ -76,19 +47,6 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
     if verify and register is not False:
         register_webhooks(ShopifyConnector(app, shop, db=db))
     return shop
-
-
-def mark_uninstalled(app, db, shop: dict):
-    """The app was removed from the shop: its token is dead, so forget it and stop syncing."""
-    with write_transaction(db):
-        db.execute("UPDATE shops SET credentials = NULL WHERE id = ?", [shop["id"]])
-    _mark(db, shop["id"], uninstalled_at=to_db(utcnow()), webhooks_registered_at=None)
-
-
-def is_uninstalled(db, shop_id) -> bool:
-    """True when the app was uninstalled from the shop (and not installed again)."""
-    row = db.execute("SELECT uninstalled_at FROM shopify_installs WHERE shop_id = ?", [shop_id]).fetchone()
-    return bool(row and row[0])
 
 
 def start_first_sync(app, shop: dict) -> threading.Thread:

@@ -1,7 +1,6 @@
 """OAuth for Shopify: request signatures, shop domains, state nonces, token grants and refreshes."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -13,6 +12,7 @@ import requests
 from app.db import write_transaction
 from app.timeutil import from_db, to_db, utcnow
 
+from .. import signing
 from .errors import AuthError
 
 SCOPES = ("read_customers", "write_customers", "read_orders", "read_all_orders", "read_products",
@@ -39,7 +39,7 @@ def query_hmac(params: dict, secret: str) -> str:
     """Hex HMAC-SHA256 of a request's decoded query parameters, as Shopify signs them."""
     message = "&".join(f"{_escape(k, True)}={_escape(str(v), False)}"
                        for k, v in sorted(params.items()) if k not in ("hmac", "signature"))
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return signing.sign_hex(secret, message.encode())
 
 
 def verify_query(params: dict, secret: str, *, max_age: int | None = TIMESTAMP_TOLERANCE) -> str:
@@ -48,7 +48,7 @@ def verify_query(params: dict, secret: str, *, max_age: int | None = TIMESTAMP_T
     Raises AuthError naming the first check that fails.
     """
     given = params.get("hmac") or ""
-    if not secret or not hmac.compare_digest(query_hmac(params, secret), given):
+    if not signing.verify(secret, b"", given, sign=lambda key, _: query_hmac(params, key)):
         raise AuthError("invalid HMAC signature")
     shop = valid_shop_domain(params.get("shop"))
     if shop is None:

@@ -1,9 +1,6 @@
 """Shopify webhook deliveries: verification, the inbox entry, and the handlers of each topic."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 
 from app import webhooks as inbox
@@ -11,9 +8,10 @@ from app.jsonbody import loads_object
 from app.shops import get_shop
 from app.timeutil import to_db
 
+from .. import signing
 from ..store import ShopWriter
 from . import privacy
-from .install import is_uninstalled, mark_uninstalled
+from .subscriptions import is_uninstalled, mark_uninstalled
 from .mapping import customer_from_rest, order_from_rest, product_from_rest
 
 
@@ -21,17 +19,11 @@ from .mapping import customer_from_rest, order_from_rest, product_from_rest
 COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 
 
-def signature(secret: str, body: bytes) -> str:
-    """Base64 HMAC-SHA256 of a raw body, as Shopify signs webhooks."""
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-
-
 def verify(app, given: str | None, body: bytes) -> bool:
-    """True when `given` is the signature of the raw `body` with the app's client secret."""
-    secret = app.config.get("SHOPIFY_CLIENT_SECRET")
-    if not secret or not given:
-        return False
-    return hmac.compare_digest(signature(secret, body), given)
+    """True when `given` is the signature of the raw `body` with the app's client secret (or, during
+    a rotation, the previous one: WINBACK_SHOPIFY_CLIENT_SECRET_PREVIOUS)."""
+    return signing.verify([app.config.get("SHOPIFY_CLIENT_SECRET"), app.config.get("SHOPIFY_CLIENT_SECRET_PREVIOUS")],
+                          body, given)
 
 
 def receive(app, db, headers, body: bytes) -> tuple[int, str]:

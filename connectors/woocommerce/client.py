@@ -11,6 +11,8 @@ from typing import Iterator
 
 import requests
 
+from app.money import check_currency
+
 USER_AGENT = "Winback/0.1 (+WooCommerce connector)"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 PER_PAGE = 100  # WooCommerce's maximum; more is a 400, not clamped
@@ -124,3 +126,26 @@ def _error(resp, method, endpoint, store_url="") -> WooError:
     detail = message or (resp.text or "")[:200] or resp.reason
     return WooError(f"{method} {endpoint} failed with HTTP {resp.status_code}: {detail}",
                     resp.status_code, code)
+
+
+def store_settings(client) -> tuple[str | None, str | None]:
+    """(currency, time zone) of the store; checks the keys on the way (WooError if refused)."""
+    currency = client.get("data/currencies/current").get("code") or None
+    if currency:
+        try:
+            currency = check_currency(currency)
+        except ValueError:
+            currency = None
+    timezone = None
+    try:  # the unauthenticated index; a store hiding it is no reason to fail
+        index = requests.get(f"{client.store_url}/wp-json/", timeout=client.timeout).json()
+        timezone = index.get("timezone_string") or None
+    except (requests.RequestException, ValueError, AttributeError):
+        pass
+    if timezone:
+        from app.timeutil import zone
+        try:
+            zone(timezone)
+        except ValueError:
+            timezone = None
+    return currency, timezone

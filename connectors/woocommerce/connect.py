@@ -15,7 +15,6 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
-import requests
 
 from app import webhooks as inbox
 from app.db import write_transaction
@@ -23,7 +22,8 @@ from app.jsonbody import loads_object
 from app.shops import ShopError, create_shop, get_shop, load_credentials, store_credentials
 from app.timeutil import from_db, to_db, utcnow
 
-from .client import WooError, normalise_store_url
+from . import factory, make_client
+from .client import WooError, normalise_store_url, store_settings
 from .webhooks import SETUP_TOPIC, new_secret
 
 PENDING_FOR = timedelta(minutes=15)
@@ -183,30 +183,6 @@ def save_store(app, db, store_url, key, secret, *, webhook_secret=None, user_id=
         return get_shop(db, handle)
 
 
-def store_settings(client) -> tuple[str | None, str | None]:
-    """(currency, time zone) of the store; checks the keys on the way (WooError if refused)."""
-    currency = client.get("data/currencies/current").get("code") or None
-    if currency:
-        from app.money import check_currency
-        try:
-            currency = check_currency(currency)
-        except ValueError:
-            currency = None
-    timezone = None
-    try:  # the unauthenticated index; a store hiding it is no reason to fail
-        index = requests.get(f"{client.store_url}/wp-json/", timeout=client.timeout).json()
-        timezone = index.get("timezone_string") or None
-    except (requests.RequestException, ValueError, AttributeError):
-        pass
-    if timezone:
-        from app.timeutil import zone
-        try:
-            zone(timezone)
-        except ValueError:
-            timezone = None
-    return currency, timezone
-
-
 def add_store(app, db, store_url, key, secret, *, webhook_secret=None, offline=False, user_id=None) -> dict:
     """Manual key entry: check the keys against the store, save them, create the webhooks.
 
@@ -215,7 +191,6 @@ def add_store(app, db, store_url, key, secret, *, webhook_secret=None, offline=F
     may not connect this shop (checked before the store is asked, and again when saving); a shop
     created here is removed again when its webhooks cannot be created.
     """
-    from . import factory, make_client
     url = normalise_store_url(store_url)
     check_may_connect(db, user_id, store_handle(url))
     currency = timezone = None

@@ -5,17 +5,15 @@ no signature. Deliveries are stored in Winback's inbox first and processed by th
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 
 from app.jsonbody import loads_object
 
+from .. import signing
 from ..base import WebhookEvent
 from ..store import ShopWriter
 from . import catalog, mapping
-from .client import WooClient
+from .client import WooClient, store_settings
 
 TOPICS = ("order.created", "order.updated", "customer.created", "customer.updated", "product.updated")
 SETUP_TOPIC = "winback.setup"  # an internal inbox event: create the webhooks of a new connection
@@ -33,15 +31,12 @@ def delivery_url(app, shop_id) -> str:
 
 def signature(secret: str, body: bytes) -> str:
     """WooCommerce's X-WC-Webhook-Signature of a raw body."""
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return signing.sign_b64(secret, body)
 
 
 def verify(secret: str | None, headers, body: bytes) -> bool:
     """True when the delivery's signature matches (constant-time compare)."""
-    given = headers.get("X-WC-Webhook-Signature") or ""
-    if not secret or not given:
-        return False
-    return hmac.compare_digest(signature(secret, body), given)
+    return signing.verify(secret, body, headers.get("X-WC-Webhook-Signature"))
 
 
 def is_ping(headers, form) -> bool:
@@ -93,7 +88,6 @@ def fetch_setup(app, db, shop, payload) -> dict:
 
     Runs from the inbox, so a store that fails is retried with backoff.
     """
-    from .connect import store_settings
     connector = _connector(app, shop)
     currency, timezone = store_settings(connector.client)
     creds = dict(connector.credentials)

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, redirect, request, session, url_for
 from flask_babel import Babel
 
 LANGUAGES = {"en": "English", "nl": "Nederlands", "pl": "Polski"}
-TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
 bp = Blueprint("i18n", __name__)
 

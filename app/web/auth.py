@@ -14,9 +14,9 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from . import login_throttle, users
-from .db import get_db
-from .users import authenticate, create_user, ensure_admin  # noqa: F401 - kept importable from here
+from .. import login_throttle, users
+from ..db import get_db
+from ..users import authenticate
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -82,7 +82,7 @@ def init_app(app):
 def owned_shop_or_404(handle):
     """The shop with this handle if the logged-in user may see it; 404 otherwise, for shops of
     other users too, so that nobody learns which shops exist."""
-    from .shops import shop_for_user
+    from ..shops import shop_for_user
     shop = shop_for_user(get_db(), handle, g.user)
     if shop is None:
         abort(404)

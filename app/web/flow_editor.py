@@ -10,10 +10,10 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, 
 from flask_babel import gettext as _
 
 from .auth import TokenForm, login_required, owned_shop_or_404
-from .db import get_db, write_transaction
+from ..db import get_db, write_transaction
 from .i18n import LANGUAGES
-from .settings import email_address, get_settings
-from .timeutil import to_db, utcnow
+from ..settings import email_address, get_settings
+from ..timeutil import to_db, utcnow
 
 bp = Blueprint("flow_pages", __name__)
 OFFER_KINDS = ("none", "percent", "free_shipping", "reuse")
@@ -224,7 +224,7 @@ def save_copy(handle, name, step):
     try:
         store(get_db(), shop["id"], flow["steps"][step]["template"], lang, subject=subject, intro=intro)
     except ValueError as exc:
-        from .settings_pages import translate_error
+        from .rules import translate_error
         field, _sep, message = str(exc).partition(": ")
         field = "intro" if field == "intro" else "subject"
         return _editor(shop, flow, lang, {f"copy{step}_{field}": translate_error(message or str(exc))},
@@ -265,7 +265,7 @@ def preview(handle, name, step):
 @login_required
 def send_test(handle, name, step):
     """Send the step, rendered for a real customer, to the owner's address; never to the customer."""
-    from .mailer import build, smtp_url_for
+    from ..mailer import build, smtp_url_for
     from .quick_send import SendFailed, send_now
     shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)

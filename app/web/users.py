@@ -11,9 +11,9 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectMultipleField, StringField
 from wtforms.validators import Length
 
-from . import users
+from .. import users
 from .auth import TokenForm, admin_or_404, hash_method, login_required
-from .db import get_db
+from ..db import get_db
 
 bp = Blueprint("user_pages", __name__)
 

@@ -4,8 +4,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from .auth import TokenForm, login_required, owned_shop_or_404
-from .db import get_db, write_transaction
-from .timeutil import to_db, utcnow
+from ..db import get_db, write_transaction
+from ..timeutil import to_db, utcnow
 
 bp = Blueprint("product_pages", __name__)
 

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from .auth import login_required
-from .timeutil import from_db, utcnow
+from ..timeutil import from_db, utcnow
 
 bp = Blueprint("dashboard", __name__)
 
@@ -80,9 +80,9 @@ def histogram_svg(hist: dict) -> Markup:
 
 def warnings(app, db, shop, settings) -> list[dict]:
     """What needs the owner's action: [{"kind", "text", "link"}] (link: where to fix it, or None)."""
-    from .mailer import delivery_health, smtp_url_for
-    from .shops import load_credentials
-    from .webhooks import health
+    from ..mailer import delivery_health, smtp_url_for
+    from ..shops import load_credentials
+    from ..webhooks import health
     out = []
     handle = shop["handle"]
     rules = url_for("settings_pages.edit", handle=handle)
@@ -138,7 +138,7 @@ def warnings(app, db, shop, settings) -> list[dict]:
 
 def sync_status(db, shop) -> dict:
     """The latest sync or import: status, when, and its progress counters when it is still running."""
-    from .runs import recent_runs
+    from ..runs import recent_runs
     runs = recent_runs(db, shop["id"], 1)
     run = runs[0] if runs else None
     progress = {k: v for k, v in (run or {}).get("stats", {}).items() if isinstance(v, (int, float))}

@@ -1,7 +1,7 @@
 """Shopify's routes: install, OAuth callback, webhooks (issue #6)."""
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 
-from .db import get_db
+from ..db import get_db
 from .limits import WEBHOOK_BYTES, body_limit
 
 bp = Blueprint("shopify", __name__)

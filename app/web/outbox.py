@@ -8,9 +8,9 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from .auth import login_required, owned_shop_or_404
-from .db import get_db
-from .settings import get_settings
-from .timeutil import to_db, utcnow
+from ..db import get_db
+from ..settings import get_settings
+from ..timeutil import to_db, utcnow
 
 bp = Blueprint("outbox_pages", __name__)
 PAGE_SIZE = 50
@@ -57,7 +57,7 @@ def would_enter(db, shop) -> dict | None:
     (the dry run of the real rules; None before the first refresh)."""
     from flows.engine import preview
     from flows.refresh import stored_snapshot
-    from .timeutil import from_db
+    from ..timeutil import from_db
     snap = stored_snapshot(db, shop)
     if snap is None:
         return None

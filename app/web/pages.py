@@ -3,11 +3,11 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask_babel import gettext as _
 
 from .auth import login_required, owned_shop_or_404
-from .db import get_db
-from .money import format_money
-from .runs import recent_runs
-from .shops import list_shops
-from .timeutil import utcnow
+from ..db import get_db
+from ..money import format_money
+from ..runs import recent_runs
+from ..shops import list_shops
+from ..timeutil import utcnow
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 50
@@ -46,7 +46,7 @@ def shop(handle):
         GROUP BY currency ORDER BY net DESC""", [shop["id"]]))
     from flows.refresh import segment_counts, stored_snapshot
     from . import dashboard
-    from .settings import get_settings
+    from ..settings import get_settings
     snapshot = stored_snapshot(db, shop)
     settings = get_settings(db, shop["id"])
     hist = dashboard.recency_histogram(db, shop["id"]) if snapshot else None

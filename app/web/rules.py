@@ -13,9 +13,9 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 
 from .auth import login_required, owned_shop_or_404
-from .db import get_db, write_transaction
-from .settings import get_settings, save_settings
-from .timeutil import zone
+from ..db import get_db, write_transaction
+from ..settings import get_settings, save_settings
+from ..timeutil import zone
 
 bp = Blueprint("settings_pages", __name__)
 

@@ -14,7 +14,7 @@ import threading
 
 from flask_babel import gettext as _
 
-from .mailer import SmtpConfig
+from ..mailer import SmtpConfig
 
 TIMEOUT = 10  # seconds: to connect, and for the whole conversation
 

@@ -1,9 +1,9 @@
 """The pages behind the links in emails. They need no login: the signed token is the key."""
 from flask import Blueprint, abort, current_app, render_template, request
 
-from . import tokens
-from .db import get_db, write_transaction
-from .timeutil import to_db, utcnow
+from .. import tokens
+from ..db import get_db, write_transaction
+from ..timeutil import to_db, utcnow
 
 bp = Blueprint("links", __name__)
 
@@ -52,7 +52,7 @@ def unsubscribe_page(token):
 def unsubscribe(token):
     """Unsubscribe: the button, or a mail provider's RFC 8058 one-click POST
     (`List-Unsubscribe=One-Click`, no cookies). Answers 200, never a redirect."""
-    from .consent import unsubscribe as do_unsubscribe
+    from ..consent import unsubscribe as do_unsubscribe
     customer = _customer("unsubscribe", token)
     do_unsubscribe(get_db(), customer["shop_id"], customer["id"])
     if request.form.get("List-Unsubscribe") == "One-Click":

@@ -5,7 +5,7 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
                    url_for)
 
 from .auth import login_required
-from .db import get_db
+from ..db import get_db
 from .limits import WEBHOOK_BYTES, body_limit
 
 bp = Blueprint("woocommerce", __name__)
@@ -84,7 +84,7 @@ def manual():
     user's own (an admin's: any)."""
     from connectors.woocommerce import WooError
     from connectors.woocommerce.connect import ConnectError, add_store
-    from .shops import ShopError
+    from ..shops import ShopError
     form = request.form
     store_url = form.get("store_url", "").strip()
     key, secret = form.get("consumer_key", "").strip(), form.get("consumer_secret", "").strip()
@@ -114,8 +114,8 @@ def _page(error=None, store_url="", confirm=False):
 def webhook(shop_id):
     """A WooCommerce delivery: the ping gets 200; a signed delivery is stored, then processed."""
     from connectors.woocommerce.webhooks import is_ping, parse, verify
-    from . import webhooks as inbox
-    from .shops import load_credentials
+    from .. import webhooks as inbox
+    from ..shops import load_credentials
     db = get_db()
     rows = list(db.query("SELECT * FROM shops WHERE id = ? AND platform = 'woocommerce'", [shop_id]))
     if not rows:

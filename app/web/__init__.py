@@ -1,0 +1,33 @@
+"""The owner's pages, the email links and the platforms' endpoints: one blueprint per feature.
+
+`register(app)` is the whole list, in the order their hooks run (like Flask's tutorial `flaskr`
+registering `auth` and `blog`): nothing is registered by importing a module.
+"""
+from flask import jsonify
+from flask_wtf.csrf import CSRFProtect
+
+from . import (auth, dashboard, email_links, flow_editor, i18n, limits, outbox, pages, products, rules, security,
+               shopify, users, woocommerce)
+
+BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce)
+# Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
+# The platforms' endpoints are authorised by their HMAC or one-time state instead.
+NO_CSRF = (email_links,)
+
+
+def register(app):
+    """Hook the web side into `app`: body limits (before CSRF reads a form), CSRF, languages,
+    security headers, sessions, then every blueprint and /healthz."""
+    limits.init_app(app)
+    csrf = CSRFProtect(app)
+    i18n.init_app(app)
+    security.init_app(app)
+    auth.init_app(app)
+    for module in NO_CSRF:
+        csrf.exempt(module.bp)
+    for module in BLUEPRINTS:
+        app.register_blueprint(module.bp)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(ok=True)
