@@ -1,6 +1,7 @@
 """The Shopify connector end to end against a fake Shopify on loopback: install, sync, webhooks,
 discounts, uninstall and privacy topics, and every rejection."""
 import json
+import re
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -15,7 +16,8 @@ from app.migrations import init_db
 from app.shops import get_shop, load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
 from connectors.shopify import bulk, oauth
-from connectors.shopify.connector import ShopifyConnector, new_code
+from connectors.codes import new_code
+from connectors.shopify.connector import ShopifyConnector
 from connectors.shopify.errors import AuthError, ShopifyError
 from connectors.shopify.install import save_shop
 from connectors.shopify.subscriptions import is_uninstalled
@@ -329,7 +331,7 @@ def test_discount_codes_are_personal_single_use_and_expiring(sapp, sdb, fake, sh
     expires = utcnow() + timedelta(days=4)
     code = con.create_discount(code=None, customer={"external_id": "207119551"}, percent=Decimal(15),
                                free_shipping=False, expires_at=expires)
-    assert code.startswith("WB-") and len(code) == 13 and new_code() != code
+    assert re.fullmatch(r"WB-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{2}", code) and new_code() != code
     made = fake.discounts[-1]
     assert made["customerGets"]["value"]["percentage"] == 0.15
     assert made["context"] == {"customers": {"add": ["gid://shopify/Customer/207119551"]}}

@@ -134,7 +134,7 @@ def test_connect_sync_webhook_coupon_reconcile(app, client, login, db, store, li
     code = connector.create_discount(code=None, customer={"email": "New@Example.com"},
                                      percent=Decimal("15"), free_shipping=True, expires_at=expires)
     [coupon] = store.coupons.values()
-    assert code == coupon["code"] == code.lower() and re.fullmatch(r"wb-[a-z0-9]{12}", code)
+    assert code == coupon["code"] == code.lower() and re.fullmatch(r"wb-[a-hj-np-z2-9]{4}-[a-hj-np-z2-9]{4}-[a-hj-np-z2-9]{2}", code)
     assert coupon["discount_type"] == "percent" and coupon["amount"] == "15"
     assert coupon["usage_limit"] == 1 and coupon["usage_limit_per_user"] == 1 and coupon["individual_use"]
     assert coupon["email_restrictions"] == ["new@example.com"] and coupon["free_shipping"] is True
