@@ -280,6 +280,21 @@ def test_429_and_5xx_are_retried(app, db, store):
     assert store.fail_queue == []
 
 
+def test_retries_follow_the_setting_and_the_inbox_makes_one_attempt(app, db, store):
+    client = connector_for(app, woo_shop(app, db, store)).client
+    client.retries = 0  # as the inbox sets it: one attempt per event
+    store.fail_queue += [("/orders", 503), ("/orders", 503)]
+    with pytest.raises(WooError, match="HTTP 503") as err:
+        client.get("orders")
+    assert err.value.status == 503 and len(store.fail_queue) == 1
+    client.retries = 1
+    assert client.get("orders") and store.fail_queue == []
+    store.stop()
+    with pytest.raises(WooError, match="cannot reach") as err:
+        client.get("orders")
+    assert err.value.status is None
+
+
 def test_persistent_errors_fail_the_sync_clearly(app, db, store):
     shop = woo_shop(app, db, store)
     store.fail_queue += [("/products", 500)] * 10
