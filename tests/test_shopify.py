@@ -297,6 +297,29 @@ def test_webhook_rejections(sapp, fake, shop):
     assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 401
 
 
+def test_a_rotated_client_secret_still_accepts_the_previous_one(sapp, fake, shop):
+    sapp.config.update(SHOPIFY_CLIENT_SECRET="the-new-secret", SHOPIFY_CLIENT_SECRET_PREVIOUS=fake.secret)
+    client = sapp.test_client()
+    order = load_fixture_orders()[1]
+
+    def signed_by(secret):
+        return sign_query(secret, {"shop": SHOP, "timestamp": str(int(time.time()))})
+
+    def install(secret):
+        return client.get("/shopify/install", query_string=signed_by(secret)).status_code
+
+    for secret in ("the-new-secret", fake.secret):
+        assert deliver(client, fake, "orders/create", order, secret=secret).status_code == 200
+        assert oauth.verify_query(signed_by(secret), oauth.client_secrets(sapp)) == SHOP
+        assert install(secret) == 302
+    assert deliver(client, fake, "orders/create", order, secret="an-older-one").status_code == 401
+    assert install("an-older-one") == 401
+    sapp.config["SHOPIFY_CLIENT_SECRET_PREVIOUS"] = None  # the rotation is over
+    assert deliver(client, fake, "orders/create", order, secret=fake.secret).status_code == 401
+    assert install(fake.secret) == 401
+    assert install("the-new-secret") == 302
+
+
 def test_webhooks_are_stored_once_and_processed_in_the_background(sapp, sdb, fake, shop):
     client = sapp.test_client()
     order = dict(fake.orders["1073459972"])
