@@ -15,8 +15,8 @@ from app import webhooks as inbox
 from app.settings import save_setting
 from app.shops import create_shop, get_shop, load_credentials, store_credentials
 from connectors.registry import connector_for
-from connectors.sync import sync_shop
-from connectors.woocommerce import WooError, reconcile
+from connectors.sync import poll_shop, sync_shop
+from connectors.woocommerce import WooError
 from connectors.woocommerce.connect import add_store, start_connection
 
 from fake_woo import FIXTURES, FakeStore
@@ -143,7 +143,8 @@ def test_connect_sync_webhook_coupon_reconcile(app, client, login, db, store, li
     # the customer uses it, but the webhook is lost: the periodic reconcile finds the change
     store.touch(900, "2099-01-01T00:00:00", coupon_lines=[{"id": 1, "code": code, "discount": "1.88"}],
                 status="completed")
-    result = reconcile(app, get_shop(db, "127.0.0.1"))
+    shop = get_shop(db, "127.0.0.1")
+    result = poll_shop(app, db, shop, connector_for(app, shop))  # as the scheduler round does
     assert result["full"] is False and result["orders_updated"] == 1
     assert json.loads(orders_by_id(db, shop)["900"]["discount_codes"]) == [code]
     last = [args for method, path, args in store.requests if path.endswith("/orders")][-1]

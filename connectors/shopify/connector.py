@@ -11,7 +11,6 @@ from app.db import connect
 from app.shops import load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
 
-from .. import signing
 from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord
 from ..codes import new_code
 from ..sync import get_state, set_state
@@ -168,13 +167,6 @@ class ShopifyConnector(Connector):
             "emailMarketingConsent": {"marketingState": "UNSUBSCRIBED", "marketingOptInLevel": "SINGLE_OPT_IN",
                                       "consentUpdatedAt": to_db(at or utcnow())}}})
         user_errors(payload.get("customerEmailMarketingConsentUpdate"), "unsubscribe")
-
-    # ---- webhooks ------------------------------------------------------------------------------
-    def verify_webhook(self, headers, body: bytes) -> bool:
-        """True when the delivery's base64 HMAC over the raw body matches the app secret."""
-        return signing.verify([self.app.config.get("SHOPIFY_CLIENT_SECRET"),
-                               self.app.config.get("SHOPIFY_CLIENT_SECRET_PREVIOUS")],
-                              body, headers.get("X-Shopify-Hmac-Sha256"))
 
     def _ensure_webhooks(self):
         if not webhooks_registered(self.db, self.shop["id"]):
