@@ -237,6 +237,21 @@ def test_network_errors_are_retried_with_backoff(sapp, sdb, fake, shop):
         con.shop_info()
 
 
+def test_an_unreachable_shopify_is_given_up_after_the_retries_with_growing_waits(sapp, sdb, fake, shop):
+    con = connector(sapp, sdb, fake, shop)
+    waits = []
+    con.client.sleep = waits.append
+
+    class Down(requests.Session):
+        def post(self, *a, **kw):
+            raise requests.ConnectionError("connection refused")
+
+    con.client.http = Down()
+    with pytest.raises(ShopifyError, match="unreachable after 6 attempts: ConnectionError"):
+        con.shop_info()
+    assert waits == [0.5, 1, 2, 4, 8]
+
+
 def test_a_crash_mid_bulk_resumes_the_same_operation(sapp, sdb, fake, shop):
     fake.fail_downloads = 50  # the orders export cannot be read: the sync fails
     fake.bulk_polls = 0
