@@ -4,20 +4,11 @@ Platform shops create the code through their connector (Shopify discount, WooCom
 demo and import shops keep it in SQLite alone. Either way the row here is the record the emails
 quote: the expiry shown in copy is this stored `expires_at`. An order carrying the code is its use.
 """
-import secrets
 import sqlite3
 from datetime import timedelta
 
 from app.timeutil import to_db
-
-ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are typed by hand
-
-
-def new_code(prefix="WB") -> str:
-    """A random code with 50 bits of entropy (10 characters of a 32-letter alphabet), e.g. WB-7KQ2-M9XD-RT."""
-    bits = int.from_bytes(secrets.token_bytes(7), "big")  # one read of the OS's randomness, 56 bits
-    raw = "".join(ALPHABET[(bits >> (5 * i)) & 31] for i in range(10))
-    return f"{prefix}-{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+from connectors.codes import new_code
 
 
 def reserve(db, shop, enrolment, offer, now, *, platform: bool) -> int:
