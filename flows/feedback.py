@@ -36,10 +36,14 @@ class Event:
 
 
 def postmark_credential_ok(secret, password) -> bool:
-    """Whether the basic-auth password Postmark sent is the installation's webhook secret."""
-    if not secret or password is None:
+    """Whether the basic-auth password Postmark sent is the installation's webhook secret (a
+    comma-separated setting holds several while the URL in Postmark is being changed)."""
+    secrets = [s.strip() for s in str(secret or "").split(",") if s.strip()]
+    if not secrets or password is None:
         return False
-    return hmac.compare_digest(str(password).encode(), str(secret).encode())
+    given = str(password).encode()
+    # Every secret is compared (no early exit), each in constant time.
+    return sum(hmac.compare_digest(given, s.encode()) for s in secrets) > 0
 
 
 def parse_json(body: bytes):
@@ -54,11 +58,15 @@ def parse_json(body: bytes):
 
 
 def postmark_events(payload: dict) -> list[Event]:
-    """The event in a Postmark bounce or spam-complaint webhook (other record types: 'other')."""
+    """The event in a Postmark bounce or spam-complaint webhook (other record types: none)."""
     record = payload.get("RecordType")
+    if not isinstance(record, str):
+        raise FeedbackError("a Postmark webhook needs a RecordType")
+    if record not in ("Bounce", "SpamComplaint"):
+        return []  # deliveries, opens, clicks: a webhook pointed here for more than feedback is not an error
     email = payload.get("Email")
-    if not isinstance(record, str) or not isinstance(email, str) or "@" not in email:
-        raise FeedbackError("a Postmark webhook needs RecordType and Email")
+    if not isinstance(email, str) or "@" not in email:
+        raise FeedbackError("a Postmark bounce or complaint needs an Email")
     kind_of = payload.get("Type")
     if record == "SpamComplaint" or (record == "Bounce" and kind_of == "SpamComplaint"):
         return [Event("complaint", email, "spam complaint (Postmark)")]

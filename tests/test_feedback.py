@@ -176,12 +176,30 @@ def test_postmark_without_the_credential_is_refused(feedback_app, db, smtp, head
     assert _customer(db)["email_failed_at"] is None
 
 
+def test_postmark_other_record_types_are_accepted_and_ignored(feedback_app, db, smtp):
+    shop = lapsed_shop(db)
+    tick(feedback_app, db, shop, at(101))
+    delivery = {"RecordType": "Delivery", "MessageID": "883953f4", "Recipient": "a@example.com",
+                "DeliveredAt": "2026-04-12T10:01:00Z", "Details": "Test delivery webhook details"}
+    answer = feedback_app.test_client().post("/feedback/postmark", json=delivery, headers=_basic(SECRET))
+    assert answer.status_code == 200 and answer.get_json()["suppressed"] == 0
+    assert _customer(db)["email_failed_at"] is None
+
+
+def test_postmark_secret_rotation_accepts_old_and_new(feedback_app, db, smtp):
+    feedback_app.config["POSTMARK_WEBHOOK_SECRET"] = "new-secret-abcdefghijkl, " + SECRET
+    client = feedback_app.test_client()
+    for password in ("new-secret-abcdefghijkl", SECRET):
+        assert client.post("/feedback/postmark", json=_postmark_bounce(), headers=_basic(password)).status_code == 200
+    assert client.post("/feedback/postmark", json=_postmark_bounce(), headers=_basic("")).status_code == 401
+
+
 def test_postmark_endpoint_is_off_until_a_secret_is_set(app, client):
     assert client.post("/feedback/postmark", json=_postmark_bounce(), headers=_basic("")).status_code == 404
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", json.dumps({"RecordType": "Bounce"}).encode(),
-                                  b"\xff\xfe"])
+                                  json.dumps({"Email": "a@example.com"}).encode(), b"\xff\xfe"])
 def test_postmark_malformed_is_400(feedback_app, body):
     answer = feedback_app.test_client().post("/feedback/postmark", data=body, content_type="application/json",
                                              headers=_basic(SECRET))
