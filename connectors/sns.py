@@ -51,7 +51,10 @@ def canonical_string(envelope: dict) -> bytes:
         if not isinstance(value, str):
             raise SnsError(f"the SNS message has no {name}")
         out.append(f"{name}\n{value}\n")
-    return "".join(out).encode()
+    try:
+        return "".join(out).encode()
+    except UnicodeEncodeError:  # lone surrogates: SNS never signs such a message
+        raise SnsError("the SNS message is not valid text") from None
 
 
 def trusted_url(app, url) -> bool:

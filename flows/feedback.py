@@ -46,8 +46,8 @@ def postmark_credential_ok(secret, password) -> bool:
     return sum(hmac.compare_digest(given, s.encode()) for s in secrets) > 0
 
 
-def parse_json(body: bytes):
-    """The JSON object in `body`, or FeedbackError."""
+def parse_json(body):
+    """The JSON object in `body` (bytes or str), or FeedbackError."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -64,9 +64,7 @@ def postmark_events(payload: dict) -> list[Event]:
         raise FeedbackError("a Postmark webhook needs a RecordType")
     if record not in ("Bounce", "SpamComplaint"):
         return []  # deliveries, opens, clicks: a webhook pointed here for more than feedback is not an error
-    email = payload.get("Email")
-    if not isinstance(email, str) or "@" not in email:
-        raise FeedbackError("a Postmark bounce or complaint needs an Email")
+    email = _address(payload.get("Email"), "a Postmark bounce or complaint needs an Email")
     kind_of = payload.get("Type")
     if record == "SpamComplaint" or (record == "Bounce" and kind_of == "SpamComplaint"):
         return [Event("complaint", email, "spam complaint (Postmark)")]
@@ -79,7 +77,9 @@ def postmark_events(payload: dict) -> list[Event]:
 def ses_events(message: str) -> list[Event]:
     """The events in an SES bounce or complaint notification (the SNS `Message`, a JSON string);
     both the notification (`notificationType`) and the event-publishing (`eventType`) forms."""
-    data = parse_json(message.encode() if isinstance(message, str) else b"")
+    if not isinstance(message, str):
+        raise FeedbackError("the SNS notification has no Message")
+    data = parse_json(message)
     kind_of = data.get("notificationType") or data.get("eventType")
     if kind_of == "Bounce":
         bounce = _object(data, "bounce")
@@ -127,12 +127,23 @@ def _recipients(block: dict, name: str, detail_key):
         raise FeedbackError(f"the SES notification has no {name}")
     out = []
     for r in recipients:
-        email = r.get("emailAddress") if isinstance(r, dict) else None
-        if not isinstance(email, str) or "@" not in email:
-            raise FeedbackError(f"a recipient in {name} has no emailAddress")
+        email = _address(r.get("emailAddress") if isinstance(r, dict) else None,
+                         f"a recipient in {name} has no emailAddress")
         out.append((parseaddr(email)[1] or email, _text(r.get(detail_key)) if detail_key else None))
     return out
 
 
+def _address(value, problem: str) -> str:
+    if not isinstance(value, str) or "@" not in value or len(value) > 320:
+        raise FeedbackError(problem)
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # lone surrogates from JSON escapes: no address, and SQLite would refuse it
+        raise FeedbackError(problem) from None
+    return value
+
+
 def _text(value) -> str:
-    return " ".join(value.split())[:300] if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    return " ".join(value.encode(errors="replace").decode().split())[:300]

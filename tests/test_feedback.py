@@ -199,7 +199,8 @@ def test_postmark_endpoint_is_off_until_a_secret_is_set(app, client):
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", json.dumps({"RecordType": "Bounce"}).encode(),
-                                  json.dumps({"Email": "a@example.com"}).encode(), b"\xff\xfe"])
+                                  json.dumps({"Email": "a@example.com"}).encode(), b"\xff\xfe",
+                                  b'{"RecordType": "Bounce", "Type": "HardBounce", "Email": "a\\ud800@example.com"}'])
 def test_postmark_malformed_is_400(feedback_app, body):
     answer = feedback_app.test_client().post("/feedback/postmark", data=body, content_type="application/json",
                                              headers=_basic(SECRET))
@@ -312,6 +313,12 @@ def test_ses_malformed_json_is_400(feedback_app, body):
 def test_ses_signed_notification_with_a_malformed_message_is_400(feedback_app, aws):
     answer = _post_ses(feedback_app.test_client(), _sns(aws, "{\"notificationType\": \"Bounce\"}"))
     assert answer.status_code == 400
+
+
+def test_ses_message_that_is_not_valid_text_is_refused_not_a_500(feedback_app, aws):
+    envelope = _sns(aws, _ses_complaint())
+    envelope["Message"] = "\ud800"
+    assert _post_ses(feedback_app.test_client(), envelope).status_code == 401
 
 
 def test_ses_endpoint_is_off_until_topics_are_listed(app, client, aws):
