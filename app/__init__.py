@@ -23,12 +23,16 @@ DEFAULTS = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "PROXIES": 0,  # reverse proxies in front (X-Forwarded-For hops to trust), for login throttling
     "PASSWORD_HASH_METHOD": None,  # werkzeug's default (scrypt); tests may choose a cheaper one
+    "POSTMARK_WEBHOOK_SECRET": None,  # the basic-auth password in Postmark's bounce/complaint webhook URL
+    "SES_TOPIC_ARNS": None,  # the SNS topics of SES feedback Winback listens to (list or comma-separated)
+    "SNS_CERT_URL_PATTERN": None,  # where SNS signing certificates may come from (default: sns.*.amazonaws.com, https)
+    "SNS_CERT_FETCH": None,  # fetches a certificate URL's bytes (default: requests); tests inject loopback
 }
 
 # Settings that are strings even when they look like JSON (from_prefixed_env parses values).
 _STRING_SETTINGS = ("ADMIN_PASSWORD", "SECRET_KEY", "ENCRYPTION_KEY", "SHOPIFY_CLIENT_ID",
                     "SHOPIFY_CLIENT_SECRET", "SHOPIFY_API_VERSION", "DATABASE", "MAIL_FROM",
-                    "SHOPIFY_CLIENT_SECRET_PREVIOUS")
+                    "SHOPIFY_CLIENT_SECRET_PREVIOUS", "POSTMARK_WEBHOOK_SECRET")
 
 
 def create_app(test_config=None):

@@ -463,3 +463,23 @@ def forget_consent(db, shop_id):
     with write_transaction(db):
         db.execute("UPDATE customers SET accepts_marketing = NULL, marketing_updated_at = NULL WHERE shop_id = ?",
                    [shop_id])
+
+
+def suppress_mailed_address(db, email: str, reason: str, now=None) -> list[dict]:
+    """Mark every customer with this address whom Winback has mailed (in any shop) undeliverable,
+    for `reason` (an earlier failure keeps its time and reason); returns their `id` and `shop_id`.
+
+    Only customers who were sent mail are touched: a bounce or complaint is about mail a shop sent,
+    and an address no shop mailed is nobody's business here."""
+    address = (email or "").strip().lower()
+    if not address:
+        return []
+    with write_transaction(db):
+        rows = list(db.query(
+            "SELECT c.id, c.shop_id FROM customers c WHERE c.email = ? AND EXISTS (SELECT 1 FROM messages m"
+            " WHERE m.customer_id = c.id AND lower(m.email) = ? AND m.status IN ('sent', 'sending', 'unknown'))",
+            [address, address]))
+        db.execute("UPDATE customers SET email_failed_at = ?, email_failure = ? WHERE email_failed_at IS NULL"
+                   " AND id IN (SELECT value FROM json_each(?))",
+                   [to_db(now or utcnow()), reason[:500], json.dumps([r["id"] for r in rows])])
+    return rows

@@ -336,7 +336,8 @@ def test_products_page_marks_replenishable_products(client, login, db, demo):
 
 PUBLIC = {"static", "i18n.switch", "auth.login", "auth.logout", "healthz", "links.keep", "links.keep_confirm",
           "links.unsubscribe_page", "links.unsubscribe", "shopify.install", "shopify.callback", "shopify.webhook",
-          "woocommerce.callback", "woocommerce.webhook"}
+          "woocommerce.callback", "woocommerce.webhook",
+          "feedback.postmark", "feedback.ses"}  # the mail services' webhooks: a secret or an SNS signature
 
 
 def test_every_other_route_needs_a_login(app, client, demo):

@@ -8,8 +8,10 @@ from flask_wtf.csrf import CSRFProtect
 
 from . import (auth, dashboard, email_links, flow_editor, i18n, limits, outbox, pages, products, rules, security,
                shopify, users, woocommerce)
+from . import feedback
 
-BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce)
+BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
+               feedback)
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.
 NO_CSRF = (email_links,)
