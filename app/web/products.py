@@ -3,6 +3,8 @@ shop's history suggests (≥ 20 repurchase gaps with a steady cycle, flows.segme
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from connectors.store import set_replenishable
+
 from .auth import TokenForm, login_required, owned_shop_or_404
 from ..db import get_db, write_transaction
 from ..timeutil import to_db, utcnow
@@ -50,7 +52,6 @@ def update(handle, product_id):
             return _page(shop, {product_id: _("enter a whole number of days from 1 to 3650")},
                          {product_id: raw}, 422)
     with write_transaction(db):
-        db.execute("UPDATE products SET replenishable = ?, replenish_days = ?, updated_at = ? WHERE id = ?",
-                   [int(on), days, to_db(utcnow()), product_id])
+        set_replenishable(db, product_id, on, days, to_db(utcnow()))
     flash(_("Saved. The changes apply from the next run of the flows."))
     return redirect(url_for("product_pages.index", handle=handle))

@@ -13,8 +13,9 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 
 from .auth import login_required, owned_shop_or_404
-from ..db import get_db, write_transaction
+from ..db import get_db
 from ..settings import get_settings, save_settings
+from ..shops import set_timezone
 from ..timeutil import zone
 
 bp = Blueprint("settings_pages", __name__)
@@ -161,8 +162,7 @@ def edit(handle):
                       save_settings(db, shop["id"], submitted, app=current_app)[1].items()}
         if not errors:
             if tz != shop["timezone"]:
-                with write_transaction(db):
-                    db.execute("UPDATE shops SET timezone = ? WHERE id = ?", [tz, shop["id"]])
+                set_timezone(db, shop["id"], tz)
             flash(_("Saved. The changes apply from the next run of the flows."))
             return redirect(url_for("settings_pages.edit", handle=handle))
     sections = [(title, [row for row in rows if row[0] in keys]) for title, rows in SECTIONS]

@@ -15,7 +15,9 @@ import shutil
 
 from app import webhooks as inbox
 from app.db import after_commit
+from app.shops import forget_credentials
 from app.timeutil import to_db, utcnow
+from connectors import store
 
 log = logging.getLogger("winback.privacy")
 COMPLIANCE_TOPICS = ("customers/redact", "customers/data_request", "shop/redact")
@@ -159,9 +161,7 @@ def redact_customer(app, db, shop, payload) -> int:
     _blank_messages(db, shop["id"], where, params, needles | {n.lower() for r in rows
                                                               for n in (r["first_name"], r["last_name"]) if n})
     _blank_code_errors(db, "customer_id IN (SELECT value FROM json_each(?))", [json.dumps(ids)])
-    for cid in ids:
-        db.execute("UPDATE orders SET customer_id = NULL WHERE customer_id = ?", [cid])
-        db.execute("DELETE FROM customers WHERE id = ?", [cid])
+    store.erase_customers(db, ids)
     inbox.scrub_payloads(db, shop["id"], needles | ({external_id} - {""}), _mentions(external_id, needles),
                          keep_topics=COMPLIANCE_TOPICS)
     _remove_exports(app, db, shop, external_id, needles)
@@ -193,10 +193,9 @@ def redact_shop(app, db, shop, payload) -> int:
     db.execute("PRAGMA secure_delete = ON")
     db.execute("DELETE FROM messages WHERE shop_id = ?", [shop["id"]])
     _blank_code_errors(db, "shop_id = ?", [shop["id"]])
-    db.execute("UPDATE orders SET customer_id = NULL WHERE shop_id = ?", [shop["id"]])
-    gone = db.execute("DELETE FROM customers WHERE shop_id = ?", [shop["id"]]).rowcount
-    db.execute("DELETE FROM webhook_events WHERE shop_id = ? AND topic <> 'shop/redact'", [shop["id"]])
-    db.execute("UPDATE shops SET credentials = NULL WHERE id = ?", [shop["id"]])
+    gone = store.erase_shop_customers(db, shop["id"])
+    inbox.erase_shop_events(db, shop["id"], "shop/redact")
+    forget_credentials(db, shop["id"])
     db.execute("DELETE FROM privacy_requests WHERE shop_id = ?", [shop["id"]])
     shutil.rmtree(_folder(app, shop), ignore_errors=True)
     inbox.scrub_spool(app, shop["id"])
