@@ -78,3 +78,10 @@ def record_platform_result(db, code_id, state, ref, error):
     or still reserved with the error. Call inside a short write transaction, after the call."""
     db.execute("UPDATE discount_codes SET platform_state = ?, platform_ref = COALESCE(?, platform_ref),"
                " platform_error = ? WHERE id = ? AND platform_state = 'reserved'", [state, ref, error, code_id])
+
+
+def blank_errors(db, where, params):
+    """Forget the platform errors of the codes matching the SQL condition `where` (an erasure: an
+    error about a personal code may quote the customer)."""
+    if "platform_error" in {r[1] for r in db.execute("PRAGMA table_info(discount_codes)")}:
+        db.execute(f"UPDATE discount_codes SET platform_error = NULL WHERE {where}", params)

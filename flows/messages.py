@@ -155,3 +155,30 @@ def mark_sent(db, message_id):
 def mark_unknown(db, message_id, error):
     """Interrupted mid-send: never sent again automatically."""
     db.execute("UPDATE messages SET status = 'unknown', error = ? WHERE id = ?", [error, message_id])
+
+
+# ---- erasure (a platform's privacy request; handed to the connector by the app factory) -----
+# The columns that hold personal data, and what they become; other columns (added by later
+# migrations) that may quote an address get REDACTED when they mention the person.
+PERSONAL = {"email": None, "subject": "", "body_text": "", "body_html": None}
+NOTES = ("error", "withheld_reason")
+REDACTED = "redacted"
+
+
+def erase_person(db, shop_id, where, params, needles):
+    """Keep only the anonymous facts (flow, step, status, times) of the shop's messages matching
+    the SQL condition `where` (with `params`); notes that mention one of `needles` become REDACTED."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+    for column in NOTES:
+        if column in columns:
+            for needle in needles:
+                db.execute(f"UPDATE messages SET {column} = ? WHERE shop_id = ? AND {where}"
+                           f" AND instr(lower({column}), ?) > 0", [REDACTED, shop_id, *params, needle])
+    sets = ", ".join(f"{c} = ?" for c in PERSONAL if c in columns)
+    db.execute(f"UPDATE messages SET {sets} WHERE shop_id = ? AND {where}",
+               [v for c, v in PERSONAL.items() if c in columns] + [shop_id, *params])
+
+
+def erase_shop(db, shop_id):
+    """Remove every message of the shop (a shop erasure)."""
+    db.execute("DELETE FROM messages WHERE shop_id = ?", [shop_id])
