@@ -5,7 +5,7 @@ defaults overlaid with what the owner saved; `save_setting` refuses a bad value 
 leaves the old one in place.
 """
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
@@ -15,11 +15,47 @@ from .timeutil import to_db, utcnow
 
 @dataclass(frozen=True)
 class Setting:
+    """A declared setting. `kind` (number, integer, text, multiline, url, email, colour, choice, secret)
+    and `bounds` ({"lo", "hi"} or {"max_len"}) are what a form needs to build its field; `parse` stays
+    the one judge of what a value may be (the forms, the CLI and the flows all call it)."""
     key: str
     default: Any
     parse: Callable[[Any], Any]
     label: str
     secret: bool = False  # stored encrypted; read back as a Secret, never shown
+    kind: str = "text"
+    bounds: dict = field(default_factory=dict)
+
+
+def N_(message: str) -> str:
+    """Mark an English message for the translation catalogues (Babel extracts `N_` by default)."""
+    return message
+
+
+class Message(str):
+    """A refusal in English that keeps its msgid and parameters, so the web can show it translated.
+
+    This module sits at the bottom of the layers and runs without a request (CLI, scheduler), where
+    English is right; flask_babel's lazy strings would ask the request's locale selector when turned
+    into text and fail there. So a message is plain English text that the form layer translates with
+    `gettext(message.msgid, **message.params)` (app/web/forms.py `translated`).
+    """
+
+    def __new__(cls, msgid: str, **params):
+        self = super().__new__(cls, msgid % params if params else msgid)
+        self.msgid, self.params = msgid, params
+        return self
+
+
+def refusal(exc: ValueError):
+    """The message of a validator's ValueError, as a Message when it has one (str(exc) would lose it)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc)
+
+
+def _describe(parse, kind, **bounds):
+    """Tell a form what kind of field a validator wants, and its bounds."""
+    parse.kind, parse.bounds = kind, bounds
+    return parse
 
 
 class Secret:
@@ -79,21 +115,21 @@ def number(lo=None, hi=None, *, integer=False, optional=False):
         if value is None or (isinstance(value, str) and value.strip() == ""):
             if optional:
                 return None
-            raise ValueError("a value is required")
+            raise ValueError(Message(N_("a value is required")))
         try:
             num = Decimal(str(value).strip())
         except InvalidOperation:
-            raise ValueError(f"{value!r} is not a number") from None
+            raise ValueError(Message(N_("%(value)s is not a number"), value=repr(value))) from None
         if not num.is_finite():
-            raise ValueError(f"{value!r} is not a number")
+            raise ValueError(Message(N_("%(value)s is not a number"), value=repr(value)))
         if integer and num != num.to_integral_value():
-            raise ValueError(f"{value!r} is not a whole number")
+            raise ValueError(Message(N_("%(value)s is not a whole number"), value=repr(value)))
         if lo is not None and num < lo:
-            raise ValueError(f"must be at least {lo}")
+            raise ValueError(Message(N_("must be at least %(n)s"), n=lo))
         if hi is not None and num > hi:
-            raise ValueError(f"must be at most {hi}")
+            raise ValueError(Message(N_("must be at most %(n)s"), n=hi))
         return int(num) if integer else float(num)
-    return parse
+    return _describe(parse, "integer" if integer else "number", lo=lo, hi=hi)
 
 
 SETTINGS: dict[str, Setting] = {}
@@ -113,10 +149,12 @@ def init_app(app, hooks: dict):
     CHANGE_HOOKS.update(hooks)
 
 
-def declare(key, default, parse, label, secret=False):
+def declare(key, default, parse, label, secret=False, kind=None):
     """Declare a per-shop setting: its default, its validator and what the owner reads. A `secret`
-    one is stored encrypted and read back as a `Secret`."""
-    SETTINGS[key] = Setting(key, default, parse, label, secret)
+    one is stored encrypted and read back as a `Secret`. The field kind and bounds come from the
+    validator (number(), text(), ...) unless `kind` is given."""
+    kind = kind or ("secret" if secret else getattr(parse, "kind", "text"))
+    SETTINGS[key] = Setting(key, default, parse, label, secret, kind, dict(getattr(parse, "bounds", {})))
 
 
 def upsert(db, shop_id, key, stored: str, now: str):
@@ -164,8 +202,8 @@ declare("send_rate_per_minute", None, number(1, 100000, integer=True, optional=T
 
 # Rules that tie settings together: each returns a problem in words, or None.
 CHECKS = [
-    lambda v: "the send window must end after it starts" if v["window_end"] <= v["window_start"] else None,
-    lambda v: "the weekly cap cannot be below the daily cap" if v["cap_per_week"] < v["cap_per_day"] else None,
+    lambda v: Message(N_("the send window must end after it starts")) if v["window_end"] <= v["window_start"] else None,
+    lambda v: Message(N_("the weekly cap cannot be below the daily cap")) if v["cap_per_week"] < v["cap_per_day"] else None,
 ]
 
 
@@ -176,7 +214,11 @@ def consent_source(value):
         return text
     if text.startswith("meta:") and text[5:].strip():
         return "meta:" + text[5:].strip()
-    raise ValueError('choose "none", "meta:<meta key>" or "soft_opt_in"')
+    raise ValueError(Message(N_('choose "none", "meta:<meta key>" or "soft_opt_in"')))
+
+
+# A free choice with a pattern ("meta:<key>"), so a text field rather than a list of options.
+_describe(consent_source, "text", max_len=200)
 
 
 # WooCommerce core records no marketing consent, so the owner says where it comes from (issue #7):
@@ -227,9 +269,9 @@ def _unless_blank(check, optional, empty=None):
         if _blank(value):
             if optional:
                 return empty
-            raise ValueError("a value is required")
+            raise ValueError(Message(N_("a value is required")))
         return check(str(value).strip())
-    return parse
+    return _describe(parse, getattr(check, "kind", "text"), **getattr(check, "bounds", {}))
 
 
 def text(max_len, *, multiline=False, optional=True):
@@ -238,18 +280,18 @@ def text(max_len, *, multiline=False, optional=True):
         if _blank(value):
             if optional:
                 return "" if multiline else None
-            raise ValueError("a value is required")
+            raise ValueError(Message(N_("a value is required")))
         if not isinstance(value, str):
-            raise ValueError("must be text")
+            raise ValueError(Message(N_("must be text")))
         value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
         if not multiline and "\n" in value:
-            raise ValueError("must be a single line")
+            raise ValueError(Message(N_("must be a single line")))
         if _CONTROL.search(value):
-            raise ValueError("must not contain control characters")
+            raise ValueError(Message(N_("must not contain control characters")))
         if len(value) > max_len:
-            raise ValueError(f"must be at most {max_len} characters")
+            raise ValueError(Message(N_("must be at most %(n)s characters"), n=max_len))
         return value
-    return parse
+    return _describe(parse, "multiline" if multiline else "text", max_len=max_len)
 
 
 def https_url(*, optional=True):
@@ -257,11 +299,11 @@ def https_url(*, optional=True):
     def check(value):
         parts = _urlsplit(value)
         if parts.scheme.lower() != "https" or not parts.hostname:
-            raise ValueError(f"{value!r} is not an https:// URL")
+            raise ValueError(Message(N_("%(value)s is not an https:// URL"), value=repr(value)))
         if len(value) > 2000 or _re.search(r"[\s\"'<>\\]", value) or _CONTROL.search(value):
-            raise ValueError(f"{value!r} is not a valid URL")
+            raise ValueError(Message(N_("%(value)s is not a valid URL"), value=repr(value)))
         return value
-    return _unless_blank(check, optional)
+    return _unless_blank(_describe(check, "url", max_len=2000), optional)
 
 
 def color():
@@ -269,38 +311,38 @@ def color():
     def parse(value):
         value = str(value or "").strip()
         if not _re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-            raise ValueError(f"{value!r} is not a colour like #2f7d5b")
+            raise ValueError(Message(N_("%(value)s is not a colour like #2f7d5b"), value=repr(value)))
         return value.lower()
-    return parse
+    return _describe(parse, "colour")
 
 
 def email_address(*, optional=True):
     """A validator for one bare email address (name@example.com)."""
     def check(value):
         if len(value) > 254 or not _EMAIL.fullmatch(value) or ".." in value:
-            raise ValueError(f"{value!r} is not an email address")
+            raise ValueError(Message(N_("%(value)s is not an email address"), value=repr(value)))
         return value
-    return _unless_blank(check, optional)
+    return _unless_blank(_describe(check, "email", max_len=254), optional)
 
 
 def smtp_url(*, optional=True):
     """A validator for an smtp:// or smtps:// server URL (smtps://user:password@host:465)."""
     def check(value):
         if _re.search(r"\s", value) or _CONTROL.search(value):
-            raise ValueError("an SMTP URL must not contain spaces")
+            raise ValueError(Message(N_("an SMTP URL must not contain spaces")))
         parts = _urlsplit(value)
         if parts.scheme.lower() not in ("smtp", "smtps"):
-            raise ValueError("must start with smtp:// or smtps://")
+            raise ValueError(Message(N_("must start with smtp:// or smtps://")))
         try:
             port = parts.port
         except ValueError:
-            raise ValueError("the port must be a number between 1 and 65535") from None
+            raise ValueError(Message(N_("the port must be a number between 1 and 65535"))) from None
         if not parts.hostname:
-            raise ValueError("needs a server name, like smtps://user:password@mail.example.com:465")
+            raise ValueError(Message(N_("needs a server name, like smtps://user:password@mail.example.com:465")))
         if port is not None and not 0 < port < 65536:
-            raise ValueError("the port must be a number between 1 and 65535")
+            raise ValueError(Message(N_("the port must be a number between 1 and 65535")))
         return value
-    return _unless_blank(check, optional)
+    return _unless_blank(_describe(check, "url"), optional)
 
 
 DEFAULT_BRAND_COLOR = "#2f7d5b"  # a calm green
@@ -331,7 +373,7 @@ def save_settings(db, shop_id, values: dict, app=None) -> tuple[dict, dict]:
         try:
             parsed[key] = SETTINGS[key].parse(value)
         except ValueError as exc:
-            errors[key] = str(exc)
+            errors[key] = refusal(exc)
     if errors:
         return parsed, errors
     merged = {**get_settings(db, shop_id), **parsed}

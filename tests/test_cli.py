@@ -1,4 +1,5 @@
-"""The `winback` command: every command in SPEC exists and has help; errors are one clear line."""
+"""The `winback` command: every command of the README's table (the product contract's command table)
+exists, has help and takes the options named; errors are one clear line."""
 import json
 import re
 from pathlib import Path
@@ -9,19 +10,30 @@ from click.testing import CliRunner
 from app.__main__ import main
 from app.shops import create_shop
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "SPEC.md"
-# The command table of SPEC.md; used when ../shared is not beside the checkout.
-KNOWN = ["init-db", "demo", "serve", "worker", "shop add-shopify", "shop add-woocommerce", "shop list",
-         "sync", "import-orders", "refresh", "segments", "model", "explain", "run-flows", "messages", "report",
-         "flow list", "flow enable", "flow disable", "user add", "user list", "user passwd", "user remove"]
+README = Path(__file__).resolve().parent.parent / "README.md"
+COMMAND = r"`winback ((?:shop |flow |user )?[a-z-]+)([^`]*)`"
+
+
+def readme_commands():
+    """(command, options) of each row of the README's command table ("Command line")."""
+    rows = [line for line in README.read_text().splitlines() if line.startswith("| `winback ")]
+    found = [m for line in rows for m in re.findall(COMMAND, line.split(" | ")[0])]
+    assert found, "README.md has no command table"
+    return found
+
+
+# The contract's commands: the README must document each of them (and may document more).
+CONTRACT = {"init-db", "demo", "serve", "worker", "shop add-shopify", "shop add-woocommerce", "shop list", "sync",
+            "import-orders", "refresh", "segments", "model", "explain", "run-flows", "messages", "report",
+            "flow list", "flow enable", "flow disable", "user add", "user list", "user passwd", "user remove"}
 
 
 def spec_commands():
-    if not SPEC.exists():
-        return KNOWN
-    found = re.findall(r"^\| `winback ((?:shop |flow |user )?[a-z-]+)", SPEC.read_text(), flags=re.M)
-    assert found, "SPEC.md has no command table"
-    return sorted(set(found))
+    return sorted({command for command, _ in readme_commands()})
+
+
+def test_the_readme_documents_every_command_of_the_contract():
+    assert CONTRACT <= set(spec_commands())
 
 
 @pytest.mark.parametrize("command", spec_commands())
@@ -39,15 +51,9 @@ def test_top_level_help_lists_every_command():
         assert re.search(rf"^\s+{command}\s", output, flags=re.M), command
 
 
-def test_options_named_in_spec_exist():
-    """Each option SPEC gives a command is accepted by it."""
-    if not SPEC.exists():
-        pytest.skip("SPEC.md not beside the checkout")
-    for line in SPEC.read_text().splitlines():
-        match = re.match(r"^\| `winback ((?:shop |flow |user )?[a-z-]+)([^`]*)`", line)
-        if not match:
-            continue
-        command, rest = match.group(1), match.group(2)
+def test_options_named_in_the_readme_exist():
+    """Each option the README's command table gives a command is accepted by it."""
+    for command, rest in readme_commands():
         help_text = CliRunner().invoke(main, command.split() + ["--help"]).output
         for option in re.findall(r"--[a-z-]+", rest):
             assert option in help_text, f"winback {command} lacks {option}"

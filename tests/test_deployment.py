@@ -18,7 +18,7 @@ from fake_woo import FIXTURES as WOO_FIXTURES, FakeStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SHOPIFY_FIXTURES = Path("/work/shared/fixtures/shopify")
+SHOPIFY_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shopify"
 SHOP = "deploy-test.myshopify.com"
 CLIENT_SECRET = "shpss_deployment_test_secret"
 

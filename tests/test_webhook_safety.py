@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -26,6 +27,8 @@ from fake_woo import FakeStore, fixture, php_json
 SHOPIFY_SECRET = "shpss_safety_secret"
 SHOP = "safety.myshopify.com"
 WOO_SECRET = "woo-safety-secret"
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def woo_headers(secret, body: bytes, topic, delivery_id) -> dict:
@@ -137,7 +140,7 @@ def test_a_slow_store_blocks_neither_intake_nor_order_recording(app, db, store, 
     post = http_post(live)  # a 5 s timeout on each
     order = new_order(9001, product_id=93)
     assert woo_post(post, woo, "order.created", php_json(order)).status_code == 200
-    shopify_order = json.loads(open("/work/shared/fixtures/shopify/orders/order_20_paid_b.json").read())
+    shopify_order = json.loads(open(FIXTURES / "shopify" / "orders" / "order_20_paid_b.json").read())
     for n in range(5):
         assert shopify_post(post, "orders/create", {**shopify_order, "id": 500 + n}).status_code == 200
     assert requests.get(live + "/healthz", timeout=5).status_code == 200
@@ -191,7 +194,7 @@ def test_intake_does_not_wait_for_a_busy_database(app, db, shopify_shop):
     the inbox and processed once the lock is free; a duplicate delivery stays one event."""
     client = app.test_client()
     post = client_post(client)
-    order = json.loads(open("/work/shared/fixtures/shopify/orders/order_18_paid_a.json").read())
+    order = json.loads(open(FIXTURES / "shopify" / "orders" / "order_18_paid_a.json").read())
     holder = connect(app.config["DATABASE"])
     holder.conn.execute("BEGIN IMMEDIATE")
     try:
@@ -314,7 +317,7 @@ def test_an_uninstalled_shop_gets_only_its_privacy_topics_stored(app, client, db
 def test_processed_payloads_are_pruned_after_the_retention_period(app, db, shopify_shop, processor):
     client = app.test_client()
     post = client_post(client)
-    order = json.loads(open("/work/shared/fixtures/shopify/orders/order_18_paid_a.json").read())
+    order = json.loads(open(FIXTURES / "shopify" / "orders" / "order_18_paid_a.json").read())
     assert shopify_post(post, "orders/create", order, delivery_id="old").status_code == 200
     wait_for(lambda: db.execute("SELECT status FROM webhook_events WHERE delivery_id = 'old'").fetchone() == ("done",),
              "the delivery to be processed")

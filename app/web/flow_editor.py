@@ -1,8 +1,6 @@
 """The flows page: each flow on/off, its holdout, steps (delay, discount or free shipping, code
 validity), the subject and intro per language, a preview of each email rendered for a real customer
 of the shop, and "send me a test" (to the owner, never to the customer)."""
-import copy as _copy
-import math
 from datetime import timedelta
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
@@ -12,13 +10,12 @@ from flask_babel import gettext as _
 from .auth import TokenForm, login_required, owned_shop_or_404
 from ..db import get_db
 from .i18n import LANGUAGES
-from ..settings import email_address, get_settings
+from .forms import CopyForm, TestSendForm, flow_form
+from ..settings import get_settings
 from ..timeutil import to_db, utcnow
 from ..users import set_email
 
 bp = Blueprint("flow_pages", __name__)
-OFFER_KINDS = ("none", "percent", "free_shipping", "reuse")
-MAX_PERCENT = 90  # as flows.definitions.validate_flow
 
 
 def _posted_step_or_abort(flow, step):
@@ -93,71 +90,9 @@ def index(handle):
     return render_template("flows.html", shop=shop, flows=load_flows(get_db(), shop["id"]), form=TokenForm())
 
 
-def _number(raw, *, lo, hi, integer=True):
-    text = (raw or "").strip().replace(",", ".")
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(_("enter a number")) from None
-    if not math.isfinite(value):
-        raise ValueError(_("enter a number"))
-    if integer and value != int(value):
-        raise ValueError(_("enter a whole number"))
-    if value < lo or value > hi:
-        raise ValueError(_("must be between %(lo)s and %(hi)s", lo=lo, hi=hi))
-    return int(value) if integer else value
-
-
-def parse_flow_form(flow, form) -> tuple[dict, dict]:
-    """The flow as edited in the form, and {field: message} for what is refused."""
-    errors = {}
-    new = _copy.deepcopy(flow)
-    new.pop("name", None)
-    new["enabled"] = form.get("enabled") == "on"
-    try:
-        new["holdout"] = _number(form.get("holdout"), lo=0, hi=50, integer=False) / 100
-    except ValueError as exc:
-        errors["holdout"] = str(exc)
-    last = 0
-    for i, step in enumerate(new["steps"]):
-        try:
-            delay = _number(form.get(f"step{i}_delay"), lo=0, hi=365)
-            if delay < last:
-                raise ValueError(_("cannot come before the previous email (day %(day)s)", day=last))
-            step["delay_days"] = last = delay
-        except ValueError as exc:
-            errors[f"step{i}_delay"] = str(exc)
-        if flow["kind"] != "promotional":
-            continue
-        kind = form.get(f"step{i}_offer", "none")
-        if kind not in OFFER_KINDS or (kind == "reuse" and i == 0):
-            errors[f"step{i}_offer"] = _("choose an offer")
-            continue
-        if kind == "none":
-            step["offer"] = None
-        elif kind == "reuse":
-            step["offer"] = {"reuse": True}
-        else:
-            offer = {}
-            try:
-                offer["valid_days"] = _number(form.get(f"step{i}_valid_days"), lo=1, hi=365)
-            except ValueError as exc:
-                errors[f"step{i}_valid_days"] = str(exc)
-            if kind == "free_shipping":
-                offer["free_shipping"] = True
-            else:
-                try:
-                    pct = _number(form.get(f"step{i}_percent"), lo=float("-inf"), hi=float("inf"), integer=False)
-                    if not 0 < pct <= MAX_PERCENT:
-                        raise ValueError(_("a discount must be more than 0 %% and at most %(max)s %%", max=MAX_PERCENT))
-                    offer["percent"] = int(pct) if pct == int(pct) else pct
-                except ValueError as exc:
-                    errors[f"step{i}_percent"] = str(exc)
-            step["offer"] = offer
-    return new, errors
-
-
-def _editor(shop, flow, lang, errors=None, values=None, status=200):
+def _editor(shop, flow, lang, errors=None, fform=None, typed=None, status=200):
+    """The editor page. `fform` is the flow form as posted (else the saved flow fills it); `typed` is
+    what was typed into a refused copy or test form, shown again; the other forms keep their values."""
     from flows.copy import get_copy
     db = get_db()
     customer = sample_customer(db, shop, flow)
@@ -168,7 +103,8 @@ def _editor(shop, flow, lang, errors=None, values=None, status=200):
                       "subject": rendered.subject if rendered else None})
     user_email = db.execute("SELECT email FROM users WHERE id = ?", [g.user["id"]]).fetchone()[0]
     return render_template("flow.html", shop=shop, flow=flow, steps=steps, lang=lang, customer=customer,
-                           errors=errors or {}, values=values, form=TokenForm(), user_email=user_email or ""), status
+                           errors=errors or {}, fform=fform or flow_form(flow), typed=typed or {},
+                           form=TokenForm(), user_email=user_email or ""), status
 
 
 @bp.route("/shops/<handle>/flows/<name>", methods=["GET", "POST"])
@@ -181,16 +117,18 @@ def edit(handle, name):
     lang = _lang()
     if request.method == "GET":
         return _editor(shop, flow, lang)
-    if not TokenForm().validate_on_submit():
+    fform = flow_form(flow, request.form)
+    valid = fform.validate()
+    if fform.csrf_token.errors:
         abort(400)
-    new, errors = parse_flow_form(flow, request.form)
-    if not errors:
+    errors = fform.errors_by_field()
+    if valid:
         try:
-            save_flow(get_db(), shop["id"], name, new)
+            save_flow(get_db(), shop["id"], name, fform.to_flow(flow))
         except FlowError as exc:
             errors["flow"] = str(exc)
     if errors:
-        return _editor(shop, flow, lang, errors, request.form, 422)
+        return _editor(shop, flow, lang, errors, fform, status=422)
     flash(_("Saved. The changes apply from the next run of the flows."))
     return redirect(url_for("flow_pages.edit", handle=handle, name=name, lang=lang))
 
@@ -220,16 +158,17 @@ def save_copy(handle, name, step):
     flow = _flow(shop, name)
     lang = _lang()
     _posted_step_or_abort(flow, step)
-    subject = (request.form.get("subject") or "").strip() or None
-    intro = request.form.get("intro") or None
+    form = CopyForm()
+    typed = {"subject": form.subject.data or "", "intro": form.intro.data or ""}
+    if not form.validate():
+        return _editor(shop, flow, lang, {f"copy{step}_{name}": str(messages[0]) for name, messages
+                                          in form.errors.items() if name != "csrf_token"}, typed=typed, status=422)
     try:
-        store(get_db(), shop["id"], flow["steps"][step]["template"], lang, subject=subject, intro=intro)
-    except ValueError as exc:
-        from .rules import translate_error
-        field, _sep, message = str(exc).partition(": ")
-        field = "intro" if field == "intro" else "subject"
-        return _editor(shop, flow, lang, {f"copy{step}_{field}": translate_error(message or str(exc))},
-                       request.form, 422)
+        store(get_db(), shop["id"], flow["steps"][step]["template"], lang,
+              subject=form.subject.parsed or None, intro=form.intro.parsed or None)
+    except ValueError as exc:  # a rule of flows.copy the form does not know (its message is English)
+        field = "intro" if str(exc).startswith("intro") else "subject"
+        return _editor(shop, flow, lang, {f"copy{step}_{field}": str(exc)}, typed=typed, status=422)
     flash(_("Saved the text of email %(n)s (%(lang)s).", n=step + 1, lang=LANGUAGES[lang]))
     return redirect(url_for("flow_pages.edit", handle=handle, name=name, lang=lang) + f"#step{step}")
 
@@ -248,12 +187,9 @@ def preview(handle, name, step):
         return Response(_("No customer to show the email for yet."), mimetype="text/plain")
     override = None
     if "subject" in request.args or "intro" in request.args:  # live preview of text being typed
-        from flows.copy import _clean_intro, _clean_subject
-        try:
-            override = {"subject": _clean_subject(request.args.get("subject", "").strip() or None),
-                        "intro": _clean_intro(request.args.get("intro") or None)}
-        except ValueError:
-            override = None  # not valid yet: show the saved text
+        typed = CopyForm(request.args, meta={"csrf": False})
+        if typed.validate():  # else not valid yet: show the saved text
+            override = {"subject": typed.subject.parsed or None, "intro": typed.intro.parsed or None}
     email = render_step(db, shop, flow, step, _lang(), customer, override)
     if request.args.get("part") == "text":
         return Response(email.text, mimetype="text/plain")
@@ -274,10 +210,11 @@ def send_test(handle, name, step):
     back = url_for("flow_pages.edit", handle=handle, name=name, lang=lang) + f"#step{step}"
     _posted_step_or_abort(flow, step)
     db = get_db()
-    try:
-        to = email_address(optional=False)(request.form.get("email"))
-    except ValueError as exc:
-        return _editor(shop, flow, lang, {f"test{step}_email": str(exc)}, request.form, 422)
+    form = TestSendForm()
+    if not form.validate():  # the flow form and the texts stay as saved: only this address was refused
+        return _editor(shop, flow, lang, {f"test{step}_email": str(form.email.errors[0])},
+                       typed={"email": form.email.data or ""}, status=422)
+    to = form.email.parsed
     set_email(db, g.user["id"], to)
     settings = get_settings(db, shop["id"])
     try:

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
 
 from .auth import login_required, owned_shop_or_404
+from .forms import SettleForm
 from ..db import get_db
 from ..settings import get_settings
 from ..timeutil import to_db, utcnow
@@ -15,10 +15,6 @@ from ..timeutil import to_db, utcnow
 bp = Blueprint("outbox_pages", __name__)
 PAGE_SIZE = 50
 MAX_PAGE = 100_000
-
-
-class SettleForm(FlaskForm):
-    """The two settle buttons of an unknown message (CSRF only)."""
 
 
 @bp.get("/shops/<handle>/outbox")
@@ -73,9 +69,10 @@ def would_enter(db, shop) -> dict | None:
 def settle(handle, message_id):
     from flows.messages import settle_unknown
     shop = owned_shop_or_404(handle)
-    if not SettleForm().validate_on_submit():
+    form = SettleForm()
+    if not form.validate_on_submit():
         abort(400)
-    delivered = request.form.get("delivered") == "yes"
+    delivered = form.delivered.data == "yes"
     if settle_unknown(get_db(), shop["id"], message_id, delivered):
         flash(_("Marked as delivered.") if delivered else _("Marked as not delivered."))
     return redirect(url_for("outbox_pages.index", handle=handle, status="unknown"))

@@ -1,11 +1,12 @@
 """The products page: which products are replenishable and their cycle, with the candidates the
 shop's history suggests (≥ 20 repurchase gaps with a steady cycle, flows.segments)."""
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from connectors.store import set_replenishable
 
 from .auth import TokenForm, login_required, owned_shop_or_404
+from .forms import ProductForm
 from ..db import get_db, write_transaction
 from ..timeutil import to_db, utcnow
 
@@ -35,22 +36,16 @@ def index(handle):
 def update(handle, product_id):
     """Mark a product replenishable (cycle in days, empty: learned) or unmark it."""
     shop = owned_shop_or_404(handle)
-    if not TokenForm().validate_on_submit():
+    form = ProductForm()
+    valid = form.validate()
+    if form.csrf_token.errors:
         abort(400)
     db = get_db()
     if not db.execute("SELECT 1 FROM products WHERE id = ? AND shop_id = ?", [product_id, shop["id"]]).fetchone():
         abort(404)
-    on = request.form.get("replenishable") == "on"
-    raw = (request.form.get("days") or "").strip()
-    days = None
-    if on and raw:
-        try:
-            days = int(raw)
-            if not 1 <= days <= 3650:
-                raise ValueError
-        except ValueError:
-            return _page(shop, {product_id: _("enter a whole number of days from 1 to 3650")},
-                         {product_id: raw}, 422)
+    if not valid:
+        return _page(shop, {product_id: str(form.days.errors[0])}, {product_id: (form.days.data or "").strip()}, 422)
+    on, days = form.replenishable.data, form.days.parsed
     with write_transaction(db):
         set_replenishable(db, product_id, on, days, to_db(utcnow()))
     flash(_("Saved. The changes apply from the next run of the flows."))

@@ -1,7 +1,6 @@
 """The thresholds and rules page: segment thresholds, VIP, frequency caps, send window, time zone,
 sender, postal address and (WooCommerce) consent source. Saved values take effect on the next tick,
 which reads the settings afresh."""
-import re
 from zoneinfo import available_timezones
 
 from urllib.parse import urlsplit, urlunsplit
@@ -9,14 +8,12 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, StringField, TextAreaField
 
 from .auth import login_required, owned_shop_or_404
+from .forms import rules_form, translated
 from ..db import get_db
 from ..settings import get_settings, save_settings
 from ..shops import set_timezone
-from ..timeutil import zone
 
 bp = Blueprint("settings_pages", __name__)
 
@@ -60,37 +57,6 @@ SECTIONS = [
          _l('WooCommerce: "none" (nobody), "meta:<key>" (a customer meta key such as mailchimp_woocommerce_is_subscribed) or "soft_opt_in" (everyone who bought).')),
     ]),
 ]
-MULTILINE = {"postal_address"}
-
-# The settings registry speaks English; these patterns put its messages in the owner's language.
-_MESSAGES = [
-    (r"a value is required", lambda m: _("a value is required")),
-    (r"(?P<v>.+) is not a number", lambda m: _("%(value)s is not a number", value=m["v"])),
-    (r"(?P<v>.+) is not a whole number", lambda m: _("%(value)s is not a whole number", value=m["v"])),
-    (r"must be at least (?P<n>\S+)", lambda m: _("must be at least %(n)s", n=m["n"])),
-    (r"must be at most (?P<n>\d+) characters", lambda m: _("must be at most %(n)s characters", n=m["n"])),
-    (r"must be at most (?P<n>\S+)", lambda m: _("must be at most %(n)s", n=m["n"])),
-    (r"must be 1 to (?P<n>\d+) characters", lambda m: _("must be 1 to %(n)s characters", n=m["n"])),
-    (r"must be a single line", lambda m: _("must be a single line")),
-    (r"must not contain control characters", lambda m: _("must not contain control characters")),
-    (r"(?P<v>.+) is not an email address", lambda m: _("%(value)s is not an email address", value=m["v"])),
-    (r"the send window must end after it starts", lambda m: _("the send window must end after it starts")),
-    (r"the weekly cap cannot be below the daily cap", lambda m: _("the weekly cap cannot be below the daily cap")),
-    (r"must start with smtp:// or smtps://", lambda m: _("must start with smtp:// or smtps://")),
-    (r"an SMTP URL must not contain spaces", lambda m: _("an SMTP URL must not contain spaces")),
-    (r"the port must be a number between 1 and 65535", lambda m: _("the port must be a number between 1 and 65535")),
-    (r"needs a server name.*", lambda m: _("needs a server name, like smtps://user:password@mail.example.com:465")),
-    (r'choose "none".*', lambda m: _('choose "none", "meta:<meta key>" or "soft_opt_in"')),
-]
-
-
-def translate_error(message: str) -> str:
-    """A validator's message in the UI language (unchanged when no pattern knows it)."""
-    for pattern, make in _MESSAGES:
-        match = re.fullmatch(pattern, message)
-        if match:
-            return make(match)
-    return message
 
 
 def _fields(shop) -> list[str]:
@@ -98,13 +64,6 @@ def _fields(shop) -> list[str]:
     if shop["platform"] != "woocommerce":
         keys.remove("woo_consent_source")
     return keys
-
-
-def _form_class(keys):
-    """A FlaskForm (CSRF protected) with one text field per setting, and a box to clear the SMTP server."""
-    attrs = {k: (TextAreaField if k in MULTILINE else StringField)(k) for k in keys}
-    attrs["smtp_url_clear"] = BooleanField("smtp_url_clear")
-    return type("RulesForm", (FlaskForm,), attrs)
 
 
 def masked_smtp_url(secret) -> str | None:
@@ -141,32 +100,32 @@ def edit(handle):
     stored = get_settings(db, shop["id"])
     current = {k: _shown(stored.get(k)) for k in keys if k != "timezone"} | {"timezone": shop["timezone"]}
     current["smtp_url"] = ""  # a secret: the field starts empty, and empty keeps the saved one
-    form = _form_class(keys)(data=current if request.method == "GET" else None)
+    labels = {key: label for _title, rows in SECTIONS for key, label, _help in rows}
+    form = rules_form(keys, labels)(data=current if request.method == "GET" else None)
     errors = {}
     if request.method == "POST":
-        if not form.validate_on_submit():  # only the CSRF token can fail here
+        valid = form.validate()
+        if form.csrf_token.errors:
             abort(400)
-        submitted = {k: getattr(form, k).data for k in keys}
-        tz = (submitted.pop("timezone") or "").strip()
-        if not (submitted.get("smtp_url") or "").strip():
-            if form.smtp_url_clear.data:
-                submitted["smtp_url"] = None
-            else:
-                submitted.pop("smtp_url", None)
-        try:
-            zone(tz)
-        except ValueError:
-            errors["timezone"] = _("unknown time zone %(name)s", name=repr(tz))
-        if not errors:
-            errors = {k: translate_error(v) for k, v in
-                      save_settings(db, shop["id"], submitted, app=current_app)[1].items()}
-        if not errors:
-            if tz != shop["timezone"]:
-                set_timezone(db, shop["id"], tz)
-            flash(_("Saved. The changes apply from the next run of the flows."))
-            return redirect(url_for("settings_pages.edit", handle=handle))
+        if valid:
+            submitted = {k: getattr(form, k).data for k in keys}
+            tz = (submitted.pop("timezone") or "").strip()
+            if not (submitted.get("smtp_url") or "").strip():
+                if form.smtp_url_clear.data:
+                    submitted["smtp_url"] = None
+                else:
+                    submitted.pop("smtp_url", None)
+            # Each value passed its own check; the rules that tie values together are judged on saving.
+            errors = {k: translated(v) for k, v in save_settings(db, shop["id"], submitted, app=current_app)[1].items()}
+            if not errors:
+                if tz != shop["timezone"]:
+                    set_timezone(db, shop["id"], tz)
+                flash(_("Saved. The changes apply from the next run of the flows."))
+                return redirect(url_for("settings_pages.edit", handle=handle))
+        else:
+            errors = {name: str(messages[0]) for name, messages in form.errors.items() if name != "csrf_token"}
     sections = [(title, [row for row in rows if row[0] in keys]) for title, rows in SECTIONS]
     form.smtp_url.data = ""  # what was typed is not sent back either
     return render_template("settings.html", shop=shop, form=form, sections=sections, errors=errors,
-                           current=current, multiline=MULTILINE, smtp_saved=masked_smtp_url(stored.get("smtp_url")),
+                           current=current, smtp_saved=masked_smtp_url(stored.get("smtp_url")),
                            zones=sorted(available_timezones())), (422 if errors else 200)

@@ -5,6 +5,7 @@ from flask import (Blueprint, abort, current_app, flash, g, redirect, render_tem
                    url_for)
 
 from .auth import login_required
+from .forms import WooConnectForm, WooManualForm
 from ..db import get_db
 from .limits import WEBHOOK_BYTES, body_limit
 
@@ -41,7 +42,10 @@ def connect():
 def start():
     """Start a connection for this user and store, and send the owner to the store's grant screen."""
     from connectors.woocommerce.connect import ConnectError, authorize_url, start_connection
-    store_url = request.form.get("store_url", "").strip()
+    form = WooConnectForm()
+    store_url = (form.store_url.data or "").strip()
+    if not form.validate():
+        return _page(error=str(form.store_url.errors[0]), store_url=store_url), 400
     try:
         state = start_connection(get_db(), store_url, g.user["id"])
     except ConnectError as exc:
@@ -85,12 +89,11 @@ def manual():
     from connectors.woocommerce import WooError
     from connectors.woocommerce.connect import ConnectError, add_store
     from ..shops import ShopError
-    form = request.form
-    store_url = form.get("store_url", "").strip()
-    key, secret = form.get("consumer_key", "").strip(), form.get("consumer_secret", "").strip()
-    if not (store_url and key and secret):
-        return _page(error="Store URL, consumer key and consumer secret are all needed.",
-                     store_url=store_url), 400
+    form = WooManualForm()
+    store_url = (form.store_url.data or "").strip()
+    if not form.validate():
+        return _page(error=str(next(iter(form.errors.values()))[0]), store_url=store_url), 400
+    key, secret = form.consumer_key.data.strip(), form.consumer_secret.data.strip()
     try:
         shop = add_store(current_app._get_current_object(), get_db(), store_url, key, secret,
                          user_id=g.user["id"])

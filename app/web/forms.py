@@ -1,0 +1,255 @@
+"""The WTForms classes of every page form (CSRF protected through FlaskForm), with their validators.
+
+Messages are translated when they are raised: the validators here use flask_babel's lazy_gettext,
+and a setting's own validator (app/settings.py, the one judge of a value) raises a `Message` that
+`translated` turns into the owner's language. Nothing translates English text after the fact.
+"""
+import math
+
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, ValidationError
+
+from flows.copy import INTRO_MAX, SUBJECT_MAX
+
+from ..settings import SETTINGS, Message, email_address, refusal, text
+from ..timeutil import zone
+
+
+def translated(message):
+    """A validator's message in the page's language (a settings `Message` by its msgid)."""
+    if isinstance(message, Message):
+        return gettext(message.msgid, **message.params)
+    return message
+
+
+class Parsed:
+    """Run a core validator (a `parse` from app/settings.py) on the field: its refusal, translated,
+    is the field's error; its parsed value is kept as `field.parsed`."""
+
+    def __init__(self, parse, skip_blank=False):
+        self.parse, self.skip_blank = parse, skip_blank
+
+    def __call__(self, form, field):
+        if self.skip_blank and not (field.data or "").strip():
+            field.parsed = None
+            return
+        try:
+            field.parsed = self.parse(field.data)
+        except ValueError as exc:
+            raise ValidationError(translated(refusal(exc))) from None
+
+
+class Number:
+    """A number in [lo, hi] (a comma counts as the decimal point); `field.parsed` is int or float."""
+
+    def __init__(self, lo=-math.inf, hi=math.inf, integer=True, message=None):
+        self.lo, self.hi, self.integer, self.message = lo, hi, integer, message
+
+    def __call__(self, form, field):
+        raw = (field.data or "").strip().replace(",", ".")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValidationError(self.message or _l("enter a number")) from None
+        if not math.isfinite(value):
+            raise ValidationError(self.message or _l("enter a number"))
+        if self.integer and value != int(value):
+            raise ValidationError(self.message or _l("enter a whole number"))
+        if value < self.lo or value > self.hi:
+            raise ValidationError(self.message or _l("must be between %(lo)s and %(hi)s", lo=self.lo, hi=self.hi))
+        field.parsed = int(value) if self.integer else value
+
+
+def _timezone(form, field):
+    name = (field.data or "").strip()
+    try:
+        zone(name)
+    except ValueError:
+        raise ValidationError(_l("unknown time zone %(name)s", name=repr(name))) from None
+
+
+# --- The rules page: one field per settings declaration ---
+
+_WIDGET_ATTRS = {"number": {"inputmode": "decimal"}, "integer": {"inputmode": "numeric"},
+                 "multiline": {"rows": 3}, "secret": {"autocomplete": "new-password"},
+                 "url": {"inputmode": "url"}}
+
+
+def setting_field(setting, label):
+    """The form field of a declared setting, from its kind; its validator is the setting's parse.
+
+    A secret's field never shows a value back, and empty means "keep the saved one" (so blank
+    is not judged here)."""
+    field_class = {"multiline": TextAreaField, "secret": PasswordField, "email": EmailField}.get(setting.kind, StringField)
+    return field_class(label, validators=[Parsed(setting.parse, skip_blank=setting.secret)],
+                       render_kw=dict(_WIDGET_ATTRS.get(setting.kind, {})))
+
+
+def rules_form(keys, labels):
+    """A RulesForm class with a field for each of `keys` (setting keys, and "timezone", the shop's
+    column), labelled from `labels`, and a box that clears the saved SMTP server."""
+    attrs = {}
+    for key in keys:
+        if key == "timezone":
+            attrs[key] = StringField(labels.get(key), validators=[_timezone],
+                                     render_kw={"list": "zones", "autocomplete": "off"})
+        else:
+            attrs[key] = setting_field(SETTINGS[key], labels.get(key, SETTINGS[key].label))
+    attrs["smtp_url_clear"] = BooleanField(_l("Remove the saved SMTP server"))
+    return type("RulesForm", (FlaskForm,), attrs)
+
+
+# --- The flow editor ---
+
+OFFER_KINDS = ("none", "percent", "free_shipping", "reuse")
+MAX_PERCENT = 90  # as flows.definitions.validate_flow
+
+
+class FlowForm(FlaskForm):
+    """A flow's settings: on/off, holdout, and per step its day and offer. Build one with `flow_form`."""
+
+    enabled = BooleanField()
+    holdout = StringField(validators=[Number(0, 50, integer=False)])
+
+    def validate(self, extra_validators=None):
+        """The fields one by one, then what ties the steps together (days in order, the offer's
+        numbers only when the offer needs them)."""
+        ok = super().validate(extra_validators)
+        last = 0
+        for i in range(self.step_count):
+            delay = self[f"step{i}_delay"]
+            if not delay.errors:
+                if delay.parsed < last:
+                    delay.errors.append(gettext("cannot come before the previous email (day %(day)s)", day=last))
+                    ok = False
+                else:
+                    last = delay.parsed
+            if not self.promotional:
+                continue
+            kind = self[f"step{i}_offer"].data
+            if kind not in OFFER_KINDS or (kind == "reuse" and i == 0):
+                self[f"step{i}_offer"].errors.append(gettext("choose an offer"))
+                ok = False
+            needed = {"percent": ["valid_days", "percent"], "free_shipping": ["valid_days"]}.get(kind, [])
+            for name in needed:
+                field = self[f"step{i}_{name}"]
+                check = (Number(1, 365) if name == "valid_days" else Number(integer=False))
+                try:
+                    check(self, field)
+                    if name == "percent" and not 0 < field.parsed <= MAX_PERCENT:
+                        raise ValidationError(gettext("a discount must be more than 0 %% and at most %(max)s %%",
+                                                      max=MAX_PERCENT))
+                except ValidationError as exc:
+                    field.errors = [*field.errors, str(exc.args[0])]
+                    ok = False
+        return ok
+
+    def errors_by_field(self) -> dict:
+        """{field name: first message}, as the templates show them."""
+        return {name: str(errors[0]) for name, errors in self.errors.items() if errors and name != "csrf_token"}
+
+    def to_flow(self, flow) -> dict:
+        """The flow with this form's values (call after validate())."""
+        new = {k: v for k, v in flow.items() if k != "name"}
+        new["steps"] = [dict(step) for step in flow["steps"]]
+        new["enabled"] = self.enabled.data
+        new["holdout"] = self.holdout.parsed / 100
+        for i, step in enumerate(new["steps"]):
+            step["delay_days"] = self[f"step{i}_delay"].parsed
+            if not self.promotional:
+                continue
+            kind = self[f"step{i}_offer"].data
+            if kind == "none":
+                step["offer"] = None
+            elif kind == "reuse":
+                step["offer"] = {"reuse": True}
+            else:
+                offer = {"valid_days": self[f"step{i}_valid_days"].parsed}
+                if kind == "free_shipping":
+                    offer["free_shipping"] = True
+                else:
+                    pct = self[f"step{i}_percent"].parsed
+                    offer["percent"] = int(pct) if pct == int(pct) else pct
+                step["offer"] = offer
+        return new
+
+
+def flow_form(flow, formdata=None):
+    """A FlowForm for `flow`'s steps, filled from `formdata` (a POST) or from the saved flow."""
+    promotional = flow["kind"] == "promotional"
+    attrs = {"step_count": len(flow["steps"]), "promotional": promotional}
+    data = {"enabled": flow["enabled"], "holdout": f"{flow['holdout'] * 100:g}"}
+    for i, step in enumerate(flow["steps"]):
+        attrs[f"step{i}_delay"] = StringField(validators=[Number(0, 365)])
+        data[f"step{i}_delay"] = str(step["delay_days"])
+        if promotional:
+            offer = step.get("offer") or {}
+            attrs[f"step{i}_offer"] = SelectField(choices=list(OFFER_KINDS), validate_choice=False)
+            attrs[f"step{i}_percent"] = StringField()
+            attrs[f"step{i}_valid_days"] = StringField()
+            data[f"step{i}_offer"] = ("reuse" if offer.get("reuse") else "free_shipping" if offer.get("free_shipping")
+                                      else "percent" if offer.get("percent") else "none")
+            data[f"step{i}_percent"] = f"{offer['percent']:g}" if offer.get("percent") else ""
+            data[f"step{i}_valid_days"] = str(offer.get("valid_days") or "")
+    form_class = type("StepsForm", (FlowForm,), attrs)
+    return form_class(formdata=formdata) if formdata is not None else form_class(formdata=None, data=data)
+
+
+class CopyForm(FlaskForm):
+    """One step's subject and intro in one language (empty: the default text); the same checks as
+    flows.copy, with messages in the owner's language."""
+
+    subject = StringField(validators=[Parsed(text(SUBJECT_MAX))])
+    intro = TextAreaField(validators=[Parsed(text(INTRO_MAX, multiline=True))])
+
+
+class TestSendForm(FlaskForm):
+    """Where to send a test email (the owner's own address)."""
+
+    email = EmailField(validators=[Parsed(email_address(optional=False))])
+
+
+class ProductForm(FlaskForm):
+    """A product marked replenishable, with its cycle in days (empty: learned)."""
+
+    replenishable = BooleanField()
+    days = StringField()
+
+    def validate(self, extra_validators=None):
+        """The cycle is checked only for a product being marked."""
+        ok = super().validate(extra_validators)
+        self.days.parsed = None
+        if ok and self.replenishable.data and (self.days.data or "").strip():
+            try:
+                Number(1, 3650, message=_l("enter a whole number of days from 1 to 3650"))(self, self.days)
+            except ValidationError as exc:
+                self.days.errors = [str(exc.args[0])]
+                return False
+        return ok
+
+
+class SettleForm(FlaskForm):
+    """Settle a message whose sending was interrupted: delivered ("yes") or not ("no"), the value of
+    the button pressed (so not a hidden field: hidden_tag() renders only the CSRF token)."""
+
+    delivered = StringField(validators=[AnyOf(["yes", "no"])])
+
+
+_NEEDED = _l("Store URL, consumer key and consumer secret are all needed.")
+
+
+class WooConnectForm(FlaskForm):
+    """Connect a WooCommerce store through its grant screen."""
+
+    store_url = StringField(_l("Store URL"), validators=[DataRequired(_l("Enter the store's URL."))])
+
+
+class WooManualForm(FlaskForm):
+    """Connect a WooCommerce store with keys made by hand in the store."""
+
+    store_url = StringField(_l("Store URL"), validators=[DataRequired(_NEEDED)])
+    consumer_key = StringField(_l("Consumer key"), validators=[DataRequired(_NEEDED)])
+    consumer_secret = PasswordField(_l("Consumer secret"), validators=[DataRequired(_NEEDED)])
