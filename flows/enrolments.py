@@ -13,6 +13,18 @@ Table owners (the only module that writes each table; others call it):
 | enrolments | flows/enrolments.py |
 | messages | flows/messages.py |
 | discount_codes | flows/codes.py |
+| sync_state | connectors/sync.py |
+| shopify_installs, privacy_requests | connectors/shopify/subscriptions.py, connectors/shopify/privacy.py |
+| oauth_states | each platform its own rows: connectors/shopify/oauth.py, connectors/woocommerce/connect.py |
+| leases | flows/lease.py |
+| customer_snapshots | the intelligence pipeline: flows/metrics.py builds, flows/scores.py and flows/segments.py add columns |
+| customer_segments | flows/segments.py |
+| shop_snapshots | flows/refresh.py |
+| login_failures | app/login_throttle.py |
+
+tests/test_layers.py keeps this table true. A Shopify erasure reaches messages and codes through
+`erase_person`/`erase_shop` (flows/messages.py) and `blank_errors` (flows/codes.py), handed to
+connectors/shopify/privacy.py by the app factory (the connectors sit below flows/).
 
 Callers hold the write transaction; these functions only run their statement. Set-based exits stay
 set-based: the unsubscribe of one customer runs the same statement as the tick, narrowed to them.
