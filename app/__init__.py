@@ -27,7 +27,8 @@ DEFAULTS = {
 
 # Settings that are strings even when they look like JSON (from_prefixed_env parses values).
 _STRING_SETTINGS = ("ADMIN_PASSWORD", "SECRET_KEY", "ENCRYPTION_KEY", "SHOPIFY_CLIENT_ID",
-                    "SHOPIFY_CLIENT_SECRET", "SHOPIFY_API_VERSION", "DATABASE", "MAIL_FROM")
+                    "SHOPIFY_CLIENT_SECRET", "SHOPIFY_API_VERSION", "DATABASE", "MAIL_FROM",
+                    "SHOPIFY_CLIENT_SECRET_PREVIOUS")
 
 
 def create_app(test_config=None):

@@ -9,7 +9,6 @@ permanent one (5xx) is recorded on the message and on the customer, and never re
 What is sent, when, and whether at all is decided in flows/delivery.py; this module only speaks SMTP.
 """
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from email.header import Header
@@ -19,7 +18,8 @@ from email.mime.text import MIMEText
 from email.utils import formataddr, format_datetime, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (Retrying, retry, retry_if_exception, retry_if_exception_type, stop_after_attempt,
+                      wait_exponential)
 
 from .timeutil import utcnow
 
@@ -105,21 +105,28 @@ class Connection:
         self.smtp = smtp
 
     def send(self, message):
-        """Send one message; raises TemporaryFailure or PermanentFailure."""
-        for attempt in range(2):
-            try:
-                if self.smtp is None:
-                    self.open()
-                self.smtp.send_message(message)
-                return
-            except smtplib.SMTPServerDisconnected as exc:
-                self.smtp = None  # the server closed an idle session: reconnect once
-                if attempt:
-                    raise classify(exc) from exc
-            except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-                if isinstance(exc, (OSError, socket.timeout)) and not isinstance(exc, smtplib.SMTPException):
-                    self.smtp = None
-                raise classify(exc) from exc
+        """Send one message; raises TemporaryFailure or PermanentFailure.
+
+        A session the server closed while idle is reopened once, at once (the second attempt)."""
+        reconnect = Retrying(retry=retry_if_exception_type(smtplib.SMTPServerDisconnected),
+                             stop=stop_after_attempt(2), reraise=True)
+        try:
+            reconnect(self._send_once, message)
+        except (smtplib.SMTPException, OSError) as exc:  # socket.timeout is an OSError
+            raise classify(exc) from exc
+
+    def _send_once(self, message):
+        if self.smtp is None:
+            self.open()
+        try:
+            self.smtp.send_message(message)
+        except smtplib.SMTPServerDisconnected:
+            self.smtp = None
+            raise
+        except OSError as exc:
+            if not isinstance(exc, smtplib.SMTPException):  # the connection itself broke
+                self.smtp = None
+            raise
 
     def close(self):
         if self.smtp is not None:

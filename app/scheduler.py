@@ -25,7 +25,7 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
 
     One shop's trouble (credentials that cannot be decrypted, a platform that is down, bad data)
     is logged, recorded as a failed run on that shop's dashboard, and the round goes on."""
-    from connectors.sync import sync_shop
+    from connectors.sync import poll_shop
     from flows import lease
     from flows.engine import TickBusy, tick
     from connectors.registry import live_connector
@@ -42,12 +42,7 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
             try:
                 connector = live_connector(app, shop)
                 if connector is not None:
-                    try:
-                        connector.prepare(db)
-                    except Exception:  # noqa: BLE001 - the poll below still reconciles
-                        log.warning("scheduler: preparing %s failed", shop["handle"], exc_info=True)
-                    # The periodic poll: an incremental sync picks up what webhooks missed.
-                    sync_shop(app, db, shop, connector=connector)
+                    poll_shop(app, db, shop, connector)
                 results[shop["handle"]] = tick(app, db, shop, now or utcnow(), connector=connector,
                                                realtime=now is None)
                 if connector is not None:

@@ -99,9 +99,10 @@ class Connector(ABC):
     """What every shop source offers Winback.
 
     Reading: `customers`, `products`, `orders` yield normalised records, all of them or those
-    changed since a time (incremental sync). Writing and webhooks are optional capabilities: a
-    source without them raises NotImplementedError, and callers fall back (codes kept in SQLite,
-    no webhooks).
+    changed since a time (incremental sync). Writing is an optional capability: a source without
+    it raises NotImplementedError, and callers fall back (codes kept in SQLite). Webhooks are not
+    a connector's business: a platform's `webhooks` module checks and reads deliveries, and
+    connectors/platforms.py lists its handlers.
     """
 
     platform: str = ""
@@ -132,14 +133,6 @@ class Connector(ABC):
         Sources without a discount API keep codes in Winback's own database instead.
         """
         raise NotImplementedError(f"{self.platform} has no discount API")
-
-    def verify_webhook(self, headers, body: bytes) -> bool:
-        """True when a delivery's signature over the raw `body` is valid (constant-time compare)."""
-        raise NotImplementedError(f"{self.platform} sends no webhooks")
-
-    def parse_webhook(self, headers, body: bytes) -> WebhookEvent:
-        """Turn a verified delivery into an event; ValueError when it is malformed."""
-        raise NotImplementedError(f"{self.platform} sends no webhooks")
 
     def recent_orders(self, customer: dict, since: datetime) -> Iterator[OrderRecord]:
         """A live look at a customer's orders since `since`, for the check right before a send."""

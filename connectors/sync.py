@@ -4,6 +4,7 @@ The cursor of an incremental sync is the start time of the last successful one (
 clock skew), kept in `sync_state`; a sync that fails keeps the old cursor, so the next run picks up
 what this one missed. Writes go through ShopWriter, so re-reading records is harmless.
 """
+import logging
 from datetime import timedelta
 from itertools import islice
 
@@ -16,6 +17,7 @@ from app.timeutil import from_db, to_db, utcnow
 from .registry import connector_for
 from .store import ShopWriter
 
+log = logging.getLogger("winback.sync")
 CURSOR = "incremental_since"
 SKEW = timedelta(minutes=10)
 
@@ -69,3 +71,16 @@ def sync_shop(app, db, shop, *, full=False, progress=False, connector=None) -> d
     stats = dict(writer.stats)
     finish_run(db, run, stats)
     return {"shop": shop["handle"], "full": since is None, **stats}
+
+
+def poll_shop(app, db, shop, connector) -> dict:
+    """The scheduler's periodic poll of a platform shop; returns the sync's stats.
+
+    The connector prepares first (creates the webhooks of a shop added offline, fills in pending
+    catalog details); that is best effort, since the incremental sync after it picks up whatever
+    webhooks missed either way."""
+    try:
+        connector.prepare(db)
+    except Exception:  # noqa: BLE001 - the sync below still reconciles
+        log.warning("preparing %s failed", shop["handle"], exc_info=True)
+    return sync_shop(app, db, shop, connector=connector)

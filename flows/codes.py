@@ -6,20 +6,11 @@ quote: the expiry shown in copy is this stored `expires_at`. An order carrying t
 
 This module owns `discount_codes` (the table of owners is in flows/enrolments.py).
 """
-import secrets
 import sqlite3
 from datetime import timedelta
 
 from app.timeutil import to_db
-
-ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are typed by hand
-
-
-def new_code(prefix="WB") -> str:
-    """A random code with 50 bits of entropy (10 characters of a 32-letter alphabet), e.g. WB-7KQ2-M9XD-RT."""
-    bits = int.from_bytes(secrets.token_bytes(7), "big")  # one read of the OS's randomness, 56 bits
-    raw = "".join(ALPHABET[(bits >> (5 * i)) & 31] for i in range(10))
-    return f"{prefix}-{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+from connectors.codes import new_code
 
 
 def reserve(db, shop, enrolment, offer, now, *, platform: bool) -> int:

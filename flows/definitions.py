@@ -35,10 +35,6 @@ DEFAULT_FLOWS = {
                "steps": [{"delay_days": 0, "template": "sunset", "offer": None}]},
 }
 
-ENGINE_DEFAULTS = {"cap_per_day": 1, "cap_per_week": 3, "window_start": 9, "window_end": 20,
-                   "discount_cooldown_days": 90, "conversion_days": 5}
-
-
 class FlowError(ValueError):
     """A flow definition that cannot run, with the reason."""
 

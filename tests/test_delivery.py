@@ -135,3 +135,24 @@ def test_shop_smtp_setting_overrides(app, db):
     assert smtp_url_for(app, {"smtp_url": "smtp://shop:25"}) == "smtp://shop:25"
     app.config["SMTP_URL"] = "smtp://global:25"
     assert smtp_url_for(app, {}) == "smtp://global:25"
+
+
+def test_a_session_the_server_closed_is_reopened_once(smtp):
+    from email.message import EmailMessage
+
+    from app.mailer import Connection, SmtpConfig
+
+    def message(to):
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "shop@example.com", to, "hello"
+        msg.set_content("hi")
+        return msg
+
+    connection = Connection(SmtpConfig.parse(smtp.url))
+    connection.send(message("first@example.com"))
+    first = connection.smtp
+    first.docmd("QUIT")  # the server ends the idle session; the client does not know yet
+    connection.send(message("second@example.com"))
+    assert connection.smtp is not first
+    assert [m["To"] for m in smtp.messages] == ["first@example.com", "second@example.com"]
+    connection.close()

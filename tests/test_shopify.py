@@ -1,6 +1,7 @@
 """The Shopify connector end to end against a fake Shopify on loopback: install, sync, webhooks,
 discounts, uninstall and privacy topics, and every rejection."""
 import json
+import re
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -15,7 +16,8 @@ from app.migrations import init_db
 from app.shops import get_shop, load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
 from connectors.shopify import bulk, oauth
-from connectors.shopify.connector import ShopifyConnector, new_code
+from connectors.codes import new_code
+from connectors.shopify.connector import ShopifyConnector
 from connectors.shopify.errors import AuthError, ShopifyError
 from connectors.shopify.install import save_shop
 from connectors.shopify.subscriptions import is_uninstalled
@@ -235,6 +237,21 @@ def test_network_errors_are_retried_with_backoff(sapp, sdb, fake, shop):
         con.shop_info()
 
 
+def test_an_unreachable_shopify_is_given_up_after_the_retries_with_growing_waits(sapp, sdb, fake, shop):
+    con = connector(sapp, sdb, fake, shop)
+    waits = []
+    con.client.sleep = waits.append
+
+    class Down(requests.Session):
+        def post(self, *a, **kw):
+            raise requests.ConnectionError("connection refused")
+
+    con.client.http = Down()
+    with pytest.raises(ShopifyError, match="unreachable after 6 attempts: ConnectionError"):
+        con.shop_info()
+    assert waits == [0.5, 1, 2, 4, 8]
+
+
 def test_a_crash_mid_bulk_resumes_the_same_operation(sapp, sdb, fake, shop):
     fake.fail_downloads = 50  # the orders export cannot be read: the sync fails
     fake.bulk_polls = 0
@@ -295,6 +312,29 @@ def test_webhook_rejections(sapp, fake, shop):
     assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 401
 
 
+def test_a_rotated_client_secret_still_accepts_the_previous_one(sapp, fake, shop):
+    sapp.config.update(SHOPIFY_CLIENT_SECRET="the-new-secret", SHOPIFY_CLIENT_SECRET_PREVIOUS=fake.secret)
+    client = sapp.test_client()
+    order = load_fixture_orders()[1]
+
+    def signed_by(secret):
+        return sign_query(secret, {"shop": SHOP, "timestamp": str(int(time.time()))})
+
+    def install(secret):
+        return client.get("/shopify/install", query_string=signed_by(secret)).status_code
+
+    for secret in ("the-new-secret", fake.secret):
+        assert deliver(client, fake, "orders/create", order, secret=secret).status_code == 200
+        assert oauth.verify_query(signed_by(secret), oauth.client_secrets(sapp)) == SHOP
+        assert install(secret) == 302
+    assert deliver(client, fake, "orders/create", order, secret="an-older-one").status_code == 401
+    assert install("an-older-one") == 401
+    sapp.config["SHOPIFY_CLIENT_SECRET_PREVIOUS"] = None  # the rotation is over
+    assert deliver(client, fake, "orders/create", order, secret=fake.secret).status_code == 401
+    assert install(fake.secret) == 401
+    assert install("the-new-secret") == 302
+
+
 def test_webhooks_are_stored_once_and_processed_in_the_background(sapp, sdb, fake, shop):
     client = sapp.test_client()
     order = dict(fake.orders["1073459972"])
@@ -329,7 +369,7 @@ def test_discount_codes_are_personal_single_use_and_expiring(sapp, sdb, fake, sh
     expires = utcnow() + timedelta(days=4)
     code = con.create_discount(code=None, customer={"external_id": "207119551"}, percent=Decimal(15),
                                free_shipping=False, expires_at=expires)
-    assert code.startswith("WB-") and len(code) == 13 and new_code() != code
+    assert re.fullmatch(r"WB-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{2}", code) and new_code() != code
     made = fake.discounts[-1]
     assert made["customerGets"]["value"]["percentage"] == 0.15
     assert made["context"] == {"customers": {"add": ["gid://shopify/Customer/207119551"]}}

@@ -18,8 +18,9 @@ from app.db import connect, write_transaction
 from app.migrations import init_db
 from app.shops import create_shop, get_shop
 from app.timeutil import to_db, utcnow
+from connectors.registry import connector_for
 from connectors.shopify.subscriptions import mark_uninstalled
-from connectors.woocommerce import reconcile
+from connectors.sync import poll_shop
 from connectors.woocommerce.connect import add_store
 from fake_shopify import webhook_headers
 from fake_woo import FakeStore, fixture, php_json
@@ -119,6 +120,12 @@ def new_order(oid, product_id):
 
 
 # ---- 3. no network I/O inside the write lock ------------------------------------------------------
+def poll(app, db, shop):
+    """The scheduler round's periodic poll of the shop (prepare, then an incremental sync)."""
+    shop = get_shop(db, shop["handle"])
+    return poll_shop(app, db, shop, connector_for(app, shop))
+
+
 def test_a_slow_store_blocks_neither_intake_nor_order_recording(app, db, store, live, processor,
                                                                  shopify_shop, woo):
     """The store takes 30 s per answer. While the inbox waits for it (creating the shop's webhooks),
@@ -156,7 +163,7 @@ def test_a_slow_store_blocks_neither_intake_nor_order_recording(app, db, store, 
 
     # the store answers again: the next round fills the product in, on the order line too
     store.delay = 0
-    reconcile(app, get_shop(db, woo["handle"]))
+    poll(app, db, woo)
     line = db.execute("SELECT l.brand, l.category, p.details_pending FROM order_lines l"
                       " JOIN orders o ON o.id = l.order_id JOIN products p ON p.id = l.product_id"
                       " WHERE o.shop_id = ? AND o.external_id = '9001'", [woo["id"]]).fetchone()
@@ -174,13 +181,13 @@ def test_a_dead_store_leaves_the_order_recorded_and_marked(app, db, store, woo):
     assert row == ("paid", 1)
     # a store that is down keeps the mark for the round after; nothing is lost or failed
     with pytest.raises(Exception):
-        reconcile(app, get_shop(db, woo["handle"]))
+        poll(app, db, woo)
     assert db.execute("SELECT details_pending FROM products WHERE shop_id = ? AND external_id = '22'",
                       [woo["id"]]).fetchone() == (1,)
 
 
 def test_a_known_product_gives_its_details_at_once(app, db, store, woo):
-    reconcile(app, woo)  # the first sync brings the catalog
+    poll(app, db, woo)  # the first sync brings the catalog
     client = app.test_client()
     assert woo_post(client_post(client), woo, "order.created", php_json(new_order(9003, 22))).status_code == 200
     inbox.process_due(app, db)

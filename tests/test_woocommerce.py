@@ -15,8 +15,8 @@ from app import webhooks as inbox
 from app.settings import save_setting
 from app.shops import create_shop, get_shop, load_credentials, store_credentials
 from connectors.registry import connector_for
-from connectors.sync import sync_shop
-from connectors.woocommerce import WooError, reconcile
+from connectors.sync import poll_shop, sync_shop
+from connectors.woocommerce import WooError
 from connectors.woocommerce.connect import add_store, start_connection
 
 from fake_woo import FIXTURES, FakeStore
@@ -134,7 +134,7 @@ def test_connect_sync_webhook_coupon_reconcile(app, client, login, db, store, li
     code = connector.create_discount(code=None, customer={"email": "New@Example.com"},
                                      percent=Decimal("15"), free_shipping=True, expires_at=expires)
     [coupon] = store.coupons.values()
-    assert code == coupon["code"] == code.lower() and re.fullmatch(r"wb-[a-z0-9]{12}", code)
+    assert code == coupon["code"] == code.lower() and re.fullmatch(r"wb-[a-hj-np-z2-9]{4}-[a-hj-np-z2-9]{4}-[a-hj-np-z2-9]{2}", code)
     assert coupon["discount_type"] == "percent" and coupon["amount"] == "15"
     assert coupon["usage_limit"] == 1 and coupon["usage_limit_per_user"] == 1 and coupon["individual_use"]
     assert coupon["email_restrictions"] == ["new@example.com"] and coupon["free_shipping"] is True
@@ -143,7 +143,8 @@ def test_connect_sync_webhook_coupon_reconcile(app, client, login, db, store, li
     # the customer uses it, but the webhook is lost: the periodic reconcile finds the change
     store.touch(900, "2099-01-01T00:00:00", coupon_lines=[{"id": 1, "code": code, "discount": "1.88"}],
                 status="completed")
-    result = reconcile(app, get_shop(db, "127.0.0.1"))
+    shop = get_shop(db, "127.0.0.1")
+    result = poll_shop(app, db, shop, connector_for(app, shop))  # as the scheduler round does
     assert result["full"] is False and result["orders_updated"] == 1
     assert json.loads(orders_by_id(db, shop)["900"]["discount_codes"]) == [code]
     last = [args for method, path, args in store.requests if path.endswith("/orders")][-1]
@@ -278,6 +279,21 @@ def test_429_and_5xx_are_retried(app, db, store):
     store.fail_queue += [("/orders", 429), ("/orders", 503)]
     assert sync_shop(app, db, shop)["orders_new"] == 126
     assert store.fail_queue == []
+
+
+def test_retries_follow_the_setting_and_the_inbox_makes_one_attempt(app, db, store):
+    client = connector_for(app, woo_shop(app, db, store)).client
+    client.retries = 0  # as the inbox sets it: one attempt per event
+    store.fail_queue += [("/orders", 503), ("/orders", 503)]
+    with pytest.raises(WooError, match="HTTP 503") as err:
+        client.get("orders")
+    assert err.value.status == 503 and len(store.fail_queue) == 1
+    client.retries = 1
+    assert client.get("orders") and store.fail_queue == []
+    store.stop()
+    with pytest.raises(WooError, match="cannot reach") as err:
+        client.get("orders")
+    assert err.value.status is None
 
 
 def test_persistent_errors_fail_the_sync_clearly(app, db, store):

@@ -17,10 +17,9 @@ def _exempt_webhooks_from_csrf(state):
 
 def _verified_shop(max_age):
     from connectors.shopify.errors import AuthError
-    from connectors.shopify.oauth import verify_query
+    from connectors.shopify.oauth import client_secrets, verify_query
     try:
-        return verify_query(request.args.to_dict(), current_app.config.get("SHOPIFY_CLIENT_SECRET") or "",
-                            max_age=max_age)
+        return verify_query(request.args.to_dict(), client_secrets(current_app), max_age=max_age)
     except AuthError as exc:
         abort(400 if "domain" in str(exc) else 401, description=str(exc))
 

@@ -8,9 +8,10 @@ from typing import Iterable, Iterator
 
 import orjson
 import requests
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from .errors import ShopifyError
-from .graphql import document, user_errors
+from .graphql import BACKOFF, document, user_errors
 from .mapping import line_from_graphql, order_from_graphql
 
 log = logging.getLogger("winback.shopify")
@@ -55,23 +56,43 @@ def wait(client, op_id: str, sleep, interval: float = 2.0, max_interval: float =
         interval = min(max_interval, interval * 1.5)
 
 
+class _ServerError(Exception):
+    """The file server answered 5xx: worth asking again."""
+
+    def __init__(self, resp):
+        super().__init__(f"HTTP {resp.status_code}")
+        self.resp = resp
+
+
+def _download_failed(state):
+    """tenacity retry_error_callback: every attempt failed."""
+    exc = state.outcome.exception()
+    if isinstance(exc, _ServerError):
+        raise ShopifyError(f"bulk result download answered HTTP {exc.resp.status_code}")
+    raise ShopifyError(f"cannot download the bulk result after {state.attempt_number} attempts") from None
+
+
 def stream_lines(url: str | None, http=None, sleep=None, retries: int = 4) -> Iterator[bytes]:
-    """The raw JSONL lines of a bulk result file, read as the download arrives."""
+    """The raw JSONL lines of a bulk result file, read as the download arrives.
+
+    Network errors and 5xx answers are retried with exponential backoff (waiting with `sleep`, not
+    at all without it). tenacity rather than urllib3's Retry: the wait goes through the injected
+    `sleep`, so tests move a fake clock.
+    """
     if not url:  # an export with no objects has no file
         return
     http = http or requests
-    for attempt in range(1, retries + 2):
-        try:
-            resp = http.get(url, stream=True, timeout=60)
-            if resp.status_code >= 500 and attempt <= retries:
-                resp.close()
-                raise requests.ConnectionError(f"HTTP {resp.status_code}")
-            break
-        except (requests.ConnectionError, requests.Timeout):
-            if attempt > retries:
-                raise ShopifyError(f"cannot download the bulk result after {attempt} attempts") from None
-            if sleep:
-                sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+
+    def get():
+        resp = http.get(url, stream=True, timeout=60)
+        if resp.status_code >= 500:
+            resp.close()
+            raise _ServerError(resp)
+        return resp
+
+    resp = Retrying(retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout, _ServerError)),
+                    stop=stop_after_attempt(retries + 1), wait=BACKOFF, sleep=sleep or (lambda _: None),
+                    retry_error_callback=_download_failed)(get)
     if resp.status_code in (403, 404, 410):  # the signed URL expired (after 7 days)
         raise BulkGone(f"bulk result file is gone (HTTP {resp.status_code})")
     if resp.status_code != 200:

@@ -1,7 +1,6 @@
 """The Shopify Connector: reads by bulk export or incremental pages, writes codes and consent."""
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from datetime import datetime
@@ -12,21 +11,14 @@ from app.db import connect
 from app.shops import load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
 
-from .. import signing
 from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord
+from ..codes import new_code
 from ..sync import get_state, set_state
 from . import bulk, oauth
 from .errors import ShopifyError
 from .graphql import GraphQL, document, user_errors
 from .mapping import customer_from_graphql, gid, order_from_graphql, product_from_graphql
 from .subscriptions import register_webhooks, webhooks_registered
-
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are typed by hand
-
-
-def new_code(prefix: str = "WB-", length: int = 10) -> str:
-    """A random, unguessable discount code (about 50 bits)."""
-    return prefix + "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
 
 
 class _State:
@@ -175,13 +167,6 @@ class ShopifyConnector(Connector):
             "emailMarketingConsent": {"marketingState": "UNSUBSCRIBED", "marketingOptInLevel": "SINGLE_OPT_IN",
                                       "consentUpdatedAt": to_db(at or utcnow())}}})
         user_errors(payload.get("customerEmailMarketingConsentUpdate"), "unsubscribe")
-
-    # ---- webhooks ------------------------------------------------------------------------------
-    def verify_webhook(self, headers, body: bytes) -> bool:
-        """True when the delivery's base64 HMAC over the raw body matches the app secret."""
-        return signing.verify([self.app.config.get("SHOPIFY_CLIENT_SECRET"),
-                               self.app.config.get("SHOPIFY_CLIENT_SECRET_PREVIOUS")],
-                              body, headers.get("X-Shopify-Hmac-Sha256"))
 
     def _ensure_webhooks(self):
         if not webhooks_registered(self.db, self.shop["id"]):

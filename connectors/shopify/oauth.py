@@ -42,13 +42,21 @@ def query_hmac(params: dict, secret: str) -> str:
     return signing.sign_hex(secret, message.encode())
 
 
-def verify_query(params: dict, secret: str, *, max_age: int | None = TIMESTAMP_TOLERANCE) -> str:
+def client_secrets(app) -> list[str]:
+    """The app's client secrets, newest first: during a rotation Shopify may still sign with the
+    previous one (WINBACK_SHOPIFY_CLIENT_SECRET_PREVIOUS), as its own app libraries accept."""
+    return signing.secrets_of([app.config.get("SHOPIFY_CLIENT_SECRET"),
+                               app.config.get("SHOPIFY_CLIENT_SECRET_PREVIOUS")])
+
+
+def verify_query(params: dict, secrets, *, max_age: int | None = TIMESTAMP_TOLERANCE) -> str:
     """Check a signed request from Shopify (HMAC, shop domain, timestamp); returns the shop domain.
 
-    Raises AuthError naming the first check that fails.
+    `secrets` is one secret or several (see `client_secrets`). Raises AuthError naming the first
+    check that fails.
     """
     given = params.get("hmac") or ""
-    if not signing.verify(secret, b"", given, sign=lambda key, _: query_hmac(params, key)):
+    if not signing.verify(secrets, b"", given, sign=lambda key, _: query_hmac(params, key)):
         raise AuthError("invalid HMAC signature")
     shop = valid_shop_domain(params.get("shop"))
     if shop is None:

@@ -12,11 +12,11 @@ from typing import Iterator
 
 from app.timeutil import UTC
 
-from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord, WebhookEvent
+from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord
 from . import coupons, mapping, webhooks
 from .client import WooClient, WooError, normalise_store_url
 
-__all__ = ["WooConnector", "WooClient", "WooError", "normalise_store_url", "reconcile"]
+__all__ = ["WooConnector", "WooClient", "WooError", "normalise_store_url"]
 
 
 def _gmt(dt: datetime) -> str:
@@ -145,15 +145,6 @@ class WooConnector(Connector):
         self.credentials = creds
         return creds["webhook_ids"]
 
-    # ---- webhooks ----------------------------------------------------------------------
-    def verify_webhook(self, headers, body: bytes) -> bool:
-        """True when the delivery is signed with this shop's webhook secret."""
-        return webhooks.verify(self.credentials.get("webhook_secret"), headers, body)
-
-    def parse_webhook(self, headers, body: bytes) -> WebhookEvent:
-        """The delivery as an inbox event."""
-        return webhooks.parse(headers, body)
-
 
 def make_client(app, store_url, key, secret) -> WooClient:
     """A client with the app's timeout and retry settings."""
@@ -178,20 +169,3 @@ def factory(app, shop) -> WooConnector:
         db.close()
     return WooConnector(shop, make_client(app, shop["base_url"], creds["consumer_key"], creds["consumer_secret"]),
                         creds, consent=mapping.Consent(source), app=app)
-
-
-def reconcile(app, shop) -> dict:
-    """The periodic poll: an incremental sync that picks up what webhooks missed.
-
-    Also creates the webhooks of a shop added offline. For the scheduler: one call per shop.
-    """
-    from app.db import connect
-
-    from ..sync import sync_shop
-    db = connect(app.config["DATABASE"])
-    try:
-        connector = factory(app, shop)
-        connector.prepare(db)
-        return sync_shop(app, db, shop, connector=connector)
-    finally:
-        db.close()

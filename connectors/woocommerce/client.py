@@ -6,16 +6,24 @@ little of it. This client keeps its URL scheme (`{store}/wp-json/wc/v3/{endpoint
 """
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 import requests
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from app.money import check_currency
 
 USER_AGENT = "Winback/0.1 (+WooCommerce connector)"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 PER_PAGE = 100  # WooCommerce's maximum; more is a 400, not clamped
+
+
+class _Busy(Exception):
+    """The store answered 429 or 5xx: worth asking again."""
+
+    def __init__(self, resp):
+        super().__init__(f"HTTP {resp.status_code}")
+        self.resp = resp
 
 
 class WooError(RuntimeError):
@@ -55,35 +63,43 @@ class WooClient:
     def request(self, method, endpoint, *, params=None, json=None) -> requests.Response:
         """One call, retried with exponential backoff on 429, 5xx and connection errors.
 
-        Raises WooError with the store's own message on any other error status.
+        Raises WooError with the store's own message on any other error status. `retries` is read
+        at each call: the inbox sets it to 0 so that one event makes one attempt.
         """
         url = self.base + endpoint.lstrip("/")
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            try:
-                resp = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if last:
-                    raise WooError(f"cannot reach {self.store_url}: {type(exc).__name__}") from exc
-                self._wait(attempt, None)
-                continue
-            if resp.status_code in RETRY_STATUSES and not last:
-                self._wait(attempt, resp.headers.get("Retry-After"))
-                continue
-            if resp.status_code >= 400:
-                raise _error(resp, method, endpoint, self.store_url)
-            return resp
-        raise AssertionError("unreachable")
 
-    def _wait(self, attempt, retry_after):
-        delay = self.backoff * (2 ** attempt)
-        if retry_after:
+        def attempt():
+            resp = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
+            if resp.status_code in RETRY_STATUSES:
+                raise _Busy(resp)
+            return resp
+
+        def give_up(state):
+            exc = state.outcome.exception()
+            if isinstance(exc, _Busy):
+                raise _error(exc.resp, method, endpoint, self.store_url)
+            raise WooError(f"cannot reach {self.store_url}: {type(exc).__name__}") from exc
+
+        # tenacity rather than urllib3's Retry on the session: urllib3 retries no POST by default,
+        # and the inbox changes `retries` on a client whose session is already built.
+        retrying = Retrying(retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout, _Busy)),
+                            stop=stop_after_attempt(self.retries + 1), wait=self._wait, retry_error_callback=give_up)
+        resp = retrying(attempt)
+        if resp.status_code >= 400:
+            raise _error(resp, method, endpoint, self.store_url)
+        return resp
+
+    def _wait(self, state) -> float:
+        """tenacity wait: `backoff` doubling from the first retry, or longer when the store's
+        Retry-After asks for it (at most 60 s)."""
+        delay = self.backoff * 2 ** (state.attempt_number - 1)
+        exc = state.outcome.exception()
+        if isinstance(exc, _Busy) and exc.resp.headers.get("Retry-After"):
             try:
-                delay = max(delay, min(float(retry_after), 60.0))
+                delay = max(delay, min(float(exc.resp.headers["Retry-After"]), 60.0))
             except ValueError:
                 pass
-        if delay > 0:
-            time.sleep(delay)
+        return delay
 
     def get(self, endpoint, **params):
         """GET one resource as JSON."""

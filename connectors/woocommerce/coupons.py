@@ -1,22 +1,13 @@
 """Single-use, personal, expiring coupons through `POST /coupons`."""
 from __future__ import annotations
 
-import secrets
-import string
 from datetime import datetime
 from decimal import Decimal
 
 from app.timeutil import UTC
 
+from ..codes import new_code
 from .client import WooClient, WooError
-
-ALPHABET = string.ascii_lowercase + string.digits  # WooCommerce lower-cases codes anyway
-PREFIX = "wb-"
-
-
-def new_code(length: int = 12) -> str:
-    """A random, unguessable, lower-case coupon code."""
-    return PREFIX + "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
 def coupon_body(code: str, email: str, percent: Decimal | None, free_shipping: bool,
@@ -52,7 +43,7 @@ def create_coupon(client: WooClient, *, code: str | None, email: str, percent: D
     chosen = code.strip().lower() if code else None
     for _ in range(attempts):
         try:
-            body = client.post("coupons", coupon_body(chosen or new_code(), email, percent,
+            body = client.post("coupons", coupon_body(chosen or new_code().lower(), email, percent,
                                                       free_shipping, expires_at))
             return str(body["code"]).lower()
         except WooError as exc:

@@ -29,11 +29,6 @@ def delivery_url(app, shop_id) -> str:
     return f"{app.config['APP_URL']}/webhooks/woocommerce/{shop_id}"
 
 
-def signature(secret: str, body: bytes) -> str:
-    """WooCommerce's X-WC-Webhook-Signature of a raw body."""
-    return signing.sign_b64(secret, body)
-
-
 def verify(secret: str | None, headers, body: bytes) -> bool:
     """True when the delivery's signature matches (constant-time compare)."""
     return signing.verify(secret, body, headers.get("X-WC-Webhook-Signature"))
