@@ -72,6 +72,11 @@ def create_app(test_config=None):
     registry.init_app(app, platforms.connector_factories())
     webhooks.init_app(app, platforms.webhook_handlers())
     settings.init_app(app, platforms.setting_hooks())
+    # An erasure (Shopify's privacy topics) also reaches the tables flows/ owns, above the connectors.
+    from connectors.shopify import privacy
+    from flows import codes, messages
+    privacy.init_app(app, {"messages_of_person": messages.erase_person, "messages_of_shop": messages.erase_shop,
+                           "code_errors": codes.blank_errors})
 
     from . import cli, web
     cli.init_app(app)

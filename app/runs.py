@@ -1,6 +1,7 @@
 """A record of each import, demo seeding and sync: when, what it did, how it ended."""
 import json
 
+from . import shops
 from .db import write_transaction
 from .timeutil import to_db, utcnow
 
@@ -20,8 +21,9 @@ def finish_run(db, run_id, stats=None, error=None):
         db.execute("UPDATE sync_runs SET finished_at = ?, status = ?, stats = ?, error = ? WHERE id = ?",
                    [now, "failed" if error else "ok", json.dumps(stats or {}, default=str), error, run_id])
         if not error:
-            db.execute("UPDATE shops SET last_sync_at = ? WHERE id = (SELECT shop_id FROM sync_runs WHERE id = ?)",
-                       [now, run_id])
+            row = db.execute("SELECT shop_id FROM sync_runs WHERE id = ?", [run_id]).fetchone()
+            if row is not None:
+                shops.mark_synced(db, row[0], now)
 
 
 def recent_runs(db, shop_id, limit=10) -> list[dict]:

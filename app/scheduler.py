@@ -29,7 +29,7 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
     from flows import lease
     from flows.engine import TickBusy, tick
     from connectors.registry import live_connector
-    from .consent import push_unsubscribes
+    from flows.consent import push_unsubscribes
     from .runs import finish_run, start_run
     db = connect(app.config["DATABASE"])
     try:

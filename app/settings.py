@@ -165,6 +165,12 @@ def upsert(db, shop_id, key, stored: str, now: str):
                [shop_id, key, stored, now])
 
 
+def remove(db, shop_id, key):
+    """Remove one stored value of a shop's setting (back to its default). Call inside a write
+    transaction."""
+    db.execute("DELETE FROM shop_settings WHERE shop_id = ? AND key = ?", [shop_id, key])
+
+
 # Customer intelligence (SPEC "Business rules and defaults").
 declare("lapse_factor", 1.5, number(1, 10), "A repeat buyer lapses after this many times their usual gap")
 declare("lapse_min_days", 30, number(1, 3650, integer=True), "…and at least this many days")

@@ -1,4 +1,8 @@
-"""Shops: creating, finding and listing them, and their encrypted platform credentials."""
+"""Shops: creating, finding and listing them, and their encrypted platform credentials.
+
+This module owns the `shops` table: every write of it is a function here (the table of all owners
+is in flows/enrolments.py).
+"""
 import json
 import re
 
@@ -91,6 +95,43 @@ def store_credentials(app, db, shop_id, credentials: dict):
     token = keys.encrypt(app, json.dumps(credentials))
     with write_transaction(db):
         db.execute("UPDATE shops SET credentials = ? WHERE id = ?", [token, shop_id])
+
+
+def forget_credentials(db, shop_id):
+    """Forget a shop's platform credentials (uninstalled, or erased on the platform's request)."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET credentials = NULL WHERE id = ?", [shop_id])
+
+
+def set_timezone(db, shop_id, timezone: str):
+    """Set the shop's time zone (the owner's choice under Rules)."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET timezone = ? WHERE id = ?", [timezone, shop_id])
+
+
+def set_base_url(db, shop_id, base_url: str):
+    """Set the shop's store address (WooCommerce)."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET base_url = ? WHERE id = ?", [base_url, shop_id])
+
+
+def update_details(db, shop_id, *, name=None, currency=None, timezone=None):
+    """Take the name, currency and time zone the platform reports; a None keeps the stored value."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET name = COALESCE(?, name), currency = COALESCE(?, currency),"
+                   " timezone = COALESCE(?, timezone) WHERE id = ?", [name, currency, timezone, shop_id])
+
+
+def mark_synced(db, shop_id, now_db):
+    """Stamp the shop's last successful sync."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET last_sync_at = ? WHERE id = ?", [now_db, shop_id])
+
+
+def delete_shop(db, shop_id):
+    """Remove a shop that was just created and could not be set up."""
+    with write_transaction(db):
+        db.execute("DELETE FROM shops WHERE id = ?", [shop_id])
 
 
 def load_credentials(app, shop: dict) -> dict:

@@ -1,5 +1,6 @@
 """Accounts: the `users` table, who belongs to which shop, passwords and session tokens.
 
+Owns `users` and `user_shops` (see the table of owners in flows/enrolments.py).
 Used by the `winback user` commands and the users pages alike, so both refuse the same things with the
 same words. A user's `session_token` is part of their login cookie (see app/web/auth.py): replacing it
 ends every session of that user at once (logout, password change, reset).
@@ -107,6 +108,18 @@ def create_user(db, username, password, *, is_admin=False, shop_ids=(), method=N
         for shop_id in shop_ids:
             db.execute("INSERT OR IGNORE INTO user_shops (user_id, shop_id) VALUES (?, ?)", [cur.lastrowid, shop_id])
         return cur.lastrowid
+
+
+def add_member(db, user_id, shop_id):
+    """Make the user a member of the shop (kept when already one)."""
+    with write_transaction(db):
+        db.execute("INSERT OR IGNORE INTO user_shops (user_id, shop_id) VALUES (?, ?)", [user_id, shop_id])
+
+
+def set_email(db, user_id, email: str):
+    """Remember the user's address (where "send me a test" goes)."""
+    with write_transaction(db):
+        db.execute("UPDATE users SET email = ? WHERE id = ?", [email, user_id])
 
 
 def add_user(db, name, password=None, shops=(), *, is_admin=False, method=None) -> tuple[dict, str | None]:

@@ -9,6 +9,8 @@ one short write transaction. Failures are retried with backoff and stay visible 
 after MAX_ATTEMPTS an event is marked failed. An event whose handler is unknown stays pending.
 Intake (`accept`) never waits long for the write lock: when the database is busy, a delivery is
 spooled to a file and moved into the inbox by the next `process_due`.
+
+This module owns `webhook_events` (the table of owners is in flows/enrolments.py).
 """
 import contextlib
 import json
@@ -265,6 +267,12 @@ def scrub_payloads(db, shop_id, needles, mentions=None, keep_topics=()) -> int:
                 db.execute("DELETE FROM webhook_events WHERE id = ?", [event_id])
             erased += 1
     return erased
+
+
+def erase_shop_events(db, shop_id, keep_topic) -> int:
+    """Delete every stored delivery of the shop except those of `keep_topic` (a shop redaction
+    keeps the request itself); returns how many went."""
+    return db.execute("DELETE FROM webhook_events WHERE shop_id = ? AND topic <> ?", [shop_id, keep_topic]).rowcount
 
 
 def health(db, shop_id) -> dict:

@@ -19,7 +19,6 @@ address is on a reserved example domain: the demo can never mail a real person.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
@@ -36,6 +35,7 @@ from app.shops import ShopError, create_shop, get_shop
 from app.timeutil import UTC, parse_now, start_of_day, to_db, zone
 
 from .base import Connector, CustomerRecord, LineRecord, OrderRecord, ProductRecord
+from . import store
 from .store import ShopWriter
 
 SHOP_HANDLE = "demo"
@@ -619,15 +619,6 @@ def _ascii(text: str) -> str:
 
 
 # ---- writing the demo shop ------------------------------------------------------------------
-_RESET_CUSTOMER = """
-UPDATE customers SET email = ?, first_name = ?, last_name = ?, locale = ?, accepts_marketing = ?,
-       marketing_updated_at = ?, created_at = ?, updated_at = ?
-WHERE shop_id = ? AND external_id = ?
-  AND (email, first_name, last_name, locale, accepts_marketing, marketing_updated_at, created_at,
-       updated_at) IS NOT (?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-
 def seed_demo(db, *, customers: int = 5000, seed: int = 1, now=None, progress: bool = False) -> dict:
     """Create or refresh shop `demo` with a synthetic two-year history; returns what it did.
 
@@ -672,18 +663,12 @@ def _write(db, shop: dict, connector: DemoConnector, progress: bool) -> dict:
     writer = ShopWriter(db, shop)
     # One transaction: readers see the old demo until the new one is complete.
     with write_transaction(db):
-        removed_orders = db.execute(
-            "DELETE FROM orders WHERE shop_id = ? AND external_id NOT IN (SELECT value FROM json_each(?))",
-            [shop_id, json.dumps([o.external_id for o in orders])]).rowcount
-        # Customers of an earlier demo that are not in this one; the rest take this demo's
+        # Customers of an earlier demo that are not in this one go; the rest take this demo's
         # attributes before the writer merges (it would keep old values where new ones are empty).
-        removed_customers = db.execute(
-            "DELETE FROM customers WHERE shop_id = ? AND external_id NOT IN (SELECT value FROM json_each(?))",
-            [shop_id, json.dumps([c.key for c in customers])]).rowcount
-        reset = db.conn.executemany(_RESET_CUSTOMER, [_reset_params(shop_id, c) for c in customers]).rowcount
-        db.execute("DELETE FROM products WHERE shop_id = ?"
-                   " AND external_id NOT IN (SELECT value FROM json_each(?))",
-                   [shop_id, json.dumps([p.external_id for p in products])])
+        removed = store.keep_only(db, shop_id, orders=[o.external_id for o in orders],
+                                  customers=[c.key for c in customers],
+                                  products=[p.external_id for p in products])
+        reset = store.reset_customers(db, [_reset_params(shop_id, c) for c in customers])
         writer.upsert_products(products)
         bar = tqdm(orders, total=len(orders), desc="Demo shop", unit=" orders", file=sys.stderr,
                    disable=None if progress else True, leave=False)
@@ -691,10 +676,7 @@ def _write(db, shop: dict, connector: DemoConnector, progress: bool) -> dict:
             writer.write_orders(bar)
         finally:
             bar.close()
-        marked = db.conn.executemany(
-            "UPDATE products SET replenishable = 1, replenish_days = ? WHERE shop_id = ? AND external_id = ?"
-            " AND (replenishable, replenish_days) IS NOT (1, ?)",
-            [(days, shop_id, pid, days) for pid, days in connector.replenish_days.items()]).rowcount
+        marked = store.mark_replenishable(db, shop_id, connector.replenish_days)
     counts = db.execute(
         "SELECT (SELECT COUNT(*) FROM customers WHERE shop_id = :s),"
         " (SELECT COUNT(*) FROM orders WHERE shop_id = :s),"
@@ -704,7 +686,7 @@ def _write(db, shop: dict, connector: DemoConnector, progress: bool) -> dict:
               "lines": counts[3], "seed": connector.seed, "now": to_db(connector.anchor)}
     for key, value in sorted(writer.stats.items()):
         result.setdefault(key, value)
-    result.update(orders_removed=removed_orders, customers_removed=removed_customers,
+    result.update(orders_removed=removed["orders"], customers_removed=removed["customers"],
                   customers_reset=reset, products_marked=marked)
     return result
 

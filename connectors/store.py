@@ -1,5 +1,9 @@
 """Writes normalised records into SQLite: idempotent, batched upserts scoped to one shop.
 
+This module owns `customers`, `orders`, `order_lines` and `products`: it is the only one that
+writes them (the bulk writer below, and named functions for single changes of state further down).
+The owners of the other tables are listed in flows/enrolments.py.
+
 Loading the same records twice changes nothing: every upsert only touches a row when a value
 differs, and the counts it returns say what was new, changed or already there.
 """
@@ -463,6 +467,94 @@ def forget_consent(db, shop_id):
     with write_transaction(db):
         db.execute("UPDATE customers SET accepts_marketing = NULL, marketing_updated_at = NULL WHERE shop_id = ?",
                    [shop_id])
+
+
+# ---- single writes of customer state (callers hold the write transaction unless said) --------
+def unsubscribe(db, shop_id, customer_id, now_db) -> bool:
+    """Record the customer's unsubscribe; False if they had already unsubscribed."""
+    cur = db.execute("UPDATE customers SET unsubscribed_at = ? WHERE id = ? AND shop_id = ?"
+                     " AND unsubscribed_at IS NULL", [now_db, customer_id, shop_id])
+    return cur.rowcount == 1
+
+
+def mark_unsubscribe_synced(db, customer_id, now_db):
+    """The platform has heard of the customer's unsubscribe."""
+    db.execute("UPDATE customers SET unsubscribe_synced_at = ? WHERE id = ?", [now_db, customer_id])
+
+
+def mark_inactive(db, customer_id, now_db):
+    """The sunset got no answer: the customer gets no more marketing email."""
+    db.execute("UPDATE customers SET marketing_inactive_at = ? WHERE id = ?", [now_db, customer_id])
+
+
+def confirm_marketing(db, customer_id, now_db):
+    """The customer answered the sunset email: they want to keep hearing from the shop."""
+    db.execute("UPDATE customers SET marketing_confirmed_at = ?, marketing_inactive_at = NULL WHERE id = ?",
+               [now_db, customer_id])
+
+
+def mark_undeliverable(db, customer_id, now_db, failure: str):
+    """The mail server refused the address for good."""
+    db.execute("UPDATE customers SET email_failed_at = ?, email_failure = ? WHERE id = ?",
+               [now_db, failure, customer_id])
+
+
+def erase_customers(db, customer_ids) -> None:
+    """Remove these customers (a redaction); their orders stay, anonymous."""
+    for cid in customer_ids:
+        db.execute("UPDATE orders SET customer_id = NULL WHERE customer_id = ?", [cid])
+        db.execute("DELETE FROM customers WHERE id = ?", [cid])
+
+
+def erase_shop_customers(db, shop_id) -> int:
+    """Remove every customer of the shop (a shop redaction); its orders stay, anonymous. Returns
+    how many customers went."""
+    db.execute("UPDATE orders SET customer_id = NULL WHERE shop_id = ?", [shop_id])
+    return db.execute("DELETE FROM customers WHERE shop_id = ?", [shop_id]).rowcount
+
+
+def set_replenishable(db, product_id, on: bool, days, now_db):
+    """The owner marks a product replenishable (with its cycle in days) or not."""
+    db.execute("UPDATE products SET replenishable = ?, replenish_days = ?, updated_at = ? WHERE id = ?",
+               [int(on), days, now_db, product_id])
+
+
+# ---- replacing a whole history (the demo shop) -----------------------------------------------
+RESET_CUSTOMER = """
+UPDATE customers SET email = ?, first_name = ?, last_name = ?, locale = ?, accepts_marketing = ?,
+       marketing_updated_at = ?, created_at = ?, updated_at = ?
+WHERE shop_id = ? AND external_id = ?
+  AND (email, first_name, last_name, locale, accepts_marketing, marketing_updated_at, created_at,
+       updated_at) IS NOT (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def keep_only(db, shop_id, *, orders: list[str], customers: list[str], products: list[str]) -> dict:
+    """Remove the shop's orders, customers and products whose external ids are not listed; returns
+    {"orders": n, "customers": n} removed."""
+    removed_orders = db.execute(
+        "DELETE FROM orders WHERE shop_id = ? AND external_id NOT IN (SELECT value FROM json_each(?))",
+        [shop_id, json.dumps(orders)]).rowcount
+    removed_customers = db.execute(
+        "DELETE FROM customers WHERE shop_id = ? AND external_id NOT IN (SELECT value FROM json_each(?))",
+        [shop_id, json.dumps(customers)]).rowcount
+    db.execute("DELETE FROM products WHERE shop_id = ?"
+               " AND external_id NOT IN (SELECT value FROM json_each(?))", [shop_id, json.dumps(products)])
+    return {"orders": removed_orders, "customers": removed_customers}
+
+
+def reset_customers(db, rows) -> int:
+    """Give customers exactly the attributes in `rows` (RESET_CUSTOMER's parameters: new values,
+    shop id, external id, the new values again); returns how many changed."""
+    return db.conn.executemany(RESET_CUSTOMER, rows).rowcount
+
+
+def mark_replenishable(db, shop_id, cycles: dict[str, int]) -> int:
+    """Mark products (by external id) replenishable with their cycle in days; returns how many changed."""
+    return db.conn.executemany(
+        "UPDATE products SET replenishable = 1, replenish_days = ? WHERE shop_id = ? AND external_id = ?"
+        " AND (replenishable, replenish_days) IS NOT (1, ?)",
+        [(days, shop_id, pid, days) for pid, days in cycles.items()]).rowcount
 
 
 def suppress_mailed_address(db, email: str, reason: str, now=None) -> list[dict]:

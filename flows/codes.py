@@ -3,6 +3,8 @@
 Platform shops create the code through their connector (Shopify discount, WooCommerce coupon);
 demo and import shops keep it in SQLite alone. Either way the row here is the record the emails
 quote: the expiry shown in copy is this stored `expires_at`. An order carrying the code is its use.
+
+This module owns `discount_codes` (the table of owners is in flows/enrolments.py).
 """
 import sqlite3
 from datetime import timedelta
@@ -60,3 +62,17 @@ WHERE discount_codes.shop_id = :shop AND discount_codes.used_order_id IS NULL
 def mark_used(db, params):
     """Record which codes orders have carried (codes compare lower-case)."""
     db.execute(MARK_USED, params)
+
+
+def record_platform_result(db, code_id, state, ref, error):
+    """Record what the platform said about a reserved code: created (with its reference), local,
+    or still reserved with the error. Call inside a short write transaction, after the call."""
+    db.execute("UPDATE discount_codes SET platform_state = ?, platform_ref = COALESCE(?, platform_ref),"
+               " platform_error = ? WHERE id = ? AND platform_state = 'reserved'", [state, ref, error, code_id])
+
+
+def blank_errors(db, where, params):
+    """Forget the platform errors of the codes matching the SQL condition `where` (an erasure: an
+    error about a personal code may quote the customer)."""
+    if "platform_error" in {r[1] for r in db.execute("PRAGMA table_info(discount_codes)")}:
+        db.execute(f"UPDATE discount_codes SET platform_error = NULL WHERE {where}", params)

@@ -7,6 +7,7 @@ used as written: it is not a template.
 """
 import json
 
+from app import settings
 from app.db import write_transaction
 from app.timeutil import to_db, utcnow
 
@@ -90,10 +91,7 @@ def save_copy(db, shop_id, template, locale, subject=None, intro=None) -> dict:
     key = copy_key(template, locale)
     with write_transaction(db):
         if not value:
-            db.execute("DELETE FROM shop_settings WHERE shop_id = ? AND key = ?", [shop_id, key])
+            settings.remove(db, shop_id, key)
         else:
-            db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                       " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value,"
-                       " updated_at = excluded.updated_at",
-                       [shop_id, key, json.dumps(value, ensure_ascii=False), to_db(utcnow())])
+            settings.upsert(db, shop_id, key, json.dumps(value, ensure_ascii=False), to_db(utcnow()))
     return {"subject": value.get("subject"), "intro": value.get("intro")}

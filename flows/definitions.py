@@ -8,8 +8,11 @@ enrolment's code while it is valid). Delays count from the first email of the en
 import copy
 import json
 
+from app import settings
 from app.db import write_transaction
 from app.timeutil import to_db, utcnow
+
+from . import enrolments, messages
 
 PRIORITY = ("replenish", "vip_winback", "winback", "second_order", "sunset")
 
@@ -100,9 +103,7 @@ def save_flow(db, shop_id, name, flow, now=None):
     with write_transaction(db):
         if not checked["enabled"]:
             withdraw_flow(db, shop_id, name, now)
-        db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                   " ON CONFLICT (shop_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                   [shop_id, f"flow:{name}", json.dumps(checked), to_db(utcnow())])
+        settings.upsert(db, shop_id, f"flow:{name}", json.dumps(checked), to_db(utcnow()))
     return checked
 
 
@@ -115,13 +116,8 @@ def withdraw_flow(db, shop_id, name, now=None) -> dict:
     a customer re-enters only with a new purchase, like after any other exit."""
     now_db = to_db(now or utcnow())
     with write_transaction(db):
-        withheld = db.execute(
-            "UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE shop_id = ? AND flow = ?"
-            " AND status = 'outbox'", [FLOW_OFF, shop_id, name]).rowcount
-        ended = db.execute(
-            "UPDATE enrolments SET status = 'exited', exit_reason = ?, ended_at = ?, next_due_at = NULL"
-            " WHERE shop_id = ? AND flow = ? AND status IN ('active', 'held_out')",
-            [FLOW_OFF, now_db, shop_id, name]).rowcount
+        withheld = messages.withhold_flow(db, shop_id, name, FLOW_OFF)
+        ended = enrolments.withdraw(db, shop_id, name, FLOW_OFF, now_db)
     return {"ended": ended, "withheld": withheld}
 
 

@@ -34,9 +34,12 @@ from app.db import write_transaction
 from app.mailer import MAX_ATTEMPTS, RETRY_AFTER, Connection, PermanentFailure, SmtpConfig, TemporaryFailure, build, smtp_url_for
 from app.timeutil import from_db, to_db, utcnow, zone
 
-from . import codes
+from connectors import store
+
+from . import codes, enrolments, messages
 from .definitions import FLOW_OFF
-from .exits import exit_pass, finish_waiting, live_check
+from .enrolments import exit_pass
+from .exits import finish_waiting, live_check
 
 log = logging.getLogger("winback.delivery")
 BATCH = 200
@@ -109,12 +112,7 @@ def customer_problem(row, marketing: bool) -> str | None:
     return None
 
 
-# ---- ending and advancing enrolments ---------------------------------------------------------
-def _end(db, enrolment_id, reason, now_db):
-    db.execute("UPDATE enrolments SET status = 'exited', exit_reason = ?, ended_at = ?, next_due_at = NULL,"
-               " deferred_reason = NULL WHERE id = ? AND status = 'active'", [reason, now_db, enrolment_id])
-
-
+# ---- advancing enrolments (their statements are in flows/enrolments.py) ----------------------
 def _next_step(db, enrolment, flow, delivered_at, now):
     """After step `enrolment.step` was decided: schedule the next step, the sunset wait, or complete.
     Delays count from the first delivered email of the enrolment."""
@@ -124,16 +122,13 @@ def _next_step(db, enrolment, flow, delivered_at, now):
         return None
     if nxt < len(flow["steps"]):
         due = to_db(max(from_db(first) + timedelta(days=flow["steps"][nxt]["delay_days"]), now))
-        db.execute("UPDATE enrolments SET step = ?, first_sent_at = ?, next_due_at = ?, step_planned_at = ?,"
-                   " deferred_reason = NULL WHERE id = ?", [nxt, first, due, due, enrolment["id"]])
+        enrolments.schedule_step(db, enrolment["id"], nxt, first, due)
     elif flow["name"] == "sunset" and delivered_at is not None:
         # Wait for an answer to the delivered email, then mark the customer inactive.
         due = to_db(delivered_at + timedelta(days=flow.get("no_response_days", 14)))
-        db.execute("UPDATE enrolments SET step = ?, first_sent_at = ?, next_due_at = ?, step_planned_at = ?,"
-                   " deferred_reason = NULL WHERE id = ?", [nxt, first, due, due, enrolment["id"]])
+        enrolments.schedule_step(db, enrolment["id"], nxt, first, due)
     else:
-        db.execute("UPDATE enrolments SET step = ?, first_sent_at = ?, next_due_at = NULL, status = 'completed',"
-                   " ended_at = ?, deferred_reason = NULL WHERE id = ?", [nxt, first, to_db(now), enrolment["id"]])
+        enrolments.complete_after(db, enrolment["id"], nxt, first, to_db(now))
     return nxt
 
 
@@ -141,17 +136,11 @@ def _withhold_step(db, shop, enrolment, flow, reason, now, *, end: bool, message
     """Record a step that was not sent, and end the enrolment or move it on."""
     now_db = to_db(now)
     if message_id is None:
-        db.execute(
-            "INSERT OR IGNORE INTO messages (shop_id, customer_id, enrolment_id, flow, step, idempotency_key,"
-            " is_marketing, email, status, withheld_reason, created_at, scheduled_for, planned_for)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'withheld', ?, ?, ?, ?)",
-            [shop["id"], enrolment["customer_id"], enrolment["id"], enrolment["flow"], enrolment["step"],
-             f"{enrolment['id']}:{enrolment['step']}", int(flow is None or flow["kind"] == "promotional"),
-             enrolment["email"], reason, now_db, now_db, enrolment["step_planned_at"] or enrolment["next_due_at"]])
+        messages.record_withheld(db, shop["id"], enrolment, flow, reason, now_db)
     else:
-        db.execute("UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE id = ?", [reason, message_id])
+        messages.withhold(db, message_id, reason)
     if end or flow is None or _next_step(db, enrolment, flow, None, now) is None:
-        _end(db, enrolment["id"], reason, now_db)
+        enrolments.end(db, enrolment["id"], reason, now_db)
 
 
 # ---- claiming what is due --------------------------------------------------------------------
@@ -211,8 +200,7 @@ def claim(db, shop, params, flows, settings, limit) -> Counter:
             if hold_until is not None:
                 # The window and the caps re-plan the step (deferred, never dropped); lateness counts
                 # from the new plan. Whether its code still holds is checked when it leaves.
-                db.execute("UPDATE enrolments SET next_due_at = ?, deferred_reason = ?, step_planned_at = ?"
-                           " WHERE id = ?", [to_db(hold_until), why, to_db(hold_until), e["id"]])
+                enrolments.defer(db, e["id"], to_db(hold_until), why)
                 counts["deferred"] += 1
                 continue
             _claim_step(db, shop, e, flow, planned, now)
@@ -230,14 +218,8 @@ def _claim_step(db, shop, e, flow, planned, now):
     if offer and not offer.get("reuse"):
         # Reserve the code here; it is created on the platform outside this transaction.
         code_id = codes.reserve(db, shop, e, offer, now, platform=shop["platform"] not in ("demo", "import"))
-    db.execute(
-        "INSERT OR IGNORE INTO messages (shop_id, customer_id, enrolment_id, flow, step, idempotency_key, is_marketing,"
-        " email, discount_code_id, status, created_at, scheduled_for, planned_for)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'outbox', ?, ?, ?)",
-        [shop["id"], e["customer_id"], e["id"], e["flow"], e["step"], f"{e['id']}:{e['step']}",
-         int(flow["kind"] == "promotional"), e["email"], code_id, now_db, now_db, to_db(planned)])
-    db.execute("UPDATE enrolments SET next_due_at = NULL, deferred_reason = NULL, step_planned_at = ? WHERE id = ?",
-               [to_db(planned), e["id"]])
+    messages.claim(db, shop["id"], e, flow["kind"] == "promotional", code_id, now_db, to_db(planned))
+    enrolments.claimed(db, e["id"], to_db(planned))
 
 
 # ---- codes on the platform, outside any transaction ------------------------------------------
@@ -261,9 +243,7 @@ def create_reserved_codes(db, shop, connector) -> Counter:
             results = list(pool.map(lambda row: _create_one(shop, connector, row), rows))
     for row, state, ref, error in results:
         with write_transaction(db):
-            db.execute("UPDATE discount_codes SET platform_state = ?, platform_ref = COALESCE(?, platform_ref),"
-                       " platform_error = ? WHERE id = ? AND platform_state = 'reserved'",
-                       [state, ref, error, row["id"]])
+            codes.record_platform_result(db, row["id"], state, ref, error)
         counts["codes_created" if state != "reserved" else "codes_failed"] += 1
     return counts
 
@@ -426,16 +406,14 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
         code, problem = _code_for(db, row, step, now)
         if problem and problem.startswith("the code could not be created"):
             with write_transaction(db):  # tried again at the next run, until it is too late
-                db.execute("UPDATE messages SET error = ?, scheduled_for = ? WHERE id = ?",
-                           [problem[:500], to_db(now + CODE_RETRY), message_id])
+                messages.retry_at(db, message_id, problem[:500], to_db(now + CODE_RETRY))
             return "retry"
     if problem is not None:
         with write_transaction(db):
             if owns:
                 _withhold_step(db, shop, enrolment, flow, problem, now, end=ends, message_id=message_id)
             else:
-                db.execute("UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE id = ?",
-                           [problem, message_id])
+                messages.withhold(db, message_id, problem)
         return "withheld"
     try:
         customer = {"first_name": row["first_name"], "last_name": row["last_name"], "locale": row["c_locale"],
@@ -449,43 +427,36 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
     except Exception as exc:  # noqa: BLE001 - one message's trouble must not stop the run
         log.warning("message %s could not be built: %s", message_id, exc)
         with write_transaction(db):
-            db.execute("UPDATE messages SET status = 'failed', error = ? WHERE id = ?",
-                       [f"could not be built: {type(exc).__name__}: {exc}"[:500], message_id])
+            messages.fail(db, message_id, f"could not be built: {type(exc).__name__}: {exc}"[:500])
             if owns:
-                _end(db, row["enrolment_id"], "message could not be built", now_db)
+                enrolments.end(db, row["enrolment_id"], "message could not be built", now_db)
         return "failed"
     with write_transaction(db):
-        db.execute("UPDATE messages SET status = 'sending', attempts = attempts + 1, message_id = ?, sent_at = ?,"
-                   " email = ?, locale = ?, subject = ?, body_text = ?, body_html = ?, discount_code_id = ?,"
-                   " error = NULL WHERE id = ? AND status = 'outbox'",
-                   [message["Message-ID"], now_db, row["c_email"], email.locale, email.subject, email.text, email.html,
-                    code and code["id"], message_id])
+        messages.start_sending(db, message_id, message_id_header=message["Message-ID"], now_db=now_db,
+                               email=row["c_email"], locale=email.locale, subject=email.subject,
+                               body_text=email.text, body_html=email.html, code_id=code and code["id"])
     try:
         conn.send(message)
     except PermanentFailure as exc:
         with write_transaction(db):
-            db.execute("UPDATE messages SET status = 'failed', error = ?, sent_at = NULL WHERE id = ?",
-                       [str(exc)[:500], message_id])
-            db.execute("UPDATE customers SET email_failed_at = ?, email_failure = ? WHERE id = ?",
-                       [now_db, str(exc)[:500], row["customer_id"]])
+            messages.fail(db, message_id, str(exc)[:500])
+            store.mark_undeliverable(db, row["customer_id"], now_db, str(exc)[:500])
             if owns:
-                _end(db, row["enrolment_id"], "undeliverable address", now_db)
+                enrolments.end(db, row["enrolment_id"], "undeliverable address", now_db)
         return "failed"
     except TemporaryFailure as exc:
         attempts = row["attempts"] + 1
         with write_transaction(db):
             if attempts >= MAX_ATTEMPTS:
-                db.execute("UPDATE messages SET status = 'failed', sent_at = NULL, error = ? WHERE id = ?",
-                           [f"gave up after {attempts} attempts: {exc}"[:500], message_id])
+                messages.fail(db, message_id, f"gave up after {attempts} attempts: {exc}"[:500])
                 if owns:
-                    _end(db, row["enrolment_id"], "delivery failed", now_db)
+                    enrolments.end(db, row["enrolment_id"], "delivery failed", now_db)
             else:
                 later = now + timedelta(seconds=RETRY_AFTER[min(attempts - 1, len(RETRY_AFTER) - 1)])
-                db.execute("UPDATE messages SET status = 'outbox', sent_at = NULL, error = ?, scheduled_for = ?"
-                           " WHERE id = ?", [str(exc)[:500], to_db(later), message_id])
+                messages.retry_send(db, message_id, str(exc)[:500], to_db(later))
         return "unreachable" if exc.unreachable else "retry"
     with write_transaction(db):
-        db.execute("UPDATE messages SET status = 'sent' WHERE id = ?", [message_id])
+        messages.mark_sent(db, message_id)
         if flow is not None and owns and row["e_status"] == "active":
             _next_step(db, enrolment, flow, now, now)
     return "sent"
@@ -515,8 +486,7 @@ def settle_interrupted(db, shop, now_db) -> int:
         rows = db.execute("SELECT id, enrolment_id, message_id FROM messages WHERE shop_id = ? AND status = 'sending'",
                           [shop["id"]]).fetchall()  # plain tuples
         for mid, enrolment_id, msgid in rows:
-            db.execute("UPDATE messages SET status = 'unknown', error = ? WHERE id = ?",
-                       [f"{INTERRUPTED} (Message-ID {msgid})", mid])
+            messages.mark_unknown(db, mid, f"{INTERRUPTED} (Message-ID {msgid})")
             if enrolment_id is not None:
-                _end(db, enrolment_id, "delivery unknown", now_db)
+                enrolments.end(db, enrolment_id, "delivery unknown", now_db)
     return len(rows)

@@ -19,9 +19,9 @@ from app.db import write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db
 
-from . import codes, delivery, lease
+from . import codes, delivery, enrolments, lease
 from .definitions import PRIORITY, load_flows
-from .exits import COMPLETE_HOLDOUT, exit_pass
+from .enrolments import exit_pass
 from .refresh import ensure_snapshot
 
 LEASE_SECONDS = 60
@@ -42,27 +42,6 @@ def _register_functions(db):
 
 
 # ---- entry ----------------------------------------------------------------------------------
-ENROL = """
-INSERT OR IGNORE INTO enrolments (shop_id, customer_id, flow, anchor_order_at, reason, held_out, discounted,
-                                  entered_at, step, next_due_at, step_planned_at, status)
-SELECT :shop, s.customer_id, :flow, sn.last_order_at, :entry || ': ' || sn.days_since_last || ' days since the last order',
-       h.out, CASE WHEN h.out = 0 AND :discounted THEN 1 ELSE 0 END, :now_db, 0,
-       CASE WHEN h.out = 0 THEN :now_db END, CASE WHEN h.out = 0 THEN :now_db END,
-       CASE WHEN h.out = 1 THEN 'held_out' ELSE 'active' END
-FROM customer_segments s
-JOIN customer_snapshots sn ON sn.customer_id = s.customer_id
-JOIN customers c ON c.id = s.customer_id
-JOIN (SELECT 0 AS out UNION ALL SELECT 1) AS h
-     ON h.out = (wb_bucket(:shop, :flow, c.external_id) < :holdout)
-WHERE s.shop_id = :shop AND s.segment = :entry
-  AND c.email IS NOT NULL AND c.unsubscribed_at IS NULL AND c.email_failed_at IS NULL
-  AND (:service OR (c.accepts_marketing = 1 AND c.marketing_inactive_at IS NULL))
-  AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.status IN ('active', 'held_out'))
-  AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.flow = :flow
-                  AND e.anchor_order_at = sn.last_order_at)
-  {extra}
-"""
-
 NOT_RECENTLY_DISCOUNTED = """
   AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.discounted = 1
                   AND e.entered_at > :cooldown_since)"""
@@ -120,17 +99,16 @@ def enrol_pass(db, params, flows, settings, snapshot, customer_id=None) -> Count
             extra += SECOND_ORDER_TIMING
         if customer_id is not None:
             extra += "\n  AND s.customer_id = :only_customer"
-        cur = db.execute(ENROL.format(extra=extra), {
+        counts["enrolled"] += enrolments.enrol(db, extra, {
             **params, "flow": name, "entry": flow["entry"], "holdout": flow["holdout"],
             "discounted": int(_has_offer(flow)), "service": int(flow["kind"] == "service"),
             "cycles": cycles, "min_days": flow.get("min_days_since_order", 14),
             "max_days": flow.get("max_days_since_order", 180),
             "cooldown_since": to_db(params["now"] - timedelta(days=settings["discount_cooldown_days"])),
             "only_customer": customer_id})
-        counts["enrolled"] += cur.rowcount
         length = flow["steps"][-1]["delay_days"] + settings["conversion_days"]
-        db.execute(COMPLETE_HOLDOUT, {**params, "flow": name,
-                                      "until": to_db(params["now"] - timedelta(days=length))})
+        enrolments.complete_holdout(db, {**params, "flow": name,
+                                         "until": to_db(params["now"] - timedelta(days=length))})
     counts["held_out"] = db.execute(
         "SELECT COUNT(*) FROM enrolments WHERE shop_id = :shop AND held_out = 1 AND entered_at = :now_db",
         params).fetchone()[0]

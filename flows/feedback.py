@@ -13,9 +13,10 @@ import logging
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from app.consent import unsubscribe
 from app.timeutil import utcnow
 from connectors.store import suppress_mailed_address
+
+from .consent import unsubscribe
 
 log = logging.getLogger("winback.feedback")
 

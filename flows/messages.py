@@ -1,4 +1,8 @@
-"""The message log and each customer's place in the flows."""
+"""The message log and each customer's place in the flows.
+
+This module owns `messages`: every statement that writes it is a function here (the table of
+owners is in flows/enrolments.py). Callers hold the write transaction unless a function says so.
+"""
 
 
 STATUSES = ("outbox", "sending", "sent", "failed", "withheld", "unknown")
@@ -74,3 +78,107 @@ def flow_state(db, customer_id) -> dict | None:
         " FROM enrolments WHERE customer_id = ? ORDER BY (status IN ('active', 'held_out')) DESC, id DESC LIMIT 1",
         [customer_id]))
     return rows[0] if rows else None
+
+
+# ---- writes --------------------------------------------------------------------------------
+def record_withheld(db, shop_id, enrolment, flow, reason, now_db):
+    """Record a due step that was not claimed: a `withheld` message with the reason (once per step)."""
+    db.execute(
+        "INSERT OR IGNORE INTO messages (shop_id, customer_id, enrolment_id, flow, step, idempotency_key,"
+        " is_marketing, email, status, withheld_reason, created_at, scheduled_for, planned_for)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'withheld', ?, ?, ?, ?)",
+        [shop_id, enrolment["customer_id"], enrolment["id"], enrolment["flow"], enrolment["step"],
+         f"{enrolment['id']}:{enrolment['step']}", int(flow is None or flow["kind"] == "promotional"),
+         enrolment["email"], reason, now_db, now_db, enrolment["step_planned_at"] or enrolment["next_due_at"]])
+
+
+def claim(db, shop_id, e, marketing: bool, code_id, now_db, planned_db):
+    """Put the enrolment's due step in the outbox (once per step: the idempotency key)."""
+    db.execute(
+        "INSERT OR IGNORE INTO messages (shop_id, customer_id, enrolment_id, flow, step, idempotency_key, is_marketing,"
+        " email, discount_code_id, status, created_at, scheduled_for, planned_for)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'outbox', ?, ?, ?)",
+        [shop_id, e["customer_id"], e["id"], e["flow"], e["step"], f"{e['id']}:{e['step']}",
+         int(marketing), e["email"], code_id, now_db, now_db, planned_db])
+
+
+def withhold(db, message_id, reason):
+    """A claimed message may not leave: withheld, with the reason."""
+    db.execute("UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE id = ?", [reason, message_id])
+
+
+def withhold_flow(db, shop_id, flow, reason) -> int:
+    """Withhold what a flow turned off had claimed but not delivered; returns how many."""
+    return db.execute(
+        "UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE shop_id = ? AND flow = ?"
+        " AND status = 'outbox'", [reason, shop_id, flow]).rowcount
+
+
+def withhold_unsubscribed(db, customer_id) -> int:
+    """Marketing mail already rendered but not yet delivered to a customer who unsubscribed."""
+    return db.execute("UPDATE messages SET status = 'withheld', withheld_reason = 'the customer unsubscribed'"
+                      " WHERE customer_id = ? AND status = 'outbox' AND is_marketing = 1", [customer_id]).rowcount
+
+
+def retry_at(db, message_id, error, later_db):
+    """Leave the message in the outbox, tried again at `later_db`, with the reason."""
+    db.execute("UPDATE messages SET error = ?, scheduled_for = ? WHERE id = ?", [error, later_db, message_id])
+
+
+def retry_send(db, message_id, error, later_db):
+    """The mail server failed for now: back to the outbox, tried again at `later_db`."""
+    db.execute("UPDATE messages SET status = 'outbox', sent_at = NULL, error = ?, scheduled_for = ?"
+               " WHERE id = ?", [error, later_db, message_id])
+
+
+def fail(db, message_id, error):
+    """The message failed for good (not built, address refused, gave up)."""
+    db.execute("UPDATE messages SET status = 'failed', error = ?, sent_at = NULL WHERE id = ?", [error, message_id])
+
+
+def start_sending(db, message_id, *, message_id_header, now_db, email, locale, subject, body_text, body_html,
+                  code_id) -> bool:
+    """Mark an outbox message `sending` with its Message-ID and rendered content, before the SMTP
+    conversation (commit this before talking to the server: at most once)."""
+    return db.execute(
+        "UPDATE messages SET status = 'sending', attempts = attempts + 1, message_id = ?, sent_at = ?,"
+        " email = ?, locale = ?, subject = ?, body_text = ?, body_html = ?, discount_code_id = ?,"
+        " error = NULL WHERE id = ? AND status = 'outbox'",
+        [message_id_header, now_db, email, locale, subject, body_text, body_html, code_id, message_id]).rowcount == 1
+
+
+def mark_sent(db, message_id):
+    """The mail server accepted the message."""
+    db.execute("UPDATE messages SET status = 'sent' WHERE id = ?", [message_id])
+
+
+def mark_unknown(db, message_id, error):
+    """Interrupted mid-send: never sent again automatically."""
+    db.execute("UPDATE messages SET status = 'unknown', error = ? WHERE id = ?", [error, message_id])
+
+
+# ---- erasure (a platform's privacy request; handed to the connector by the app factory) -----
+# The columns that hold personal data, and what they become; other columns (added by later
+# migrations) that may quote an address get REDACTED when they mention the person.
+PERSONAL = {"email": None, "subject": "", "body_text": "", "body_html": None}
+NOTES = ("error", "withheld_reason")
+REDACTED = "redacted"
+
+
+def erase_person(db, shop_id, where, params, needles):
+    """Keep only the anonymous facts (flow, step, status, times) of the shop's messages matching
+    the SQL condition `where` (with `params`); notes that mention one of `needles` become REDACTED."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+    for column in NOTES:
+        if column in columns:
+            for needle in needles:
+                db.execute(f"UPDATE messages SET {column} = ? WHERE shop_id = ? AND {where}"
+                           f" AND instr(lower({column}), ?) > 0", [REDACTED, shop_id, *params, needle])
+    sets = ", ".join(f"{c} = ?" for c in PERSONAL if c in columns)
+    db.execute(f"UPDATE messages SET {sets} WHERE shop_id = ? AND {where}",
+               [v for c, v in PERSONAL.items() if c in columns] + [shop_id, *params])
+
+
+def erase_shop(db, shop_id):
+    """Remove every message of the shop (a shop erasure)."""
+    db.execute("DELETE FROM messages WHERE shop_id = ?", [shop_id])

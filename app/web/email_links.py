@@ -1,9 +1,11 @@
 """The pages behind the links in emails. They need no login: the signed token is the key."""
 from flask import Blueprint, abort, current_app, render_template, request
 
+from flows.consent import keep_subscribed
+from flows.consent import unsubscribe as do_unsubscribe
+
 from .. import tokens
-from ..db import get_db, write_transaction
-from ..timeutil import to_db, utcnow
+from ..db import get_db
 
 bp = Blueprint("links", __name__)
 
@@ -30,15 +32,7 @@ def keep(token):
 def keep_confirm(token):
     """Record that the customer wants to keep hearing from the shop."""
     customer = _customer("keep", token)
-    db = get_db()
-    now = to_db(utcnow())
-    with write_transaction(db):
-        db.execute("UPDATE customers SET marketing_confirmed_at = ?, marketing_inactive_at = NULL WHERE id = ?",
-                   [now, customer["id"]])
-        # Takes effect at once: the sunset that asked ends here, not at the next tick.
-        db.execute("UPDATE enrolments SET status = 'exited', exit_reason = 'confirmed', ended_at = ?,"
-                   " next_due_at = NULL WHERE customer_id = ? AND flow = 'sunset' AND status = 'active'",
-                   [now, customer["id"]])
+    keep_subscribed(get_db(), customer["id"])
     return render_template("keep.html", customer=customer, done=True)
 
 
@@ -52,7 +46,6 @@ def unsubscribe_page(token):
 def unsubscribe(token):
     """Unsubscribe: the button, or a mail provider's RFC 8058 one-click POST
     (`List-Unsubscribe=One-Click`, no cookies). Answers 200, never a redirect."""
-    from ..consent import unsubscribe as do_unsubscribe
     customer = _customer("unsubscribe", token)
     do_unsubscribe(get_db(), customer["shop_id"], customer["id"])
     if request.form.get("List-Unsubscribe") == "One-Click":

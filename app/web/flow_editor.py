@@ -8,11 +8,12 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, 
 from flask_babel import gettext as _
 
 from .auth import TokenForm, login_required, owned_shop_or_404
-from ..db import get_db, write_transaction
+from ..db import get_db
 from .i18n import LANGUAGES
 from .forms import CopyForm, TestSendForm, flow_form
 from ..settings import get_settings
 from ..timeutil import to_db, utcnow
+from ..users import set_email
 
 bp = Blueprint("flow_pages", __name__)
 
@@ -214,8 +215,7 @@ def send_test(handle, name, step):
         return _editor(shop, flow, lang, {f"test{step}_email": str(form.email.errors[0])},
                        typed={"email": form.email.data or ""}, status=422)
     to = form.email.parsed
-    with write_transaction(db):
-        db.execute("UPDATE users SET email = ? WHERE id = ?", [to, g.user["id"]])
+    set_email(db, g.user["id"], to)
     settings = get_settings(db, shop["id"])
     try:
         url = smtp_url_for(current_app, settings)

@@ -3,6 +3,8 @@ shop's history suggests (≥ 20 repurchase gaps with a steady cycle, flows.segme
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
+from connectors.store import set_replenishable
+
 from .auth import TokenForm, login_required, owned_shop_or_404
 from .forms import ProductForm
 from ..db import get_db, write_transaction
@@ -45,7 +47,6 @@ def update(handle, product_id):
         return _page(shop, {product_id: str(form.days.errors[0])}, {product_id: (form.days.data or "").strip()}, 422)
     on, days = form.replenishable.data, form.days.parsed
     with write_transaction(db):
-        db.execute("UPDATE products SET replenishable = ?, replenish_days = ?, updated_at = ? WHERE id = ?",
-                   [int(on), days, to_db(utcnow()), product_id])
+        set_replenishable(db, product_id, on, days, to_db(utcnow()))
     flash(_("Saved. The changes apply from the next run of the flows."))
     return redirect(url_for("product_pages.index", handle=handle))

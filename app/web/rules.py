@@ -11,8 +11,9 @@ from flask_babel import lazy_gettext as _l
 
 from .auth import login_required, owned_shop_or_404
 from .forms import rules_form, translated
-from ..db import get_db, write_transaction
+from ..db import get_db
 from ..settings import get_settings, save_settings
+from ..shops import set_timezone
 
 bp = Blueprint("settings_pages", __name__)
 
@@ -118,8 +119,7 @@ def edit(handle):
             errors = {k: translated(v) for k, v in save_settings(db, shop["id"], submitted, app=current_app)[1].items()}
             if not errors:
                 if tz != shop["timezone"]:
-                    with write_transaction(db):
-                        db.execute("UPDATE shops SET timezone = ? WHERE id = ?", [tz, shop["id"]])
+                    set_timezone(db, shop["id"], tz)
                 flash(_("Saved. The changes apply from the next run of the flows."))
                 return redirect(url_for("settings_pages.edit", handle=handle))
         else:

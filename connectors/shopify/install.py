@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from app.db import connect, write_transaction
-from app.shops import create_shop, get_shop, store_credentials
+from app.db import connect
+from app.shops import create_shop, get_shop, store_credentials, update_details
 from app.timeutil import to_db, utcnow
+from app.users import add_member
 
 from .errors import ShopifyError
 from .subscriptions import mark, register_webhooks
@@ -34,15 +35,13 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
                            currency=info.get("currencyCode") or "USD",
                            timezone=info.get("ianaTimezone") or "UTC")
     elif info:
-        with write_transaction(db):
-            db.execute("UPDATE shops SET name = ?, currency = ?, timezone = ? WHERE id = ?",
-                       [info.get("name") or shop["name"], info.get("currencyCode") or shop["currency"],
-                        info.get("ianaTimezone") or shop["timezone"], shop["id"]])
+        update_details(db, shop["id"], name=info.get("name") or shop["name"],
+                       currency=info.get("currencyCode") or shop["currency"],
+                       timezone=info.get("ianaTimezone") or shop["timezone"])
     store_credentials(app, db, shop["id"], creds)
     mark(db, shop["id"], installed_at=to_db(utcnow()), uninstalled_at=None, webhooks_registered_at=None)
     if user_id is not None:
-        with write_transaction(db):
-            db.execute("INSERT OR IGNORE INTO user_shops (user_id, shop_id) VALUES (?, ?)", [user_id, shop["id"]])
+        add_member(db, user_id, shop["id"])
     shop = get_shop(db, domain)
     if verify and register is not False:
         register_webhooks(ShopifyConnector(app, shop, db=db))

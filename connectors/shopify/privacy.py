@@ -12,18 +12,38 @@ import json
 import logging
 import os
 import shutil
+from typing import Callable
 
 from app import webhooks as inbox
 from app.db import after_commit
+from app.shops import forget_credentials
 from app.timeutil import to_db, utcnow
+from connectors import store
 
 log = logging.getLogger("winback.privacy")
 COMPLIANCE_TOPICS = ("customers/redact", "customers/data_request", "shop/redact")
-# The message columns that hold personal data, and what they become; other columns (added by later
-# migrations) that may quote an address get REDACTED when they mention the person.
-_MESSAGE_PII = {"email": None, "subject": "", "body_text": "", "body_html": None}
-_MESSAGE_NOTES = ("error", "withheld_reason")
-REDACTED = "redacted"
+
+# An erasure also reaches tables of flows/ (messages, discount codes), which sit above the connectors:
+# their owners' functions are handed down by the app factory (`init_app`), like the settings hooks.
+# {"messages_of_person": f(db, shop_id, where, params, needles), "messages_of_shop": f(db, shop_id),
+#  "code_errors": f(db, where, params)}
+ERASERS: dict[str, Callable] = {}
+_ERASERS_NEEDED = ("messages_of_person", "messages_of_shop", "code_errors")
+
+
+def init_app(app, erasers: dict):
+    """Take the functions that erase a person's traces from the tables flows/ owns."""
+    missing = set(_ERASERS_NEEDED) - set(erasers)
+    if missing:
+        raise ValueError(f"erasers missing: {', '.join(sorted(missing))}")
+    ERASERS.update(erasers)
+
+
+def _erasers() -> dict:
+    # Fail (and so roll back, to be retried) rather than erase only half of a person.
+    if not all(name in ERASERS for name in _ERASERS_NEEDED):
+        raise RuntimeError("the app factory did not hand down the erasers of flows/; nothing was erased")
+    return ERASERS
 
 
 def _folder(app, shop) -> str:
@@ -112,24 +132,6 @@ def _mentions(external_id: str, needles: set[str]):
     return check
 
 
-def _blank_messages(db, shop_id, where, params, needles):
-    columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
-    for column in _MESSAGE_NOTES:
-        if column in columns:
-            for needle in needles:
-                db.execute(f"UPDATE messages SET {column} = ? WHERE shop_id = ? AND {where}"
-                           f" AND instr(lower({column}), ?) > 0", [REDACTED, shop_id, *params, needle])
-    sets = ", ".join(f"{c} = ?" for c in _MESSAGE_PII if c in columns)
-    db.execute(f"UPDATE messages SET {sets} WHERE shop_id = ? AND {where}",
-               [v for c, v in _MESSAGE_PII.items() if c in columns] + [shop_id, *params])
-
-
-def _blank_code_errors(db, where, params):
-    # A platform's error about a personal code may quote the customer (added by a later migration).
-    if "platform_error" in {r[1] for r in db.execute("PRAGMA table_info(discount_codes)")}:
-        db.execute(f"UPDATE discount_codes SET platform_error = NULL WHERE {where}", params)
-
-
 def _wipe_freed_bytes(db):
     """Deleted bytes live on in the WAL until it is checkpointed: copy it back and truncate it.
     Runs after the erasure commits (a checkpoint cannot run inside a transaction)."""
@@ -145,6 +147,7 @@ def redact_customer(app, db, shop, payload) -> int:
     """Erase the customer: their rows (orders keep their totals, customer_id becomes NULL), the
     personal parts of the messages sent to them, the deliveries and exports that mention them;
     returns how many customer rows went."""
+    erase = _erasers()
     db.execute("PRAGMA secure_delete = ON")
     customer = payload.get("customer") or {}
     external_id = str(customer.get("id") or "")
@@ -156,12 +159,10 @@ def redact_customer(app, db, shop, payload) -> int:
     needles = emails | ({phone.lower()} if phone else set())
 
     where, params = _messages_where(ids, emails)
-    _blank_messages(db, shop["id"], where, params, needles | {n.lower() for r in rows
-                                                              for n in (r["first_name"], r["last_name"]) if n})
-    _blank_code_errors(db, "customer_id IN (SELECT value FROM json_each(?))", [json.dumps(ids)])
-    for cid in ids:
-        db.execute("UPDATE orders SET customer_id = NULL WHERE customer_id = ?", [cid])
-        db.execute("DELETE FROM customers WHERE id = ?", [cid])
+    erase["messages_of_person"](db, shop["id"], where, params,
+                                needles | {n.lower() for r in rows for n in (r["first_name"], r["last_name"]) if n})
+    erase["code_errors"](db, "customer_id IN (SELECT value FROM json_each(?))", [json.dumps(ids)])
+    store.erase_customers(db, ids)
     inbox.scrub_payloads(db, shop["id"], needles | ({external_id} - {""}), _mentions(external_id, needles),
                          keep_topics=COMPLIANCE_TOPICS)
     _remove_exports(app, db, shop, external_id, needles)
@@ -190,13 +191,13 @@ def _remove_exports(app, db, shop, external_id, needles):
 def redact_shop(app, db, shop, payload) -> int:
     """Erase every customer of the shop, the messages sent, its stored deliveries, exports and
     credentials; anonymous order totals stay."""
+    erase = _erasers()
     db.execute("PRAGMA secure_delete = ON")
-    db.execute("DELETE FROM messages WHERE shop_id = ?", [shop["id"]])
-    _blank_code_errors(db, "shop_id = ?", [shop["id"]])
-    db.execute("UPDATE orders SET customer_id = NULL WHERE shop_id = ?", [shop["id"]])
-    gone = db.execute("DELETE FROM customers WHERE shop_id = ?", [shop["id"]]).rowcount
-    db.execute("DELETE FROM webhook_events WHERE shop_id = ? AND topic <> 'shop/redact'", [shop["id"]])
-    db.execute("UPDATE shops SET credentials = NULL WHERE id = ?", [shop["id"]])
+    erase["messages_of_shop"](db, shop["id"])
+    erase["code_errors"](db, "shop_id = ?", [shop["id"]])
+    gone = store.erase_shop_customers(db, shop["id"])
+    inbox.erase_shop_events(db, shop["id"], "shop/redact")
+    forget_credentials(db, shop["id"])
     db.execute("DELETE FROM privacy_requests WHERE shop_id = ?", [shop["id"]])
     shutil.rmtree(_folder(app, shop), ignore_errors=True)
     inbox.scrub_spool(app, shop["id"])

@@ -3,6 +3,7 @@ its webhook subscriptions exist; subscribing them."""
 from __future__ import annotations
 
 from app.db import write_transaction
+from app.shops import forget_credentials
 from app.timeutil import to_db, utcnow
 
 from .graphql import document, user_errors
@@ -41,8 +42,7 @@ def register_webhooks(connector) -> int:
 
 def mark_uninstalled(app, db, shop: dict):
     """The app was removed from the shop: its token is dead, so forget it and stop syncing."""
-    with write_transaction(db):
-        db.execute("UPDATE shops SET credentials = NULL WHERE id = ?", [shop["id"]])
+    forget_credentials(db, shop["id"])
     mark(db, shop["id"], uninstalled_at=to_db(utcnow()), webhooks_registered_at=None)
 
 

@@ -19,8 +19,10 @@ from urllib.parse import urlencode, urlsplit
 from app import webhooks as inbox
 from app.db import write_transaction
 from app.jsonbody import loads_object
-from app.shops import ShopError, create_shop, get_shop, load_credentials, store_credentials
+from app.shops import (ShopError, create_shop, delete_shop, get_shop, load_credentials, set_base_url,
+                       store_credentials)
 from app.timeutil import from_db, to_db, utcnow
+from app.users import add_member
 
 from . import factory, make_client
 from .client import WooError, normalise_store_url, store_settings
@@ -173,13 +175,13 @@ def save_store(app, db, store_url, key, secret, *, webhook_secret=None, user_id=
         elif shop["platform"] != "woocommerce":
             raise ShopError(f"shop {handle!r} already exists as a {shop['platform']} shop")
         else:
-            db.execute("UPDATE shops SET base_url = ? WHERE id = ?", [url, shop["id"]])
+            set_base_url(db, shop["id"], url)
         old = load_credentials(app, shop)
         creds = {"consumer_key": key, "consumer_secret": secret,
                  "webhook_secret": webhook_secret or old.get("webhook_secret") or new_secret()}
         store_credentials(app, db, shop["id"], creds)
         if user_id is not None:
-            db.execute("INSERT OR IGNORE INTO user_shops (user_id, shop_id) VALUES (?, ?)", [user_id, shop["id"]])
+            add_member(db, user_id, shop["id"])
         return get_shop(db, handle)
 
 
@@ -205,8 +207,7 @@ def add_store(app, db, store_url, key, secret, *, webhook_secret=None, offline=F
             factory(app, shop).ensure_webhooks(db, force=True)
         except Exception:
             if not existed:
-                with write_transaction(db):
-                    db.execute("DELETE FROM shops WHERE id = ?", [shop["id"]])
+                delete_shop(db, shop["id"])
             raise
         shop = get_shop(db, shop["handle"])
     return shop

@@ -93,9 +93,8 @@ def fetch_setup(app, db, shop, payload) -> dict:
 
 def handle_setup(app, db, shop, found):
     """Store what `fetch_setup` learnt and the webhooks' secret and ids."""
-    from app.shops import store_credentials
-    db.execute("UPDATE shops SET currency = COALESCE(?, currency), timezone = COALESCE(?, timezone)"
-               " WHERE id = ?", [found["currency"], found["timezone"], shop["id"]])
+    from app.shops import store_credentials, update_details
+    update_details(db, shop["id"], currency=found["currency"], timezone=found["timezone"])
     store_credentials(app, db, shop["id"], found["credentials"])
 
 

@@ -3,11 +3,18 @@
 Winback's own unsubscribe always wins over what a platform says: `unsubscribed_at` is never
 cleared by a sync. A connector with `write_unsubscribe(customer)` (Shopify's consent mutation) gets
 each new unsubscribe pushed by the scheduler; until then it waits in `unsubscribe_synced_at IS NULL`.
+
+The unsubscribe exists once: the customer's state is connectors/store.py's `unsubscribe`, the end of
+their enrolments is the tick's own exit statement (flows/enrolments.py) narrowed to them, and their
+rendered but undelivered marketing mail is withheld (flows/messages.py).
 """
 import logging
 
-from .db import write_transaction
-from .timeutil import to_db, utcnow
+from app.db import write_transaction
+from app.timeutil import to_db, utcnow
+from connectors import store
+
+from . import enrolments, messages
 
 log = logging.getLogger("winback.consent")
 
@@ -16,15 +23,20 @@ def unsubscribe(db, shop_id, customer_id, now=None) -> bool:
     """Unsubscribe one customer from marketing and end their running flows; False if already done."""
     now = to_db(now or utcnow())
     with write_transaction(db):
-        cur = db.execute("UPDATE customers SET unsubscribed_at = ? WHERE id = ? AND shop_id = ?"
-                         " AND unsubscribed_at IS NULL", [now, customer_id, shop_id])
-        db.execute("UPDATE enrolments SET status = 'exited', exit_reason = 'unsubscribed', ended_at = ?,"
-                   " next_due_at = NULL WHERE customer_id = ? AND status IN ('active', 'held_out')",
-                   [now, customer_id])
+        changed = store.unsubscribe(db, shop_id, customer_id, now)
+        enrolments.exit_unsubscribed(db, shop_id, customer_id, now)
         # Marketing mail already rendered but not yet delivered must not go out either.
-        db.execute("UPDATE messages SET status = 'withheld', withheld_reason = 'the customer unsubscribed'"
-                   " WHERE customer_id = ? AND status = 'outbox' AND is_marketing = 1", [customer_id])
-        return cur.rowcount == 1
+        messages.withhold_unsubscribed(db, customer_id)
+        return changed
+
+
+def keep_subscribed(db, customer_id, now=None):
+    """The customer answered the sunset email ("keep me subscribed"): their marketing consent is
+    confirmed and the sunset that asked ends at once, not at the next tick."""
+    now = to_db(now or utcnow())
+    with write_transaction(db):
+        store.confirm_marketing(db, customer_id, now)
+        enrolments.exit_confirmed(db, customer_id, now)
 
 
 def push_unsubscribes(db, shop, connector, limit=200) -> int:
@@ -41,6 +53,6 @@ def push_unsubscribes(db, shop, connector, limit=200) -> int:
             log.warning("writing the unsubscribe of customer %s back failed", customer["id"], exc_info=True)
             continue
         with write_transaction(db):
-            db.execute("UPDATE customers SET unsubscribe_synced_at = ? WHERE id = ?", [to_db(utcnow()), customer["id"]])
+            store.mark_unsubscribe_synced(db, customer["id"], to_db(utcnow()))
         done += 1
     return done
