@@ -4,6 +4,12 @@ from pathlib import Path
 
 from flask import Flask
 
+from connectors import platforms, registry
+from connectors.shopify import privacy
+from flows import codes, messages
+
+from . import cli, db, keys, settings, web, webhooks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULTS = {
@@ -60,25 +66,18 @@ def create_app(test_config=None):
     app.config["APP_URL"] = str(app.config["APP_URL"]).rstrip("/")
 
     os.makedirs(app.instance_path, exist_ok=True)
-    from . import keys
     keys.init_app(app)
 
-    from . import db
     db.init_app(app)
 
     # Explicit registration: the platforms' connector factories and webhook handlers.
-    from connectors import platforms, registry
-    from . import settings, webhooks
     registry.init_app(app, platforms.connector_factories())
     webhooks.init_app(app, platforms.webhook_handlers())
     settings.init_app(app, platforms.setting_hooks())
     # An erasure (Shopify's privacy topics) also reaches the tables flows/ owns, above the connectors.
-    from connectors.shopify import privacy
-    from flows import codes, messages
     privacy.init_app(app, {"messages_of_person": messages.erase_person, "messages_of_shop": messages.erase_shop,
                            "code_errors": codes.blank_errors})
 
-    from . import cli, web
     cli.init_app(app)
     web.register(app)
 

@@ -4,6 +4,7 @@ import os
 import re
 import secrets
 import sqlite3
+import time
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -29,7 +30,6 @@ def _read_or_create(path, make):
         if value:
             return value
         # An empty file means another process is writing it right now.
-        import time
         time.sleep(0.2)
         with open(path, encoding="ascii") as f:
             return f.read().strip()

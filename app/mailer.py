@@ -12,15 +12,15 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.header import Header
-from email.policy import compat32
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, format_datetime, make_msgid, parseaddr
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
-from tenacity import (Retrying, retry, retry_if_exception, retry_if_exception_type, stop_after_attempt,
-                      wait_exponential)
+from tenacity import Retrying, retry, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from . import tokens
 from .timeutil import utcnow
 
 TIMEOUT = 30
@@ -170,7 +170,6 @@ def build(app, shop, settings, row):
     domain = address.rpartition("@")[2] or "localhost"
     msg["Message-ID"] = row["message_id"] or make_msgid(idstring=f"wb{row['id']}", domain=domain)
     if row["is_marketing"]:
-        from . import tokens
         url = f"{app.config['APP_URL']}/u/{tokens.make(app, 'unsubscribe', shop['id'], row['customer_id'])}"
         msg["List-Unsubscribe"] = f"<{url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

@@ -3,9 +3,11 @@
 Never edit an applied migration: add a new one. Times are UTC text `YYYY-MM-DDTHH:MM:SSZ`; money is
 integer minor units of the row's currency; every row belongs to a shop.
 """
+from flask import current_app, has_app_context
 from sqlite_utils import Migrations
 
 from .db import get_db
+from .settings import encrypt_plain_secrets
 
 migrations = Migrations("winback")
 
@@ -425,9 +427,7 @@ CREATE INDEX login_failures_at ON login_failures (at)
 """)
     # A shop's SMTP URL (it may hold a password) was stored in plain text before; encrypt it now when
     # the installation's key is at hand (init-db, serve, worker: always), else on its next save.
-    from flask import current_app, has_app_context
     if has_app_context():
-        from .settings import encrypt_plain_secrets
         encrypt_plain_secrets(current_app, db)
 
 

@@ -9,7 +9,14 @@ import socket
 import time
 import uuid
 
+from connectors.registry import live_connector
+from connectors.sync import poll_shop
+from flows import lease
+from flows.consent import push_unsubscribes
+from flows.engine import TickBusy, deliver_due, tick
+
 from .db import connect
+from .runs import finish_run, start_run
 from .timeutil import utcnow
 
 log = logging.getLogger("winback.scheduler")
@@ -25,12 +32,6 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
 
     One shop's trouble (credentials that cannot be decrypted, a platform that is down, bad data)
     is logged, recorded as a failed run on that shop's dashboard, and the round goes on."""
-    from connectors.sync import poll_shop
-    from flows import lease
-    from flows.engine import TickBusy, tick
-    from connectors.registry import live_connector
-    from flows.consent import push_unsubscribes
-    from .runs import finish_run, start_run
     db = connect(app.config["DATABASE"])
     try:
         if not lease.acquire(db, LEASE, holder, ttl_seconds=LEASE_SECONDS):
@@ -65,9 +66,6 @@ def tick_all(app, now=None, holder=_HOLDER) -> dict | None:
 def deliver_all(app, holder=_HOLDER) -> dict | None:
     """Between rounds: every shop with email delivery sends what fell due since (continuous
     delivery, paced by each shop's rate, not a per-tick ceiling)."""
-    from flows import lease
-    from flows.engine import TickBusy, deliver_due
-    from connectors.registry import live_connector
     db = connect(app.config["DATABASE"])
     try:
         if not lease.acquire(db, LEASE, holder, ttl_seconds=LEASE_SECONDS):
@@ -95,6 +93,7 @@ def _shops(db):
 def start(app):
     """Start the background scheduler: the full round every TICK_SECONDS (the first at once), and
     delivery of what fell due every DELIVERY_SECONDS in between; returns it."""
+    # Only serve and worker schedule: the other commands do not pay for loading APScheduler.
     from apscheduler.schedulers.background import BackgroundScheduler
     interval = int(app.config.get("TICK_SECONDS", 900))
     every = int(app.config.get("DELIVERY_SECONDS", DELIVERY_SECONDS))

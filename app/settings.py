@@ -68,7 +68,6 @@ class Secret:
 
     def reveal(self, app) -> str:
         """The plain value; ValueError when the installation's key cannot decrypt it."""
-        from . import keys
         if isinstance(self._stored, dict):
             return keys.decrypt(app, self._stored["encrypted"])
         return self._stored  # saved in plain text before migration 0011 and not saved since
@@ -89,11 +88,9 @@ def _stored_json(app, setting, value) -> str:
     if not setting.secret or value is None:
         return json.dumps(value)
     if app is None:
-        from flask import current_app, has_app_context
         if not has_app_context():
             raise ValueError(f"{setting.key}: saving a secret needs the app (its encryption key)")
         app = current_app
-    from . import keys
     return json.dumps({"encrypted": keys.encrypt(app, value)})
 
 
@@ -256,6 +253,9 @@ import re as _re
 from urllib.parse import urlsplit as _urlsplit
 
 _CONTROL = _re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+from flask import current_app, has_app_context
+
+from . import keys
 from .addresses import EMAIL as _EMAIL
 
 

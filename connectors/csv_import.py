@@ -23,6 +23,7 @@ from operator import itemgetter
 from typing import Iterator
 
 from babel.numbers import is_currency
+from tqdm import tqdm
 
 from app.money import check_currency, parse_amount
 from app.runs import finish_run, start_run
@@ -130,7 +131,6 @@ class CsvConnector(Connector):
                     break
             bar = None
             if self.progress:
-                from tqdm import tqdm
                 bar = tqdm(total=os.path.getsize(self.path), unit="B", unit_scale=True,
                            desc=f"Importing {self.name}", file=sys.stderr, leave=False)
             rows = self._generic(reader, raw, bar) if self.fmt == "generic" else \

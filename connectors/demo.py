@@ -29,13 +29,16 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Iterator
 
+from tqdm import tqdm
+
 from app.db import write_transaction
 from app.runs import finish_run, start_run
+from app.settings import save_setting
 from app.shops import ShopError, create_shop, get_shop
 from app.timeutil import UTC, parse_now, start_of_day, to_db, zone
 
-from .base import Connector, CustomerRecord, LineRecord, OrderRecord, ProductRecord
 from . import store
+from .base import Connector, CustomerRecord, LineRecord, OrderRecord, ProductRecord
 from .store import ShopWriter
 
 SHOP_HANDLE = "demo"
@@ -636,7 +639,6 @@ def seed_demo(db, *, customers: int = 5000, seed: int = 1, now=None, progress: b
         shop = create_shop(db, SHOP_HANDLE, "demo", name=SHOP_NAME, currency=SHOP_CURRENCY,
                            timezone=SHOP_TIMEZONE, locale=SHOP_LOCALE)
         # A fictional address, so that the demo's marketing emails are complete as an owner's would be.
-        from app.settings import save_setting
         save_setting(db, shop["id"], "postal_address", SHOP_POSTAL_ADDRESS)
     elif shop["platform"] != "demo":
         raise ShopError(f"shop {SHOP_HANDLE!r} is a {shop['platform']} shop, not the demo; "
@@ -654,7 +656,6 @@ def seed_demo(db, *, customers: int = 5000, seed: int = 1, now=None, progress: b
 
 
 def _write(db, shop: dict, connector: DemoConnector, progress: bool) -> dict:
-    from tqdm import tqdm
 
     products = list(connector.products())
     customers = list(connector.customers())

@@ -14,10 +14,10 @@ from typing import Callable
 from app.webhooks import Handler
 
 from . import woocommerce
-from .woocommerce.consent import consent_source_changed
 from .shopify import webhooks as shopify_hooks
 from .shopify.connector import factory as shopify_factory
 from .woocommerce import webhooks as woo_hooks
+from .woocommerce.consent import consent_source_changed
 
 
 @dataclass(frozen=True)

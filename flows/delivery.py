@@ -29,17 +29,27 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from app import tokens
 from app.addresses import address_problem
 from app.db import write_transaction
-from app.mailer import MAX_ATTEMPTS, RETRY_AFTER, Connection, PermanentFailure, SmtpConfig, TemporaryFailure, build, smtp_url_for
+from app.mailer import (
+    MAX_ATTEMPTS,
+    RETRY_AFTER,
+    Connection,
+    PermanentFailure,
+    SmtpConfig,
+    TemporaryFailure,
+    build,
+    smtp_url_for,
+)
 from app.timeutil import from_db, to_db, utcnow, zone
-
 from connectors import store
 
 from . import codes, enrolments, messages
 from .definitions import FLOW_OFF
 from .enrolments import exit_pass
 from .exits import finish_waiting, live_check
+from .render import render
 
 log = logging.getLogger("winback.delivery")
 BATCH = 200
@@ -330,7 +340,6 @@ def drain(app, db, shop, params, flows, settings, channel, connector=None, *, re
     With `realtime` (the scheduler) each hand-over happens at the wall clock and a per-minute rate is
     waited out; otherwise (a run with `--now T`) everything is recorded at T and the run stops when
     the rate is used up. `heartbeat` renews the shop's lease between messages."""
-    from .render import render
     clock = utcnow if realtime else (lambda: params["now"])
     heartbeat = heartbeat or (lambda: None)
     counts = Counter()
@@ -463,7 +472,6 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
 
 
 def _links(app, shop, row):
-    from app import tokens
     base = app.config["APP_URL"]
     links = {"unsubscribe_url": f"{base}/u/{tokens.make(app, 'unsubscribe', shop['id'], row['customer_id'])}"}
     if row["flow"] == "sunset":  # only the sunset email asks to confirm

@@ -3,6 +3,11 @@ import json
 
 from app.money import format_money, from_minor
 from app.settings import get_settings
+from app.timeutil import from_db
+
+from .definitions import load_flows
+from .engine import preview
+from .messages import flow_state
 
 
 def _days(value) -> str:
@@ -122,10 +127,6 @@ def explain(db, shop, customer, snapshot) -> dict:
 
 def flow_outlook(db, shop, customer, snapshot) -> tuple[dict | None, list[str]]:
     """The customer's flow (running or last) and, in words, what the flows do or would do now."""
-    from app.timeutil import from_db
-    from .definitions import load_flows
-    from .engine import preview
-    from .messages import flow_state
     flows = load_flows(db, shop["id"])
     state = flow_state(db, customer["id"])
     words = []

@@ -3,7 +3,8 @@
 This module owns `messages`: every statement that writes it is a function here (the table of
 owners is in flows/enrolments.py). Callers hold the write transaction unless a function says so.
 """
-
+from app.db import write_transaction
+from app.timeutil import from_db, zone
 
 STATUSES = ("outbox", "sending", "sent", "failed", "withheld", "unknown")
 
@@ -45,7 +46,6 @@ def upcoming(db, shop, until) -> list[dict]:
 
     Counted per hour in SQL, then the hours are put on the shop's calendar (a zone with a half-hour
     offset may put a step due in its first half hour on the neighbouring day)."""
-    from app.timeutil import from_db, zone
     rows = db.execute(
         "SELECT substr(next_due_at, 1, 13) || ':00:00Z', flow, step, COUNT(*) FROM enrolments"
         " WHERE shop_id = ? AND status = 'active' AND next_due_at IS NOT NULL AND next_due_at < ?"
@@ -61,7 +61,6 @@ def upcoming(db, shop, until) -> list[dict]:
 def settle_unknown(db, shop_id, message_id, delivered: bool) -> bool:
     """The owner settles a message whose delivery is unknown: confirmed from the mail server's log
     (then it counts as sent) or not delivered (failed). Returns False when there was nothing to settle."""
-    from app.db import write_transaction
     with write_transaction(db):
         cur = db.execute(
             "UPDATE messages SET status = ?, error = ? WHERE id = ? AND shop_id = ? AND status = 'unknown'",

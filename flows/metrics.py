@@ -6,9 +6,11 @@ Money metrics count orders in the shop's currency (a CSV may mix currencies; tho
 count as purchases).
 """
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
+from app.money import to_minor
 from app.timeutil import local_date, to_db
 
 # A refresh first materialises the shop's purchases before :now in two temp tables (per
@@ -139,8 +141,6 @@ def shop_rhythm(db, shop, settings) -> ShopRhythm:
         otr, learned = float(settings["one_time_return_fallback_days"]), False
 
     if settings.get("vip_min_amount") is not None:
-        from app.money import to_minor
-        from decimal import Decimal
         vip = to_minor(Decimal(str(settings["vip_min_amount"])), shop["currency"])
     else:
         clv = np.array([r[0] for r in db.execute(

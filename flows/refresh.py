@@ -11,7 +11,7 @@ from app.db import connect, write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db, utcnow
 
-from . import metrics, scores, segments
+from . import metrics, segments
 
 
 def refresh(db, shop, now, settings=None) -> dict:
@@ -29,6 +29,7 @@ def refresh(db, shop, now, settings=None) -> dict:
             rhythm = metrics.shop_rhythm(db, shop, settings)
             params = segments.rule_params(shop, now, settings, rhythm)
             segments.classify(db, params)
+            from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
             model = scores.score(db, params)
             line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)
             segments.fill_segments(db, params, line_rows)

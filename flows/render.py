@@ -30,7 +30,7 @@ from babel.units import format_unit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from app.settings import DEFAULT_BRAND_COLOR
+from app.settings import DEFAULT_BRAND_COLOR, get_settings
 from app.timeutil import from_db, utcnow, zone
 
 from .copy import DEFAULT_LOCALE, LOCALES, SERVICE_TEMPLATES, TEMPLATES, get_copy  # noqa: F401 - re-exported
@@ -183,7 +183,6 @@ def render(template, *, shop, customer, code=None, products=None, links=None, db
     locale = pick_locale(customer.get("locale"), shop.get("locale"))
     settings, copy = {}, {}
     if db is not None and shop.get("id") is not None:
-        from app.settings import get_settings
         cache = {} if cache is None else cache
         if "settings" not in cache:
             cache["settings"] = get_settings(db, shop["id"])

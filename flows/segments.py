@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from .metrics import query_params
+from .metrics import drop_purchases, materialise_purchases, query_params
 
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
 
@@ -189,7 +189,6 @@ def replenish_candidates(db, shop, now, min_gaps=20, max_spread=0.5) -> list[dic
 
     Steady means the interquartile range is at most `max_spread` × the median gap.
     """
-    from .metrics import drop_purchases, materialise_purchases
     materialise_purchases(db, shop, now)
     try:
         gaps = repurchase_gaps(db, shop, now)

@@ -6,9 +6,23 @@ registering `auth` and `blog`): nothing is registered by importing a module.
 from flask import jsonify
 from flask_wtf.csrf import CSRFProtect
 
-from . import (auth, dashboard, email_links, flow_editor, i18n, limits, outbox, pages, products, rules, security,
-               shopify, users, woocommerce)
-from . import feedback
+from . import (
+    auth,
+    dashboard,
+    email_links,
+    feedback,
+    flow_editor,
+    i18n,
+    limits,
+    outbox,
+    pages,
+    products,
+    rules,
+    security,
+    shopify,
+    users,
+    woocommerce,
+)
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
                feedback)

@@ -8,14 +8,21 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
-from flask_login import login_required as login_required  # re-exported for the page modules
+from flask_login import (  # re-exported for the page modules
+    LoginManager,
+    UserMixin,
+    current_user,
+    login_required as login_required,
+    login_user,
+    logout_user,
+)
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import login_throttle, users
 from ..db import get_db
+from ..shops import shop_for_user
 from ..users import authenticate
 
 bp = Blueprint("auth", __name__)
@@ -82,7 +89,6 @@ def init_app(app):
 def owned_shop_or_404(handle):
     """The shop with this handle if the logged-in user may see it; 404 otherwise, for shops of
     other users too, so that nobody learns which shops exist."""
-    from ..shops import shop_for_user
     shop = shop_for_user(get_db(), handle, g.user)
     if shop is None:
         abort(404)

@@ -7,8 +7,14 @@ from flask import Blueprint, current_app, g, render_template, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
-from .auth import login_required
+from flows.attribution import report
+
+from ..mailer import delivery_health, smtp_url_for
+from ..runs import recent_runs
+from ..shops import load_credentials
 from ..timeutil import from_db, utcnow
+from ..webhooks import health
+from .auth import login_required
 
 bp = Blueprint("dashboard", __name__)
 
@@ -80,9 +86,6 @@ def histogram_svg(hist: dict) -> Markup:
 
 def warnings(app, db, shop, settings) -> list[dict]:
     """What needs the owner's action: [{"kind", "text", "link"}] (link: where to fix it, or None)."""
-    from ..mailer import delivery_health, smtp_url_for
-    from ..shops import load_credentials
-    from ..webhooks import health
     out = []
     handle = shop["handle"]
     rules = url_for("settings_pages.edit", handle=handle)
@@ -138,7 +141,6 @@ def warnings(app, db, shop, settings) -> list[dict]:
 
 def sync_status(db, shop) -> dict:
     """The latest sync or import: status, when, and its progress counters when it is still running."""
-    from ..runs import recent_runs
     runs = recent_runs(db, shop["id"], 1)
     run = runs[0] if runs else None
     progress = {k: v for k, v in (run or {}).get("stats", {}).items() if isinstance(v, (int, float))}
@@ -147,7 +149,6 @@ def sync_status(db, shop) -> dict:
 
 def flow_summary(db, shop) -> list[dict]:
     """Per flow: sent, conversion rate, revenue, discount cost and lift (from flows.attribution)."""
-    from flows.attribution import report
     return report(db, shop, utcnow())
 
 

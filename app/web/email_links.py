@@ -1,8 +1,7 @@
 """The pages behind the links in emails. They need no login: the signed token is the key."""
 from flask import Blueprint, abort, current_app, render_template, request
 
-from flows.consent import keep_subscribed
-from flows.consent import unsubscribe as do_unsubscribe
+from flows.consent import keep_subscribed, unsubscribe as do_unsubscribe
 
 from .. import tokens
 from ..db import get_db

@@ -7,6 +7,9 @@ until it is configured.
 """
 from flask import Blueprint, abort, current_app, jsonify, request
 
+from connectors.sns import SnsError, confirm_subscription, verify
+from flows.feedback import FeedbackError, apply, parse_json, postmark_credential_ok, postmark_events, ses_events
+
 from ..db import get_db
 from .limits import WEBHOOK_BYTES, body_limit
 
@@ -25,7 +28,6 @@ def _exempt_from_csrf(state):
 @body_limit(WEBHOOK_BYTES)
 def postmark():
     """A Postmark bounce or spam-complaint webhook, authorised by the basic-auth password."""
-    from flows.feedback import FeedbackError, apply, parse_json, postmark_credential_ok, postmark_events
     secret = current_app.config.get("POSTMARK_WEBHOOK_SECRET")
     if not secret:
         abort(404)
@@ -43,8 +45,6 @@ def postmark():
 @body_limit(WEBHOOK_BYTES)
 def ses():
     """An SNS message for an SES topic: a subscription to confirm, or bounce and complaint notifications."""
-    from connectors.sns import SnsError, confirm_subscription, verify
-    from flows.feedback import FeedbackError, apply, parse_json, ses_events
     topics = _topics(current_app.config.get("SES_TOPIC_ARNS"))
     if not topics:
         abort(404)

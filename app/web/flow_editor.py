@@ -3,17 +3,22 @@ validity), the subject and intro per language, a preview of each email rendered 
 of the shop, and "send me a test" (to the owner, never to the customer)."""
 from datetime import timedelta
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .auth import TokenForm, login_required, owned_shop_or_404
+from flows.copy import get_copy, save_copy as store
+from flows.definitions import FlowError, load_flows, save_flow
+from flows.render import render
+
 from ..db import get_db
-from .i18n import LANGUAGES
-from .forms import CopyForm, TestSendForm, flow_form
+from ..mailer import build, smtp_url_for
 from ..settings import get_settings
 from ..timeutil import to_db, utcnow
 from ..users import set_email
+from .auth import TokenForm, login_required, owned_shop_or_404
+from .forms import CopyForm, TestSendForm, flow_form
+from .i18n import LANGUAGES, select_locale
+from .quick_send import SendFailed, send_now
 
 bp = Blueprint("flow_pages", __name__)
 
@@ -27,7 +32,6 @@ def _posted_step_or_abort(flow, step):
 
 
 def _flow(shop, name):
-    from flows.definitions import load_flows
     flows = load_flows(get_db(), shop["id"])
     if name not in flows:
         abort(404)
@@ -37,7 +41,6 @@ def _flow(shop, name):
 def _lang():
     lang = request.values.get("lang")
     if lang not in LANGUAGES:
-        from .i18n import select_locale
         lang = select_locale()
     return lang
 
@@ -64,7 +67,6 @@ def _offer_for(flow, step_no):
 def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
     """The step's email as `customer` would get it, in `lang`, with a sample code and dead links
     (and, for a live preview, the subject/intro being typed instead of the saved ones)."""
-    from flows.render import render
     step = flow["steps"][step_no]
     offer = _offer_for(flow, step_no)
     code = None
@@ -85,7 +87,6 @@ def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
 @login_required
 def index(handle):
     """All flows with their state; each links to its editor."""
-    from flows.definitions import load_flows
     shop = owned_shop_or_404(handle)
     return render_template("flows.html", shop=shop, flows=load_flows(get_db(), shop["id"]), form=TokenForm())
 
@@ -93,7 +94,6 @@ def index(handle):
 def _editor(shop, flow, lang, errors=None, fform=None, typed=None, status=200):
     """The editor page. `fform` is the flow form as posted (else the saved flow fills it); `typed` is
     what was typed into a refused copy or test form, shown again; the other forms keep their values."""
-    from flows.copy import get_copy
     db = get_db()
     customer = sample_customer(db, shop, flow)
     steps = []
@@ -111,7 +111,6 @@ def _editor(shop, flow, lang, errors=None, fform=None, typed=None, status=200):
 @login_required
 def edit(handle, name):
     """One flow: its settings form (all or nothing), and per step the copy, the preview and a test send."""
-    from flows.definitions import FlowError, save_flow
     shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     lang = _lang()
@@ -137,7 +136,6 @@ def edit(handle, name):
 @login_required
 def toggle(handle, name):
     """Turn a flow on or off from the list."""
-    from flows.definitions import save_flow
     shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     if not TokenForm().validate_on_submit():
@@ -153,7 +151,6 @@ def toggle(handle, name):
 @login_required
 def save_copy(handle, name, step):
     """The subject and intro of one step in one language (empty: the default text)."""
-    from flows.copy import save_copy as store
     shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     lang = _lang()
@@ -202,8 +199,6 @@ def preview(handle, name, step):
 @login_required
 def send_test(handle, name, step):
     """Send the step, rendered for a real customer, to the owner's address; never to the customer."""
-    from ..mailer import build, smtp_url_for
-    from .quick_send import SendFailed, send_now
     shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     lang = _lang()

@@ -6,8 +6,7 @@ and a setting's own validator (app/settings.py, the one judge of a value) raises
 """
 import math
 
-from flask_babel import gettext
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, ValidationError

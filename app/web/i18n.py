@@ -7,8 +7,10 @@ manual step. `pybabel extract -F babel.cfg -o app/translations/messages.pot .` r
 import os
 from pathlib import Path
 
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from flask import Blueprint, abort, redirect, request, session, url_for
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 LANGUAGES = {"en": "English", "nl": "Nederlands", "pl": "Polski"}
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
@@ -26,8 +28,6 @@ def select_locale() -> str:
 
 def compile_catalogues(directory: Path = TRANSLATIONS) -> list[Path]:
     """Compile every messages.po whose messages.mo is missing or older; returns the compiled .mo paths."""
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
     done = []
     for po in directory.glob("*/LC_MESSAGES/messages.po"):
         mo = po.with_suffix(".mo")
@@ -67,5 +67,4 @@ def init_app(app):
 
     @app.context_processor
     def _languages():
-        from flask_babel import get_locale
         return {"LANGUAGES": LANGUAGES, "current_language": str(get_locale() or "en")}

@@ -6,11 +6,17 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .auth import login_required, owned_shop_or_404
-from .forms import SettleForm
+from flows.definitions import load_flows
+from flows.delivery import channel_for
+from flows.engine import paused_flows, preview
+from flows.messages import STATUSES, count_messages, message_log, settle_unknown, upcoming
+from flows.refresh import stored_snapshot
+
 from ..db import get_db
 from ..settings import get_settings
-from ..timeutil import to_db, utcnow
+from ..timeutil import from_db, to_db, utcnow
+from .auth import login_required, owned_shop_or_404
+from .forms import SettleForm
 
 bp = Blueprint("outbox_pages", __name__)
 PAGE_SIZE = 50
@@ -20,10 +26,6 @@ MAX_PAGE = 100_000
 @bp.get("/shops/<handle>/outbox")
 @login_required
 def index(handle):
-    from flows.delivery import channel_for
-    from flows.engine import paused_flows
-    from flows.definitions import load_flows
-    from flows.messages import STATUSES, count_messages, message_log, upcoming
     shop = owned_shop_or_404(handle)
     db = get_db()
     status = request.args.get("status") or None
@@ -51,9 +53,6 @@ def index(handle):
 def would_enter(db, shop) -> dict | None:
     """In preview mode: {flow: customers} who would get its first email, as of the stored snapshot
     (the dry run of the real rules; None before the first refresh)."""
-    from flows.engine import preview
-    from flows.refresh import stored_snapshot
-    from ..timeutil import from_db
     snap = stored_snapshot(db, shop)
     if snap is None:
         return None
@@ -67,7 +66,6 @@ def would_enter(db, shop) -> dict | None:
 @bp.post("/shops/<handle>/outbox/<int:message_id>/settle")
 @login_required
 def settle(handle, message_id):
-    from flows.messages import settle_unknown
     shop = owned_shop_or_404(handle)
     form = SettleForm()
     if not form.validate_on_submit():

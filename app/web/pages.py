@@ -2,12 +2,20 @@
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .auth import login_required, owned_shop_or_404
+from flows.attribution import report as flow_report
+from flows.delivery import channel_for
+from flows.explain import explain
+from flows.messages import message_log
+from flows.refresh import refresh as run_refresh, segment_counts, stored_snapshot
+
 from ..db import get_db
 from ..money import format_money
 from ..runs import recent_runs
+from ..settings import get_settings
 from ..shops import list_shops
 from ..timeutil import utcnow
+from . import dashboard
+from .auth import login_required, owned_shop_or_404
 
 bp = Blueprint("pages", __name__)
 PAGE_SIZE = 50
@@ -31,7 +39,6 @@ def index():
 @bp.get("/shops/<handle>")
 @login_required
 def shop(handle):
-    from flows.delivery import channel_for
     shop = owned_shop_or_404(handle)
     db = get_db()
     totals = db.execute("""
@@ -44,9 +51,6 @@ def shop(handle):
         SELECT currency, SUM(total_minor - refunded_minor) AS net, COUNT(*) AS orders
         FROM orders WHERE shop_id = ? AND status = 'paid' AND NOT is_test
         GROUP BY currency ORDER BY net DESC""", [shop["id"]]))
-    from flows.refresh import segment_counts, stored_snapshot
-    from . import dashboard
-    from ..settings import get_settings
     snapshot = stored_snapshot(db, shop)
     settings = get_settings(db, shop["id"])
     hist = dashboard.recency_histogram(db, shop["id"]) if snapshot else None
@@ -64,7 +68,6 @@ def shop(handle):
 @login_required
 def refresh(handle):
     """Recompute the shop's segments and scores now (the scheduler also does this)."""
-    from flows.refresh import refresh as run_refresh
     shop = owned_shop_or_404(handle)
     result = run_refresh(get_db(), shop, utcnow())
     flash(_("Segments refreshed for %(n)s customers in %(s)s s.", n=result["customers"], s=result["seconds"]))
@@ -101,7 +104,6 @@ def customers(handle):
         GROUP BY c.id
         ORDER BY last_order DESC NULLS LAST, c.id
         LIMIT :limit OFFSET :offset""", {**params, "currency": shop["currency"]}))
-    from flows.refresh import segment_counts
     return render_template("customers.html", shop=shop, rows=rows[:PAGE_SIZE], q=q, page=page,
                            has_next=len(rows) > PAGE_SIZE, segment=segment,
                            segments=segment_counts(get_db(), shop["id"]))
@@ -122,11 +124,8 @@ def customer(handle, customer_id):
                          CASE WHEN l.quantity <> 1 THEN ' ×' || l.quantity ELSE '' END, ', ')
                      FROM order_lines l WHERE l.order_id = o.id) AS line_summary
         FROM orders o WHERE o.customer_id = ? ORDER BY o.created_at DESC""", [cust["id"]]))
-    from flows.explain import explain
-    from flows.refresh import stored_snapshot
     snapshot = stored_snapshot(db, shop)
     why = explain(db, shop, cust, snapshot) if snapshot else None
-    from flows.messages import message_log
     messages = message_log(db, shop, limit=50, customer_id=cust["id"])
     return render_template("customer.html", shop=shop, customer=cust, orders=orders, why=why, messages=messages)
 
@@ -135,6 +134,5 @@ def customer(handle, customer_id):
 @login_required
 def report(handle):
     """What each flow earned, and the lift against its holdout."""
-    from flows.attribution import report as flow_report
     shop = owned_shop_or_404(handle)
     return render_template("report.html", shop=shop, doc=flow_report(get_db(), shop, utcnow()))

@@ -4,17 +4,17 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from connectors.store import set_replenishable
+from flows.segments import replenish_candidates
 
-from .auth import TokenForm, login_required, owned_shop_or_404
-from .forms import ProductForm
 from ..db import get_db, write_transaction
 from ..timeutil import to_db, utcnow
+from .auth import TokenForm, login_required, owned_shop_or_404
+from .forms import ProductForm
 
 bp = Blueprint("product_pages", __name__)
 
 
 def _page(shop, errors=None, values=None, status=200):
-    from flows.segments import replenish_candidates
     db = get_db()
     marked = list(db.query("SELECT id, title, sku, replenish_days FROM products WHERE shop_id = ? AND replenishable = 1"
                            " ORDER BY title", [shop["id"]]))

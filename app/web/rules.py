@@ -1,19 +1,17 @@
 """The thresholds and rules page: segment thresholds, VIP, frequency caps, send window, time zone,
 sender, postal address and (WooCommerce) consent source. Saved values take effect on the next tick,
 which reads the settings afresh."""
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import available_timezones
 
-from urllib.parse import urlsplit, urlunsplit
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l
 
-from .auth import login_required, owned_shop_or_404
-from .forms import rules_form, translated
 from ..db import get_db
 from ..settings import get_settings, save_settings
 from ..shops import set_timezone
+from .auth import login_required, owned_shop_or_404
+from .forms import rules_form, translated
 
 bp = Blueprint("settings_pages", __name__)
 

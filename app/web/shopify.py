@@ -1,6 +1,18 @@
 """Shopify's routes: install, OAuth callback, webhooks (issue #6)."""
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 
+from connectors.shopify.errors import AuthError, ShopifyError
+from connectors.shopify.install import save_shop, start_first_sync
+from connectors.shopify.oauth import (
+    authorize_url,
+    client_secrets,
+    consume_state,
+    create_state,
+    exchange_code,
+    verify_query,
+)
+from connectors.shopify.webhooks import receive
+
 from ..db import get_db
 from .limits import WEBHOOK_BYTES, body_limit
 
@@ -16,8 +28,6 @@ def _exempt_webhooks_from_csrf(state):
 
 
 def _verified_shop(max_age):
-    from connectors.shopify.errors import AuthError
-    from connectors.shopify.oauth import client_secrets, verify_query
     try:
         return verify_query(request.args.to_dict(), client_secrets(current_app), max_age=max_age)
     except AuthError as exc:
@@ -27,7 +37,6 @@ def _verified_shop(max_age):
 @bp.get("/shopify/install")
 def install():
     """Entry from Shopify: verify the signed request, then send the merchant to the grant screen."""
-    from connectors.shopify.oauth import authorize_url, create_state
     if not current_app.config.get("SHOPIFY_CLIENT_ID"):
         abort(503, description="WINBACK_SHOPIFY_CLIENT_ID is not set")
     # The install link may have been opened a while after Shopify signed it: check only the HMAC age
@@ -41,9 +50,6 @@ def install():
 @bp.get("/shopify/callback")
 def callback():
     """Shopify's redirect after the grant: verify, exchange the code, store it, start syncing."""
-    from connectors.shopify.errors import AuthError, ShopifyError
-    from connectors.shopify.install import save_shop, start_first_sync
-    from connectors.shopify.oauth import consume_state, exchange_code
     shop_domain = _verified_shop(max_age=300)
     db = get_db()
     try:
@@ -71,6 +77,5 @@ def callback():
 @body_limit(WEBHOOK_BYTES)
 def webhook():
     """Every Shopify topic: verified, stored once, answered at once, processed in the background."""
-    from connectors.shopify.webhooks import receive
     status, message = receive(current_app, get_db(), request.headers, request.get_data(cache=False))
     return {"ok": status == 200, "message": message}, status

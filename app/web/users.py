@@ -12,8 +12,8 @@ from wtforms import BooleanField, PasswordField, SelectMultipleField, StringFiel
 from wtforms.validators import Length
 
 from .. import users
-from .auth import TokenForm, admin_or_404, hash_method, login_required
 from ..db import get_db
+from .auth import TokenForm, admin_or_404, hash_method, login_required
 
 bp = Blueprint("user_pages", __name__)
 

@@ -1,12 +1,24 @@
 """WooCommerce's routes: connect, key callback, return page, manual keys, webhooks (issue #7)."""
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
+from connectors.woocommerce import WooError
+from connectors.woocommerce.connect import (
+    ConnectError,
+    accept_keys,
+    add_store,
+    authorize_url,
+    finish_connection,
+    start_connection,
+)
+from connectors.woocommerce.webhooks import is_ping, parse, verify
+
+from .. import webhooks as inbox
+from ..db import get_db
+from ..shops import ShopError, load_credentials
 from .auth import login_required
 from .forms import WooConnectForm, WooManualForm
-from ..db import get_db
 from .limits import WEBHOOK_BYTES, body_limit
 
 bp = Blueprint("woocommerce", __name__)
@@ -41,7 +53,6 @@ def connect():
 @login_required
 def start():
     """Start a connection for this user and store, and send the owner to the store's grant screen."""
-    from connectors.woocommerce.connect import ConnectError, authorize_url, start_connection
     form = WooConnectForm()
     store_url = (form.store_url.data or "").strip()
     if not form.validate():
@@ -58,7 +69,6 @@ def start():
 @bp.post("/woocommerce/callback")
 def callback():
     """The store posts the new keys here; it deletes them again unless it gets exactly 200."""
-    from connectors.woocommerce.connect import ConnectError, accept_keys
     try:
         accept_keys(current_app._get_current_object(), get_db(), request.get_data())
     except ConnectError as exc:
@@ -70,7 +80,6 @@ def callback():
 @login_required
 def returned():
     """Where the store sends the owner back after the grant screen."""
-    from connectors.woocommerce.connect import finish_connection
     pending = finish_connection(get_db(), request.args.get("user_id", ""), g.user["id"])
     if request.args.get("success") == "1" and pending and pending["data"].get("used"):
         flash(f"Connected {pending['data']['shop']}. The first sync runs in the background "
@@ -86,9 +95,6 @@ def returned():
 def manual():
     """Manual key entry, for stores that cannot reach this app; only for a new shop or one of the
     user's own (an admin's: any)."""
-    from connectors.woocommerce import WooError
-    from connectors.woocommerce.connect import ConnectError, add_store
-    from ..shops import ShopError
     form = WooManualForm()
     store_url = (form.store_url.data or "").strip()
     if not form.validate():
@@ -116,9 +122,6 @@ def _page(error=None, store_url="", confirm=False):
 @body_limit(WEBHOOK_BYTES)
 def webhook(shop_id):
     """A WooCommerce delivery: the ping gets 200; a signed delivery is stored, then processed."""
-    from connectors.woocommerce.webhooks import is_ping, parse, verify
-    from .. import webhooks as inbox
-    from ..shops import load_credentials
     db = get_db()
     rows = list(db.query("SELECT * FROM shops WHERE id = ? AND platform = 'woocommerce'", [shop_id]))
     if not rows:

@@ -8,7 +8,9 @@ from app.db import connect
 from app.shops import create_shop, get_shop, store_credentials, update_details
 from app.timeutil import to_db, utcnow
 from app.users import add_member
+from connectors.sync import sync_shop
 
+from .connector import ShopifyConnector
 from .errors import ShopifyError
 from .subscriptions import mark, register_webhooks
 
@@ -20,7 +22,6 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
     """Create or update the shop of `domain` with `creds`; with `verify`, read its currency and time
     zone (proving the credentials) and, unless `register` is False, subscribe the webhooks (else
     the next sync does). Returns the shop."""
-    from .connector import ShopifyConnector
     shop = get_shop(db, domain)
     if shop is not None and shop["platform"] != "shopify":
         raise ShopifyError(f"shop {domain!r} exists and is a {shop['platform']} shop")
@@ -51,7 +52,6 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
 def start_first_sync(app, shop: dict) -> threading.Thread:
     """Subscribe the webhooks and run the first full sync in a background thread (the install page
     answers at once; a sync that fails is recorded and resumed by the next one)."""
-    from connectors.sync import sync_shop
 
     def run():
         db = connect(app.config["DATABASE"])

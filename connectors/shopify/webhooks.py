@@ -11,9 +11,9 @@ from app.timeutil import to_db
 from .. import signing
 from ..store import ShopWriter
 from . import privacy
-from .subscriptions import is_uninstalled, mark_uninstalled
+from .connector import ShopifyConnector
 from .mapping import customer_from_rest, order_from_rest, product_from_rest
-
+from .subscriptions import is_uninstalled, mark_uninstalled
 
 # Shopify's mandatory privacy topics: they arrive (and must be honoured) after an uninstall too.
 COMPLIANCE_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
@@ -74,7 +74,6 @@ def on_order(app, db, shop, payload):
 def fetch_refunded_order(app, db, shop, payload):
     """Re-read the refunded order from Shopify (outside the write lock): its refunded total and
     status are Shopify's, not a sum of ours. None when the order is gone."""
-    from .connector import ShopifyConnector
     return ShopifyConnector(app, shop, db=db).order(payload["order_id"])
 
 

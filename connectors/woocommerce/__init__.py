@@ -10,10 +10,14 @@ from decimal import Decimal
 from itertools import islice
 from typing import Iterator
 
+from app.db import connect as connect_db  # not `connect`: the package has a module of that name
+from app.settings import get_settings
+from app.shops import load_credentials, store_credentials
 from app.timeutil import UTC
 
 from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord
 from . import coupons, mapping, webhooks
+from .catalog import fill_pending
 from .client import WooClient, WooError, normalise_store_url
 
 __all__ = ["WooConnector", "WooClient", "WooError", "normalise_store_url"]
@@ -122,7 +126,6 @@ class WooConnector(Connector):
     def prepare(self, db) -> None:
         """Before a scheduled sync: create the webhooks of a shop added offline, and fill in the
         products that delivered orders named before the store was asked about them (best effort)."""
-        from .catalog import fill_pending
         try:
             self.ensure_webhooks(db)
         except WooError:
@@ -134,7 +137,6 @@ class WooConnector(Connector):
 
     def ensure_webhooks(self, db, force: bool = False) -> dict:
         """Create the store's webhooks unless they exist (always with `force`); returns their ids."""
-        from app.shops import store_credentials
         if self.credentials.get("webhook_ids") and not force:
             return self.credentials["webhook_ids"]
         creds = dict(self.credentials)
@@ -156,13 +158,10 @@ def make_client(app, store_url, key, secret) -> WooClient:
 
 def factory(app, shop) -> WooConnector:
     """The connector of a WooCommerce shop, from its encrypted keys and consent setting."""
-    from app.db import connect
-    from app.settings import get_settings
-    from app.shops import load_credentials
     creds = load_credentials(app, shop)
     if not creds.get("consumer_key") or not shop.get("base_url"):
         raise LookupError(f"shop {shop['handle']!r} has no WooCommerce keys: connect it again")
-    db = connect(app.config["DATABASE"])
+    db = connect_db(app.config["DATABASE"])
     try:
         source = get_settings(db, shop["id"]).get("woo_consent_source", "none")
     finally:

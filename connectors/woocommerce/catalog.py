@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from app.settings import get_settings
+
 from ..store import ShopWriter
 from . import mapping
 
@@ -46,5 +48,4 @@ def fill_pending(connector, db, limit=1000) -> int:
 
 def consent_of(db, shop_id) -> mapping.Consent:
     """The shop's consent source setting."""
-    from app.settings import get_settings
     return mapping.Consent(get_settings(db, shop_id).get("woo_consent_source", "none"))

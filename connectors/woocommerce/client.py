@@ -7,11 +7,13 @@ little of it. This client keeps its URL scheme (`{store}/wp-json/wc/v3/{endpoint
 from __future__ import annotations
 
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from app.money import check_currency
+from app.timeutil import zone
 
 USER_AGENT = "Winback/0.1 (+WooCommerce connector)"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -36,7 +38,6 @@ class WooError(RuntimeError):
 
 def normalise_store_url(url: str) -> str:
     """`shop.example/` → `https://shop.example` (scheme added when missing, no trailing slash)."""
-    from urllib.parse import urlsplit
     value = (url or "").strip()
     if not value:
         raise ValueError("a store URL is required")
@@ -159,7 +160,6 @@ def store_settings(client) -> tuple[str | None, str | None]:
     except (requests.RequestException, ValueError, AttributeError):
         pass
     if timezone:
-        from app.timeutil import zone
         try:
             zone(timezone)
         except ValueError:

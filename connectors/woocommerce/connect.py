@@ -15,12 +15,10 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
-
 from app import webhooks as inbox
 from app.db import write_transaction
 from app.jsonbody import loads_object
-from app.shops import (ShopError, create_shop, delete_shop, get_shop, load_credentials, set_base_url,
-                       store_credentials)
+from app.shops import ShopError, create_shop, delete_shop, get_shop, load_credentials, set_base_url, store_credentials
 from app.timeutil import from_db, to_db, utcnow
 from app.users import add_member
 

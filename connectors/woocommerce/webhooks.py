@@ -8,9 +8,11 @@ from __future__ import annotations
 import secrets
 
 from app.jsonbody import loads_object
+from app.shops import store_credentials, update_details
 
 from .. import signing
 from ..base import WebhookEvent
+from ..registry import connector_for
 from ..store import ShopWriter
 from . import catalog, mapping
 from .client import WooClient, store_settings
@@ -71,7 +73,6 @@ def register(client: WooClient, url: str, secret: str) -> dict[str, int]:
 # `fetch_*` steps may call the store and run outside any transaction; the `handle_*` (write) steps run
 # inside the event's write transaction and never do network I/O (see app.webhooks.Handler).
 def _connector(app, shop):
-    from ..registry import connector_for
     connector = connector_for(app, shop)
     # One attempt per event: the inbox retries with its own backoff, without holding up the others.
     connector.client.retries = 0
@@ -93,7 +94,6 @@ def fetch_setup(app, db, shop, payload) -> dict:
 
 def handle_setup(app, db, shop, found):
     """Store what `fetch_setup` learnt and the webhooks' secret and ids."""
-    from app.shops import store_credentials, update_details
     update_details(db, shop["id"], currency=found["currency"], timezone=found["timezone"])
     store_credentials(app, db, shop["id"], found["credentials"])
 
