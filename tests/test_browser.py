@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from test_serving import free_port, wait_for
+from tests.conftest import CHEAP_HASH
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -29,7 +30,8 @@ def server(tmp_path_factory):
     """A live server on a free port over a fresh instance with the demo shop (300 customers)."""
     instance = tmp_path_factory.mktemp("browser") / "instance"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WINBACK_")}
-    env.update(WINBACK_INSTANCE_PATH=str(instance), WINBACK_ADMIN_PASSWORD=PASSWORD)
+    env.update(WINBACK_INSTANCE_PATH=str(instance), WINBACK_ADMIN_PASSWORD=PASSWORD,
+               WINBACK_PASSWORD_HASH_METHOD=CHEAP_HASH)
     winback = str(BIN / "winback")
     for cmd in (["init-db"], ["demo", "--customers", "300", "--now", NOW], ["refresh", "--shop", "demo", "--now", NOW]):
         subprocess.run([winback, *cmd], env=env, check=True, capture_output=True, cwd=ROOT)

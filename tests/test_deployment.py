@@ -15,6 +15,7 @@ import requests
 from app.db import connect
 from fake_shopify import sign_webhook
 from fake_woo import FIXTURES as WOO_FIXTURES, FakeStore
+from tests.conftest import CHEAP_HASH
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -60,6 +61,7 @@ def deployment(tmp_path, store):
         "WINBACK_INSTANCE_PATH": str(tmp_path / "instance"),
         "WINBACK_APP_URL": url,
         "WINBACK_ADMIN_PASSWORD": "deployment test password",
+        "WINBACK_PASSWORD_HASH_METHOD": CHEAP_HASH,
         "WINBACK_SHOPIFY_CLIENT_ID": "deployment-client",
         "WINBACK_SHOPIFY_CLIENT_SECRET": CLIENT_SECRET,
         # Shopify's admin API is unreachable here: the worker's sync of that shop fails (and is
