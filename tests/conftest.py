@@ -47,6 +47,20 @@ def smtp_server():
         yield server
 
 
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The browser tests' live server with the demo shop: seeded once per run (it takes seconds)."""
+    from test_browser import live_demo_server
+    yield from live_demo_server(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One chromium for all the browser tests (each test opens its own context)."""
+    from test_browser import chromium_browser
+    yield from chromium_browser()
+
+
 @pytest.fixture
 def smtp(app, smtp_server):
     """Email delivery configured for `app`, through the loopback SMTP server (emptied first)."""
