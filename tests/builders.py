@@ -60,18 +60,21 @@ class History:
         self.records = []
 
     def order(self, customer, d, total="50", lines=(), status="paid", refunded="0", test=False,
-              at=time(12), consent=True, oid=None, locale=None):
+              at=time(12), consent=True, oid=None, locale=None, email=None, first_name=None, name=None):
         """One order of `customer` on day `d` (a day number or a date) at `at`, shop time.
 
-        `lines` are dicts: product, title, brand, category, qty, price (default: the order total).
+        `customer` is the platform's customer id (None: a guest known by `email`); the email is
+        `<customer>@example.com` unless given. `lines` are dicts: product, title, brand, category,
+        qty, price (default: the order total).
         """
         when = datetime.combine(day(d) if isinstance(d, int) else d, at, tzinfo=zone(self.tz))
-        oid = oid or f"{customer}-{next(_ORDER_IDS)}"
+        oid = oid or f"{customer or email}-{next(_ORDER_IDS)}"
         self.records.append(OrderRecord(
             external_id=oid, created_at=when, total=Decimal(total), currency="EUR", status=status,
-            refunded=Decimal(refunded), test=test,
-            customer=CustomerRecord(customer, email=f"{customer.lower()}@example.com", accepts_marketing=consent,
-                                    marketing_updated_at=when, locale=locale),
+            refunded=Decimal(refunded), test=test, name=name,
+            customer=CustomerRecord(customer, email=email or f"{customer.lower()}@example.com",
+                                    first_name=first_name, accepts_marketing=consent,  # None: not known
+                                    marketing_updated_at=when if consent is not None else None, locale=locale),
             lines=[LineRecord(str(i), product_external_id=p.get("product"), title=p.get("title", p.get("product")),
                               brand=p.get("brand"), category=p.get("category"), quantity=p.get("qty", 1),
                               price=Decimal(str(p.get("price", total)))) for i, p in enumerate(lines)]))
