@@ -79,7 +79,8 @@ def init_db_command():
     applied = init_db()
     click.echo(f"Database ready: {current_app.config['DATABASE']}"
                + (f" (applied {', '.join(applied)})" if applied else " (up to date)"))
-    created = ensure_admin(get_db(), current_app.config.get("ADMIN_PASSWORD"))
+    created = ensure_admin(get_db(), current_app.config.get("ADMIN_PASSWORD"),
+                           method=current_app.config.get("PASSWORD_HASH_METHOD"))
     if created is not None:
         click.echo("Admin login: user 'admin', password "
                    + ("from WINBACK_ADMIN_PASSWORD" if current_app.config.get("ADMIN_PASSWORD")

@@ -340,7 +340,9 @@ def wake(app):
 def start_processor(app):
     """Start this process's webhook processor (serve and worker do)."""
     if "winback_webhooks" not in app.extensions:
-        app.extensions["winback_webhooks"] = Processor(app).start()
+        # WEBHOOK_POLL_SECONDS: how often a process that is not woken (a worker beside gunicorn) looks.
+        interval = float(app.config.get("WEBHOOK_POLL_SECONDS", 5.0))
+        app.extensions["winback_webhooks"] = Processor(app, interval=interval).start()
     return app.extensions["winback_webhooks"]
 
 

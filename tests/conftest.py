@@ -9,6 +9,9 @@ from app.db import connect
 from app.migrations import init_db
 
 ADMIN_PASSWORD = "correct horse battery"
+# Tests hash passwords with one round of PBKDF2: werkzeug's scrypt costs ~0.1 s a hash, and nearly
+# every test makes an admin. Production keeps scrypt (tests/test_auth.py checks that).
+CHEAP_HASH = "pbkdf2:sha256:1"
 
 
 @pytest.fixture(autouse=True)
@@ -26,12 +29,13 @@ def app(tmp_path):
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "DATABASE": str(tmp_path / "winback.db"),
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PASSWORD_HASH_METHOD": CHEAP_HASH,
     })
     with app.app_context():
         from app.db import get_db
         init_db(get_db())
         from app.users import ensure_admin
-        ensure_admin(get_db(), ADMIN_PASSWORD)
+        ensure_admin(get_db(), ADMIN_PASSWORD, method=CHEAP_HASH)
     yield app
 
 
@@ -41,6 +45,20 @@ def smtp_server():
     from tests.smtp_server import SmtpServer
     with SmtpServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The browser tests' live server with the demo shop: seeded once per run (it takes seconds)."""
+    from test_browser import live_demo_server
+    yield from live_demo_server(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One chromium for all the browser tests (each test opens its own context)."""
+    from test_browser import chromium_browser
+    yield from chromium_browser()
 
 
 @pytest.fixture
@@ -90,5 +108,5 @@ def _csrf(html):
 @pytest.fixture
 def make_user(db):
     def make(username, password, shop_ids=()):
-        return create_user(db, username, password, shop_ids=shop_ids)
+        return create_user(db, username, password, shop_ids=shop_ids, method=CHEAP_HASH)
     return make

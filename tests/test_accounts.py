@@ -11,9 +11,8 @@ from app.db import get_db
 from app.migrations import init_db
 from app.shops import create_shop
 from app.timeutil import parse_now
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, CHEAP_HASH
 
-CHEAP_HASH = "pbkdf2:sha256:1000"  # via config: production keeps werkzeug's scrypt
 T0 = parse_now("2026-06-01T12:00:00Z")
 
 

@@ -4,10 +4,10 @@ import re
 
 from playwright.sync_api import expect
 
-from test_browser import ARTIFACTS, browser, logged_in, server  # noqa: F401 - pytest fixtures
+from test_browser import ARTIFACTS, logged_in
 
 
-def test_no_page_breaks_the_policy_and_an_admin_adds_a_user(browser, server):  # noqa: F811
+def test_no_page_breaks_the_policy_and_an_admin_adds_a_user(browser, server):
     page = logged_in(browser, server)
     violations = []
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from app.shops import create_shop
 from app.timeutil import parse_now
 from flows.attribution import newcombe, report, wilson
+from tests.builders import make_shop
 
 
 def test_newcombe_matches_the_published_example():
@@ -24,7 +24,7 @@ class Shop:
 
     def __init__(self, db):
         self.db = db
-        self.shop = create_shop(db, "s", "import", timezone="UTC")
+        self.shop = make_shop(db)
         self.n = 0
 
     def customer(self):

@@ -110,3 +110,17 @@ def test_a_user_sees_only_their_shops(client, db, login, make_user):
     assert client.get("/shops/nonexistent").status_code == 404
     index = client.get("/", follow_redirects=True).get_data(as_text=True)
     assert "Their Shop" not in index
+
+
+def test_production_hashes_passwords_with_scrypt(tmp_path, monkeypatch):
+    """Only the tests choose a cheap hash: an app configured as in production stores scrypt hashes."""
+    from click.testing import CliRunner
+    from app.__main__ import main
+    from app.db import connect
+    monkeypatch.setenv("WINBACK_INSTANCE_PATH", str(tmp_path / "inst"))
+    monkeypatch.setenv("WINBACK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    assert CliRunner().invoke(main, ["init-db"]).exit_code == 0
+    db = connect(tmp_path / "inst" / "winback.db")
+    stored = db.execute("SELECT password_hash FROM users WHERE username = 'admin'").fetchone()[0]
+    assert stored.startswith("scrypt:") and ADMIN_PASSWORD not in stored
+    db.close()

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from test_serving import free_port, wait_for
+from tests.conftest import CHEAP_HASH
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -24,12 +25,14 @@ ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--d
         "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A live server on a free port over a fresh instance with the demo shop (300 customers)."""
+def live_demo_server(tmp_path_factory):
+    """A live server on a free port over a fresh instance with the demo shop (300 customers).
+
+    The `server` fixture (tests/conftest.py): one for the whole run, shared by the browser tests."""
     instance = tmp_path_factory.mktemp("browser") / "instance"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WINBACK_")}
-    env.update(WINBACK_INSTANCE_PATH=str(instance), WINBACK_ADMIN_PASSWORD=PASSWORD)
+    env.update(WINBACK_INSTANCE_PATH=str(instance), WINBACK_ADMIN_PASSWORD=PASSWORD,
+               WINBACK_PASSWORD_HASH_METHOD=CHEAP_HASH)
     winback = str(BIN / "winback")
     for cmd in (["init-db"], ["demo", "--customers", "300", "--now", NOW], ["refresh", "--shop", "demo", "--now", NOW]):
         subprocess.run([winback, *cmd], env=env, check=True, capture_output=True, cwd=ROOT)
@@ -44,8 +47,8 @@ def server(tmp_path_factory):
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser():
+def chromium_browser():
+    """Debian's chromium under Playwright (the `browser` fixture in tests/conftest.py)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
                     "(`make test` installs it; or `apt-get install -y chromium`)")

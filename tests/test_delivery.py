@@ -4,7 +4,8 @@ import re
 import pytest
 
 from flows.engine import deliver_due, tick
-from tests.test_flows import at, enrolment, lapsed_shop
+from tests.builders import History, at, lapsed_shop, ready_to_send
+from tests.test_flows import enrolment
 
 
 def deliver(app, db, shop, now):
@@ -37,13 +38,11 @@ def test_delivered_with_headers_and_parts(app, db, smtp):
 
 
 def test_service_mail_has_no_one_click_header(app, db, smtp):
-    from tests.intel_helpers import History
-    from tests.test_flows import no_holdout
     h = History(db).order("N", 0, consent=False)
     for i in range(3):
         h.repeat(f"R{i}", [0, 5])
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     tick(app, db, shop, at(14))
     [mail] = [m for m in smtp.messages if m["To"] == "n@example.com"]
     assert mail["List-Unsubscribe-Post"] is None

@@ -15,6 +15,7 @@ import requests
 from app.db import connect
 from fake_shopify import sign_webhook
 from fake_woo import FIXTURES as WOO_FIXTURES, FakeStore
+from tests.conftest import CHEAP_HASH
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -50,7 +51,31 @@ def store():
 
 
 @pytest.fixture
-def deployment(tmp_path, store):
+def refusing_shopify():
+    """A Shopify admin API on loopback that answers 403 to everything: the sync fails at once (an
+    unreachable one would cost the worker 15 s of backoff a round)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        do_GET = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/{{shop}}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def deployment(tmp_path, store, refusing_shopify):
     """gunicorn (2 workers × 4 threads) and `winback worker`, sharing one database; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -60,12 +85,14 @@ def deployment(tmp_path, store):
         "WINBACK_INSTANCE_PATH": str(tmp_path / "instance"),
         "WINBACK_APP_URL": url,
         "WINBACK_ADMIN_PASSWORD": "deployment test password",
+        "WINBACK_PASSWORD_HASH_METHOD": CHEAP_HASH,
         "WINBACK_SHOPIFY_CLIENT_ID": "deployment-client",
         "WINBACK_SHOPIFY_CLIENT_SECRET": CLIENT_SECRET,
-        # Shopify's admin API is unreachable here: the worker's sync of that shop fails (and is
-        # recorded) while its webhooks are still processed.
-        "WINBACK_SHOPIFY_ADMIN_URL": "http://127.0.0.1:9/{shop}",
+        # Shopify's admin API refuses here: the worker's sync of that shop fails (and is recorded)
+        # while its webhooks are still processed.
+        "WINBACK_SHOPIFY_ADMIN_URL": refusing_shopify,
         "WINBACK_TICK_SECONDS": "2",
+        "WINBACK_WEBHOOK_POLL_SECONDS": "0.5",  # the worker is never woken by gunicorn: it polls
         "PYTHONUNBUFFERED": "1",
     })
     winback = str(BIN / "winback")
@@ -88,7 +115,7 @@ def deployment(tmp_path, store):
             assert all(p.poll() is None for p in procs), (tmp_path / "gunicorn.log").read_text()
             try:
                 return requests.get(f"{url}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting (slow on a busy machine)
                 return False
         wait_for(up, "gunicorn to answer")
         yield {"url": url, "db": env["WINBACK_DATABASE"], "woo_request": request, "tmp": tmp_path}

@@ -1,7 +1,6 @@
 """The flow engine, walked through whole timelines with --now."""
 import json
 import threading
-from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
@@ -9,42 +8,12 @@ from app.db import connect
 from app.settings import save_setting
 from flows.definitions import DEFAULT_FLOWS, FlowError, save_flow, validate_flow
 from flows.engine import TickBusy, holdout_bucket, tick
-from tests.intel_helpers import D0, History
-
-
-def at(day, hour=10, minute=0):
-    """A tick time: day n of the test calendar at hh:mm UTC (the shops here are in UTC)."""
-    return datetime.combine(D0 + timedelta(days=day), time(hour, minute), tzinfo=timezone.utc)
+from tests.builders import POSTAL, History, at, lapsed_shop, ready_to_send
 
 
 @pytest.fixture(autouse=True)
 def _delivery(smtp):
     """The flows here run live: email delivery is configured (without it they only preview)."""
-
-
-POSTAL = "Winback Test Shop, 1 Market Street, 1000 Testville"
-
-
-def no_holdout(db, shop, *names):
-    """Flows as these tests want them: nobody held out, and the postal address marketing mail needs."""
-    import copy
-    save_setting(db, shop["id"], "postal_address", POSTAL)
-    for name in names or DEFAULT_FLOWS:
-        flow = copy.deepcopy(DEFAULT_FLOWS[name])
-        flow["holdout"] = 0
-        save_flow(db, shop["id"], name, flow)
-
-
-def lapsed_shop(db, consent=True, extra=None):
-    """A: orders on day 0 and 40 (usual gap 40: lapsed from day 101); nine richer customers keep A off VIP."""
-    h = History(db).repeat("A", [0, 40], total="20", consent=consent)
-    for i in range(9):
-        h.repeat(f"R{i}", [0, 40, 90], total="100")
-    if extra:
-        extra(h)
-    shop = h.write()
-    no_holdout(db, shop)
-    return shop
 
 
 def messages(db, customer="A"):
@@ -95,8 +64,7 @@ def test_running_the_same_tick_twice_sends_nothing_twice(app, db):
 def test_purchase_between_steps_stops_the_flow(app, db):
     shop = lapsed_shop(db)
     tick(app, db, shop, at(101))
-    h = History(db, handle="other")  # reuse the builder for one more order of A in shop s
-    h.shop = shop
+    h = History(db, shop=shop)
     h.order("A", 102, total="30").write()
     result = tick(app, db, shop, at(104))
     assert result["exited"] >= 1
@@ -109,8 +77,7 @@ def test_using_the_code_stops_the_flow_and_marks_the_code(app, db):
     shop = lapsed_shop(db)
     tick(app, db, shop, at(101))
     code = messages(db)[0]["code"]
-    h = History(db, handle="other")
-    h.shop = shop
+    h = History(db, shop=shop)
     h.order("A", 102, total="30")
     h.records[-1].discount_codes = [code.lower()]
     h.write()
@@ -134,7 +101,7 @@ def test_service_flow_reaches_unconsented_customer_without_offer(app, db):
     for i in range(3):
         h.repeat(f"R{i}", [0, 5])
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     assert tick(app, db, shop, at(13))["sent"] == 0  # 13 days after the first order: too early
     tick(app, db, shop, at(14))
     [m] = messages(db, "N")
@@ -157,7 +124,7 @@ def test_window_follows_the_shop_time_zone(app, db):
     for i in range(9):
         h.repeat(f"R{i}", [0, 40, 90], total="100")
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     # In April Warsaw is UTC+2: 06:30 UTC is 08:30 there, before the window opens at 09:00.
     assert tick(app, db, shop, at(101, 6, 30))["sent"] == 0
     assert enrolment(db)["next_due_at"] == "2026-04-12T07:00:00Z"
@@ -169,7 +136,7 @@ def test_window_closes_at_20_shop_time(app, db):
     for i in range(9):
         h.repeat(f"R{i}", [0, 40, 90], total="100")
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     assert tick(app, db, shop, at(101, 18, 30))["sent"] == 0  # 20:30 in Warsaw
     assert enrolment(db)["next_due_at"] == "2026-04-13T07:00:00Z"
 
@@ -205,7 +172,7 @@ def test_sunset_marks_silent_customers_inactive(app, db):
     for i in range(5):
         h.repeat(f"R{i}", [0, 380, 390])
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     tick(app, db, shop, at(400))  # 370 days since L's last order: lost
     [m] = messages(db, "L")
     assert m["flow"] == "sunset" and m["code"] is None
@@ -244,7 +211,7 @@ def test_replenishable_last_purchase_goes_to_replenish_not_winback(app, db):
     for i in range(9):
         h.repeat(f"R{i}", [0, 40, 90], total="100")
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     db.execute("UPDATE products SET replenishable = 1, replenish_days = 60 WHERE external_id = 'BEANS'")
     tick(app, db, shop, at(101))  # lapsed by rhythm, but the beans run out on day 100
     [m] = messages(db, "B")
@@ -256,12 +223,11 @@ def test_one_discount_per_customer_per_90_days(app, db):
     for i in range(9):
         h.repeat(f"R{i}", [0, 10, 20], total="100")
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     for day in (41, 44, 51):  # the three-step win-back, entered on day 41
         tick(app, db, shop, at(day))
     assert enrolment(db)["status"] == "completed"
-    more = History(db, handle="x")
-    more.shop = shop
+    more = History(db, shop=shop)
     more.order("A", 52, total="20").write()  # back once; gaps now 10 and 42: lapsed again after 39 days
     tick(app, db, shop, at(53))
     assert tick(app, db, shop, at(92))["enrolled"] == 0  # lapsed again, but the last offer was 51 days ago
@@ -396,7 +362,7 @@ def test_sunset_keep_link_confirms_and_ends_the_sunset(app, db, client):
     for i in range(5):
         h.repeat(f"R{i}", [0, 380, 390])
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     tick(app, db, shop, at(400))
     [m] = messages(db, "L")
     url = re.search(r"http://127\.0\.0\.1:5000(/k/\S+)", m["body_text"]).group(1)

@@ -1,7 +1,7 @@
 """`winback refresh`, `segments`, `model`, `explain`: JSON shapes, stored snapshots, words."""
 import json
 
-from tests.intel_helpers import History
+from tests.builders import History
 
 
 def invoke(runner, *args):

@@ -1,32 +1,28 @@
 """The shop owner's first pages: shop overview, customer list with search, one customer."""
-from datetime import datetime, timezone
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
-from app.shops import create_shop
-from connectors.base import CustomerRecord, LineRecord, OrderRecord
-from connectors.store import ShopWriter
+from tests.builders import History
 
 
-def _order(oid, email, day, total, status="paid", refunded="0", first_name=None, cid=None):
-    return OrderRecord(
-        external_id=oid, created_at=datetime(2025, 5, day, 12, tzinfo=timezone.utc), total=Decimal(total),
-        currency="EUR", status=status, refunded=Decimal(refunded), name=f"#{oid}",
-        customer=CustomerRecord(cid, email=email, first_name=first_name),
-        lines=[LineRecord("1", "p1", title="Coffee beans", brand="Roastery", quantity=2, price=Decimal(total) / 2)])
+def _order(h, oid, email, day, total, status="paid", refunded="0", first_name=None, cid=None):
+    """Order #oid on 2025-05-<day>: two bags of coffee beans; consent not known."""
+    return h.order(cid, date(2025, 5, day), total, status=status, refunded=refunded, oid=oid, name=f"#{oid}",
+                   email=email, first_name=first_name, consent=None,
+                   lines=[{"product": "p1", "title": "Coffee beans", "brand": "Roastery", "qty": 2,
+                           "price": Decimal(total) / 2}])
 
 
 @pytest.fixture
 def shop(db):
-    shop = create_shop(db, "corner", "import", name="Corner Shop")
-    ShopWriter(db, shop).write_orders([
-        _order("1", "ann@example.com", 1, "40.00", first_name="Ann", cid="C1"),
-        _order("2", "ann@example.com", 9, "10.00", cid="C1", refunded="2.50"),
-        _order("3", "bob@example.com", 3, "99.00", status="cancelled", first_name="Bob"),
-        _order("4", "zoe@example.com", 4, "15.00", first_name="<script>alert(1)</script>"),
-    ])
-    return shop
+    h = History(db, "corner", name="Corner Shop")
+    _order(h, "1", "ann@example.com", 1, "40.00", first_name="Ann", cid="C1")
+    _order(h, "2", "ann@example.com", 9, "10.00", cid="C1", refunded="2.50")
+    _order(h, "3", "bob@example.com", 3, "99.00", status="cancelled", first_name="Bob")
+    _order(h, "4", "zoe@example.com", 4, "15.00", first_name="<script>alert(1)</script>")
+    return h.write()
 
 
 def test_shop_overview_counts(client, login, shop):
@@ -74,9 +70,10 @@ def test_customer_data_is_escaped(client, login, shop):
 
 
 def test_paging(client, login, db):
-    shop = create_shop(db, "big", "import")
-    ShopWriter(db, shop).write_orders(
-        [_order(str(i), f"c{i}@example.com", 1 + i % 28, "5.00") for i in range(120)])
+    h = History(db, "big")
+    for i in range(120):
+        _order(h, str(i), f"c{i}@example.com", 1 + i % 28, "5.00")
+    h.write()
     login()
     first = client.get("/shops/big/customers").get_data(as_text=True)
     assert first.count("@example.com</a>") == 50 and "Next" in first

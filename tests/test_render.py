@@ -340,7 +340,7 @@ def test_good_brand_settings_and_defaults(app, db, shop):
 
 
 def test_the_engine_stores_html_and_the_email_language(app, db, smtp):
-    from tests.test_flows import at, lapsed_shop, no_holdout  # noqa: F401
+    from tests.builders import at, lapsed_shop
     from flows.engine import tick
     shop = lapsed_shop(db)
     db.execute("UPDATE customers SET locale = 'pl_PL' WHERE shop_id = ? AND external_id = 'A'", [shop["id"]])

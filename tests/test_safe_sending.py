@@ -11,8 +11,8 @@ from app.settings import save_setting
 from app.timeutil import from_db
 from flows.definitions import DEFAULT_FLOWS, save_flow
 from flows.engine import deliver_due, tick
-from tests.intel_helpers import History
-from tests.test_flows import at, enrolment, lapsed_shop, messages, no_holdout
+from tests.builders import History, at, lapsed_shop, ready_to_send
+from tests.test_flows import enrolment, messages
 
 
 def sent_to(smtp, address):
@@ -61,8 +61,7 @@ def test_state_changed_after_the_claim_withholds_at_hand_over(app, db, smtp, mon
 def test_an_order_after_the_claim_withholds_and_converts(app, db, smtp, monkeypatch):
     shop = lapsed_shop(db)
     claimed_but_not_sent(app, db, shop, monkeypatch, at(101))
-    h = History(db, handle="other")
-    h.shop = shop
+    h = History(db, shop=shop)
     h.order("A", 101, at=at(101, 10, 30).timetz().replace(tzinfo=None)).write()
     deliver_due(app, db, shop, at(101, 11), realtime=False)
     assert smtp.messages == [] and log(db, shop)[0]["status"] == "withheld"
@@ -142,7 +141,7 @@ def test_three_weeks_without_smtp_then_smtp_configured(app, db, smtp):
     for i in range(9):
         h.repeat(f"R{i}", [0, 40, 380], total="100")  # recent buyers
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     url = app.config.pop("SMTP_URL")
     for d in range(390, 411):  # three weeks, one tick a day at 10:00
         assert tick(app, db, shop, at(d))["mode"] == "preview"
@@ -220,7 +219,7 @@ def test_sunset_counts_from_the_delivered_email(app, db, smtp):
     for i in range(5):
         h.repeat(f"R{i}", [0, 380, 390])
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     smtp.recorder.fail_next_data = ["451 4.3.0 try later"]
     tick(app, db, shop, at(400))                      # claimed, refused for now
     deliver_due(app, db, shop, at(400, 16), realtime=False)  # delivered six hours later
@@ -237,7 +236,7 @@ def test_a_withheld_sunset_changes_no_consent(app, db, smtp):
     for i in range(5):
         h.repeat(f"R{i}", [0, 380, 390])
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     db.execute("UPDATE customers SET email_failed_at = '2026-01-01T00:00:00Z', email_failure = 'bounced'"
                " WHERE external_id = 'L'")
     for d in (400, 420, 450):
@@ -272,8 +271,7 @@ def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp)
     store.coupon_delay = 0.05
     try:
         shop = add_store(app, db, store.url, store.key, store.secret, offline=True)
-        h = History(db, handle="other")
-        h.shop = shop
+        h = History(db, shop=shop, tz="UTC")
         for i in range(8):
             h.repeat(f"W{i}", [0, 40], total="20")
         for i in range(9):
@@ -281,7 +279,7 @@ def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp)
         h.write()
         db.execute("UPDATE shops SET timezone = 'UTC' WHERE id = ?", [shop["id"]])
         shop = get_shop(db, shop["handle"])
-        no_holdout(db, shop)
+        ready_to_send(db, shop)
         result = tick(app, db, shop, at(101), connector=live_connector(app, shop))
     finally:
         store.stop()
@@ -300,15 +298,14 @@ def test_a_failed_code_creation_is_retried_with_the_same_code(app, db, smtp):
     store = FakeStore().start()
     try:
         shop = add_store(app, db, store.url, store.key, store.secret, offline=True)
-        h = History(db, handle="other")
-        h.shop = shop
+        h = History(db, shop=shop, tz="UTC")
         h.repeat("A", [0, 40], total="20")
         for i in range(9):
             h.repeat(f"R{i}", [0, 40, 90], total="100")
         h.write()
         db.execute("UPDATE shops SET timezone = 'UTC' WHERE id = ?", [shop["id"]])
         shop = get_shop(db, shop["handle"])
-        no_holdout(db, shop)
+        ready_to_send(db, shop)
         store.fail_queue = [("/coupons", 500)] * 50  # the store is down for this whole run
         tick(app, db, shop, at(101), connector=live_connector(app, shop))
         [code] = db.execute("SELECT code, platform_state FROM discount_codes").fetchall()
@@ -407,8 +404,7 @@ def test_a_bad_address_is_refused_at_intake_and_the_run_goes_on(app, db, smtp):
     from connectors.base import CustomerRecord
     from connectors.store import ShopWriter
     shop = lapsed_shop(db)
-    h = History(db, handle="other")
-    h.shop = shop
+    h = History(db, shop=shop)
     h.repeat("B", [0, 40], total="20").write()
     ShopWriter(db, shop).upsert_customers([CustomerRecord("B", email="b@example.com\r\nBcc: all@example.com")])
     row = db.execute("SELECT email_failed_at, email_failure FROM customers WHERE external_id = 'B'").fetchone()
@@ -434,7 +430,7 @@ def test_everything_due_leaves_in_one_run_unless_the_owner_sets_a_rate(app, db, 
     for i in range(700):
         h.repeat(f"C{i}", [0, 40], total=str(20 + i % 7))
     shop = h.write()
-    no_holdout(db, shop)
+    ready_to_send(db, shop)
     save_setting(db, shop["id"], "vip_min_amount", "100000")
     assert tick(app, db, shop, at(101))["sent"] == 700  # no ceiling of 500 per tick
 
@@ -442,7 +438,7 @@ def test_everything_due_leaves_in_one_run_unless_the_owner_sets_a_rate(app, db, 
     for i in range(250):
         h2.repeat(f"P{i}", [0, 40], total="20")
     paced = h2.write()
-    no_holdout(db, paced)
+    ready_to_send(db, paced)
     save_setting(db, paced["id"], "vip_min_amount", "100000")
     save_setting(db, paced["id"], "send_rate_per_minute", "100")
     assert tick(app, db, paced, at(101))["sent"] == 100
@@ -454,8 +450,7 @@ def test_everything_due_leaves_in_one_run_unless_the_owner_sets_a_rate(app, db, 
 # ---- 10. the owner sees it; --now is recorded --------------------------------------------------------
 def test_outbox_page_shows_next_sent_withheld_and_search(app, db, smtp, client, login):
     shop = lapsed_shop(db)
-    h = History(db, handle="other")
-    h.shop = shop
+    h = History(db, shop=shop)
     h.repeat("B", [0, 40], total="20").write()
     db.execute("UPDATE customers SET accepts_marketing = 0 WHERE external_id = 'B'")
     tick(app, db, shop, at(101))

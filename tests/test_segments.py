@@ -6,7 +6,7 @@ import pytest
 from app.settings import save_setting
 from app.timeutil import parse_now
 from flows.refresh import refresh, segment_members
-from tests.intel_helpers import History, now_at
+from tests.builders import History, now_at
 
 
 def run(db, shop, n):

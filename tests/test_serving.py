@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CHEAP_HASH
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -36,6 +38,7 @@ def wait_for(url, proc, seconds=30):
 def env(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WINBACK_")}
     env["WINBACK_INSTANCE_PATH"] = str(tmp_path / "instance")
+    env["WINBACK_PASSWORD_HASH_METHOD"] = CHEAP_HASH
     return env
 
 

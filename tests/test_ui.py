@@ -1,22 +1,41 @@
 """The shop owner's UI (issue #8): dashboard, flows editor, rules, connect page, languages, access."""
 import re
+from contextlib import closing
 
 import pytest
 
 from app.shops import get_shop
 from app.timeutil import parse_now
+from tests.conftest import ADMIN_PASSWORD, CHEAP_HASH
 
 NOW = parse_now("2026-06-01T12:00:00Z")
 
 
-@pytest.fixture
-def demo(app, db):
+@pytest.fixture(scope="module")
+def demo_template(tmp_path_factory):
+    """The admin and the demo shop (120 customers, refreshed), seeded once into a database file."""
+    from app.db import connect
+    from app.migrations import init_db
+    from app.users import ensure_admin
     from connectors.demo import seed_demo
     from flows.refresh import refresh
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    db = connect(path)
+    init_db(db)
+    ensure_admin(db, ADMIN_PASSWORD, method=CHEAP_HASH)
     seed_demo(db, customers=120, seed=1, now=NOW)
-    shop = get_shop(db, "demo")
-    refresh(db, shop, NOW)
-    return shop
+    refresh(db, get_shop(db, "demo"), NOW)
+    db.close()
+    return path
+
+
+@pytest.fixture
+def demo(app, db, demo_template):
+    """The demo shop in the app's database: a copy of the template (seeding it costs more than the test)."""
+    import sqlite3
+    with closing(sqlite3.connect(demo_template)) as template:
+        template.backup(db.conn)
+    return get_shop(db, "demo")
 
 
 def _token(html):
