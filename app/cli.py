@@ -525,6 +525,32 @@ def report_command(shop_handle, now, as_json):
         click.echo(f"  {lift['note']}")
 
 
+@commands.command("dkim")
+@shop_option
+@click.option("--domain", metavar="D", help="Sign for this domain (default: the sender address's).")
+@click.option("--rotate", is_flag=True, help="Make a new key under a new selector (publish its record first).")
+@click.option("--remove", is_flag=True, help="Forget the key: mail goes out unsigned (an ESP that signs for you).")
+@json_option
+def dkim_command(shop_handle, domain, rotate, remove, as_json):
+    """The shop's DKIM key: made once (RSA 2048, kept encrypted), printed as the TXT record to publish."""
+    from .dkim import DkimError, ensure_key, remove_key
+    shop = _require_shop(shop_handle)
+    if remove:
+        if rotate or domain:
+            raise click.UsageError("--remove goes alone")
+        had = remove_key(current_app, get_db(), shop)
+        click.echo(f"{shop_handle}: {'DKIM key removed' if had else 'no DKIM key'}; its mail goes out unsigned.")
+        return
+    try:
+        doc = ensure_key(current_app, get_db(), shop, domain=domain, rotate=rotate)
+    except DkimError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"Publish this TXT record for {doc['domain']}:\n  name:  {doc['txt_name']}\n  value: {doc['txt_record']}")
+
+
 # ---- users (issue 12) ------------------------------------------------------------------------
 @commands.group("user")
 def user_group():

@@ -119,7 +119,7 @@ class Connection:
         if self.smtp is None:
             self.open()
         try:
-            self.smtp.send_message(message)
+            transmit(self.smtp, message)
         except smtplib.SMTPServerDisconnected:
             self.smtp = None
             raise
@@ -174,7 +174,35 @@ def build(app, shop, settings, row):
         url = f"{app.config['APP_URL']}/u/{tokens.make(app, 'unsubscribe', shop['id'], row['customer_id'])}"
         msg["List-Unsubscribe"] = f"<{url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    from . import dkim
+    key = dkim.stored_key(app, shop)
+    if key is not None:
+        # Signed over the exact bytes the server gets (transmit() sends them as they are): flattening
+        # the message again could fold or encode a header differently and break the signature.
+        msg.signed_bytes = dkim.sign(key, wire_bytes(msg))
     return msg
+
+
+def wire_bytes(msg) -> bytes:
+    """The message as smtplib's send_message would put it on the wire: CRLF line ends, no Bcc."""
+    import io
+    from email.generator import BytesGenerator
+    out = io.BytesIO()
+    BytesGenerator(out, policy=msg.policy.clone(linesep="\r\n")).flatten(msg, linesep="\r\n")
+    return out.getvalue()
+
+
+def transmit(smtp, msg):
+    """Hand one message to an open smtplib session: its signed bytes exactly as signed when build()
+    signed it, else as send_message flattens it."""
+    signed = getattr(msg, "signed_bytes", None)
+    if signed is None:
+        return smtp.send_message(msg)
+    from email.utils import getaddresses
+    sender = parseaddr(msg["From"])[1]
+    recipients = [addr for _name, addr in getaddresses(msg.get_all("To", []))]
+    options = ["SMTPUTF8"] if not (sender + "".join(recipients)).isascii() else []
+    return smtp.sendmail(sender, recipients, signed, mail_options=options)
 
 
 def delivery_health(db, shop_id) -> dict:
