@@ -96,7 +96,12 @@ def ensure_key(app, db, shop, domain=None, rotate=False) -> dict:
         domain = domain_name(domain) if domain is not None else None
     except ValueError as exc:
         raise DkimError(str(exc)) from None
-    current = stored_key(app, shop)
+    try:
+        current = stored_key(app, shop)
+    except DkimError:
+        if not rotate:
+            raise
+        current = None  # a key this installation cannot read: rotating replaces it
     if current is not None and not rotate and domain in (None, current["domain"]):
         return record(current)
     if current is not None and not rotate:

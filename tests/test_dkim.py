@@ -145,6 +145,22 @@ def test_the_test_send_is_signed(app, db, smtp, runner):
     assert dkim.verify(smtp.recorder.raw[0], dnsfunc=dns_from({published["txt_name"]: published["txt_record"]}))
 
 
+def test_a_key_this_installation_cannot_read_fails_one_shop_and_rotating_mends_it(app, db, smtp, runner):
+    from cryptography.fernet import Fernet
+    shop = lapsed_shop(db)
+    make_key(runner, shop["handle"], "--domain", DOMAIN)
+    foreign = Fernet(Fernet.generate_key()).encrypt(b'{"domain": "x"}').decode()
+    db.execute("UPDATE shops SET dkim_key = ? WHERE id = ?", [foreign, shop["id"]])
+    result = runner.invoke(args=["dkim", "--shop", shop["handle"]])
+    assert result.exit_code != 0 and "DKIM key cannot be read" in result.output and "Traceback" not in result.output
+    tick(app, db, get_shop(db, shop["handle"]), at(101))
+    assert smtp.recorder.raw == []  # never sent unsigned by surprise: the message failed, with the reason
+    error = db.execute("SELECT status, error FROM messages").fetchone()
+    assert error[0] == "failed" and "DKIM key cannot be read" in error[1]
+    fresh = make_key(runner, shop["handle"], "--rotate", "--domain", DOMAIN)
+    assert make_key(runner, shop["handle"]) == fresh
+
+
 # ---- the rules page ---------------------------------------------------------------------------
 
 def rules_page(app, db, client, login, answers, key=True, runner=None):
