@@ -33,6 +33,7 @@ DEFAULTS = {
     "SES_TOPIC_ARNS": None,  # the SNS topics of SES feedback Winback listens to (list or comma-separated)
     "SNS_CERT_URL_PATTERN": None,  # where SNS signing certificates may come from (default: sns.*.amazonaws.com, https)
     "SNS_CERT_FETCH": None,  # fetches a certificate URL's bytes (default: requests); tests inject loopback
+    "DNS_TXT_LOOKUP": None,  # name -> TXT strings, for the rules page's SPF/DKIM/DMARC checks (default: dnspython)
 }
 
 # Settings that are strings even when they look like JSON (from_prefixed_env parses values).

@@ -26,6 +26,7 @@ from flows.refresh import ensure_snapshot, refresh, segment_counts, segment_memb
 
 from . import scheduler
 from .db import get_db
+from .dkim import DkimError, ensure_key, remove_key
 from .migrations import init_db
 from .money import from_minor
 from .shops import ShopError, get_or_create_shop, get_shop, list_shops, require_shop
@@ -513,6 +514,31 @@ def report_command(shop_handle, now, as_json):
             click.echo(f"  lift vs holdout: {lift['lift'] * 100:+.1f} points (95 % interval {lift['ci_low'] * 100:+.1f} to "
                        f"{lift['ci_high'] * 100:+.1f}); incremental revenue {lift['incremental_revenue']:.2f} {cur}")
         click.echo(f"  {lift['note']}")
+
+
+@commands.command("dkim")
+@shop_option
+@click.option("--domain", metavar="D", help="Sign for this domain (default: the sender address's).")
+@click.option("--rotate", is_flag=True, help="Make a new key under a new selector (publish its record first).")
+@click.option("--remove", is_flag=True, help="Forget the key: mail goes out unsigned (an ESP that signs for you).")
+@json_option
+def dkim_command(shop_handle, domain, rotate, remove, as_json):
+    """The shop's DKIM key: made once (RSA 2048, kept encrypted), printed as the TXT record to publish."""
+    shop = _require_shop(shop_handle)
+    if remove:
+        if rotate or domain:
+            raise click.UsageError("--remove goes alone")
+        had = remove_key(current_app, get_db(), shop)
+        click.echo(f"{shop_handle}: {'DKIM key removed' if had else 'no DKIM key'}; its mail goes out unsigned.")
+        return
+    try:
+        doc = ensure_key(current_app, get_db(), shop, domain=domain, rotate=rotate)
+    except DkimError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"Publish this TXT record for {doc['domain']}:\n  name:  {doc['txt_name']}\n  value: {doc['txt_record']}")
 
 
 # ---- users (issue 12) ------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def encrypted_values(database) -> list[tuple[str, str]]:
     conn = sqlite3.connect(str(database), timeout=30)
     try:
         for query in ("SELECT 'shop ' || handle, credentials FROM shops WHERE credentials IS NOT NULL",
+                      "SELECT 'DKIM key of shop ' || handle, dkim_key FROM shops WHERE dkim_key IS NOT NULL",
                       "SELECT 'setting ' || key || ' of shop ' || shop_id, value FROM shop_settings"
                       " WHERE instr(value, 'gAAAAA') > 0"):
             try:

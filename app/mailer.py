@@ -8,19 +8,21 @@ permanent one (5xx) is recorded on the message and on the customer, and never re
 
 What is sent, when, and whether at all is decided in flows/delivery.py; this module only speaks SMTP.
 """
+import io
 import smtplib
 import ssl
 from dataclasses import dataclass
+from email.generator import BytesGenerator
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from tenacity import Retrying, retry, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from . import tokens
+from . import dkim, tokens
 from .timeutil import utcnow
 
 TIMEOUT = 30
@@ -119,7 +121,7 @@ class Connection:
         if self.smtp is None:
             self.open()
         try:
-            self.smtp.send_message(message)
+            transmit(self.smtp, message)
         except smtplib.SMTPServerDisconnected:
             self.smtp = None
             raise
@@ -173,7 +175,31 @@ def build(app, shop, settings, row):
         url = f"{app.config['APP_URL']}/u/{tokens.make(app, 'unsubscribe', shop['id'], row['customer_id'])}"
         msg["List-Unsubscribe"] = f"<{url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    key = dkim.stored_key(app, shop)
+    if key is not None:
+        # Signed over the exact bytes the server gets (transmit() sends them as they are): flattening
+        # the message again could fold or encode a header differently and break the signature.
+        msg.signed_bytes = dkim.sign(key, wire_bytes(msg))
     return msg
+
+
+def wire_bytes(msg) -> bytes:
+    """The message as smtplib's send_message would put it on the wire: CRLF line ends, no Bcc."""
+    out = io.BytesIO()
+    BytesGenerator(out, policy=msg.policy.clone(linesep="\r\n")).flatten(msg, linesep="\r\n")
+    return out.getvalue()
+
+
+def transmit(smtp, msg):
+    """Hand one message to an open smtplib session: its signed bytes exactly as signed when build()
+    signed it, else as send_message flattens it."""
+    signed = getattr(msg, "signed_bytes", None)
+    if signed is None:
+        return smtp.send_message(msg)
+    sender = parseaddr(msg["From"])[1]
+    recipients = [addr for _name, addr in getaddresses(msg.get_all("To", []))]
+    options = ["SMTPUTF8"] if not (sender + "".join(recipients)).isascii() else []
+    return smtp.sendmail(sender, recipients, signed, mail_options=options)
 
 
 def delivery_health(db, shop_id) -> dict:

@@ -431,6 +431,13 @@ CREATE INDEX login_failures_at ON login_failures (at)
         encrypt_plain_secrets(current_app, db)
 
 
+@migrations(name="0015_dkim")
+def m0015(db):
+    # A shop's DKIM signing key (app/dkim.py): JSON {domain, selector, private_key}, encrypted with
+    # the installation's key like the credentials; NULL: the shop's mail goes out unsigned.
+    _run(db, "ALTER TABLE shops ADD COLUMN dkim_key TEXT")
+
+
 def init_db(db=None):
     """Create or migrate the schema; returns the names of the migrations applied now."""
     db = db or get_db()

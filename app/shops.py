@@ -139,3 +139,21 @@ def load_credentials(app, shop: dict) -> dict:
     if not shop.get("credentials"):
         return {}
     return json.loads(keys.decrypt(app, shop["credentials"]))
+
+
+def load_dkim_key(app, shop: dict) -> dict | None:
+    """The shop's DKIM key {"domain", "selector", "private_key"} (app/dkim.py), None when it has none;
+    ValueError when the installation's key cannot decrypt it."""
+    if not shop.get("dkim_key"):
+        return None
+    return json.loads(keys.decrypt(app, shop["dkim_key"]))
+
+
+def store_dkim_key(app, db, shop_id, key: dict | None, *, replacing: str | None) -> bool:
+    """Store (encrypted) or, with None, remove the shop's DKIM key, but only while the stored one is
+    still `replacing` (the encrypted value read before; None: no key): False when another process
+    changed it meanwhile, so that two runs of `winback dkim` never make two keys."""
+    token = keys.encrypt(app, json.dumps(key)) if key is not None else None
+    with write_transaction(db):
+        return db.execute("UPDATE shops SET dkim_key = ? WHERE id = ? AND dkim_key IS ?",
+                          [token, shop_id, replacing]).rowcount == 1

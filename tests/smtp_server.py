@@ -11,6 +11,7 @@ from aiosmtpd.controller import Controller
 class Recorder:
     def __init__(self):
         self.messages = []
+        self.raw = []              # the bytes of each message as received (DKIM is checked on these)
         self.fail_next_data = []   # answers for the next DATA commands, e.g. ["451 4.3.0 try later"]
         self.refuse = {}           # recipient → answer to its RCPT command
         self.stall = 0.0           # seconds to sit on each DATA before answering (a hung server)
@@ -31,6 +32,7 @@ class Recorder:
         if self.fail_next_data:
             return self.fail_next_data.pop(0)
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.raw.append(envelope.original_content or envelope.content)
         return "250 Message accepted"
 
 
@@ -55,6 +57,7 @@ class SmtpServer:
     def reset(self):
         """Forget what was received and any failures still planned."""
         self.recorder.messages.clear()
+        self.recorder.raw.clear()
         self.recorder.fail_next_data.clear()
         self.recorder.refuse.clear()
         self.recorder.stall = 0.0

@@ -14,7 +14,7 @@ import threading
 
 from flask_babel import gettext as _
 
-from ..mailer import SmtpConfig
+from ..mailer import SmtpConfig, transmit
 
 TIMEOUT = 10  # seconds: to connect, and for the whole conversation
 
@@ -55,7 +55,7 @@ def send_now(url, message, timeout=None):
             smtp.ehlo()
         if cfg.username:
             smtp.login(cfg.username, cfg.password or "")
-        smtp.send_message(message)
+        transmit(smtp, message)  # as signed, when the shop has a DKIM key
     except smtplib.SMTPAuthenticationError:
         raise SendFailed(_("the SMTP server %(server)s refused the user name or password", server=server)) from None
     except ssl.SSLCertVerificationError:

@@ -7,6 +7,7 @@ from zoneinfo import available_timezones
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 
+from .. import dkim, mail_dns
 from ..db import get_db
 from ..settings import get_settings, save_settings
 from ..shops import set_timezone
@@ -88,6 +89,22 @@ def _shown(value):
     return "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
 
 
+def mail_authentication(shop, stored) -> dict:
+    """The DKIM record to publish (or why there is none) and the sender domain's SPF, DKIM and DMARC
+    checks, advice translated. DNS is asked here, outside any transaction, within mail_dns.TIMEOUT."""
+    record, problem = None, None
+    try:
+        key = dkim.stored_key(current_app, shop)
+        record = dkim.record(key) if key else None
+    except dkim.DkimError:
+        problem = _("A DKIM key is saved, but this installation's key cannot read it: "
+                    "run winback dkim --shop %(handle)s --rotate and publish the new record.", handle=shop["handle"])
+    result = mail_dns.check(current_app, dkim.sender_domain(current_app, stored), record, handle=shop["handle"])
+    for item in result["checks"]:
+        item["advice"] = translated(item["advice"])
+    return {**result, "record": record, "problem": problem}
+
+
 @bp.route("/shops/<handle>/settings", methods=["GET", "POST"])
 @login_required
 def edit(handle):
@@ -123,7 +140,8 @@ def edit(handle):
         else:
             errors = {name: str(messages[0]) for name, messages in form.errors.items() if name != "csrf_token"}
     sections = [(title, [row for row in rows if row[0] in keys]) for title, rows in SECTIONS]
+    auth = mail_authentication(shop, stored)
     form.smtp_url.data = ""  # what was typed is not sent back either
     return render_template("settings.html", shop=shop, form=form, sections=sections, errors=errors,
                            current=current, smtp_saved=masked_smtp_url(stored.get("smtp_url")),
-                           zones=sorted(available_timezones())), (422 if errors else 200)
+                           zones=sorted(available_timezones()), auth=auth), (422 if errors else 200)
