@@ -10,10 +10,12 @@ import base64
 import re
 import secrets
 from email.utils import parseaddr
+from functools import lru_cache
 
 import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from .settings import N_, Message, get_settings
 from .shops import get_shop, load_dkim_key, store_dkim_key
@@ -129,11 +131,31 @@ def remove_key(app, db, shop) -> bool:
     return True
 
 
+@lru_cache(maxsize=64)
+def _openssl_key(n, e, d, p, q, dmp1, dmq1, iqmp):
+    return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, rsa.RSAPublicNumbers(e, n)).private_key()
+
+
+def _rsassa_pkcs1_v1_5_sign(digest, pk: dict) -> bytes:
+    """dkimpy's RSASSA-PKCS1-v1_5 signing step, done by OpenSSL (through `cryptography`).
+
+    dkimpy computes it with Python's own big-integer `pow`: 6.7 ms a signature, which took delivery
+    from 390 to 107 emails a second. PKCS#1 v1.5 signatures are deterministic, so OpenSSL's result is
+    byte for byte the one dkimpy would compute (tests/test_dkim.py checks that), in a tenth of a
+    millisecond; dkimpy still does the canonicalization, hashing and the header."""
+    key = _openssl_key(pk["modulus"], pk["publicExponent"], pk["privateExponent"], pk["prime1"], pk["prime2"],
+                       pk["exponent1"], pk["exponent2"], pk["coefficient"])
+    algorithm = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}[digest.name]()
+    return key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(algorithm))
+
+
 def sign(key: dict, wire: bytes) -> bytes:
     """`wire` (a message with CRLF line ends) with a DKIM-Signature header in front, relaxed/relaxed."""
     head = wire.split(b"\r\n\r\n", 1)[0]
     present = {name.decode("ascii").lower() for name in re.findall(rb"^([!-9;-~]+):", head, re.M)}
     headers = [h for h in SIGNED if h in present] + ["from"]
+    # dkimpy offers no hook for its RSA step; its module-level function is the one it calls.
+    dkim.RSASSA_PKCS1_v1_5_sign = _rsassa_pkcs1_v1_5_sign
     signature = dkim.sign(wire, key["selector"].encode("ascii"), key["domain"].encode("ascii"),
                           key["private_key"].encode("ascii"), canonicalize=(b"relaxed", b"relaxed"),
                           include_headers=[h.encode("ascii") for h in headers], linesep=b"\r\n")

@@ -252,3 +252,20 @@ def test_the_rules_page_translates_the_advice(app, db, client, login):
 def _other_pem():
     from app.dkim import _new_private_pem
     return _new_private_pem()
+
+
+def test_the_openssl_signing_step_gives_dkimpys_own_signature():
+    """The fast RSA step (OpenSSL) is a drop-in: the same bytes as dkimpy's pure-Python one."""
+    import hashlib
+
+    import dkim as dkimpy
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from app.dkim import _rsassa_pkcs1_v1_5_sign
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    pk = dkimpy.crypto.parse_pem_private_key(pem)
+    for name in ("sha256", "sha1"):
+        digest = hashlib.new(name, b"the canonical header and body hash")
+        assert _rsassa_pkcs1_v1_5_sign(digest, pk) == dkimpy.crypto.RSASSA_PKCS1_v1_5_sign(digest, pk)
