@@ -40,6 +40,7 @@ def build(db, customers, holdout=None):
     save_setting(db, sid, "postal_address", "Bench Shop, 1 Loop Street, Localhost")
     if holdout is not None:
         import copy
+
         from flows.definitions import DEFAULT_FLOWS, save_flow
         flow = copy.deepcopy(DEFAULT_FLOWS["winback"])
         flow["holdout"] = holdout
@@ -51,11 +52,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=22_300)
     args = parser.parse_args()
+    from smtp_sink import SmtpSink
+
     from app import create_app
     from app.db import connect
     from app.migrations import init_db
     from flows.engine import tick
-    from smtp_sink import SmtpSink
     with tempfile.TemporaryDirectory() as tmp, SmtpSink() as sink:
         app = create_app({"INSTANCE_PATH": tmp, "DATABASE": f"{tmp}/bench.db", "SMTP_URL": sink.url})
         db = connect(app.config["DATABASE"])

@@ -20,10 +20,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+from gen_orders_csv import default_path, generate  # noqa: E402
+
 from app.db import connect, init_db  # noqa: E402
 from app.shops import create_shop  # noqa: E402
 from connectors.csv_import import import_orders  # noqa: E402
-from gen_orders_csv import default_path, generate  # noqa: E402
 
 
 def main(argv=None):

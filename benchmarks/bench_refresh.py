@@ -22,6 +22,7 @@ NOW = "2026-06-01"
 
 def build(path: Path, customers: int, orders: int, seed: int = 7):
     import numpy as np
+
     from app.db import connect, write_transaction
     from app.migrations import init_db
     from app.shops import create_shop

@@ -102,7 +102,6 @@ def main():
         generate(path, args.lines)
 
     from app.db import connect
-
     from app.migrations import init_db
     from app.shops import create_shop
     from connectors.shopify import bulk

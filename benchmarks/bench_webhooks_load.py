@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import free_port, percentile  # noqa: E402
+
 BIN = ROOT / ".venv" / "bin"
 SHOP = "bench.myshopify.com"
 SECRET = "bench-secret"
@@ -39,17 +41,6 @@ WOO_SECRET = "bench-woo-secret"
 SHOPIFY_ORDER = ROOT / "tests" / "fixtures" / "shopify" / "orders" / "order_18_paid_a.json"
 WOO_ORDER = ROOT / "tests" / "fixtures" / "woocommerce" / "webhook_order_created.body.json"
 TARGETS = {"p99_ms": 100, "max_ms": 1000}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def sign(secret, body):
@@ -97,8 +88,8 @@ def main():
     seconds = min(args.seconds, 300)
     count = int(args.rate * seconds)
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from smtp_sink import SmtpSink
+
     # The flow ticks deliver for real (to a counting SMTP server): without a channel they only preview.
     with tempfile.TemporaryDirectory() as tmp, SmtpSink() as sink:
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("WINBACK_")},

@@ -111,3 +111,12 @@ def lapsed_shop(db, consent=True, extra=None):
     if extra:
         extra(h)
     return ready_to_send(db, h.write())
+
+
+def lost_shop(db):
+    """L: orders on day 0 and 30, so lost (over 365 days) from day 396; five customers who bought
+    recently keep the shop's thresholds ordinary. Ready to send."""
+    h = History(db).repeat("L", [0, 30])
+    for i in range(5):
+        h.repeat(f"R{i}", [0, 380, 390])
+    return ready_to_send(db, h.write())

@@ -8,7 +8,7 @@ from app.db import connect
 from app.settings import save_setting
 from flows.definitions import DEFAULT_FLOWS, FlowError, save_flow, validate_flow
 from flows.engine import TickBusy, holdout_bucket, tick
-from tests.builders import POSTAL, History, at, lapsed_shop, ready_to_send
+from tests.builders import POSTAL, History, at, lapsed_shop, lost_shop, ready_to_send
 
 
 @pytest.fixture(autouse=True)
@@ -168,11 +168,7 @@ def test_unsubscribe_exits_at_once(app, db):
 
 
 def test_sunset_marks_silent_customers_inactive(app, db):
-    h = History(db).repeat("L", [0, 30])
-    for i in range(5):
-        h.repeat(f"R{i}", [0, 380, 390])
-    shop = h.write()
-    ready_to_send(db, shop)
+    shop = lost_shop(db)
     tick(app, db, shop, at(400))  # 370 days since L's last order: lost
     [m] = messages(db, "L")
     assert m["flow"] == "sunset" and m["code"] is None
@@ -305,6 +301,7 @@ def test_one_shop_that_fails_does_not_stop_the_round(app, db, client, login):
     """A shop whose credentials cannot be decrypted (another key) is recorded and shown on its
     dashboard; the shops after it are ticked as usual."""
     from cryptography.fernet import Fernet
+
     from app.scheduler import tick_all
     from app.shops import create_shop
     broken = create_shop(db, "broken.example", "woocommerce")
@@ -358,11 +355,7 @@ def test_explain_says_why_no_flow_for_unconsented(app, db, runner):
 
 def test_sunset_keep_link_confirms_and_ends_the_sunset(app, db, client):
     import re
-    h = History(db).repeat("L", [0, 30])
-    for i in range(5):
-        h.repeat(f"R{i}", [0, 380, 390])
-    shop = h.write()
-    ready_to_send(db, shop)
+    shop = lost_shop(db)
     tick(app, db, shop, at(400))
     [m] = messages(db, "L")
     url = re.search(r"http://127\.0\.0\.1:5000(/k/\S+)", m["body_text"]).group(1)
@@ -397,6 +390,7 @@ def test_a_crash_between_claim_and_hand_over_sends_the_email_once_later(app, db,
 
 def test_live_check_right_before_sending(app, db):
     from decimal import Decimal
+
     from connectors.base import Connector, CustomerRecord, OrderRecord
     shop = lapsed_shop(db)
     tick(app, db, shop, at(101))

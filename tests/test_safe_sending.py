@@ -11,7 +11,7 @@ from app.settings import save_setting
 from app.timeutil import from_db
 from flows.definitions import DEFAULT_FLOWS, save_flow
 from flows.engine import deliver_due, tick
-from tests.builders import History, at, lapsed_shop, ready_to_send
+from tests.builders import History, at, lapsed_shop, lost_shop, ready_to_send
 from tests.test_flows import enrolment, messages
 
 
@@ -215,11 +215,7 @@ def test_turning_off_withholds_what_was_claimed(app, db, smtp, monkeypatch):
 
 # ---- 5. consent changes follow delivered mail ---------------------------------------------------
 def test_sunset_counts_from_the_delivered_email(app, db, smtp):
-    h = History(db).repeat("L", [0, 30])
-    for i in range(5):
-        h.repeat(f"R{i}", [0, 380, 390])
-    shop = h.write()
-    ready_to_send(db, shop)
+    shop = lost_shop(db)
     smtp.recorder.fail_next_data = ["451 4.3.0 try later"]
     tick(app, db, shop, at(400))                      # claimed, refused for now
     deliver_due(app, db, shop, at(400, 16), realtime=False)  # delivered six hours later
@@ -232,11 +228,7 @@ def test_sunset_counts_from_the_delivered_email(app, db, smtp):
 
 
 def test_a_withheld_sunset_changes_no_consent(app, db, smtp):
-    h = History(db).repeat("L", [0, 30])
-    for i in range(5):
-        h.repeat(f"R{i}", [0, 380, 390])
-    shop = h.write()
-    ready_to_send(db, shop)
+    shop = lost_shop(db)
     db.execute("UPDATE customers SET email_failed_at = '2026-01-01T00:00:00Z', email_failure = 'bounced'"
                " WHERE external_id = 'L'")
     for d in (400, 420, 450):
@@ -248,8 +240,8 @@ def test_a_withheld_sunset_changes_no_consent(app, db, smtp):
 def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp):
     """While the (slow) store creates each coupon, another writer takes the write lock at once:
     webhook intake never waits for the platform."""
-    from connectors.registry import live_connector
     from app.shops import get_shop
+    from connectors.registry import live_connector
     from connectors.woocommerce.connect import add_store
     from tests.fake_woo import FakeStore
     app.config["WOOCOMMERCE_BACKOFF"] = 0
@@ -290,8 +282,8 @@ def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp)
 
 
 def test_a_failed_code_creation_is_retried_with_the_same_code(app, db, smtp):
-    from connectors.registry import live_connector
     from app.shops import get_shop
+    from connectors.registry import live_connector
     from connectors.woocommerce.connect import add_store
     from tests.fake_woo import FakeStore
     app.config["WOOCOMMERCE_BACKOFF"] = 0
@@ -320,8 +312,8 @@ def test_a_failed_code_creation_is_retried_with_the_same_code(app, db, smtp):
 
 # ---- 7. crashes heal ----------------------------------------------------------------------------
 def test_a_message_caught_mid_send_becomes_unknown_and_is_never_resent(app, db, smtp, monkeypatch, client, login):
-    from flows.delivery import deliver_one
     import flows.delivery as delivery
+    from flows.delivery import deliver_one
     shop = lapsed_shop(db)
 
     def dies_in_smtp(app_, db_, shop_, message_id, *args):
@@ -386,9 +378,9 @@ def test_kill_9_mid_send_heals_after_a_short_heartbeat(app, db, smtp, tmp_path):
 
 
 def test_a_killed_tick_blocks_the_shop_only_for_its_short_lease(app, db, smtp):
+    from app.timeutil import utcnow
     from flows import lease
     from flows.engine import LEASE_SECONDS, TickBusy, lease_name
-    from app.timeutil import utcnow
     shop = lapsed_shop(db)
     assert LEASE_SECONDS <= 60
     assert lease.acquire(db, lease_name(shop), "dead-process", LEASE_SECONDS)
