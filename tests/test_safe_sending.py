@@ -237,12 +237,26 @@ def test_a_withheld_sunset_changes_no_consent(app, db, smtp):
 
 
 # ---- 6. no network I/O while holding the write lock ---------------------------------------------
+def woo_shop_with_lapsed(app, db, store, lapsed):
+    """A WooCommerce shop (time zone UTC) on the fake `store` whose `lapsed` customers lapse on day 101;
+    nine richer ones keep them off VIP. Ready to send."""
+    from app.shops import get_shop
+    from connectors.woocommerce.connect import add_store
+    shop = add_store(app, db, store.url, store.key, store.secret, offline=True)
+    h = History(db, shop=shop, tz="UTC")
+    for name in lapsed:
+        h.repeat(name, [0, 40], total="20")
+    for i in range(9):
+        h.repeat(f"R{i}", [0, 40, 90], total="100")
+    h.write()
+    db.execute("UPDATE shops SET timezone = 'UTC' WHERE id = ?", [shop["id"]])
+    return ready_to_send(db, get_shop(db, shop["handle"]))
+
+
 def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp):
     """While the (slow) store creates each coupon, another writer takes the write lock at once:
     webhook intake never waits for the platform."""
-    from app.shops import get_shop
     from connectors.registry import live_connector
-    from connectors.woocommerce.connect import add_store
     from tests.fake_woo import FakeStore
     app.config["WOOCOMMERCE_BACKOFF"] = 0
     store = FakeStore().start()
@@ -262,16 +276,7 @@ def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp)
     store.on_coupon = while_creating
     store.coupon_delay = 0.05
     try:
-        shop = add_store(app, db, store.url, store.key, store.secret, offline=True)
-        h = History(db, shop=shop, tz="UTC")
-        for i in range(8):
-            h.repeat(f"W{i}", [0, 40], total="20")
-        for i in range(9):
-            h.repeat(f"R{i}", [0, 40, 90], total="100")
-        h.write()
-        db.execute("UPDATE shops SET timezone = 'UTC' WHERE id = ?", [shop["id"]])
-        shop = get_shop(db, shop["handle"])
-        ready_to_send(db, shop)
+        shop = woo_shop_with_lapsed(app, db, store, [f"W{i}" for i in range(8)])
         result = tick(app, db, shop, at(101), connector=live_connector(app, shop))
     finally:
         store.stop()
@@ -282,22 +287,12 @@ def test_codes_are_created_on_the_platform_outside_the_write_lock(app, db, smtp)
 
 
 def test_a_failed_code_creation_is_retried_with_the_same_code(app, db, smtp):
-    from app.shops import get_shop
     from connectors.registry import live_connector
-    from connectors.woocommerce.connect import add_store
     from tests.fake_woo import FakeStore
     app.config["WOOCOMMERCE_BACKOFF"] = 0
     store = FakeStore().start()
     try:
-        shop = add_store(app, db, store.url, store.key, store.secret, offline=True)
-        h = History(db, shop=shop, tz="UTC")
-        h.repeat("A", [0, 40], total="20")
-        for i in range(9):
-            h.repeat(f"R{i}", [0, 40, 90], total="100")
-        h.write()
-        db.execute("UPDATE shops SET timezone = 'UTC' WHERE id = ?", [shop["id"]])
-        shop = get_shop(db, shop["handle"])
-        ready_to_send(db, shop)
+        shop = woo_shop_with_lapsed(app, db, store, ["A"])
         store.fail_queue = [("/coupons", 500)] * 50  # the store is down for this whole run
         tick(app, db, shop, at(101), connector=live_connector(app, shop))
         [code] = db.execute("SELECT code, platform_state FROM discount_codes").fetchall()
