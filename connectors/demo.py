@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from app.db import write_transaction
 from app.runs import finish_run, start_run
-from app.settings import save_setting
+from app.settings import get_settings, save_setting
 from app.shops import ShopError, create_shop, get_shop
 from app.timeutil import UTC, parse_now, start_of_day, to_db, zone
 
@@ -638,11 +638,13 @@ def seed_demo(db, *, customers: int = 5000, seed: int = 1, now=None, progress: b
     if shop is None:
         shop = create_shop(db, SHOP_HANDLE, "demo", name=SHOP_NAME, currency=SHOP_CURRENCY,
                            timezone=SHOP_TIMEZONE, locale=SHOP_LOCALE)
-        # A fictional address, so that the demo's marketing emails are complete as an owner's would be.
-        save_setting(db, shop["id"], "postal_address", SHOP_POSTAL_ADDRESS)
     elif shop["platform"] != "demo":
         raise ShopError(f"shop {SHOP_HANDLE!r} is a {shop['platform']} shop, not the demo; "
                         "it is left as it is")
+    if not (get_settings(db, shop["id"])["postal_address"] or "").strip():
+        # A fictional address (also for a demo made before it had one), so that the demo's marketing
+        # emails are complete as an owner's would be; an address the owner typed stays.
+        save_setting(db, shop["id"], "postal_address", SHOP_POSTAL_ADDRESS)
     connector = DemoConnector(shop, customers=customers, seed=seed, anchor=now)
     run_id = start_run(db, shop["id"], "demo", f"seed {seed}")
     try:
