@@ -22,7 +22,8 @@ sys.path.insert(0, HERE)
 
 from gen_orders_csv import default_path, generate  # noqa: E402
 
-from app.db import connect, init_db  # noqa: E402
+from app.db import connect  # noqa: E402
+from app.migrations import init_db  # noqa: E402
 from app.shops import create_shop  # noqa: E402
 from connectors.csv_import import import_orders  # noqa: E402
 
