@@ -4,11 +4,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from connectors import platforms, registry
-from connectors.shopify import privacy
-from flows import codes, messages
-
-from . import cli, db, keys, settings, web, webhooks
+from . import db, keys, settings, webhooks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +61,15 @@ def create_app(test_config=None):
         if app.config.get(key) is not None:
             app.config[key] = str(app.config[key])
     app.config["APP_URL"] = str(app.config["APP_URL"]).rstrip("/")
+
+    # The higher layers are imported here, not at the top: Python runs this file before any module of
+    # the package (app.db, ...), which connectors/ and flows/ import; at the top, `import flows.engine`
+    # would come back round to itself half-loaded.
+    from connectors import platforms, registry
+    from connectors.shopify import privacy
+    from flows import codes, messages
+
+    from . import cli, web
 
     os.makedirs(app.instance_path, exist_ok=True)
     keys.init_app(app)

@@ -22,3 +22,17 @@ def test_no_import_cycles():
             if graph.chain_exists(importer=imported, imported=module):
                 cycles.append(f"{module} <-> {imported}")
     assert cycles == []
+
+
+def test_each_layer_imports_first_on_its_own():
+    """Python runs a package's __init__ before any of its modules, so `app/__init__.py` must not import
+    the higher layers at its top: a program that starts with `import flows.engine` (a script, a worker)
+    would come back round to a half-loaded module. A module of each layer is imported first, each in a
+    fresh interpreter."""
+    import subprocess
+    import sys
+    firsts = ("app.db", "connectors.store", "connectors.platforms", "flows.engine", "flows.delivery", "app.web")
+    runs = {m: subprocess.Popen([sys.executable, "-c", f"import {m}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for m in firsts}
+    failed = {m: p.communicate(timeout=60)[1].strip().splitlines()[-1:] for m, p in runs.items()}
+    assert {m: err for m, err in failed.items() if runs[m].returncode} == {}
