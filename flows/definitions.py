@@ -53,22 +53,23 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _given(value) -> bool:
+    return value is not None and value is not False  # 0 is given (and refused), False is not
+
+
 def offer_kind(offer) -> str | None:
     """"percent", "amount", "free_shipping" or "reuse" for a step's offer; None for no offer."""
     if not offer:
         return None
     if offer.get("reuse"):
         return "reuse"
-    for kind in OFFER_KINDS:
-        if offer.get(kind) not in (None, False):
-            return kind
-    return None
+    return next((kind for kind in OFFER_KINDS if _given(offer.get(kind))), None)
 
 
 def check_offer(offer) -> str | None:
     """Why a new-code offer cannot run (None: it can). Exactly one of percent, amount and free
     shipping; a validity in days; an optional minimum order, in the shop's currency."""
-    kinds = [k for k in OFFER_KINDS if offer.get(k) not in (None, False)]
+    kinds = [k for k in OFFER_KINDS if _given(offer.get(k))]
     if len(kinds) != 1:
         return "an offer is one of a percentage, an amount off or free shipping"
     unknown = set(offer) - {*OFFER_KINDS, "valid_days", "min_order"}
