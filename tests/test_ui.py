@@ -144,6 +144,8 @@ def test_an_amount_off_with_a_minimum_is_saved_and_previewed(client, login, db, 
     assert steps[1]["offer"] == {"reuse": True} and steps[2]["offer"] == {"percent": 20, "valid_days": 3, "min_order": 40.5}
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert 'name="step0_amount" aria-label="Amount off of email 1" inputmode="decimal" size="6" value="10"' in page
+    listing = client.get("/shops/demo/flows").get_data(as_text=True)
+    assert "day 0: 10 EUR off from 50 EUR" in listing and "day 10: 20 % from 40.5 EUR" in listing
     preview = client.get("/shops/demo/flows/winback/0/preview?part=text&lang=en").get_data(as_text=True)
     assert "€10 off on orders from €50" in preview
     preview = client.get("/shops/demo/flows/winback/1/preview?part=text&lang=nl").get_data(as_text=True)
