@@ -18,7 +18,7 @@ from connectors.sync import sync_shop
 from connectors.woocommerce import WooError
 from connectors.woocommerce.connect import add_store
 from flows.attribution import report
-from flows.definitions import PRIORITY, FlowError, load_flows, set_enabled
+from flows.definitions import PRIORITY, FlowError, load_flows, offer_kind, set_enabled
 from flows.engine import TickBusy, preview, tick
 from flows.explain import explain, find_customer
 from flows.messages import message_log
@@ -460,11 +460,22 @@ def flow_list_command(shop_handle, as_json):
         echo_json(doc)
         return
     for f in doc:
-        steps = ", ".join(f"day {s['delay_days']:g}" + (f" {s['offer']['percent']:g} %" if (s.get("offer") or {}).get("percent")
-                                                        else " free shipping" if (s.get("offer") or {}).get("free_shipping")
-                                                        else " same code" if (s.get("offer") or {}).get("reuse") else "")
-                          for s in f["steps"])
+        steps = ", ".join(f"day {s['delay_days']:g}{_offer_text(s.get('offer'), shop['currency'])}" for s in f["steps"])
         click.echo(f"{f['name']:13} {'on ' if f['enabled'] else 'off'}  {f['entry']:14} {steps}")
+
+
+def _offer_text(offer, currency) -> str:
+    """A step's offer in `flow list`: " 15 %", " 10 EUR off from 50 EUR", " free shipping", " same code"."""
+    kind = offer_kind(offer)
+    if kind is None:
+        return " no offer"
+    if kind == "reuse":
+        return " same code"
+    text = {"percent": lambda: f" {offer['percent']:g} %", "amount": lambda: f" {offer['amount']:g} {currency} off",
+            "free_shipping": lambda: " free shipping"}[kind]()
+    if offer.get("min_order"):
+        text += f" from {offer['min_order']:g} {currency}"
+    return text + f" ({offer['valid_days']:g} days)"
 
 
 def _set_flow(shop_handle, name, enabled):
@@ -514,6 +525,8 @@ def report_command(shop_handle, now, as_json):
             click.echo(f"  lift vs holdout: {lift['lift'] * 100:+.1f} points (95 % interval {lift['ci_low'] * 100:+.1f} to "
                        f"{lift['ci_high'] * 100:+.1f}); incremental revenue {lift['incremental_revenue']:.2f} {cur}")
         click.echo(f"  {lift['note']}")
+        if f.get("note"):
+            click.echo(f"  {f['note']}")
 
 
 @commands.command("dkim")

@@ -438,6 +438,55 @@ def m0015(db):
     _run(db, "ALTER TABLE shops ADD COLUMN dkim_key TEXT")
 
 
+@migrations(name="0017_offers")
+def m0017(db):
+    # Offers beyond percent: a code can be an amount off (`amount_minor`) and ask for a minimum order
+    # (`min_order_minor`), both in minor units of `currency` (the shop's when the code was made).
+    # SQLite cannot change the CHECK on `kind` in place, so the table is rebuilt with the same ids.
+    # Dropping the old table runs an implicit DELETE whose ON DELETE SET NULL would empty
+    # messages.discount_code_id (foreign keys are on, and cannot be turned off inside the
+    # migration's transaction): the links are kept aside and put back.
+    _run(db, """
+CREATE TEMP TABLE offers_message_codes AS
+    SELECT id, discount_code_id FROM messages WHERE discount_code_id IS NOT NULL;
+CREATE TABLE discount_codes_new (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    customer_id INTEGER REFERENCES customers(id) ON DELETE SET NULL,
+    enrolment_id INTEGER REFERENCES enrolments(id) ON DELETE SET NULL,
+    code TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('percent', 'amount', 'free_shipping')),
+    percent REAL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    platform_ref TEXT,
+    used_order_id INTEGER REFERENCES orders(id) ON DELETE SET NULL,
+    used_at TEXT,
+    step INTEGER,
+    platform_state TEXT NOT NULL DEFAULT 'local' CHECK (platform_state IN ('local', 'reserved', 'created', 'failed')),
+    platform_error TEXT,
+    amount_minor INTEGER CHECK (amount_minor > 0),
+    min_order_minor INTEGER CHECK (min_order_minor > 0),
+    currency TEXT,
+    UNIQUE (shop_id, code),
+    CHECK (kind != 'amount' OR (amount_minor IS NOT NULL AND currency IS NOT NULL)),
+    CHECK (min_order_minor IS NULL OR currency IS NOT NULL)
+);
+INSERT INTO discount_codes_new (id, shop_id, customer_id, enrolment_id, code, kind, percent, created_at, expires_at,
+                                platform_ref, used_order_id, used_at, step, platform_state, platform_error)
+SELECT id, shop_id, customer_id, enrolment_id, code, kind, percent, created_at, expires_at, platform_ref,
+       used_order_id, used_at, step, platform_state, platform_error FROM discount_codes;
+DROP TABLE discount_codes;
+ALTER TABLE discount_codes_new RENAME TO discount_codes;
+CREATE INDEX discount_codes_enrolment ON discount_codes (enrolment_id);
+CREATE UNIQUE INDEX discount_codes_step ON discount_codes (enrolment_id, step) WHERE step IS NOT NULL;
+UPDATE messages SET discount_code_id = (SELECT k.discount_code_id FROM temp.offers_message_codes k
+                                        WHERE k.id = messages.id)
+WHERE id IN (SELECT id FROM temp.offers_message_codes);
+DROP TABLE temp.offers_message_codes
+""")
+
+
 def init_db(db=None):
     """Create or migrate the schema; returns the names of the migrations applied now."""
     db = db or get_db()

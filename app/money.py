@@ -1,7 +1,9 @@
 """Money in integer minor units of its currency (no float drift)."""
+import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
+from babel import Locale
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
 
@@ -53,3 +55,18 @@ def format_money(minor: int | None, currency: str, locale: str = "en") -> str:
     if minor is None:
         return ""
     return format_currency(from_minor(minor, currency), currency, locale=locale)
+
+
+@lru_cache(maxsize=64)
+def _whole_pattern(locale: str) -> str:
+    """The locale's currency pattern without its fraction digits (en `¤#,##0`, nl `¤ #,##0`)."""
+    return re.sub(r"\.0+", "", Locale.parse(locale).currency_formats["standard"].pattern)
+
+
+def format_money_short(minor: int, currency: str, locale: str = "en") -> str:
+    """An amount as running text says it: without cents when it is whole (`€10`, `€ 10`, `10 zł`),
+    with them otherwise (`€12.50`); the symbol, spacing and order are the locale's."""
+    amount = from_minor(minor, currency)
+    if amount != amount.to_integral_value():
+        return format_currency(amount, currency, locale=locale)
+    return format_currency(amount, currency, format=_whole_pattern(locale), locale=locale, currency_digits=False)

@@ -127,8 +127,12 @@ class Connector(ABC):
         added offline). Failures here must not stop the sync: webhooks are a hint, the poll is truth."""
 
     def create_discount(self, *, code: str, customer: dict, percent: Decimal | None,
-                        free_shipping: bool, expires_at: datetime) -> str:
+                        free_shipping: bool, expires_at: datetime, amount: Decimal | None = None,
+                        min_order: Decimal | None = None) -> str:
         """Create a single-use code bound to `customer` on the platform; returns the code as stored.
+
+        The code gives `percent` off, a fixed `amount` off the order, or free shipping, in the shop's
+        currency; with `min_order` it applies to orders whose subtotal is at least that much.
 
         Sources without a discount API keep codes in Winback's own database instead.
         """

@@ -4,6 +4,10 @@ Attributed (what the paid tools report): an order converts an email when it is t
 first paid order after an email, placed within `conversion_days` (5) of the last email before it or
 carrying the enrolment's code; it is credited to that last email's step.
 
+Discount cost: a percent code's share of the order before it (net × p / (100 − p)); an amount
+code's amount, capped at the order's net; a free-shipping code's cost is not in the order data, so
+it counts 0 and the step's note says how many orders used one.
+
 Lift (what none of them reports): treated enrolments (meant to get the emails) against held-out
 ones (never emailed), counting any paid order in the same window after entry for both groups
 (last step's delay + conversion_days). Only enrolments whose window has closed count, so recent
@@ -20,6 +24,8 @@ from app.timeutil import to_db
 from .definitions import PRIORITY, load_flows
 
 MIN_GROUP = 30
+FREE_SHIPPING_NOTE = ("{n} converted order(s) used a free-shipping code: its cost (the shipping given away) is not in"
+                      " the order data, so the discount cost counts it as 0")
 Z = 1.959964
 
 ATTRIBUTED = """
@@ -31,6 +37,10 @@ candidates AS (
     SELECT e.id AS enrolment_id, e.flow, o.id AS order_id, o.created_at,
            CASE WHEN o.currency = :currency THEN o.total_minor - o.refunded_minor ELSE 0 END AS net,
            (SELECT d.percent FROM discount_codes d WHERE d.enrolment_id = e.id AND d.used_order_id = o.id) AS code_percent,
+           (SELECT d.amount_minor FROM discount_codes d WHERE d.enrolment_id = e.id AND d.used_order_id = o.id
+                AND d.kind = 'amount' AND d.currency = :currency) AS code_amount,
+           (SELECT COUNT(*) FROM discount_codes d WHERE d.enrolment_id = e.id AND d.used_order_id = o.id
+                AND d.kind = 'free_shipping') AS free_shipping,
            (SELECT COUNT(*) FROM discount_codes d WHERE d.enrolment_id = e.id AND d.used_order_id = o.id) AS with_code,
            (SELECT s.step FROM sent s WHERE s.enrolment_id = e.id AND s.sent_at < o.created_at
             ORDER BY s.sent_at DESC LIMIT 1) AS step,
@@ -42,7 +52,10 @@ candidates AS (
 )
 SELECT flow, step, COUNT(*) AS converted, SUM(net) AS revenue,
        SUM(CASE WHEN with_code > 0 AND code_percent IS NOT NULL AND code_percent < 100
-                THEN net * code_percent / (100 - code_percent) ELSE 0 END) AS discount_cost
+                THEN net * code_percent / (100 - code_percent)
+                WHEN with_code > 0 AND code_amount IS NOT NULL THEN MIN(code_amount, MAX(net, 0))
+                ELSE 0 END) AS discount_cost,
+       SUM(free_shipping > 0) AS free_shipping
 FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY enrolment_id ORDER BY created_at) AS nth
     FROM candidates
@@ -160,7 +173,10 @@ def report(db, shop, now) -> dict:
                           "queued": s.get("queued", 0), "converted": a.get("converted", 0),
                           "conversion_rate": round(a.get("converted", 0) / n_sent, 4) if n_sent else None,
                           "revenue": money(a.get("revenue")), "discount_cost": money(a.get("discount_cost")),
-                          "revenue_per_recipient": round(money(a.get("revenue")) / n_sent, 2) if n_sent else None})
+                          "revenue_per_recipient": round(money(a.get("revenue")) / n_sent, 2) if n_sent else None,
+                          "free_shipping_orders": a.get("free_shipping") or 0})
+            if steps[-1]["free_shipping_orders"]:
+                steps[-1]["note"] = FREE_SHIPPING_NOTE.format(n=steps[-1]["free_shipping_orders"])
         e = enrolled.get(name, {"enrolled": 0, "held_out": 0})
         reached = recipients.get(name, 0)
         converted = sum(s["converted"] for s in steps)
@@ -173,5 +189,8 @@ def report(db, shop, now) -> dict:
                     "revenue": round(revenue, 2), "discount_cost": round(sum(s["discount_cost"] for s in steps), 2),
                     "revenue_per_recipient": round(revenue / reached, 2) if reached else None,
                     "lift": lift(db, shop, name, window, now), "steps": steps})
+        shipped = out[-1]["free_shipping_orders"] = sum(s["free_shipping_orders"] for s in steps)
+        if shipped:
+            out[-1]["note"] = FREE_SHIPPING_NOTE.format(n=shipped)
     return {"shop": shop["handle"], "now": to_db(now), "currency": shop["currency"],
             "attribution_days": settings["conversion_days"], "flows": out}

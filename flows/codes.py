@@ -8,15 +8,23 @@ This module owns `discount_codes` (the table of owners is in flows/enrolments.py
 """
 import sqlite3
 from datetime import timedelta
+from decimal import Decimal
 
+from app.money import to_minor
 from app.timeutil import to_db
 from connectors.codes import new_code
+
+from .definitions import offer_kind
+
+# What an email quotes of a code (its offer in words and its terms).
+QUOTED = "id, code, kind, percent, amount_minor, min_order_minor, currency, expires_at"
 
 
 def reserve(db, shop, enrolment, offer, now, *, platform: bool) -> int:
     """Reserve the code of one enrolment's step (inside the claiming transaction); returns its id.
 
-    `offer` is {"percent", "valid_days"} or {"free_shipping", "valid_days"}; the code expires
+    `offer` is {"percent" | "amount" | "free_shipping", "valid_days", optional "min_order"}, the
+    amount and minimum in the shop's currency (kept in its minor units); the code expires
     `valid_days` after `now`, the moment it is claimed for delivery. A platform shop's code is
     `reserved` until `flows.delivery.create_reserved_codes` has created it on the platform (outside
     any transaction); a demo or import shop's is `local`, valid at once. A step already holding a
@@ -26,14 +34,19 @@ def reserve(db, shop, enrolment, offer, now, *, platform: bool) -> int:
     if existing:
         return existing[0]
     expires = now + timedelta(days=offer["valid_days"])
-    percent = None if offer.get("free_shipping") else float(offer["percent"])
+    kind = offer_kind(offer)
+    currency = shop["currency"] if kind == "amount" or offer.get("min_order") else None
+    percent = float(offer["percent"]) if kind == "percent" else None
+    amount = to_minor(Decimal(str(offer["amount"])), currency) if kind == "amount" else None
+    minimum = to_minor(Decimal(str(offer["min_order"])), currency) if offer.get("min_order") else None
     for _ in range(5):
         try:
             cur = db.conn.execute(
-                "INSERT INTO discount_codes (shop_id, customer_id, enrolment_id, step, code, kind, percent, created_at,"
-                " expires_at, platform_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [shop["id"], enrolment["customer_id"], enrolment["id"], enrolment["step"], new_code(),
-                 "free_shipping" if percent is None else "percent", percent, to_db(now), to_db(expires),
+                "INSERT INTO discount_codes (shop_id, customer_id, enrolment_id, step, code, kind, percent, amount_minor,"
+                " min_order_minor, currency, created_at, expires_at, platform_state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [shop["id"], enrolment["customer_id"], enrolment["id"], enrolment["step"], new_code(), kind, percent,
+                 amount, minimum, currency, to_db(now), to_db(expires),
                  "reserved" if platform else "local"])
             return cur.lastrowid
         except sqlite3.IntegrityError:
@@ -44,8 +57,15 @@ def reserve(db, shop, enrolment, offer, now, *, platform: bool) -> int:
 def reusable(db, enrolment_id, now) -> dict | None:
     """The enrolment's newest code that is still valid and unused, if any."""
     rows = list(db.query(
-        "SELECT id, code, percent, kind, expires_at FROM discount_codes WHERE enrolment_id = ? AND used_order_id IS NULL"
+        f"SELECT {QUOTED} FROM discount_codes WHERE enrolment_id = ? AND used_order_id IS NULL"
         " AND platform_state IN ('local', 'created') AND expires_at > ? ORDER BY id DESC LIMIT 1", [enrolment_id, to_db(now)]))
+    return rows[0] if rows else None
+
+
+def quoted(db, code_id) -> dict | None:
+    """What an email says of one code (see QUOTED), with its platform state and error."""
+    rows = list(db.query(f"SELECT {QUOTED}, platform_state, platform_error FROM discount_codes WHERE id = ?",
+                         [code_id]))
     return rows[0] if rows else None
 
 

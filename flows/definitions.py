@@ -1,12 +1,16 @@
 """Flow definitions as data: the five SPEC flows as defaults, per-shop overrides, validation.
 
 A flow is {"name", "entry" (segment), "kind" ("promotional" | "service"), "enabled", "holdout"
-(share held out), "steps": [{"delay_days", "template", "offer"}]}. An offer is None,
-{"percent": P, "valid_days": D}, {"free_shipping": true, "valid_days": D} or {"reuse": true} (the
-enrolment's code while it is valid). Delays count from the first email of the enrolment.
+(share held out), "steps": [{"delay_days", "template", "offer"}]}. An offer is None (no code: the
+email's reason to come back is the offer), a new personal code {"percent": P, "valid_days": D},
+{"amount": A, "valid_days": D} (A off, in the shop's currency) or {"free_shipping": true,
+"valid_days": D}, each with an optional "min_order": M (the order's subtotal from M on, in the
+shop's currency), or {"reuse": true} (the enrolment's code while it is valid). Delays count from
+the first email of the enrolment.
 """
 import copy
 import json
+import math
 
 from app import settings
 from app.db import write_transaction
@@ -39,6 +43,58 @@ class FlowError(ValueError):
     """A flow definition that cannot run, with the reason."""
 
 
+OFFER_KINDS = ("percent", "amount", "free_shipping")  # the offers that make a new code
+MAX_PERCENT = 90
+MAX_AMOUNT = 100_000    # in the shop's currency: high enough for yen and forints, and no typo's 10⁹
+MAX_MIN_ORDER = 1_000_000
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _given(value) -> bool:
+    return value is not None and value is not False  # 0 is given (and refused), False is not
+
+
+def offer_kind(offer) -> str | None:
+    """"percent", "amount", "free_shipping" or "reuse" for a step's offer; None for no offer."""
+    if not offer:
+        return None
+    if offer.get("reuse"):
+        return "reuse"
+    return next((kind for kind in OFFER_KINDS if _given(offer.get(kind))), None)
+
+
+def check_offer(offer) -> str | None:
+    """Why a new-code offer cannot run (None: it can). Exactly one of percent, amount and free
+    shipping; a validity in days; an optional minimum order, in the shop's currency."""
+    kinds = [k for k in OFFER_KINDS if _given(offer.get(k))]
+    if len(kinds) != 1:
+        return "an offer is one of a percentage, an amount off or free shipping"
+    unknown = set(offer) - {*OFFER_KINDS, "valid_days", "min_order"}
+    if unknown:
+        return f"an offer has no {', '.join(sorted(unknown))}"
+    valid = offer.get("valid_days")
+    if not _number(valid) or not 0 < valid <= 365:
+        return "a code must be valid between 1 and 365 days"
+    kind = kinds[0]
+    value = offer[kind]
+    if kind == "percent" and (not _number(value) or not 0 < value <= MAX_PERCENT):
+        return f"a discount must be more than 0 % and at most {MAX_PERCENT} %"
+    if kind == "amount" and (not _number(value) or not 0 < value <= MAX_AMOUNT):
+        return f"an amount off must be more than 0 and at most {MAX_AMOUNT:,} in the shop's currency"
+    if kind == "free_shipping" and value is not True:
+        return "free shipping is true or absent"
+    minimum = offer.get("min_order")
+    if minimum is not None:
+        if not _number(minimum) or not 0 < minimum <= MAX_MIN_ORDER:
+            return f"a minimum order must be more than 0 and at most {MAX_MIN_ORDER:,} in the shop's currency"
+        if kind == "amount" and minimum <= value:
+            return "the minimum order must be more than the amount off (else the order would be free)"
+    return None
+
+
 def validate_flow(name, flow) -> dict:
     """Check one flow definition; returns it normalised or raises FlowError naming the problem."""
     if name not in DEFAULT_FLOWS:
@@ -68,18 +124,17 @@ def validate_flow(name, flow) -> dict:
             continue
         if flow["kind"] == "service":
             raise FlowError(f"{name} step {i}: a service flow carries no offer")
+        if not isinstance(offer, dict):
+            raise FlowError(f"{name} step {i}: an offer is an object, or none")
         if offer.get("reuse"):
+            if set(offer) - {"reuse"}:
+                raise FlowError(f"{name} step {i}: a reused code takes its terms from the earlier step")
             if i == 1:
                 raise FlowError(f"{name} step 1: there is no earlier code to reuse")
             continue
-        valid = offer.get("valid_days")
-        if not isinstance(valid, (int, float)) or not 0 < valid <= 365:
-            raise FlowError(f"{name} step {i}: a code must be valid between 1 and 365 days")
-        if offer.get("free_shipping"):
-            continue
-        pct = offer.get("percent")
-        if not isinstance(pct, (int, float)) or not 0 < pct <= 90:
-            raise FlowError(f"{name} step {i}: a discount must be more than 0 % and at most 90 %")
+        offer_problem = check_offer(offer)
+        if offer_problem:
+            raise FlowError(f"{name} step {i}: {offer_problem}")
     return {**flow, "name": name, "holdout": float(holdout), "enabled": bool(flow.get("enabled", True))}
 
 

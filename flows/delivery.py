@@ -42,6 +42,7 @@ from app.mailer import (
     build,
     smtp_url_for,
 )
+from app.money import from_minor
 from app.timeutil import from_db, to_db, utcnow, zone
 from connectors import store
 
@@ -265,7 +266,9 @@ def _create_one(shop, connector, row):
             code=row["code"], customer={"id": row["customer_id"], "email": row["email"],
                                         "external_id": row["external_id"]},
             percent=Decimal(str(row["percent"])) if row["percent"] is not None else None,
-            free_shipping=row["kind"] == "free_shipping", expires_at=from_db(row["expires_at"]))
+            free_shipping=row["kind"] == "free_shipping", expires_at=from_db(row["expires_at"]),
+            amount=from_minor(row["amount_minor"], row["currency"]) if row["amount_minor"] else None,
+            min_order=from_minor(row["min_order_minor"], row["currency"]) if row["min_order_minor"] else None)
         return row, "created", ref, None
     except NotImplementedError:
         return row, "local", None, None
@@ -323,9 +326,7 @@ def _code_for(db, row, step, now):
         if code is None or from_db(code["expires_at"]) - now < MIN_CODE_LEFT:
             return None, "its code has expired or runs out too soon for a reminder"
         return code, None
-    code = next(iter(db.query(
-        "SELECT id, code, percent, kind, expires_at, platform_state, platform_error FROM discount_codes WHERE id = ?",
-        [row["discount_code_id"]])), None) if row["discount_code_id"] else None
+    code = codes.quoted(db, row["discount_code_id"]) if row["discount_code_id"] else None
     if code is None:
         return None, "its code is missing"
     if code["platform_state"] == "reserved":

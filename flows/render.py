@@ -30,6 +30,7 @@ from babel.units import format_unit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from app.money import format_money_short
 from app.settings import DEFAULT_BRAND_COLOR, get_settings
 from app.timeutil import from_db, utcnow, zone
 
@@ -43,16 +44,60 @@ _EXPIRY_PATTERNS = {
     "nl": "EEEE d MMMM y 'om' HH:mm",         # donderdag 16 april 2026 om 10:00
     "pl": "d MMMM y, 'godz.' HH:mm (EEEE)",   # 16 kwietnia 2026, godz. 10:00 (czwartek)
 }
-# The offer in words: (percent form, free-shipping form); `offer_next` names the next order.
-# Polish: "rabat 15%" never inflects the number; the free-shipping forms are given per case.
+# The offer in words, per kind of code ({v}: the percentage or the amount; {m}: the minimum order).
+# `offer` names it (subjects), `offer_next` names it for the next order (or, with a minimum, for
+# orders from it), `terms` is the sentence a reminder adds about the minimum.
+# Polish: "rabat 15%" never inflects the number; the free-shipping forms are given per case
+# (`offer` nominative, `offer_next` accusative, as the templates use them).
 _OFFER = {
-    "en": {"offer": ("{p} off", "free shipping"),
-           "offer_next": ("{p} off your next order", "free shipping on your next order")},
-    "nl": {"offer": ("{p} korting", "gratis verzending"),
-           "offer_next": ("{p} korting op je volgende bestelling", "gratis verzending op je volgende bestelling")},
-    "pl": {"offer": ("rabat {p}", "darmowa dostawa"),
-           "offer_next": ("rabat {p} na kolejne zamówienie", "darmową dostawę przy kolejnym zamówieniu")},
+    "en": {"offer": {"percent": "{v} off", "amount": "{v} off", "free_shipping": "free shipping"},
+           "offer_next": {"percent": "{v} off your next order", "amount": "{v} off your next order",
+                          "free_shipping": "free shipping on your next order"},
+           "offer_min": {"percent": "{v} off on orders from {m}", "amount": "{v} off on orders from {m}",
+                         "free_shipping": "free shipping on orders from {m}"},
+           "terms": "It applies to orders from {m}."},
+    "nl": {"offer": {"percent": "{v} korting", "amount": "{v} korting", "free_shipping": "gratis verzending"},
+           "offer_next": {"percent": "{v} korting op je volgende bestelling",
+                          "amount": "{v} korting op je volgende bestelling",
+                          "free_shipping": "gratis verzending op je volgende bestelling"},
+           "offer_min": {"percent": "{v} korting bij bestellingen vanaf {m}",
+                         "amount": "{v} korting bij bestellingen vanaf {m}",
+                         "free_shipping": "gratis verzending bij bestellingen vanaf {m}"},
+           "terms": "De code geldt bij bestellingen vanaf {m}."},
+    "pl": {"offer": {"percent": "rabat {v}", "amount": "rabat {v}", "free_shipping": "darmowa dostawa"},
+           "offer_next": {"percent": "rabat {v} na kolejne zamówienie", "amount": "rabat {v} na kolejne zamówienie",
+                          "free_shipping": "darmową dostawę przy kolejnym zamówieniu"},
+           "offer_min": {"percent": "rabat {v} przy zamówieniu od {m}", "amount": "rabat {v} przy zamówieniu od {m}",
+                         "free_shipping": "darmową dostawę przy zamówieniu od {m}"},
+           "terms": "Kod obowiązuje przy zamówieniu od {m}."},
 }
+
+
+def code_kind(code) -> str:
+    """percent, amount or free_shipping (rows from before 0017_offers: by their percent)."""
+    kind = code.get("kind")
+    if kind in ("percent", "amount", "free_shipping"):
+        return kind
+    return "percent" if code.get("percent") is not None else "free_shipping"
+
+
+def offer_words(code, locale) -> dict:
+    """The code's offer in words of `locale`: {"offer", "offer_next", "offer_terms", "percent",
+    "amount", "min_order"}; amounts in the code's currency as the locale writes them (`€10`,
+    `10 zł`)."""
+    words = _OFFER[locale]
+    kind = code_kind(code)
+    percent = format_percent_value(code["percent"], locale) if kind == "percent" else None
+    amount = (format_money_short(code["amount_minor"], code["currency"], locale)
+              if kind == "amount" else None)
+    minimum = (format_money_short(code["min_order_minor"], code["currency"], locale)
+               if code.get("min_order_minor") else None)
+    value = percent or amount
+    return {"offer": words["offer"][kind].format(v=value),
+            "offer_next": (words["offer_min"][kind].format(v=value, m=minimum) if minimum
+                           else words["offer_next"][kind].format(v=value)),
+            "offer_terms": words["terms"].format(m=minimum) if minimum else None,
+            "percent": percent, "amount": amount, "min_order": minimum}
 
 
 @dataclass(frozen=True)
@@ -194,23 +239,21 @@ def render(template, *, shop, customer, code=None, products=None, links=None, db
         copy = {"subject": copy_override.get("subject") or None, "intro": copy_override.get("intro") or None}
     links = links or {}
     marketing = template not in SERVICE_TEMPLATES
-    percent = None
-    offer = {}
     if code and not marketing:
         raise ValueError(f"{template} is a service email and carries no offer")
-    if code:
-        percent = (format_percent_value(code["percent"], locale) if code.get("percent") is not None else None)
-        for key, (with_percent, free_shipping) in _OFFER[locale].items():
-            offer[key] = with_percent.format(p=percent) if percent else free_shipping
+    offer = offer_words(code, locale) if code else {}
     context = {
         **_brand(shop, settings),
         "locale": locale,
         "marketing": marketing,
         "first_name": (customer.get("first_name") or "").strip() or None,
         "code": code["code"] if code else None,
-        "percent": percent,
+        "percent": offer.get("percent"),
+        "amount": offer.get("amount"),
+        "min_order": offer.get("min_order"),
         "offer": offer.get("offer"),
         "offer_next": offer.get("offer_next"),
+        "offer_terms": offer.get("offer_terms"),
         "expires": format_expiry(code["expires_at"], shop.get("timezone") or "UTC", locale) if code else None,
         "time_left": format_time_left(code["expires_at"], now or utcnow(), locale) if code else None,
         "products": format_list(list(products), locale=locale) if products else None,

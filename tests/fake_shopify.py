@@ -61,6 +61,14 @@ def sign_query(secret: str, params: dict) -> dict:
     return {**params, "hmac": hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()}
 
 
+def _positive_decimal(value) -> bool:
+    """Shopify's Decimal scalar as sent by clients: a string such as "10.00", more than zero here."""
+    try:
+        return isinstance(value, str) and float(value) > 0
+    except ValueError:
+        return False
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args, **kwargs):
         pass
@@ -358,6 +366,19 @@ class FakeShopify:
         if pct is not None and not 0 <= pct <= 1:
             errors.append({"field": ["basicCodeDiscount", "customerGets", "value", "percentage"],
                            "code": "VALUE_OUTSIDE_RANGE", "message": "Value must be between 0.0 and 1.0"})
+        value = (data.get("customerGets") or {}).get("value") or {}
+        if kind == "basic" and len(value) != 1:
+            errors.append({"field": ["basicCodeDiscount", "customerGets", "value"], "code": "INVALID",
+                           "message": "Value must be exactly one of percentage, discountAmount or discountOnQuantity"})
+        fixed = value.get("discountAmount")
+        if fixed is not None and (set(fixed) - {"amount", "appliesOnEachItem"} or not _positive_decimal(fixed.get("amount"))):
+            errors.append({"field": ["basicCodeDiscount", "customerGets", "value", "discountAmount", "amount"],
+                           "code": "INVALID", "message": "Amount must be a positive Decimal"})
+        minimum = data.get("minimumRequirement")
+        if minimum is not None and (set(minimum) != {"subtotal"} or set(minimum["subtotal"]) != {"greaterThanOrEqualToSubtotal"}
+                                    or not _positive_decimal(minimum["subtotal"]["greaterThanOrEqualToSubtotal"])):
+            errors.append({"field": ["basicCodeDiscount", "minimumRequirement"], "code": "INVALID",
+                           "message": "Minimum requirement must be a quantity or a subtotal"})
         if any(d["code"] == data["code"] for d in self.discounts):
             errors.append({"field": ["basicCodeDiscount", "code"], "code": "TAKEN", "message": "Code must be unique."})
         if not errors:

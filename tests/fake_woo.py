@@ -256,8 +256,9 @@ class FakeStore:
                 return error(400, "woocommerce_rest_coupon_code_already_exists", "The coupon code already exists")
             if body.get("discount_type", "fixed_cart") not in ("percent", "fixed_cart", "fixed_product"):
                 return error(400, "rest_invalid_param", "Invalid parameter(s): discount_type")
-            if "amount" in body and not isinstance(body["amount"], str):
-                return error(400, "rest_invalid_param", "Invalid parameter(s): amount")
+            for field in ("amount", "minimum_amount"):
+                if field in body and not isinstance(body[field], str):
+                    return error(400, "rest_invalid_param", f"Invalid parameter(s): {field}")
             for field in ("usage_limit", "usage_limit_per_user"):
                 if body.get(field) is not None and not isinstance(body[field], int):
                     return error(400, "rest_invalid_param", f"Invalid parameter(s): {field}")

@@ -383,6 +383,33 @@ def test_discount_codes_are_personal_single_use_and_expiring(sapp, sdb, fake, sh
                             free_shipping=False, expires_at=expires)
 
 
+def test_a_fixed_amount_code_with_a_minimum_order(sapp, sdb, fake, shop):
+    """An amount off the order (split across its items) from a minimum subtotal; free shipping from a
+    minimum too. Shopify's Decimal scalar travels as a string."""
+    con = connector(sapp, sdb, fake, shop)
+    expires = utcnow() + timedelta(days=4)
+    con.create_discount(code="WBAMOUNT1", customer={"external_id": "207119551"}, percent=None, free_shipping=False,
+                        expires_at=expires, amount=Decimal("10.00"), min_order=Decimal("50.00"))
+    made = fake.discounts[-1]
+    assert made["kind"] == "basic" and made["code"] == "WBAMOUNT1"
+    assert made["customerGets"] == {"value": {"discountAmount": {"amount": "10.00", "appliesOnEachItem": False}},
+                                    "items": {"all": True}}
+    assert made["minimumRequirement"] == {"subtotal": {"greaterThanOrEqualToSubtotal": "50.00"}}
+    assert made["usageLimit"] == 1 and made["appliesOncePerCustomer"] is True and made["endsAt"] == to_db(expires)
+    assert made["context"] == {"customers": {"add": ["gid://shopify/Customer/207119551"]}}
+    con.create_discount(code="WBSHIP50", customer={"external_id": "207119551"}, percent=None, free_shipping=True,
+                        expires_at=expires, min_order=Decimal("50.00"))
+    assert fake.discounts[-1]["kind"] == "free_shipping"
+    assert fake.discounts[-1]["minimumRequirement"] == {"subtotal": {"greaterThanOrEqualToSubtotal": "50.00"}}
+    con.create_discount(code="WBPCT", customer={"external_id": "207119551"}, percent=Decimal(15),
+                        free_shipping=False, expires_at=expires)
+    assert "minimumRequirement" not in fake.discounts[-1]  # no minimum: none sent
+    with pytest.raises(ValueError, match="more than 0"):
+        con.create_discount(code="WBZERO", customer={"external_id": "207119551"}, percent=None,
+                            free_shipping=False, expires_at=expires, amount=Decimal(0))
+    assert fake.discounts[-1]["code"] == "WBPCT"
+
+
 def test_unsubscribes_are_written_back(sapp, sdb, fake, shop):
     connector(sapp, sdb, fake, shop).write_unsubscribe({"external_id": "207119551"})
     assert fake.consents == [("207119551", "UNSUBSCRIBED")]

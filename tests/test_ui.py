@@ -57,10 +57,10 @@ def _flow_form(flow, **changes):
         data[f"step{i}_delay"] = str(step["delay_days"])
         offer = step.get("offer") or {}
         kind = ("reuse" if offer.get("reuse") else "free_shipping" if offer.get("free_shipping")
-                else "percent" if offer.get("percent") else "none")
+                else "percent" if offer.get("percent") else "amount" if offer.get("amount") else "none")
         data[f"step{i}_offer"] = kind
-        data[f"step{i}_percent"] = str(offer.get("percent", ""))
-        data[f"step{i}_valid_days"] = str(offer.get("valid_days", ""))
+        for name in ("percent", "amount", "valid_days", "min_order"):
+            data[f"step{i}_{name}"] = str(offer.get(name, ""))
     data.update(changes)
     return data
 
@@ -127,6 +127,65 @@ def test_discount_change_is_saved_and_used_by_the_next_tick(app, client, login, 
         "SELECT d.percent FROM discount_codes d JOIN messages m ON m.discount_code_id = d.id"
         " WHERE m.flow = 'winback' AND m.step = 0")}
     assert percents == {33}
+
+
+def test_an_amount_off_with_a_minimum_is_saved_and_previewed(client, login, db, demo):
+    from flows.definitions import load_flows
+    login()
+    flow = load_flows(db, demo["id"])["winback"]
+    page = client.get("/shops/demo/flows/winback").get_data(as_text=True)
+    assert '<option value="amount"' in page and 'name="step0_min_order"' in page
+    response = client.post("/shops/demo/flows/winback", data={**_flow_form(
+        flow, step0_offer="amount", step0_amount="10", step0_min_order="50", step0_percent="",
+        step2_min_order="40,5"), "csrf_token": _token(page)})
+    assert response.status_code == 302
+    steps = load_flows(db, demo["id"])["winback"]["steps"]
+    assert steps[0]["offer"] == {"amount": 10, "min_order": 50, "valid_days": 4}
+    assert steps[1]["offer"] == {"reuse": True} and steps[2]["offer"] == {"percent": 20, "valid_days": 3, "min_order": 40.5}
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'name="step0_amount" aria-label="Amount off of email 1" inputmode="decimal" size="6" value="10"' in page
+    listing = client.get("/shops/demo/flows").get_data(as_text=True)
+    assert "day 0: 10 EUR off from 50 EUR" in listing and "day 10: 20 % from 40.5 EUR" in listing
+    preview = client.get("/shops/demo/flows/winback/0/preview?part=text&lang=en").get_data(as_text=True)
+    assert "€10 off on orders from €50" in preview
+    preview = client.get("/shops/demo/flows/winback/1/preview?part=text&lang=nl").get_data(as_text=True)
+    assert "De code geldt bij bestellingen vanaf €\xa050." in preview  # the reminder quotes the earlier code
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"step0_amount": "0"}, "step0_amount", "more than 0"),
+    ({"step0_amount": "ten"}, "step0_amount", "enter a number"),
+    ({"step0_amount": "250000"}, "step0_amount", "at most 100,000"),
+    ({"step0_amount": "9.999"}, "step0_amount", "at most 2 decimals in EUR"),
+    ({"step0_amount": "10", "step0_min_order": "10"}, "step0_min_order", "more than the amount off"),
+    ({"step0_amount": "10", "step0_min_order": "-1"}, "step0_min_order", "more than 0"),
+    ({"step0_amount": ""}, "step0_amount", "enter a number"),
+])
+def test_a_bad_amount_step_is_refused_next_to_its_field(client, login, db, demo, changes, field, message):
+    from flows.definitions import load_flows
+    login()
+    before = load_flows(db, demo["id"])["winback"]
+    page = client.get("/shops/demo/flows/winback").get_data(as_text=True)
+    response = client.post("/shops/demo/flows/winback", data={
+        **_flow_form(before, step0_offer="amount", **changes), "csrf_token": _token(page)})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert f'id="error-{field}"' in html and any(message in e for e in _errors(html)), _errors(html)
+    assert load_flows(db, demo["id"])["winback"] == before
+    assert f'value="{changes[field]}"' in html
+
+
+def test_a_bad_amount_is_refused_in_the_owners_language(client, login, db, demo):
+    from flows.definitions import load_flows
+    login()
+    page = client.get("/shops/demo").get_data(as_text=True)
+    client.post("/language", data={"lang": "pl", "next": "/shops/demo", "csrf_token": _token(page)})
+    before = load_flows(db, demo["id"])["winback"]
+    page = client.get("/shops/demo/flows/winback").get_data(as_text=True)
+    assert "rabat kwotowy" in page and "Minimalne zamówienie (EUR)" in page
+    html = client.post("/shops/demo/flows/winback", data={**_flow_form(
+        before, step0_offer="amount", step0_amount="10", step0_min_order="5"), "csrf_token": _token(page)}).get_data(as_text=True)
+    assert "musi być większe niż rabat kwotowy" in _errors(html)
 
 
 @pytest.mark.parametrize("changes, field, message", [

@@ -1,17 +1,20 @@
-"""The flows page: each flow on/off, its holdout, steps (delay, discount or free shipping, code
-validity), the subject and intro per language, a preview of each email rendered for a real customer
-of the shop, and "send me a test" (to the owner, never to the customer)."""
+"""The flows page: each flow on/off, its holdout, steps (delay; offer: percent, amount off, free
+shipping, the earlier code or none; code validity and minimum order), the subject and intro per
+language, a preview of each email rendered for a real customer of the shop, and "send me a test"
+(to the owner, never to the customer)."""
 from datetime import timedelta
+from decimal import Decimal
 
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from flows.copy import get_copy, save_copy as store
-from flows.definitions import FlowError, load_flows, save_flow
+from flows.definitions import FlowError, load_flows, offer_kind, save_flow
 from flows.render import render
 
 from ..db import get_db
 from ..mailer import build, smtp_url_for
+from ..money import to_minor
 from ..settings import get_settings
 from ..timeutil import to_db, utcnow
 from ..users import set_email
@@ -64,6 +67,15 @@ def _offer_for(flow, step_no):
     return None
 
 
+def sample_code(offer, currency, expires_at) -> dict:
+    """A code as the step would make it (what an email quotes of it), for previews."""
+    kind = offer_kind(offer)
+    minor = lambda key: to_minor(Decimal(str(offer[key])), currency) if offer.get(key) else None  # noqa: E731
+    return {"id": None, "code": "WB-PREVIEW", "kind": kind, "percent": offer.get("percent"),
+            "amount_minor": minor("amount"), "min_order_minor": minor("min_order"), "currency": currency,
+            "expires_at": expires_at}
+
+
 def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
     """The step's email as `customer` would get it, in `lang`, with a sample code and dead links
     (and, for a live preview, the subject/intro being typed instead of the saved ones)."""
@@ -72,8 +84,7 @@ def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
     code = None
     if offer and flow["kind"] == "promotional":
         expires = utcnow() + timedelta(days=offer.get("valid_days", 3))
-        code = {"id": None, "code": "WB-PREVIEW", "percent": None if offer.get("free_shipping") else offer.get("percent"),
-                "expires_at": to_db(expires)}
+        code = sample_code(offer, shop["currency"], to_db(expires))
     products = [r[0] for r in db.execute(
         "SELECT DISTINCT COALESCE(l.title, l.sku) FROM order_lines l JOIN orders o ON o.id = l.order_id"
         " WHERE o.customer_id = ? AND COALESCE(l.title, l.sku) IS NOT NULL LIMIT 2", [customer["id"]])]
@@ -103,7 +114,8 @@ def _editor(shop, flow, lang, errors=None, fform=None, typed=None, status=200):
                       "subject": rendered.subject if rendered else None})
     user_email = db.execute("SELECT email FROM users WHERE id = ?", [g.user["id"]]).fetchone()[0]
     return render_template("flow.html", shop=shop, flow=flow, steps=steps, lang=lang, customer=customer,
-                           errors=errors or {}, fform=fform or flow_form(flow), typed=typed or {},
+                           errors=errors or {}, fform=fform or flow_form(flow, currency=shop["currency"]),
+                           typed=typed or {},
                            form=TokenForm(), user_email=user_email or ""), status
 
 
@@ -116,7 +128,7 @@ def edit(handle, name):
     lang = _lang()
     if request.method == "GET":
         return _editor(shop, flow, lang)
-    fform = flow_form(flow, request.form)
+    fform = flow_form(flow, request.form, currency=shop["currency"])
     valid = fform.validate()
     if fform.csrf_token.errors:
         abort(400)

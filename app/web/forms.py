@@ -12,7 +12,9 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.validators import AnyOf, DataRequired, ValidationError
 
 from flows.copy import INTRO_MAX, SUBJECT_MAX
+from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, offer_kind
 
+from ..money import exponent
 from ..settings import SETTINGS, Message, email_address, refusal, text
 from ..timeutil import zone
 
@@ -103,8 +105,14 @@ def rules_form(keys, labels):
 
 # --- The flow editor ---
 
-OFFER_KINDS = ("none", "percent", "free_shipping", "reuse")
-MAX_PERCENT = 90  # as flows.definitions.validate_flow
+OFFER_KINDS = ("none", "percent", "amount", "free_shipping", "reuse")
+# NEEDED[kind]: the step's fields an offer of that kind reads (a minimum order is optional).
+NEEDED = {"percent": ["valid_days", "percent", "min_order"], "amount": ["valid_days", "amount", "min_order"],
+          "free_shipping": ["valid_days", "min_order"]}
+
+
+def _whole(value):
+    return int(value) if value == int(value) else value
 
 
 class FlowForm(FlaskForm):
@@ -112,10 +120,43 @@ class FlowForm(FlaskForm):
 
     enabled = BooleanField()
     holdout = StringField(validators=[Number(0, 50, integer=False)])
+    currency = None  # the shop's: how many decimals an amount may have
+
+    def _check_money(self, field, hi):
+        """An amount in the shop's currency: more than 0, at most `hi`, no finer than its cents."""
+        Number(integer=False)(self, field)
+        if not 0 < field.parsed <= hi:
+            raise ValidationError(gettext("must be more than 0 and at most %(max)s", max=f"{hi:,}"))
+        if self.currency:
+            digits = exponent(self.currency)
+            if round(field.parsed, digits) != field.parsed:
+                raise ValidationError(gettext("at most %(n)s decimals in %(currency)s", n=digits,
+                                              currency=self.currency))
+
+    def _check_step_field(self, i, name):
+        """Check one number of step `i`'s offer; True when it is fine."""
+        field = self[f"step{i}_{name}"]
+        field.parsed = None
+        if name == "min_order" and not (field.data or "").strip():
+            return True  # no minimum
+        try:
+            if name == "valid_days":
+                Number(1, 365)(self, field)
+            elif name == "percent":
+                Number(integer=False)(self, field)
+                if not 0 < field.parsed <= MAX_PERCENT:
+                    raise ValidationError(gettext("a discount must be more than 0 %% and at most %(max)s %%",
+                                                  max=MAX_PERCENT))
+            else:
+                self._check_money(field, MAX_AMOUNT if name == "amount" else MAX_MIN_ORDER)
+        except ValidationError as exc:
+            field.errors = [*field.errors, str(exc.args[0])]
+            return False
+        return True
 
     def validate(self, extra_validators=None):
         """The fields one by one, then what ties the steps together (days in order, the offer's
-        numbers only when the offer needs them)."""
+        numbers only when the offer needs them, a minimum above the amount off)."""
         ok = super().validate(extra_validators)
         last = 0
         for i in range(self.step_count):
@@ -132,17 +173,12 @@ class FlowForm(FlaskForm):
             if kind not in OFFER_KINDS or (kind == "reuse" and i == 0):
                 self[f"step{i}_offer"].errors.append(gettext("choose an offer"))
                 ok = False
-            needed = {"percent": ["valid_days", "percent"], "free_shipping": ["valid_days"]}.get(kind, [])
-            for name in needed:
-                field = self[f"step{i}_{name}"]
-                check = (Number(1, 365) if name == "valid_days" else Number(integer=False))
-                try:
-                    check(self, field)
-                    if name == "percent" and not 0 < field.parsed <= MAX_PERCENT:
-                        raise ValidationError(gettext("a discount must be more than 0 %% and at most %(max)s %%",
-                                                      max=MAX_PERCENT))
-                except ValidationError as exc:
-                    field.errors = [*field.errors, str(exc.args[0])]
+            checked = [self._check_step_field(i, name) for name in NEEDED.get(kind, [])]
+            ok = all(checked) and ok
+            if kind == "amount" and all(checked):
+                amount, minimum = self[f"step{i}_amount"], self[f"step{i}_min_order"]
+                if minimum.parsed is not None and minimum.parsed <= amount.parsed:
+                    minimum.errors = [*minimum.errors, gettext("must be more than the amount off")]
                     ok = False
         return ok
 
@@ -170,16 +206,18 @@ class FlowForm(FlaskForm):
                 if kind == "free_shipping":
                     offer["free_shipping"] = True
                 else:
-                    pct = self[f"step{i}_percent"].parsed
-                    offer["percent"] = int(pct) if pct == int(pct) else pct
+                    offer[kind] = _whole(self[f"step{i}_{kind}"].parsed)
+                if self[f"step{i}_min_order"].parsed is not None:
+                    offer["min_order"] = _whole(self[f"step{i}_min_order"].parsed)
                 step["offer"] = offer
         return new
 
 
-def flow_form(flow, formdata=None):
-    """A FlowForm for `flow`'s steps, filled from `formdata` (a POST) or from the saved flow."""
+def flow_form(flow, formdata=None, currency=None):
+    """A FlowForm for `flow`'s steps, filled from `formdata` (a POST) or from the saved flow;
+    `currency` is the shop's (amounts are checked against its decimals)."""
     promotional = flow["kind"] == "promotional"
-    attrs = {"step_count": len(flow["steps"]), "promotional": promotional}
+    attrs = {"step_count": len(flow["steps"]), "promotional": promotional, "currency": currency}
     data = {"enabled": flow["enabled"], "holdout": f"{flow['holdout'] * 100:g}"}
     for i, step in enumerate(flow["steps"]):
         attrs[f"step{i}_delay"] = StringField(validators=[Number(0, 365)])
@@ -187,12 +225,10 @@ def flow_form(flow, formdata=None):
         if promotional:
             offer = step.get("offer") or {}
             attrs[f"step{i}_offer"] = SelectField(choices=list(OFFER_KINDS), validate_choice=False)
-            attrs[f"step{i}_percent"] = StringField()
-            attrs[f"step{i}_valid_days"] = StringField()
-            data[f"step{i}_offer"] = ("reuse" if offer.get("reuse") else "free_shipping" if offer.get("free_shipping")
-                                      else "percent" if offer.get("percent") else "none")
-            data[f"step{i}_percent"] = f"{offer['percent']:g}" if offer.get("percent") else ""
-            data[f"step{i}_valid_days"] = str(offer.get("valid_days") or "")
+            for name in ("percent", "amount", "valid_days", "min_order"):
+                attrs[f"step{i}_{name}"] = StringField()
+                data[f"step{i}_{name}"] = f"{offer[name]:g}" if offer.get(name) else ""
+            data[f"step{i}_offer"] = offer_kind(offer) or "none"
     form_class = type("StepsForm", (FlowForm,), attrs)
     return form_class(formdata=formdata) if formdata is not None else form_class(formdata=None, data=data)
 

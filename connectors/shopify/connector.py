@@ -137,25 +137,37 @@ class ShopifyConnector(Connector):
 
     # ---- writing -------------------------------------------------------------------------------
     def create_discount(self, *, code: str | None, customer: dict, percent: Decimal | None,
-                        free_shipping: bool, expires_at: datetime) -> str:
-        """A single-use code for this customer only: a percentage off, or free shipping."""
+                        free_shipping: bool, expires_at: datetime, amount: Decimal | None = None,
+                        min_order: Decimal | None = None) -> str:
+        """A single-use code for this customer only: a percentage off, a fixed amount off the order
+        (split across its items, in the shop's currency) or free shipping; with `min_order`, only on
+        a subtotal of at least that much."""
         code = code or new_code()
         common = {
             "title": f"Winback {code}", "code": code, "startsAt": to_db(utcnow()), "endsAt": to_db(expires_at),
             "context": {"customers": {"add": [gid("Customer", customer["external_id"])]}},
             "usageLimit": 1, "appliesOncePerCustomer": True,
         }
+        if min_order is not None:
+            if not Decimal(min_order) > 0:
+                raise ValueError("a minimum order is more than 0")
+            common["minimumRequirement"] = {"subtotal": {"greaterThanOrEqualToSubtotal": _decimal(min_order)}}
         if free_shipping:
             payload = self.client.execute(document("discount_freeship"), {"input": {
                 **common, "destination": {"all": True},
                 "combinesWith": {"orderDiscounts": True, "productDiscounts": True}}})
             user_errors(payload.get("discountCodeFreeShippingCreate"), f"discount code {code}")
             return code
-        if percent is None or not (0 < Decimal(percent) <= 100):
-            raise ValueError("a discount needs a percentage between 0 and 100, or free shipping")
-        fraction = float((Decimal(percent) / 100).quantize(Decimal("0.0001")))
+        if amount is not None:
+            if not Decimal(amount) > 0:
+                raise ValueError("an amount off is more than 0")
+            value = {"discountAmount": {"amount": _decimal(amount), "appliesOnEachItem": False}}
+        elif percent is None or not (0 < Decimal(percent) <= 100):
+            raise ValueError("a discount needs a percentage between 0 and 100, an amount, or free shipping")
+        else:
+            value = {"percentage": float((Decimal(percent) / 100).quantize(Decimal("0.0001")))}
         payload = self.client.execute(document("discount_basic"), {"input": {
-            **common, "customerGets": {"value": {"percentage": fraction}, "items": {"all": True}},
+            **common, "customerGets": {"value": value, "items": {"all": True}},
             "combinesWith": {"orderDiscounts": False, "productDiscounts": False, "shippingDiscounts": True}}})
         user_errors(payload.get("discountCodeBasicCreate"), f"discount code {code}")
         return code
@@ -171,6 +183,11 @@ class ShopifyConnector(Connector):
     def _ensure_webhooks(self):
         if not webhooks_registered(self.db, self.shop["id"]):
             register_webhooks(self)
+
+
+def _decimal(value) -> str:
+    """A money amount as Shopify's Decimal scalar takes it: a string, "10.00"."""
+    return f"{Decimal(value):f}"
 
 
 def factory(app, shop):

@@ -118,10 +118,13 @@ class WooConnector(Connector):
 
     # ---- writing -----------------------------------------------------------------------
     def create_discount(self, *, code: str, customer: dict, percent: Decimal | None,
-                        free_shipping: bool, expires_at: datetime) -> str:
-        """A one-use percent coupon restricted to the customer's email; returns the stored code."""
+                        free_shipping: bool, expires_at: datetime, amount: Decimal | None = None,
+                        min_order: Decimal | None = None) -> str:
+        """A one-use coupon (percent, fixed amount off the cart, or free shipping) restricted to the
+        customer's email, optionally from a minimum order; returns the stored code."""
         return coupons.create_coupon(self.client, code=code, email=customer.get("email") or "",
-                                     percent=percent, free_shipping=free_shipping, expires_at=expires_at)
+                                     percent=percent, free_shipping=free_shipping, expires_at=expires_at,
+                                     amount=amount, min_order=min_order)
 
     def prepare(self, db) -> None:
         """Before a scheduled sync: create the webhooks of a shop added offline, and fill in the

@@ -11,14 +11,18 @@ from .client import WooClient, WooError
 
 
 def coupon_body(code: str, email: str, percent: Decimal | None, free_shipping: bool,
-                expires_at: datetime) -> dict:
-    """The coupon as WooCommerce expects it: bound to one email, one use, expiring at an instant."""
+                expires_at: datetime, amount: Decimal | None = None, min_order: Decimal | None = None) -> dict:
+    """The coupon as WooCommerce expects it: bound to one email, one use, expiring at an instant.
+    A fixed `amount` is off the cart ("fixed_cart"), else `percent` ("percent", 0 with free
+    shipping alone); `min_order` is the cart's minimum ("minimum_amount")."""
     if expires_at.tzinfo is None:
         raise ValueError("expires_at must be timezone-aware")
-    return {
+    if amount is not None and not Decimal(amount) > 0:
+        raise ValueError("an amount off is more than 0")
+    body = {
         "code": code.strip().lower(),
-        "discount_type": "percent",
-        "amount": str(percent if percent is not None else 0),
+        "discount_type": "fixed_cart" if amount is not None else "percent",
+        "amount": f"{Decimal(amount):f}" if amount is not None else str(percent if percent is not None else 0),
         "individual_use": True,
         "usage_limit": 1,
         "usage_limit_per_user": 1,
@@ -29,10 +33,14 @@ def coupon_body(code: str, email: str, percent: Decimal | None, free_shipping: b
         "description": f"Winback code for {email.strip().lower()}",
         "meta_data": [{"key": "_winback", "value": "1"}],
     }
+    if min_order is not None:
+        body["minimum_amount"] = f"{Decimal(min_order):f}"
+    return body
 
 
 def create_coupon(client: WooClient, *, code: str | None, email: str, percent: Decimal | None,
-                  free_shipping: bool, expires_at: datetime, attempts: int = 3) -> str:
+                  free_shipping: bool, expires_at: datetime, attempts: int = 3, amount: Decimal | None = None,
+                  min_order: Decimal | None = None) -> str:
     """Create the coupon; returns the code as stored (lower-case).
 
     A generated code that collides with an existing one is replaced and tried again; a code the
@@ -44,7 +52,7 @@ def create_coupon(client: WooClient, *, code: str | None, email: str, percent: D
     for _ in range(attempts):
         try:
             body = client.post("coupons", coupon_body(chosen or new_code().lower(), email, percent,
-                                                      free_shipping, expires_at))
+                                                      free_shipping, expires_at, amount, min_order))
             return str(body["code"]).lower()
         except WooError as exc:
             if exc.code != "woocommerce_rest_coupon_code_already_exists" or chosen:
