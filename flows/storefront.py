@@ -2,8 +2,9 @@
 platform can apply one from a link.
 
 The storefront is the `store_url` setting when the owner set one, else what the platform knows:
-WooCommerce's store address (shops.base_url, from its connection), Shopify's shop domain (the
-`*.myshopify.com` handle, which Shopify sends on to the primary domain), and for the demo shop a
+WooCommerce's store address (shops.base_url, from its connection), Shopify's primary domain (the
+shop query's `primaryDomain { url }`, stored in shops.base_url at install; else the `*.myshopify.com`
+handle, which Shopify sends on to the primary domain), and for the demo shop a
 small page of this installation (`/demo-store`). An import shop without `store_url` has no button.
 
 Shopify applies a code from its shareable discount link `https://{storefront}/discount/{CODE}?redirect={path}`
@@ -22,7 +23,7 @@ def store_url(shop, settings, app_url=None) -> str | None:
     if not url:
         if shop.get("platform") == "demo" and app_url:
             url = f"{app_url.rstrip('/')}/demo-store"
-        elif shop.get("platform") == "shopify" and shop.get("handle"):
+        elif shop.get("platform") == "shopify" and not shop.get("base_url") and shop.get("handle"):
             url = f"https://{shop['handle']}"
         else:
             url = (shop.get("base_url") or "").strip()

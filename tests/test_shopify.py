@@ -491,7 +491,9 @@ def test_scheduler_polls_installed_shops_only(sapp, sdb, fake, shop):
 
 def test_a_delivered_shopify_email_applies_its_code_through_the_discount_link(sapp, sdb, fake, shop, smtp_server):
     """The whole way on a Shopify shop (the fake Shopify on loopback creates the code): the email's
-    button is a tracked link whose redirect is the storefront's discount link with that code."""
+    button is a tracked link whose redirect is the discount link on the primary domain the shop
+    query reported at install, with that code."""
+    assert shop["base_url"] == "https://shop.winback-test.example"
     smtp_server.reset()
     sapp.config["SMTP_URL"] = smtp_server.url
     h = History(sdb, shop=shop).repeat("207119551", [0, 40], total="20")
@@ -508,5 +510,14 @@ def test_a_delivered_shopify_email_applies_its_code_through_the_discount_link(sa
     response = sapp.test_client().get(button[len("http://127.0.0.1:5000"):],
                                       headers={"User-Agent": "Mozilla/5.0 Chrome/131.0"})
     assert response.status_code == 302
-    assert response.headers["Location"] == f"https://{SHOP}/discount/{code}?redirect=%2F"
+    assert response.headers["Location"] == f"https://shop.winback-test.example/discount/{code}?redirect=%2F"
     assert sdb.execute("SELECT link, suspect FROM clicks").fetchall() == [("shop", 0)]
+
+
+def test_the_primary_domain_is_taken_only_when_it_is_an_https_address(sapp, sdb, fake):
+    fake.primary_domain = "javascript:alert(1)"
+    creds = oauth.exchange_code(sapp, SHOP, fake.issue_code())
+    assert save_shop(sapp, sdb, SHOP, creds, verify=True)["base_url"] is None
+    fake.primary_domain = "https://beans.example/"
+    creds = oauth.exchange_code(sapp, SHOP, fake.issue_code())
+    assert save_shop(sapp, sdb, SHOP, creds, verify=True)["base_url"] == "https://beans.example"
