@@ -187,7 +187,8 @@ def test_a_winback_email_leads_to_the_shop(browser, server, width, height):
     """The win-back email as it is sent (`winback preview`, links made by this installation), opened
     at desktop and phone width: its button is visible, fits the screen and takes the reader through
     the tracked redirect to the demo shop's storefront."""
-    out = subprocess.run([str(BIN / "winback"), "preview", "--shop", "demo", "--flow", "winback", "--step", "1", "--json"],
+    command = ["preview", "--shop", "demo", "--flow", "winback", "--step", "1", "--json"]
+    out = subprocess.run([str(BIN / "winback"), *command],
                          env={**server["env"], "WINBACK_APP_URL": server["url"]}, check=True, capture_output=True,
                          text=True, cwd=ROOT)
     email = json.loads(out.stdout)

@@ -15,6 +15,7 @@ from flows.render import render
 from flows.storefront import shop_target
 from tests.builders import History, at, lapsed_shop, make_shop, ready_to_send
 from tests.test_render import parse
+from tests.test_ui import demo, demo_template  # noqa: F401 - fixtures
 
 STORE = "https://bean.example"
 APP = "http://127.0.0.1:5000"
@@ -29,8 +30,9 @@ def sent_email(app, db, smtp, store=STORE):
     tick(app, db, shop, at(101))
     [mail] = [m for m in smtp.messages if m["To"] == "a@example.com"]
     row = db.execute("SELECT * FROM messages WHERE email = 'a@example.com'").fetchone()
-    return (shop, dict(zip([d[0] for d in db.execute("SELECT * FROM messages").description], row)),
-            mail.get_body(preferencelist=("html",)).get_content(), mail.get_body(preferencelist=("plain",)).get_content())
+    columns = [d[0] for d in db.execute("SELECT * FROM messages").description]
+    return (shop, dict(zip(columns, row)), mail.get_body(preferencelist=("html",)).get_content(),
+            mail.get_body(preferencelist=("plain",)).get_content())
 
 
 def tracked(html):
@@ -192,3 +194,11 @@ def test_the_report_page_shows_clicks(app, db, smtp, client, login):
     page = client.get("/shops/s/report").get_data(as_text=True)
     assert "Click rate" in page and '<td class="num clicks">1</td>' in page and "100.0 %" in page
 
+
+
+def test_the_flow_editors_preview_has_the_demo_shops_storefront_button(client, login, demo):
+    login()
+    html = client.get("/shops/demo/flows/winback/0/preview?lang=en").get_data(as_text=True)
+    assert f"{APP}/demo-store" in parse(html).links  # untracked: a preview is no message
+    page = client.get("/demo-store")
+    assert page.status_code == 200 and "Demo shop" in page.get_data(as_text=True)
