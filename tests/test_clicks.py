@@ -74,6 +74,14 @@ def test_scanners_are_not_counted(app, db, smtp, client):
     assert counted(db) == [("shop", 0)]
 
 
+def test_the_owner_opening_a_sent_email_is_no_click(app, db, smtp, client, login):
+    _shop, _message, html, _text = sent_email(app, db, smtp)
+    login()
+    response = client.get(tracked(html)[0][len(APP):], headers={"User-Agent": BROWSER})
+    assert response.status_code == 302 and response.headers["Location"] == STORE
+    assert counted(db) == []
+
+
 def test_instant_clicks_on_every_link_are_suspect_and_a_later_one_counts(app, db, smtp):
     _shop, message, _html, _text = sent_email(app, db, smtp)
     sent = from_db(message["sent_at"])
