@@ -67,7 +67,7 @@ def test_scanners_are_not_counted(app, db, smtp, client):
     head = client.head(path, headers={"User-Agent": BROWSER})
     assert head.status_code == 302 and head.headers["Location"] == STORE
     for agent in ("Mozilla/5.0 (compatible; Barracuda Sentinel (EE))", "Microsoft Office Existence Discovery",
-                  "python-requests/2.32"):
+                  "python-requests/2.32", "Mozilla/5.0 (compatible; Googlebot/2.1)", ""):
         assert client.get(path, headers={"User-Agent": agent}).status_code == 302
     assert counted(db) == []
     client.get(path, headers={"User-Agent": BROWSER})
