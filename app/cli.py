@@ -19,6 +19,7 @@ from connectors.woocommerce import WooError
 from connectors.woocommerce.connect import add_store
 from flows.attribution import report
 from flows.definitions import PRIORITY, FlowError, load_flows, offer_kind, set_enabled
+from flows.email_preview import PreviewError, preview as preview_email
 from flows.engine import TickBusy, preview, tick
 from flows.explain import explain, find_customer
 from flows.messages import message_log
@@ -552,6 +553,30 @@ def dkim_command(shop_handle, domain, rotate, remove, as_json):
         echo_json(doc)
         return
     click.echo(f"Publish this TXT record for {doc['domain']}:\n  name:  {doc['txt_name']}\n  value: {doc['txt_record']}")
+
+
+@commands.command("preview")
+@shop_option
+@click.option("--flow", "flow_name", required=True, metavar="F", help="The flow (see `winback flow list`).")
+@click.option("--step", "step_no", required=True, type=click.IntRange(1), metavar="N", help="The step, from 1.")
+@click.option("--customer", metavar="ID", help="Platform customer id, or email (default: one in the flow's segment).")
+@click.option("--lang", metavar="L", help="The email's language: en, nl or pl (default: the customer's).")
+@json_option
+def preview_command(shop_handle, flow_name, step_no, customer, lang, as_json):
+    """One flow step's email as the customer would get it: subject, preheader, text, HTML and its links."""
+    shop = _require_shop(shop_handle)
+    try:
+        doc = preview_email(current_app, get_db(), shop, flow_name, step_no, customer, lang)
+    except PreviewError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"Subject: {doc['subject']}" + (f"\nPreheader: {doc['preheader']}" if doc["preheader"] else ""))
+    click.echo(f"\n{doc['text']}")
+    for link in doc["links"]:
+        click.echo(f"[{link['kind']}] {link['url']}\n  -> {link['target']}")
+
 
 
 # ---- users (issue 12) ------------------------------------------------------------------------

@@ -438,6 +438,26 @@ def m0015(db):
     _run(db, "ALTER TABLE shops ADD COLUMN dkim_key TEXT")
 
 
+@migrations(name="0016_clicks")
+def m0016(db):
+    # One row per recorded click on a tracked email link (flows/clicks.py owns it). `link` names the
+    # link within its message (shop, keep, ...); `suspect` = 1: a mail scanner's prefetch, kept to
+    # show but never counted. At most one counted click per message and link.
+    _run(db, """
+CREATE TABLE clicks (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    link TEXT NOT NULL,
+    clicked_at TEXT NOT NULL,
+    suspect INTEGER NOT NULL DEFAULT 0,
+    reason TEXT
+);
+CREATE UNIQUE INDEX clicks_counted ON clicks (message_id, link) WHERE suspect = 0;
+CREATE INDEX clicks_message ON clicks (message_id, clicked_at)
+""")
+
+
 @migrations(name="0017_offers")
 def m0017(db):
     # Offers beyond percent: a code can be an amount off (`amount_minor`) and ask for a minimum order

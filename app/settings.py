@@ -306,6 +306,19 @@ def https_url(*, optional=True):
     return _unless_blank(_describe(check, "url", max_len=2000), optional)
 
 
+def store_url(*, optional=True):
+    """A validator for a storefront address: https://, or http:// on this machine (a local test shop)."""
+    def check(value):
+        parts = _urlsplit(value)
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if not parts.hostname or not (parts.scheme.lower() == "https" or (parts.scheme.lower() == "http" and local)):
+            raise ValueError(Message(N_("%(value)s is not an https:// URL"), value=repr(value)))
+        if len(value) > 2000 or _re.search(r"[\s\"'<>\\]", value) or _CONTROL.search(value):
+            raise ValueError(Message(N_("%(value)s is not a valid URL"), value=repr(value)))
+        return value.rstrip("/")
+    return _unless_blank(_describe(check, "url", max_len=2000), optional)
+
+
 def color():
     """A validator for a #rrggbb colour."""
     def parse(value):
@@ -354,6 +367,8 @@ declare("postal_address", "", text(500, multiline=True),
         "Postal address in every email footer (required by anti-spam law: CAN-SPAM)")
 declare("smtp_url", None, smtp_url(), "SMTP server for this shop (smtp:// or smtps://; empty: WINBACK_SMTP_URL)",
         secret=True)
+declare("store_url", None, store_url(),
+        "Your storefront's address, where the button in every email leads (empty: the platform's store address)")
 # --- end of email branding and sender ---
 
 

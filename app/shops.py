@@ -110,7 +110,7 @@ def set_timezone(db, shop_id, timezone: str):
 
 
 def set_base_url(db, shop_id, base_url: str):
-    """Set the shop's store address (WooCommerce)."""
+    """Set the shop's store address (WooCommerce's store, Shopify's primary domain)."""
     with write_transaction(db):
         db.execute("UPDATE shops SET base_url = ? WHERE id = ?", [base_url, shop_id])
 

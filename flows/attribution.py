@@ -21,6 +21,7 @@ from app.money import from_minor
 from app.settings import get_settings
 from app.timeutil import to_db
 
+from .clicks import clicked_messages
 from .definitions import PRIORITY, load_flows
 
 MIN_GROUP = 30
@@ -153,7 +154,8 @@ def lift(db, shop, flow_name, window_days, now) -> dict:
 
 
 def report(db, shop, now) -> dict:
-    """Per flow and step: enrolled, held out, sent, converted, rates, revenue, discount cost, lift."""
+    """Per flow and step: enrolled, held out, sent, clicked (messages with a counted click, and their
+    share of those sent), converted, rates, revenue, discount cost, lift."""
     settings = get_settings(db, shop["id"])
     flows = load_flows(db, shop["id"])
     params = {"shop": shop["id"], "now": to_db(now), "currency": shop["currency"], "days": settings["conversion_days"]}
@@ -161,6 +163,7 @@ def report(db, shop, now) -> dict:
     attributed = {(r["flow"], r["step"]): r for r in db.query(ATTRIBUTED, params)}
     sent = {(r["flow"], r["step"]): r for r in db.query(SENT, params)}
     recipients = dict(db.execute(RECIPIENTS, params).fetchall())
+    clicked = clicked_messages(db, shop["id"], params["now"])
     enrolled = {r["flow"]: r for r in db.query(ENROLLED, params)}
     out = []
     for name in PRIORITY:
@@ -170,7 +173,9 @@ def report(db, shop, now) -> dict:
             s, a = sent.get((name, i), {}), attributed.get((name, i), {})
             n_sent = s.get("sent", 0)
             steps.append({"step": i + 1, "template": flow["steps"][i]["template"], "sent": n_sent,
-                          "queued": s.get("queued", 0), "converted": a.get("converted", 0),
+                          "queued": s.get("queued", 0), "clicks": clicked.get((name, i), 0),
+                          "click_rate": round(clicked.get((name, i), 0) / n_sent, 4) if n_sent else None,
+                          "converted": a.get("converted", 0),
                           "conversion_rate": round(a.get("converted", 0) / n_sent, 4) if n_sent else None,
                           "revenue": money(a.get("revenue")), "discount_cost": money(a.get("discount_cost")),
                           "revenue_per_recipient": round(money(a.get("revenue")) / n_sent, 2) if n_sent else None,

@@ -46,11 +46,12 @@ from app.money import from_minor
 from app.timeutil import from_db, to_db, utcnow, zone
 from connectors import store
 
-from . import codes, enrolments, messages
+from . import clicks, codes, enrolments, messages
 from .definitions import FLOW_OFF
 from .enrolments import exit_pass
 from .exits import finish_waiting, live_check
 from .render import render
+from .storefront import shop_target
 
 log = logging.getLogger("winback.delivery")
 BATCH = 200
@@ -429,8 +430,8 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
         customer = {"first_name": row["first_name"], "last_name": row["last_name"], "locale": row["c_locale"],
                     "email": row["c_email"], "external_id": row["external_id"]}
         email = render(step["template"], shop=shop, customer=customer, code=code,
-                       products=_replenish_products(db, row["customer_id"]) if row["flow"] == "replenish" else None,
-                       links=_links(app, shop, row), db=db, cache=cache, now=now)
+                       products=replenish_products(db, row["customer_id"]) if row["flow"] == "replenish" else None,
+                       links=_links(app, shop, row, settings, code), db=db, cache=cache, now=now)
         stored = {**row, "email": row["c_email"], "subject": email.subject, "body_text": email.text,
                   "body_html": email.html}
         message = build(app, shop, settings, stored)
@@ -472,15 +473,27 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
     return "sent"
 
 
-def _links(app, shop, row):
+def _links(app, shop, row, settings, code=None):
+    return email_links(app, shop, settings, row["id"], row["customer_id"], row["flow"], code)
+
+
+def email_links(app, shop, settings, message_id, customer_id, flow, code=None) -> dict:
+    """The personal URLs of one email: the shop button's and the sunset's keep link go through the
+    click redirect (flows.clicks, bound to `message_id`); the unsubscribe link stays direct (it must
+    work however old the email is, and it is the List-Unsubscribe target: never a redirect)."""
     base = app.config["APP_URL"]
-    links = {"unsubscribe_url": f"{base}/u/{tokens.make(app, 'unsubscribe', shop['id'], row['customer_id'])}"}
-    if row["flow"] == "sunset":  # only the sunset email asks to confirm
-        links["keep_url"] = f"{base}/k/{tokens.make(app, 'keep', shop['id'], row['customer_id'])}"
+    links = {"unsubscribe_url": f"{base}/u/{tokens.make(app, 'unsubscribe', shop['id'], customer_id)}"}
+    target = shop_target(shop, settings, code["code"] if code else None, app_url=base)
+    if target:
+        links["shop_url"] = clicks.tracked_url(app, message_id, "shop", target)
+    if flow == "sunset":  # only the sunset email asks to confirm
+        keep = f"{base}/k/{tokens.make(app, 'keep', shop['id'], customer_id)}"
+        links["keep_url"] = clicks.tracked_url(app, message_id, "keep", keep)
     return links
 
 
-def _replenish_products(db, customer_id):
+def replenish_products(db, customer_id):
+    """The titles of the products the customer is due to reorder (their replenish_due segment), or None."""
     row = db.execute("SELECT detail FROM customer_segments WHERE customer_id = ? AND segment = 'replenish_due'",
                      [customer_id]).fetchone()
     return [item["title"] for item in json.loads(row[0])] if row and row[0] else None

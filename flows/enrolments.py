@@ -21,6 +21,7 @@ Table owners (the only module that writes each table; others call it):
 | customer_segments | flows/segments.py |
 | shop_snapshots | flows/refresh.py |
 | login_failures | app/login_throttle.py |
+| clicks | flows/clicks.py |
 
 tests/test_layers.py keeps this table true. A Shopify erasure reaches messages and codes through
 `erase_person`/`erase_shop` (flows/messages.py) and `blank_errors` (flows/codes.py), handed to

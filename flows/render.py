@@ -35,6 +35,7 @@ from app.settings import DEFAULT_BRAND_COLOR, get_settings
 from app.timeutil import from_db, utcnow, zone
 
 from .copy import DEFAULT_LOCALE, LOCALES, SERVICE_TEMPLATES, TEMPLATES, get_copy  # noqa: F401 - re-exported
+from .storefront import applies_code, shop_target
 
 EMAIL_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "emails"
 
@@ -185,15 +186,6 @@ def _clean_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
-def _shop_url(shop):
-    url = (shop.get("base_url") or "").strip() if hasattr(shop, "get") else ""
-    if not url:
-        return None
-    if not re.match(r"^https?://", url, re.I):
-        url = "https://" + url
-    return url if re.match(r"^https?://[^\s\"'<>]+$", url) else None
-
-
 def _brand(shop, settings):
     return {
         "shop_name": shop["name"],
@@ -217,7 +209,8 @@ def format_time_left(expires_at: str, now, locale: str = DEFAULT_LOCALE) -> str:
 
 def render(template, *, shop, customer, code=None, products=None, links=None, db=None,
            copy_override=None, cache=None, now=None) -> Rendered:
-    """One email of a flow step. `links` are the email's personal URLs (keep_url, unsubscribe_url);
+    """One email of a flow step. `links` are the email's personal URLs (shop_url: the button's tracked
+    link, keep_url, unsubscribe_url);
     `db` (optional) supplies the shop's branding settings and the owner's subject/intro.
     `copy_override` ({"subject", "intro"}, None = the default text) replaces the stored subject/intro:
     the UI's preview of text not saved yet. `cache` (a dict kept for one batch) saves reading the
@@ -242,6 +235,8 @@ def render(template, *, shop, customer, code=None, products=None, links=None, db
     if code and not marketing:
         raise ValueError(f"{template} is a service email and carries no offer")
     offer = offer_words(code, locale) if code else {}
+    # The tracked link made at delivery; without one (a page's preview) the plain storefront link.
+    shop_url = links.get("shop_url") or shop_target(shop, settings, code["code"] if code else None)
     context = {
         **_brand(shop, settings),
         "locale": locale,
@@ -257,10 +252,11 @@ def render(template, *, shop, customer, code=None, products=None, links=None, db
         "expires": format_expiry(code["expires_at"], shop.get("timezone") or "UTC", locale) if code else None,
         "time_left": format_time_left(code["expires_at"], now or utcnow(), locale) if code else None,
         "products": format_list(list(products), locale=locale) if products else None,
-        "shop_url": _shop_url(shop),
+        "shop_url": shop_url,
         "keep_url": links.get("keep_url"),
         "cta_url": (links.get("keep_url") if template == "sunset"
-                    else None if template in SERVICE_TEMPLATES else _shop_url(shop)),
+                    else None if template in SERVICE_TEMPLATES else shop_url),
+        "code_applies": bool(code and shop_url and applies_code(shop)),
         "unsubscribe_url": links.get("unsubscribe_url"),
         "subject_override": copy.get("subject"),
         "intro_override": copy.get("intro"),

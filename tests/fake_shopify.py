@@ -129,6 +129,7 @@ class FakeShopify:
 
     def __init__(self, client_id="test-client", secret="test-secret", shop="winback-test.myshopify.com"):
         self.client_id, self.secret, self.shop = client_id, secret, shop
+        self.primary_domain = "https://shop.winback-test.example"  # the shop query's primaryDomain { url }
         self.orders = {str(o["id"]): o for o in load_fixture_orders()}
         customers = {str(o["customer"]["id"]): o["customer"] for o in self.orders.values() if o.get("customer")}
         fixture = load_fixture_customer()
@@ -274,7 +275,7 @@ class FakeShopify:
     # ---- GraphQL operations ----------------------------------------------------------------
     def op_Shop(self, v):
         return {"shop": {"name": "Winback Test", "currencyCode": "USD", "ianaTimezone": "America/New_York",
-                         "myshopifyDomain": self.shop}}
+                         "myshopifyDomain": self.shop, "primaryDomain": {"url": self.primary_domain}}}
 
     def op_Sub(self, v):
         self.subscriptions.append((v["topic"], v["sub"]["uri"]))

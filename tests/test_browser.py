@@ -3,6 +3,7 @@
 
 `make test` installs chromium when it is missing; without it these tests fail (never skip), saying so.
 """
+import json
 import os
 import sqlite3
 import subprocess
@@ -179,3 +180,34 @@ def test_phone_width(browser, server):
     shot(page, "flow-phone")
     page.locator("#step0").screenshot(path=str(ARTIFACTS / "flow-phone-preview.png"))
     page.context.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_a_winback_email_leads_to_the_shop(browser, server, width, height):
+    """The win-back email as it is sent (`winback preview`, links made by this installation), opened
+    at desktop and phone width: its button is visible, fits the screen and takes the reader through
+    the tracked redirect to the demo shop's storefront."""
+    command = ["preview", "--shop", "demo", "--flow", "winback", "--step", "1", "--json"]
+    out = subprocess.run([str(BIN / "winback"), *command],
+                         env={**server["env"], "WINBACK_APP_URL": server["url"]}, check=True, capture_output=True,
+                         text=True, cwd=ROOT)
+    email = json.loads(out.stdout)
+    [shop_link] = [link for link in email["links"] if link["kind"] == "shop"]
+    assert shop_link["url"].startswith(server["url"] + "/c/") and shop_link["target"] == server["url"] + "/demo-store"
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.set_content(email["html"])
+    button = page.locator("a.button")
+    expect(button).to_be_visible()
+    assert button.get_attribute("href") == shop_link["url"]
+    assert "WB-PREVIEW" in page.locator("body").inner_text()
+    box = button.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"the email scrolls sideways at {width} px ({scroll} px)"
+    shot(page, f"email-winback-{width}")
+    button.click()
+    page.wait_for_url(server["url"] + "/demo-store")
+    expect(page.locator("h1")).to_have_text("Demo shop")
+    context.close()

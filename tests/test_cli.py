@@ -25,7 +25,8 @@ def readme_commands():
 # The contract's commands: the README must document each of them (and may document more).
 CONTRACT = {"init-db", "demo", "serve", "worker", "shop add-shopify", "shop add-woocommerce", "shop list", "sync",
             "import-orders", "refresh", "segments", "model", "explain", "run-flows", "messages", "report",
-            "flow list", "flow enable", "flow disable", "user add", "user list", "user passwd", "user remove", "dkim"}
+            "flow list", "flow enable", "flow disable", "user add", "user list", "user passwd", "user remove", "dkim",
+            "preview"}
 
 
 def spec_commands():

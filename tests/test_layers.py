@@ -35,6 +35,7 @@ OWNERS = {
     "leases": "flows/lease.py",
     "shop_snapshots": "flows/refresh.py",
     "customer_segments": "flows/segments.py",
+    "clicks": "flows/clicks.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.

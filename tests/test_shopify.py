@@ -23,7 +23,10 @@ from connectors.shopify.install import save_shop
 from connectors.shopify.subscriptions import is_uninstalled
 from connectors.shopify.mapping import consent, order_from_rest, order_status
 from connectors.sync import get_state, sync_shop
+from flows.engine import tick
+from tests.builders import History, at, ready_to_send
 from tests.fake_shopify import FakeShopify, load_fixture_orders, sign_query, webhook_headers
+from tests.test_render import parse
 
 SHOP = "winback-test.myshopify.com"
 
@@ -511,3 +514,37 @@ def test_scheduler_polls_installed_shops_only(sapp, sdb, fake, shop):
     deliver(sapp.test_client(), fake, "app/uninstalled", {"id": 1})
     inbox.process_due(sapp, sdb)
     assert SHOP not in tick_all(sapp, holder="test-scheduler")
+
+
+def test_a_delivered_shopify_email_applies_its_code_through_the_discount_link(sapp, sdb, fake, shop, smtp_server):
+    """The whole way on a Shopify shop (the fake Shopify on loopback creates the code): the email's
+    button is a tracked link whose redirect is the discount link on the primary domain the shop
+    query reported at install, with that code."""
+    assert shop["base_url"] == "https://shop.winback-test.example"
+    smtp_server.reset()
+    sapp.config["SMTP_URL"] = smtp_server.url
+    h = History(sdb, shop=shop).repeat("207119551", [0, 40], total="20")
+    for i in range(9):
+        h.repeat(f"90{i}", [0, 40, 90], total="100")
+    ready_to_send(sdb, h.write())
+    result = tick(sapp, sdb, shop, at(101, 16), connector=connector(sapp, sdb, fake, shop))
+    assert result["sent"] == 1, result
+    [mail] = smtp_server.messages
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    [button] = [u for u in parse(html).links if u.startswith("http://127.0.0.1:5000/c/")]
+    code = sdb.execute("SELECT code FROM discount_codes").fetchone()[0]
+    assert fake.discounts[-1]["code"] == code
+    response = sapp.test_client().get(button[len("http://127.0.0.1:5000"):],
+                                      headers={"User-Agent": "Mozilla/5.0 Chrome/131.0"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"https://shop.winback-test.example/discount/{code}?redirect=%2F"
+    assert sdb.execute("SELECT link, suspect FROM clicks").fetchall() == [("shop", 0)]
+
+
+def test_the_primary_domain_is_taken_only_when_it_is_an_https_address(sapp, sdb, fake):
+    fake.primary_domain = "javascript:alert(1)"
+    creds = oauth.exchange_code(sapp, SHOP, fake.issue_code())
+    assert save_shop(sapp, sdb, SHOP, creds, verify=True)["base_url"] is None
+    fake.primary_domain = "https://beans.example/"
+    creds = oauth.exchange_code(sapp, SHOP, fake.issue_code())
+    assert save_shop(sapp, sdb, SHOP, creds, verify=True)["base_url"] == "https://beans.example"

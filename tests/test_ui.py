@@ -414,12 +414,13 @@ def test_products_page_marks_replenishable_products(client, login, db, demo):
 
 PUBLIC = {"static", "i18n.switch", "auth.login", "auth.logout", "healthz", "links.keep", "links.keep_confirm",
           "links.unsubscribe_page", "links.unsubscribe", "shopify.install", "shopify.callback", "shopify.webhook",
-          "woocommerce.callback", "woocommerce.webhook",
+          "woocommerce.callback", "woocommerce.webhook", "links.click", "links.demo_store",
           "feedback.postmark", "feedback.ses"}  # the mail services' webhooks: a secret or an SNS signature
 
 
 def test_every_other_route_needs_a_login(app, client, demo):
-    """Login required everywhere but webhooks, OAuth callbacks, unsubscribe/keep links, login and health."""
+    """Login required everywhere but webhooks, OAuth callbacks, the email links (unsubscribe, keep, the
+    click redirect, the demo storefront), login and health."""
     app.config["WTF_CSRF_ENABLED"] = False  # so that a POST reaches the login check
     values = {"handle": "demo", "customer_id": "1", "name": "winback", "step": 0, "product_id": 1, "message_id": 1}
     checked = 0

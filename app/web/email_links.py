@@ -1,10 +1,13 @@
 """The pages behind the links in emails. They need no login: the signed token is the key."""
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, redirect, render_template, request
+from flask_login import current_user
 
+from flows import clicks
 from flows.consent import keep_subscribed, unsubscribe as do_unsubscribe
 
 from .. import tokens
 from ..db import get_db
+from ..timeutil import utcnow
 
 bp = Blueprint("links", __name__)
 
@@ -50,3 +53,27 @@ def unsubscribe(token):
     if request.form.get("List-Unsubscribe") == "One-Click":
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
     return render_template("unsubscribe.html", customer=customer, done=True)
+
+
+@bp.get("/c/<token>")
+def click(token):
+    """A tracked link: 302 to the target the token carries (never one from the query), recording
+    the click unless it is a scanner's prefetch, an expired token, a preview's link (no message) or
+    a Winback user (the owner opening a sent email in the outbox is no customer coming back).
+    A forged or altered token is a 404: nothing to redirect to."""
+    found = clicks.read_token(current_app, token)
+    if found is None:
+        abort(404)
+    message_id, link, target, fresh = found
+    if (fresh and message_id is not None and not current_user.is_authenticated
+            and not clicks.is_scanner(request.method, request.user_agent.string)):
+        clicks.record(get_db(), message_id, link, utcnow())
+    response = redirect(target, code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/demo-store")
+def demo_store():
+    """The demo shop's stand-in storefront (its `store_url`), so that its emails' buttons lead somewhere."""
+    return render_template("demo_store.html")

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flows.copy import get_copy, save_copy as store
 from flows.definitions import FlowError, load_flows, offer_kind, save_flow
 from flows.render import render
+from flows.storefront import shop_target
 
 from ..db import get_db
 from ..mailer import build, smtp_url_for
@@ -77,8 +78,9 @@ def sample_code(offer, currency, expires_at) -> dict:
 
 
 def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
-    """The step's email as `customer` would get it, in `lang`, with a sample code and dead links
-    (and, for a live preview, the subject/intro being typed instead of the saved ones)."""
+    """The step's email as `customer` would get it, in `lang`, with a sample code and dead links but
+    the shop button's, which leads to the storefront untracked (and, for a live preview, the
+    subject/intro being typed instead of the saved ones)."""
     step = flow["steps"][step_no]
     offer = _offer_for(flow, step_no)
     code = None
@@ -89,9 +91,11 @@ def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
         "SELECT DISTINCT COALESCE(l.title, l.sku) FROM order_lines l JOIN orders o ON o.id = l.order_id"
         " WHERE o.customer_id = ? AND COALESCE(l.title, l.sku) IS NOT NULL LIMIT 2", [customer["id"]])]
     dead = current_app.config["APP_URL"] + "/#preview"
+    store = shop_target(shop, get_settings(db, shop["id"]), code and code["code"],
+                        app_url=current_app.config["APP_URL"])
     return render(step["template"], shop=shop, customer={**customer, "locale": lang}, code=code,
-                  products=products or None, links={"keep_url": dead, "unsubscribe_url": dead}, db=db,
-                  copy_override=copy_override)
+                  products=products or None, links={"keep_url": dead, "unsubscribe_url": dead, "shop_url": store},
+                  db=db, copy_override=copy_override)
 
 
 @bp.get("/shops/<handle>/flows")

@@ -50,6 +50,8 @@ SECTIONS = [
         ("smtp_url", _l("SMTP server"), _l("smtps://user:password@mail.example.com:465. Kept encrypted and never shown again: leave the field empty to keep the saved one. Without one, the installation's server sends.")),
         ("brand_logo_url", _l("Logo"), _l("An https:// image URL shown at the top of emails.")),
         ("brand_color", _l("Brand colour"), _l("Like #2f7d5b.")),
+        ("store_url", _l("Storefront address"),
+         _l("Where the button in every email leads, like https://shop.example.com. Empty: the store's address on its platform.")),
     ]),
     (_l("Marketing consent"), [
         ("woo_consent_source", _l("Consent source"),

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 from app.db import connect
-from app.shops import create_shop, get_shop, store_credentials, update_details
+from app.shops import create_shop, get_shop, set_base_url, store_credentials, update_details
 from app.timeutil import to_db, utcnow
 from app.users import add_member
 from connectors.sync import sync_shop
@@ -31,14 +32,17 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
         probe.creds = dict(creds)
         info = probe.shop_info()
         creds = probe.creds
+    storefront = _storefront(info)
     if shop is None:
         shop = create_shop(db, domain, "shopify", name=info.get("name") or domain,
                            currency=info.get("currencyCode") or "USD",
-                           timezone=info.get("ianaTimezone") or "UTC")
+                           timezone=info.get("ianaTimezone") or "UTC", base_url=storefront)
     elif info:
         update_details(db, shop["id"], name=info.get("name") or shop["name"],
                        currency=info.get("currencyCode") or shop["currency"],
                        timezone=info.get("ianaTimezone") or shop["timezone"])
+        if storefront:
+            set_base_url(db, shop["id"], storefront)
     store_credentials(app, db, shop["id"], creds)
     mark(db, shop["id"], installed_at=to_db(utcnow()), uninstalled_at=None, webhooks_registered_at=None)
     if user_id is not None:
@@ -47,6 +51,13 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
     if verify and register is not False:
         register_webhooks(ShopifyConnector(app, shop, db=db))
     return shop
+
+
+def _storefront(info) -> str | None:
+    """The shop's primary domain (`https://shop.example`), where the emails' buttons lead; None when
+    Shopify reported none or something that is not an https:// address."""
+    url = ((info.get("primaryDomain") or {}).get("url") or "").strip().rstrip("/")
+    return url if re.fullmatch(r"https://[A-Za-z0-9.-]+(:\d+)?", url) else None
 
 
 def start_first_sync(app, shop: dict) -> threading.Thread:
