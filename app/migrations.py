@@ -507,6 +507,19 @@ DROP TABLE temp.offers_message_codes
 """)
 
 
+@migrations(name="0019_product_details")
+def m0019(db):
+    # What an email's product block shows and links to, and whether it may show the product at all.
+    _run(db, """
+ALTER TABLE products ADD COLUMN url TEXT;
+ALTER TABLE products ADD COLUMN image_url TEXT;
+ALTER TABLE products ADD COLUMN published INTEGER CHECK (published IN (0, 1));
+ALTER TABLE products ADD COLUMN in_stock INTEGER CHECK (in_stock IN (0, 1));
+ALTER TABLE products ADD COLUMN variant_id TEXT;
+ALTER TABLE products ADD COLUMN created_at TEXT
+""")
+
+
 def init_db(db=None):
     """Create or migrate the schema; returns the names of the migrations applied now."""
     db = db or get_db()

@@ -48,6 +48,13 @@ class ProductRecord:
     price: Decimal | None = None
     currency: str | None = None
     updated_at: datetime | None = None
+    # What an email shows (None: not known from this source, the stored value stays).
+    url: str | None = None
+    image_url: str | None = None
+    published: bool | None = None
+    in_stock: bool | None = None
+    variant_id: str | None = None  # the first variant's id (Shopify's cart permalink needs it)
+    created_at: datetime | None = None
 
 
 @dataclass(slots=True)

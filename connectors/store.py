@@ -29,6 +29,11 @@ def _plain_insert(upsert: str) -> str:
     return upsert[:upsert.index("ON CONFLICT")]
 
 
+def _flag(value) -> int | None:
+    """True/False/None -> 1/0/NULL."""
+    return None if value is None else int(bool(value))
+
+
 def _merge_sql(table: str, merge: dict[str, str]) -> tuple[str, str]:
     """SET and WHERE clauses of an upsert that only writes when a value really changes."""
     sets = ", ".join(f"{col} = {expr}" for col, expr in merge.items())
@@ -64,13 +69,16 @@ ON CONFLICT (shop_id, external_id) DO UPDATE SET {_CUSTOMER_SET} WHERE {_CUSTOME
 INSERT_CUSTOMER = _plain_insert(UPSERT_CUSTOMER)
 
 # Product data from a product sync wins; data seen on order lines only fills gaps.
+_PRODUCT_DETAILS = ("url", "image_url", "published", "in_stock", "variant_id", "created_at")
 _PRODUCT_MERGE_FULL = {c: f"COALESCE(excluded.{c}, products.{c})"
-                       for c in ("title", "sku", "brand", "category", "price_minor", "updated_at")}
+                       for c in ("title", "sku", "brand", "category", "price_minor", *_PRODUCT_DETAILS,
+                                 "updated_at")}
 _PRODUCT_MERGE_FILL = {c: f"COALESCE(products.{c}, excluded.{c})"
                        for c in ("title", "sku", "brand", "category", "price_minor")}
 _PRODUCT_INSERT = """
-INSERT INTO products (shop_id, external_id, title, sku, brand, category, price_minor, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO products (shop_id, external_id, title, sku, brand, category, price_minor, url, image_url,
+                      published, in_stock, variant_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (shop_id, external_id) DO UPDATE SET {} WHERE {}
 """
 UPSERT_PRODUCT = _PRODUCT_INSERT.format(*_merge_sql("products", _PRODUCT_MERGE_FULL))
@@ -300,7 +308,8 @@ class ShopWriter:
                 (upserts if r.external_id in existing else inserts).append((
                     self.shop_id, r.external_id, r.title, r.sku, r.brand, r.category,
                     conv.minor(r.price, r.currency or self.currency) if r.price is not None else None,
-                    conv.time(r.updated_at)))
+                    r.url, r.image_url, _flag(r.published), _flag(r.in_stock), r.variant_id,
+                    conv.time(r.created_at), conv.time(r.updated_at)))
             changed = self._execute(INSERT_PRODUCT, inserts) + \
                 self._execute(FILL_PRODUCT if fill_only else UPSERT_PRODUCT, upserts)
             new = len(recs) - len(existing)

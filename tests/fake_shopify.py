@@ -123,6 +123,21 @@ def order_node(o, with_lines=True):
     return node
 
 
+def product_node(pid, item, order):
+    """A Product node as the Admin API gives it: published on the online store, in stock, one variant
+    (the line's) at the line's price, a featured image. Tests change the fields they look at."""
+    currency = item["price_set"]["shop_money"]["currency_code"]
+    return {"id": _gid("Product", pid), "title": item["title"], "vendor": "Apple",
+            "productType": PRODUCT_TYPES.get(pid, ""), "createdAt": order["created_at"],
+            "updatedAt": order["updated_at"], "category": None,
+            "onlineStoreUrl": f"https://shop.winback-test.example/products/p{pid}", "status": "ACTIVE",
+            "tracksInventory": True, "totalInventory": 7,
+            "featuredMedia": {"preview": {"image": {"url": f"https://cdn.shopify.example/files/p{pid}.jpg"}}},
+            "priceRangeV2": {"minVariantPrice": {"amount": item["price"], "currencyCode": currency}},
+            "variants": {"nodes": [{"id": _gid("ProductVariant", item.get("variant_id") or f"{pid}1"),
+                                    "price": item["price"]}]}}
+
+
 class FakeShopify:
     """The fake. Attributes tests turn: `bucket_*` (throttling), `fail_graphql` (HTTP 503s to come),
     `fail_downloads` (bulk result failures to come), `bulk_polls` (polls before an export is done)."""
@@ -140,9 +155,7 @@ class FakeShopify:
             for item in o["line_items"]:
                 if item.get("product_id"):
                     pid = str(item["product_id"])
-                    self.products[pid] = {"id": _gid("Product", pid), "title": item["title"], "vendor": "Apple",
-                                          "productType": PRODUCT_TYPES.get(pid, ""), "updatedAt": o["updated_at"],
-                                          "category": None}
+                    self.products[pid] = product_node(pid, item, o)
         self.codes, self.tokens, self.refresh_tokens = {}, {}, {}
         self.token_ttl = 3600
         self.discounts, self.consents, self.subscriptions, self.log = [], [], [], []
@@ -310,8 +323,14 @@ class FakeShopify:
         after the next order, as `groupObjects: false` allows."""
         if resource == "customers":
             return [customer_node(c) for c in self.customers.values()]
-        if resource == "products":
-            return list(self.products.values())
+        if resource == "products":  # variants are lines of their own, the first one before its product
+            out = []
+            for node in self.products.values():
+                variants = [{**v, "__parentId": node["id"]} for v in node["variants"]["nodes"]]
+                out.extend(variants[:1])
+                out.append({k: v for k, v in node.items() if k != "variants"})
+                out.extend(variants[1:])
+            return out
         out, held = [], []
         for o in sorted(self.orders.values(), key=lambda o: o["created_at"]):
             node = order_node(o, with_lines=False)

@@ -367,6 +367,43 @@ def test_webhooks_are_stored_once_and_processed_in_the_background(sapp, sdb, fak
     assert sdb.execute("SELECT refunded_minor FROM orders WHERE external_id = '1073459972'").fetchone()[0] == 5000
 
 
+def test_sync_brings_product_link_picture_price_publication_and_stock(sapp, sdb, fake, shop):
+    fake.products["632910392"].update(status="DRAFT", onlineStoreUrl=None)
+    fake.products["921728736"]["totalInventory"] = 0
+    synced(sapp, sdb, fake, shop)  # bulk: variants come as lines of their own
+    rows = {r["external_id"]: r for r in sdb.query("SELECT * FROM products WHERE shop_id = ?", [shop["id"]])}
+    ipod = rows["921728736"]
+    assert ipod["url"] == "https://shop.winback-test.example/products/p921728736"
+    assert ipod["image_url"] == "https://cdn.shopify.example/files/p921728736.jpg"
+    assert ipod["price_minor"] == 19900 and ipod["variant_id"] == "447654529"
+    assert (ipod["published"], ipod["in_stock"]) == (1, 0)
+    assert (rows["632910392"]["published"], rows["632910392"]["in_stock"]) == (0, 1)
+    again = synced(sapp, sdb, fake, shop, full=True)
+    assert again.get("products_updated", 0) == 0  # nothing changed, no row touched
+    # an incremental sync (page query, variants nested) brings it back in stock at a new price
+    fake.products["921728736"].update(totalInventory=3, updatedAt="2030-01-01T00:00:00Z")
+    fake.products["921728736"]["variants"]["nodes"][0]["price"] = "179.00"
+    synced(sapp, sdb, fake, shop)
+    row = next(sdb.query("SELECT * FROM products WHERE external_id = '921728736'"))
+    assert (row["in_stock"], row["price_minor"], row["variant_id"]) == (1, 17900, "447654529")
+    assert row["url"] == "https://shop.winback-test.example/products/p921728736"
+
+
+def test_product_webhook_keeps_the_link_and_updates_stock(sapp, sdb, fake, shop):
+    synced(sapp, sdb, fake, shop)
+    client = sapp.test_client()
+    product = {"id": 921728736, "title": "IPod Touch 8GB", "vendor": "Apple", "product_type": "Music players",
+               "status": "active", "published_at": "2026-01-01T00:00:00Z", "updated_at": "2031-01-01T00:00:00Z",
+               "image": {"src": "https://cdn.shopify.example/files/new.jpg"},
+               "variants": [{"id": 447654529, "sku": "IPOD", "price": "199.00", "inventory_management": "shopify",
+                             "inventory_quantity": 0}]}
+    deliver(client, fake, "products/update", product)
+    assert inbox.process_due(sapp, sdb)["done"] == 1
+    row = next(sdb.query("SELECT * FROM products WHERE external_id = '921728736'"))
+    assert (row["in_stock"], row["published"], row["image_url"]) == (0, 1, "https://cdn.shopify.example/files/new.jpg")
+    assert row["url"] == "https://shop.winback-test.example/products/p921728736"  # not in the body: kept
+
+
 def test_discount_codes_are_personal_single_use_and_expiring(sapp, sdb, fake, shop):
     con = connector(sapp, sdb, fake, shop)
     expires = utcnow() + timedelta(days=4)

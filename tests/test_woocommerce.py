@@ -352,6 +352,21 @@ def test_recent_orders_for_the_check_before_a_send(app, db, store):
     assert registered == ["801"] and guest == ["802", "803", "804"]
 
 
+def test_sync_brings_product_link_picture_price_publication_and_stock(app, db, store):
+    store.products[22].update(stock_status="outofstock")
+    store.products[93].update(status="draft")
+    shop = woo_shop(app, db, store)
+    sync_shop(app, db, shop)
+    rows = {r["external_id"]: r for r in db.query("SELECT * FROM products WHERE shop_id = ?", [shop["id"]])}
+    premium = rows["794"]
+    assert premium["url"] == "https://example.com/product/premium-quality-19/"
+    assert premium["image_url"] == "https://example.com/wp-content/uploads/2017/03/T_2_front-4.jpg"
+    assert premium["price_minor"] == 2199 and premium["variant_id"] == "794"
+    assert (premium["published"], premium["in_stock"]) == (1, 1)
+    assert (rows["22"]["published"], rows["22"]["in_stock"]) == (1, 0)
+    assert (rows["93"]["published"], rows["93"]["in_stock"]) == (0, 1)
+
+
 def test_variation_updates_are_not_products(app, client, db, store):
     shop = woo_shop(app, db, store, webhook_secret="s")
     from connectors.woocommerce.webhooks import handle_product

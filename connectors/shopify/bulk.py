@@ -12,7 +12,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from .errors import ShopifyError
 from .graphql import BACKOFF, document, user_errors
-from .mapping import line_from_graphql, order_from_graphql
+from .mapping import line_from_graphql, order_from_graphql, product_from_graphql
 
 log = logging.getLogger("winback.shopify")
 FAILED = ("FAILED", "CANCELED", "CANCELLED", "EXPIRED")
@@ -107,6 +107,22 @@ def objects(lines: Iterable[bytes]) -> Iterator[dict]:
     """Parsed objects of raw JSONL lines."""
     for line in lines:
         yield orjson.loads(line)
+
+
+def stitch_products(lines: Iterable[bytes]) -> Iterator:
+    """Products with their first variant from raw bulk JSONL lines (variants are lines of their own,
+    linked by `__parentId`, in any order). A catalogue is small next to the orders: it is held whole."""
+    nodes: dict[str, dict] = {}
+    first: dict[str, dict] = {}
+    for raw in lines:
+        obj = orjson.loads(raw)
+        parent = obj.get("__parentId")
+        if parent is None:
+            nodes[obj["id"]] = obj
+        else:
+            first.setdefault(parent, obj)
+    for key, node in nodes.items():
+        yield product_from_graphql(node, first.get(key))
 
 
 def stitch_orders(lines: Iterable[bytes], window: int = 20000):

@@ -102,8 +102,10 @@ class ShopifyConnector(Connector):
     def products(self, since=None) -> Iterator[ProductRecord]:
         """Products (vendor = brand, product type = category): bulk export, or pages since `since`."""
         self._ensure_webhooks()
-        nodes = bulk.objects(self._bulk("products")) if since is None else self._pages("products", "products", since)
-        for node in nodes:
+        if since is None:
+            yield from bulk.stitch_products(self._bulk("products"))
+            return
+        for node in self._pages("products", "products", since):
             yield product_from_graphql(node)
 
     def customers(self, since=None) -> Iterator[CustomerRecord]:

@@ -80,14 +80,22 @@ def customer_from_rest(data: dict | None) -> CustomerRecord | None:
 
 
 def product_from_rest(data: dict) -> ProductRecord:
-    """A product from a products/update body (brand = vendor, category = product type)."""
+    """A product from a products/update body (brand = vendor, category = product type). The body has
+    no storefront URL: the stored one (from the last sync) stays."""
     variants = data.get("variants") or [{}]
     price = variants[0].get("price")
+    tracked = [v for v in variants if v.get("inventory_management")]
     return ProductRecord(
         external_id=numeric_id(data["id"]), title=data.get("title"), sku=variants[0].get("sku") or None,
         brand=data.get("vendor") or None, category=data.get("product_type") or None,
         price=Decimal(str(price)) if price not in (None, "") else None,
-        updated_at=_time(data.get("updated_at")))
+        image_url=((data.get("image") or {}).get("src")) or None,
+        published=(data.get("status") == "active" and bool(data.get("published_at")))
+        if "status" in data else None,
+        in_stock=(not tracked or sum(int(v.get("inventory_quantity") or 0) for v in tracked) > 0)
+        if variants != [{}] else None,
+        variant_id=numeric_id(variants[0].get("id")),
+        created_at=_time(data.get("created_at")), updated_at=_time(data.get("updated_at")))
 
 
 def _refunded_rest(data: dict) -> Decimal:
@@ -142,12 +150,28 @@ def customer_from_graphql(node: dict | None) -> CustomerRecord | None:
         created_at=_time(node.get("createdAt")), updated_at=_time(node.get("updatedAt")))
 
 
-def product_from_graphql(node: dict) -> ProductRecord:
-    """A product from a GraphQL Product node (category: product type, else taxonomy category)."""
+def product_from_graphql(node: dict, variant: dict | None = None) -> ProductRecord:
+    """A product from a GraphQL Product node (category: product type, else taxonomy category).
+    `variant` is its first variant (a bulk export gives variants as lines of their own; a page
+    query nests them). Published: active and on the online store (`onlineStoreUrl` is null
+    otherwise); in stock: inventory not tracked, or some left."""
     category = node.get("productType") or ((node.get("category") or {}).get("fullName"))
+    if variant is None:
+        variant = next(iter((node.get("variants") or {}).get("nodes") or ()), None)
+    lowest = ((node.get("priceRangeV2") or {}).get("minVariantPrice")) or {}
+    price = (variant or {}).get("price") or lowest.get("amount")
+    image = (((node.get("featuredMedia") or {}).get("preview") or {}).get("image") or {}).get("url")
+    status = node.get("status")
     return ProductRecord(external_id=numeric_id(node["id"]), title=node.get("title"),
                          brand=node.get("vendor") or None, category=category or None,
-                         updated_at=_time(node.get("updatedAt")))
+                         price=Decimal(str(price)) if price not in (None, "") else None,
+                         currency=lowest.get("currencyCode"), url=node.get("onlineStoreUrl") or None,
+                         image_url=image or None,
+                         published=(status == "ACTIVE" and bool(node.get("onlineStoreUrl"))) if status else None,
+                         in_stock=(node.get("tracksInventory") is False or (node.get("totalInventory") or 0) > 0)
+                         if "totalInventory" in node else None,
+                         variant_id=numeric_id((variant or {}).get("id")),
+                         created_at=_time(node.get("createdAt")), updated_at=_time(node.get("updatedAt")))
 
 
 def line_from_graphql(node: dict) -> LineRecord:

@@ -156,11 +156,18 @@ def product_brand_category(data: dict) -> tuple[str | None, str | None]:
 
 
 def map_product(data: dict, currency: str | None = None, tz: str = "UTC") -> ProductRecord:
-    """A product with its brand and main category."""
+    """A product with its brand and main category, storefront link (`permalink`), first image,
+    price, and whether it is published and can be ordered."""
     brand, category = product_brand_category(data)
     price = data.get("price")
+    image = next(iter(data.get("images") or ()), {}).get("src")
     return ProductRecord(
         external_id=str(data["id"]), title=html.unescape(data.get("name") or "") or None,
         sku=data.get("sku") or None, brand=brand, category=category,
         price=_decimal(price) if price not in (None, "") else None, currency=currency,
+        url=data.get("permalink") or None, image_url=image or None,
+        published=data.get("status") == "publish" if data.get("status") else None,
+        # "onbackorder" can still be ordered; "outofstock" cannot.
+        in_stock=data.get("stock_status") in ("instock", "onbackorder") if data.get("stock_status") else None,
+        variant_id=str(data["id"]), created_at=woo_time(data, "date_created", tz),
         updated_at=woo_time(data, "date_modified", tz))
