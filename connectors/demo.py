@@ -78,6 +78,16 @@ class DemoProduct:
         """The shop's stock-keeping code (LH-001 for P001)."""
         return "LH-" + self.external_id[1:]
 
+    @property
+    def url(self) -> str:
+        """Its place on the demo storefront of this installation (a path: emails prefix APP_URL)."""
+        return f"/demo-store#{self.external_id}"
+
+    @property
+    def image_url(self) -> str:
+        """Its category's picture, served by this installation (a path, like `url`)."""
+        return f"/static/demo/{self.category.lower().replace(' ', '-')}.png"
+
 
 def _catalogue() -> tuple[DemoProduct, ...]:
     rows = [
@@ -128,6 +138,7 @@ def _catalogue() -> tuple[DemoProduct, ...]:
 
 
 CATALOGUE = _catalogue()
+OUT_OF_STOCK = frozenset({"P017"})  # one sold-out product: emails must never show it
 REPLENISHABLE = {p.external_id: p.cycle for p in CATALOGUE if p.cycle}
 # How often a customer's favourite category is this one.
 CATEGORY_SHARE = {"Coffee": 28, "Tea": 18, "Skincare": 20, "Pet Supplies": 15, "Kitchen": 9,
@@ -296,7 +307,9 @@ class DemoConnector(Connector):
         """The catalogue (about 40 products over 6 brands and 6 categories)."""
         for p in CATALOGUE:
             yield ProductRecord(external_id=p.external_id, title=p.title, sku=p.sku, brand=p.brand,
-                                category=p.category, price=p.price, currency=self.currency)
+                                category=p.category, price=p.price, currency=self.currency,
+                                url=p.url, image_url=p.image_url, published=True,
+                                in_stock=p.external_id not in OUT_OF_STOCK, variant_id=p.external_id)
 
     def customers(self, since: datetime | None = None) -> Iterator[CustomerRecord]:
         """Every customer (guests included), in order of arrival."""

@@ -46,7 +46,7 @@ from app.money import from_minor
 from app.timeutil import from_db, to_db, utcnow, zone
 from connectors import store
 
-from . import clicks, codes, enrolments, messages
+from . import clicks, codes, enrolments, messages, products
 from .definitions import FLOW_OFF
 from .enrolments import exit_pass
 from .exits import finish_waiting, live_check
@@ -429,9 +429,11 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
     try:
         customer = {"first_name": row["first_name"], "last_name": row["last_name"], "locale": row["c_locale"],
                     "email": row["c_email"], "external_id": row["external_id"]}
+        items = products.blocks(products.picks_for(db, shop["id"], row["customer_id"], step["template"]),
+                                shop, settings, app.config["APP_URL"], code["code"] if code else None)
         email = render(step["template"], shop=shop, customer=customer, code=code,
                        products=replenish_products(db, row["customer_id"]) if row["flow"] == "replenish" else None,
-                       links=_links(app, shop, row, settings, code), db=db, cache=cache, now=now)
+                       items=items, links=_links(app, shop, row, settings, code, items), db=db, cache=cache, now=now)
         stored = {**row, "email": row["c_email"], "subject": email.subject, "body_text": email.text,
                   "body_html": email.html}
         message = build(app, shop, settings, stored)
@@ -473,19 +475,24 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
     return "sent"
 
 
-def _links(app, shop, row, settings, code=None):
-    return email_links(app, shop, settings, row["id"], row["customer_id"], row["flow"], code)
+def _links(app, shop, row, settings, code=None, items=()):
+    return email_links(app, shop, settings, row["id"], row["customer_id"], row["flow"], code, items)
 
 
-def email_links(app, shop, settings, message_id, customer_id, flow, code=None) -> dict:
-    """The personal URLs of one email: the shop button's and the sunset's keep link go through the
-    click redirect (flows.clicks, bound to `message_id`); the unsubscribe link stays direct (it must
-    work however old the email is, and it is the List-Unsubscribe target: never a redirect)."""
+def email_links(app, shop, settings, message_id, customer_id, flow, code=None, items=()) -> dict:
+    """The personal URLs of one email: the shop button's, the product blocks' (`items`:
+    product_<i>, reorder_<i>) and the sunset's keep link go through the click redirect (flows.clicks,
+    bound to `message_id`); the unsubscribe link stays direct (it must work however old the email
+    is, and it is the List-Unsubscribe target: never a redirect)."""
     base = app.config["APP_URL"]
     links = {"unsubscribe_url": f"{base}/u/{tokens.make(app, 'unsubscribe', shop['id'], customer_id)}"}
     target = shop_target(shop, settings, code["code"] if code else None, app_url=base)
     if target:
         links["shop_url"] = clicks.tracked_url(app, message_id, "shop", target)
+    for i, item in enumerate(items or ()):
+        links[f"product_{i}"] = clicks.tracked_url(app, message_id, "product", item["url"])
+        if item.get("reorder_url"):
+            links[f"reorder_{i}"] = clicks.tracked_url(app, message_id, "reorder", item["reorder_url"])
     if flow == "sunset":  # only the sunset email asks to confirm
         keep = f"{base}/k/{tokens.make(app, 'keep', shop['id'], customer_id)}"
         links["keep_url"] = clicks.tracked_url(app, message_id, "keep", keep)

@@ -16,7 +16,8 @@ from .clicks import read_token
 from .definitions import load_flows
 from .delivery import email_links, replenish_products
 from .explain import find_customer
-from .render import LOCALES, render
+from .products import blocks, picks_for
+from .render import LOCALES, product_items, render
 
 PREVIEW_CODE = "WB-PREVIEW"
 _PREHEADER = re.compile(r'<div class="preheader"[^>]*>(.*?)</div>', re.S)
@@ -45,7 +46,8 @@ def _sample_customer(db, shop, flow):
 
 
 def preview(app, db, shop, flow_name, step_no, customer_ref=None, lang=None, now=None) -> dict:
-    """{"subject", "preheader", "text", "html", "links": [{"url", "kind", "target"}], "products": []}
+    """{"subject", "preheader", "text", "html", "links": [{"url", "kind", "target"}],
+    "products": [{"title", "url", "image", "price"}]} (the products' `url` the tracked link)
     of step `step_no` (1-based) of `flow_name` for the customer `customer_ref` (platform id or email;
     default: one in the flow's segment) in `lang` (default: the customer's language)."""
     flows = load_flows(db, shop["id"])
@@ -74,17 +76,21 @@ def preview(app, db, shop, flow_name, step_no, customer_ref=None, lang=None, now
                 "percent": None if offer.get("free_shipping") else offer.get("percent"),
                 "expires_at": to_db(now + timedelta(days=offer.get("valid_days", 3)))}
     settings = get_settings(db, shop["id"])
-    links = email_links(app, shop, settings, None, customer.get("id"), flow_name, code)
+    items = blocks(picks_for(db, shop["id"], customer.get("id"), step["template"]), shop, settings,
+                   app.config["APP_URL"], code["code"] if code else None)
+    links = email_links(app, shop, settings, None, customer.get("id"), flow_name, code, items)
     products = (replenish_products(db, customer["id"]) if flow_name == "replenish" and customer.get("id")
                 else None)
     email = render(step["template"], shop=shop, customer=customer, code=code, products=products,
-                   links=links, db=db, now=now)
+                   items=items, links=links, db=db, now=now)
     found = _PREHEADER.search(email.html)
     preheader = " ".join(htmllib.unescape(re.sub(r"<[^>]+>", "", found.group(1))).split()) if found else ""
-    shown = [{"url": url, "kind": _KINDS[key], "target": _target(app, url)}
+    shown = [{"url": url, "kind": _KINDS.get(key) or key.partition("_")[0], "target": _target(app, url)}
              for key, url in links.items() if url in email.html or url in email.text]
     return {"subject": email.subject, "preheader": preheader, "text": email.text, "html": email.html,
-            "links": shown, "products": []}
+            "links": shown,
+            "products": [{"title": p["title"], "url": p["url"], "image": p["image"], "price": p["price"]}
+                         for p in product_items(items, links, email.locale)]}
 
 
 def _target(app, url):

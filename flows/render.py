@@ -30,7 +30,7 @@ from babel.units import format_unit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from app.money import format_money_short
+from app.money import format_money, format_money_short
 from app.settings import DEFAULT_BRAND_COLOR, get_settings
 from app.timeutil import from_db, utcnow, zone
 
@@ -207,10 +207,23 @@ def format_time_left(expires_at: str, now, locale: str = DEFAULT_LOCALE) -> str:
     return format_unit(hours // 24, "duration-day", length="long", locale=locale)
 
 
-def render(template, *, shop, customer, code=None, products=None, links=None, db=None,
+def product_items(items, links, locale) -> list[dict]:
+    """The product blocks as the templates show them: {"title", "url", "image", "price",
+    "reorder_url"}, the price in the locale's words for the currency, the links the tracked ones of
+    `links` (product_<i>, reorder_<i>) where the email has them."""
+    return [{"title": item["title"], "image": item["image"],
+             "url": links.get(f"product_{i}") or item["url"],
+             "reorder_url": links.get(f"reorder_{i}") or item.get("reorder_url"),
+             "price": (format_money(item["price_minor"], item["currency"], locale)
+                       if item.get("price_minor") is not None and item.get("currency") else None)}
+            for i, item in enumerate(items or ())]
+
+
+def render(template, *, shop, customer, code=None, products=None, items=None, links=None, db=None,
            copy_override=None, cache=None, now=None) -> Rendered:
     """One email of a flow step. `links` are the email's personal URLs (shop_url: the button's tracked
-    link, keep_url, unsubscribe_url);
+    link, keep_url, unsubscribe_url, product_<i> and reorder_<i>); `products` the titles the reminder's
+    words name; `items` the product blocks (flows.products.blocks);
     `db` (optional) supplies the shop's branding settings and the owner's subject/intro.
     `copy_override` ({"subject", "intro"}, None = the default text) replaces the stored subject/intro:
     the UI's preview of text not saved yet. `cache` (a dict kept for one batch) saves reading the
@@ -252,6 +265,7 @@ def render(template, *, shop, customer, code=None, products=None, links=None, db
         "expires": format_expiry(code["expires_at"], shop.get("timezone") or "UTC", locale) if code else None,
         "time_left": format_time_left(code["expires_at"], now or utcnow(), locale) if code else None,
         "products": format_list(list(products), locale=locale) if products else None,
+        "items": product_items(items, links, locale),
         "shop_url": shop_url,
         "keep_url": links.get("keep_url"),
         "cta_url": (links.get("keep_url") if template == "sunset"

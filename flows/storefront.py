@@ -10,9 +10,12 @@ small page of this installation (`/demo-store`). An import shop without `store_u
 Shopify applies a code from its shareable discount link `https://{storefront}/discount/{CODE}?redirect={path}`
 (the code in the cart, then on to `path`). WooCommerce core has no apply-by-URL, so its email
 shows the code beside a copy hint and the button goes to the store.
+
+A reorder link fills the cart: Shopify's cart permalink `https://{storefront}/cart/{variant}:{qty}`
+(with `?discount={CODE}` when the step carries a code), WooCommerce's `{store}/?add-to-cart={id}&quantity={qty}`.
 """
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 _URL = re.compile(r"^https?://[^\s\"'<>\\]+$", re.I)
 
@@ -47,3 +50,19 @@ def shop_target(shop, settings, code=None, app_url=None, path="/") -> str | None
     if code and applies_code(shop):
         return f"{store}/discount/{quote(code, safe='')}?redirect={quote(path, safe='')}"
     return store + ("" if path == "/" else path)
+
+
+def reorder_url(shop, settings, product_ref, quantity, code=None, app_url=None) -> str | None:
+    """A link that puts `quantity` of the product in the cart: Shopify's cart permalink for the
+    variant `product_ref` (with the code), WooCommerce's add-to-cart for the product id; None for
+    other shops or without a storefront address (the email then links to the product)."""
+    store = store_url(shop, settings, app_url)
+    quantity = max(1, int(quantity or 1))
+    if store is None or not product_ref:
+        return None
+    if shop.get("platform") == "shopify":
+        url = f"{store}/cart/{quote(str(product_ref), safe='')}:{quantity}"
+        return url + (f"?discount={quote(code, safe='')}" if code else "")
+    if shop.get("platform") == "woocommerce":
+        return f"{store}/?{urlencode({'add-to-cart': product_ref, 'quantity': quantity})}"
+    return None

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from flows.copy import get_copy, save_copy as store
 from flows.definitions import FlowError, load_flows, offer_kind, save_flow
+from flows.products import blocks as product_blocks, picks_for
 from flows.render import render
 from flows.storefront import shop_target
 
@@ -93,8 +94,11 @@ def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
     dead = current_app.config["APP_URL"] + "/#preview"
     store = shop_target(shop, get_settings(db, shop["id"]), code and code["code"],
                         app_url=current_app.config["APP_URL"])
+    items = product_blocks(picks_for(db, shop["id"], customer.get("id"), step["template"]), shop,
+                           get_settings(db, shop["id"]), current_app.config["APP_URL"], code and code["code"])
     return render(step["template"], shop=shop, customer={**customer, "locale": lang}, code=code,
-                  products=products or None, links={"keep_url": dead, "unsubscribe_url": dead, "shop_url": store},
+                  products=products or None, items=items,
+                  links={"keep_url": dead, "unsubscribe_url": dead, "shop_url": store},
                   db=db, copy_override=copy_override)
 
 

@@ -1,0 +1,111 @@
+"""The products an email shows, from the synced catalogue.
+
+Win-back emails (winback_*, vip_winback_*) show what fits the customer, in this order until PICKS
+are found: the shop's bestsellers (units in paid orders) of the customer's most-bought category
+that they have not bought, then those of their most-bought brand, then what is new in the shop
+since their last order. The replenishment reminder shows the products due (its segment's detail),
+each with a one-click reorder link that fills the cart. Other emails show none.
+
+An email never shows a product that is not known to be published and in stock (`published = 1 AND
+in_stock = 1`, from the last sync): a product whose state is unknown (a CSV import) is not shown.
+All choices are single SQL statements over the shop, not loops over its catalogue.
+"""
+from .storefront import reorder_url
+
+PICKS = 3
+WINBACK_TEMPLATES = frozenset({"winback_1", "winback_2", "winback_3", "vip_winback_1", "vip_winback_2",
+                               "vip_winback_3"})
+REORDER_TEMPLATES = frozenset({"replenish_reminder"})
+_SHOWABLE = "p.published = 1 AND p.in_stock = 1 AND p.url IS NOT NULL"
+_COLUMNS = "p.id, p.external_id, p.title, p.price_minor, p.url, p.image_url, p.variant_id"
+
+# What the customer bought: units per category or brand over their paid, non-test orders.
+_FAVOURITE = """
+SELECT l.{col} FROM order_lines l JOIN orders o ON o.id = l.order_id
+WHERE o.shop_id = :shop AND o.customer_id = :customer AND o.status = 'paid' AND o.is_test = 0
+  AND l.{col} IS NOT NULL
+GROUP BY l.{col} ORDER BY SUM(l.quantity) DESC, MAX(o.created_at) DESC, l.{col} LIMIT 1
+"""
+_NOT_BOUGHT = """
+p.id NOT IN (SELECT l.product_id FROM order_lines l JOIN orders o ON o.id = l.order_id
+             WHERE o.shop_id = :shop AND o.customer_id = :customer AND l.product_id IS NOT NULL)
+"""
+_BESTSELLERS = f"""
+SELECT {_COLUMNS} FROM products p
+LEFT JOIN (SELECT l.product_id, SUM(l.quantity) AS units FROM order_lines l JOIN orders o ON o.id = l.order_id
+           WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 GROUP BY l.product_id) s
+       ON s.product_id = p.id
+WHERE p.shop_id = :shop AND p.{{col}} = :value AND {_SHOWABLE} AND {_NOT_BOUGHT}
+ORDER BY COALESCE(s.units, 0) DESC, p.title, p.id LIMIT :limit
+"""
+_NEW_SINCE_LAST_ORDER = f"""
+SELECT {_COLUMNS} FROM products p
+WHERE p.shop_id = :shop AND {_SHOWABLE} AND {_NOT_BOUGHT}
+  AND p.created_at > (SELECT MAX(o.created_at) FROM orders o
+                      WHERE o.shop_id = :shop AND o.customer_id = :customer AND o.status = 'paid')
+ORDER BY p.created_at DESC, p.id LIMIT :limit
+"""
+_DUE = f"""
+SELECT {_COLUMNS}, CAST(COALESCE(json_extract(d.value, '$.quantity'), 1) AS INTEGER) AS quantity
+FROM customer_segments cs, json_each(cs.detail) d JOIN products p ON p.id = json_extract(d.value, '$.product_id')
+WHERE cs.shop_id = :shop AND cs.customer_id = :customer AND cs.segment = 'replenish_due' AND p.shop_id = :shop AND {_SHOWABLE}
+ORDER BY json_extract(d.value, '$.due_date'), p.id LIMIT :limit
+"""
+
+
+def winback_picks(db, shop_id, customer_id, limit=PICKS) -> list[dict]:
+    """Up to `limit` published, in-stock products that fit the customer (see the module's docstring)."""
+    params = {"shop": shop_id, "customer": customer_id}
+    picks: dict[int, dict] = {}
+    for col in ("category", "brand"):
+        found = db.execute(_FAVOURITE.format(col=col), params).fetchone()
+        if found and len(picks) < limit:
+            for row in db.query(_BESTSELLERS.format(col=col), {**params, "value": found[0], "limit": limit}):
+                picks.setdefault(row["id"], row)
+    if len(picks) < limit:
+        for row in db.query(_NEW_SINCE_LAST_ORDER, {**params, "limit": limit}):
+            picks.setdefault(row["id"], row)
+    return list(picks.values())[:limit]
+
+
+def reorder_picks(db, shop_id, customer_id, limit=PICKS) -> list[dict]:
+    """The customer's products due for reordering (published and in stock), with `quantity`: how many
+    they bought last time."""
+    return list(db.query(_DUE, {"shop": shop_id, "customer": customer_id, "limit": limit}))
+
+
+def picks_for(db, shop_id, customer_id, template, limit=PICKS) -> list[dict]:
+    """The products the email of `template` shows the customer (none for other emails or without a
+    customer)."""
+    if customer_id is None:
+        return []
+    if template in WINBACK_TEMPLATES:
+        return winback_picks(db, shop_id, customer_id, limit)
+    if template in REORDER_TEMPLATES:
+        return reorder_picks(db, shop_id, customer_id, limit)
+    return []
+
+
+def _absolute(url, app_url):
+    """A path (the demo shop's pictures and pages, served by this installation) made absolute."""
+    if url and url.startswith("/") and app_url:
+        return app_url.rstrip("/") + url
+    return url
+
+
+def blocks(rows, shop, settings, app_url=None, code=None) -> list[dict]:
+    """What the email shows of each product: {"title", "url", "image", "price_minor", "currency",
+    "reorder_url"} (the targets; flows.delivery.email_links makes them tracked). `reorder_url` only
+    for rows with a `quantity` (the reminder's), with the step's `code` where the platform applies it."""
+    out = []
+    for row in rows:
+        url = _absolute(row["url"], app_url)
+        again = None
+        if row.get("quantity") is not None:
+            again = reorder_url(shop, settings, row["variant_id"] or row["external_id"], row["quantity"], code,
+                                app_url=app_url)
+            again = again or url
+        out.append({"title": row["title"] or "", "url": url, "image": _absolute(row["image_url"], app_url),
+                    "price_minor": row["price_minor"], "currency": shop.get("currency"), "reorder_url": again})
+    return out
+
