@@ -211,3 +211,47 @@ def test_a_winback_email_leads_to_the_shop(browser, server, width, height):
     page.wait_for_url(server["url"] + "/demo-store")
     expect(page.locator("h1")).to_have_text("Demo shop")
     context.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+@pytest.mark.parametrize("flow, kinds", [("winback", {"product"}), ("replenish", {"product", "reorder"})])
+def test_product_blocks_show_pictures_and_lead_to_the_product(browser, server, width, height, flow, kinds):
+    """The win-back and the reorder email with their product blocks (`winback preview`), at desktop
+    and phone width: each product's picture loads (served by this installation for the demo shop),
+    its title, price and links are there, nothing scrolls sideways, and a product's link takes the
+    reader through the tracked redirect to that product on the demo storefront."""
+    command = ["preview", "--shop", "demo", "--flow", flow, "--step", "1", "--json"]
+    out = subprocess.run([str(BIN / "winback"), *command],
+                         env={**server["env"], "WINBACK_APP_URL": server["url"]}, check=True, capture_output=True,
+                         text=True, cwd=ROOT)
+    email = json.loads(out.stdout)
+    assert email["products"], f"the {flow} email of the demo shop shows no products"
+    assert {link["kind"] for link in email["links"]} >= kinds
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.set_content(email["html"], wait_until="load")  # the pictures load from this installation
+    rows = page.locator("tr.product")
+    expect(rows).to_have_count(len(email["products"]))
+    for i, product in enumerate(email["products"]):
+        row = rows.nth(i)
+        expect(row.locator("a.product-title")).to_have_text(product["title"])
+        expect(row.locator(".product-price")).to_have_text(product["price"])
+        image = row.locator("img")
+        expect(image).to_be_visible()
+        assert image.get_attribute("src") == product["image"]
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0"), f"{product['image']} did not load"
+        box = row.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    if "reorder" in kinds:
+        expect(rows.first.locator("a.product-reorder")).to_be_visible()
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"the email scrolls sideways at {width} px ({scroll} px)"
+    shot(page, f"email-{flow}-products-{width}")
+    [target] = [link["target"] for link in email["links"] if link["url"] == email["products"][0]["url"]]
+    rows.first.locator("a.product-title").click()
+    page.wait_for_url(target)
+    anchor = target.rsplit("#", 1)[1]
+    expect(page.locator(f"li#{anchor}")).to_be_visible()
+    expect(page.locator(f"li#{anchor} strong")).to_have_text(email["products"][0]["title"])
+    context.close()
