@@ -78,10 +78,11 @@ def sample_code(offer, currency, expires_at) -> dict:
             "expires_at": expires_at}
 
 
-def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
+def render_step(db, shop, flow, step_no, lang, customer, copy_override=None, app_url=None):
     """The step's email as `customer` would get it, in `lang`, with a sample code and dead links but
     the shop button's, which leads to the storefront untracked (and, for a live preview, the
-    subject/intro being typed instead of the saved ones)."""
+    subject/intro being typed instead of the saved ones). `app_url`: where this installation's own
+    pictures (the demo shop's) are served from, APP_URL unless given."""
     step = flow["steps"][step_no]
     offer = _offer_for(flow, step_no)
     code = None
@@ -95,7 +96,8 @@ def render_step(db, shop, flow, step_no, lang, customer, copy_override=None):
     store = shop_target(shop, get_settings(db, shop["id"]), code and code["code"],
                         app_url=current_app.config["APP_URL"])
     items = product_blocks(picks_for(db, shop["id"], customer.get("id"), step["template"]), shop,
-                           get_settings(db, shop["id"]), current_app.config["APP_URL"], code and code["code"])
+                           get_settings(db, shop["id"]), app_url or current_app.config["APP_URL"],
+                           code and code["code"])
     return render(step["template"], shop=shop, customer={**customer, "locale": lang}, code=code,
                   products=products or None, items=items,
                   links={"keep_url": dead, "unsubscribe_url": dead, "shop_url": store},
@@ -207,11 +209,14 @@ def preview(handle, name, step):
         typed = CopyForm(request.args, meta={"csrf": False})
         if typed.validate():  # else not valid yet: show the saved text
             override = {"subject": typed.subject.parsed or None, "intro": typed.intro.parsed or None}
-    email = render_step(db, shop, flow, step, _lang(), customer, override)
+    # The demo shop's product pictures come from this server, as the browser reaches it.
+    origin = request.host_url.rstrip("/")
+    email = render_step(db, shop, flow, step, _lang(), customer, override, app_url=origin)
     if request.args.get("part") == "text":
         return Response(email.text, mimetype="text/plain")
     response = Response(email.html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
+    response.headers["Content-Security-Policy"] = (f"sandbox; default-src 'none'; img-src https: data: {origin};"
+                                                   " style-src 'unsafe-inline'")
     return response
 
 
