@@ -84,9 +84,14 @@ class DemoProduct:
         return f"/demo-store#{self.external_id}"
 
     @property
+    def image_file(self) -> str:
+        """Its category's picture in app/static/."""
+        return f"demo/{self.category.lower().replace(' ', '-')}.png"
+
+    @property
     def image_url(self) -> str:
-        """Its category's picture, served by this installation (a path, like `url`)."""
-        return f"/static/demo/{self.category.lower().replace(' ', '-')}.png"
+        """The picture as this installation serves it (a path, like `url`)."""
+        return f"/static/{self.image_file}"
 
 
 def _catalogue() -> tuple[DemoProduct, ...]:

@@ -429,7 +429,7 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
     try:
         customer = {"first_name": row["first_name"], "last_name": row["last_name"], "locale": row["c_locale"],
                     "email": row["c_email"], "external_id": row["external_id"]}
-        items = products.blocks(products.picks_for(db, shop["id"], row["customer_id"], step["template"]),
+        items = products.blocks(products.picks_for(db, shop["id"], row["customer_id"], step["template"], cache=cache),
                                 shop, settings, app.config["APP_URL"], code["code"] if code else None)
         email = render(step["template"], shop=shop, customer=customer, code=code,
                        products=replenish_products(db, row["customer_id"]) if row["flow"] == "replenish" else None,

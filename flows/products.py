@@ -8,7 +8,8 @@ each with a one-click reorder link that fills the cart. Other emails show none.
 
 An email never shows a product that is not known to be published and in stock (`published = 1 AND
 in_stock = 1`, from the last sync): a product whose state is unknown (a CSV import) is not shown.
-All choices are single SQL statements over the shop, not loops over its catalogue.
+The shop's ranking is one SQL statement over the shop, made once per delivery batch; each email
+adds a few small queries over the customer's own orders.
 """
 from .storefront import reorder_url
 
@@ -19,31 +20,30 @@ REORDER_TEMPLATES = frozenset({"replenish_reminder"})
 _SHOWABLE = "p.published = 1 AND p.in_stock = 1 AND p.url IS NOT NULL"
 _COLUMNS = "p.id, p.external_id, p.title, p.price_minor, p.url, p.image_url, p.variant_id"
 
-# What the customer bought: units per category or brand over their paid, non-test orders.
+# The shop's showable products, bestsellers (units in paid orders) first: one statement over the
+# shop, computed once per delivery batch (`cache`), not per email.
+_RANKING = f"""
+SELECT {_COLUMNS}, p.category, p.brand, p.created_at FROM products p
+LEFT JOIN (SELECT l.product_id, SUM(l.quantity) AS units FROM order_lines l JOIN orders o ON o.id = l.order_id
+           WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND l.product_id IS NOT NULL
+           GROUP BY l.product_id) s ON s.product_id = p.id
+WHERE p.shop_id = :shop AND {_SHOWABLE}
+ORDER BY COALESCE(s.units, 0) DESC, p.title, p.id
+"""
+# The customer's side, from their own orders only: what they bought, their most-bought category and
+# brand (units over paid, non-test orders) and when they last ordered.
+_BOUGHT = """
+SELECT DISTINCT l.product_id FROM order_lines l JOIN orders o ON o.id = l.order_id
+WHERE o.shop_id = :shop AND o.customer_id = :customer AND l.product_id IS NOT NULL
+"""
 _FAVOURITE = """
 SELECT l.{col} FROM order_lines l JOIN orders o ON o.id = l.order_id
 WHERE o.shop_id = :shop AND o.customer_id = :customer AND o.status = 'paid' AND o.is_test = 0
   AND l.{col} IS NOT NULL
 GROUP BY l.{col} ORDER BY SUM(l.quantity) DESC, MAX(o.created_at) DESC, l.{col} LIMIT 1
 """
-_NOT_BOUGHT = """
-p.id NOT IN (SELECT l.product_id FROM order_lines l JOIN orders o ON o.id = l.order_id
-             WHERE o.shop_id = :shop AND o.customer_id = :customer AND l.product_id IS NOT NULL)
-"""
-_BESTSELLERS = f"""
-SELECT {_COLUMNS} FROM products p
-LEFT JOIN (SELECT l.product_id, SUM(l.quantity) AS units FROM order_lines l JOIN orders o ON o.id = l.order_id
-           WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 GROUP BY l.product_id) s
-       ON s.product_id = p.id
-WHERE p.shop_id = :shop AND p.{{col}} = :value AND {_SHOWABLE} AND {_NOT_BOUGHT}
-ORDER BY COALESCE(s.units, 0) DESC, p.title, p.id LIMIT :limit
-"""
-_NEW_SINCE_LAST_ORDER = f"""
-SELECT {_COLUMNS} FROM products p
-WHERE p.shop_id = :shop AND {_SHOWABLE} AND {_NOT_BOUGHT}
-  AND p.created_at > (SELECT MAX(o.created_at) FROM orders o
-                      WHERE o.shop_id = :shop AND o.customer_id = :customer AND o.status = 'paid')
-ORDER BY p.created_at DESC, p.id LIMIT :limit
+_LAST_ORDER = """
+SELECT MAX(created_at) FROM orders WHERE shop_id = :shop AND customer_id = :customer AND status = 'paid'
 """
 _DUE = f"""
 SELECT {_COLUMNS}, CAST(COALESCE(json_extract(d.value, '$.quantity'), 1) AS INTEGER) AS quantity
@@ -53,17 +53,39 @@ ORDER BY json_extract(d.value, '$.due_date'), p.id LIMIT :limit
 """
 
 
-def winback_picks(db, shop_id, customer_id, limit=PICKS) -> list[dict]:
-    """Up to `limit` published, in-stock products that fit the customer (see the module's docstring)."""
+def _ranking(db, shop_id, cache):
+    key = ("product_ranking", shop_id)
+    if cache is None or key not in cache:
+        rows = list(db.query(_RANKING, {"shop": shop_id}))
+        if cache is None:
+            return rows
+        cache[key] = rows
+    return cache[key]
+
+
+def winback_picks(db, shop_id, customer_id, limit=PICKS, cache=None) -> list[dict]:
+    """Up to `limit` published, in-stock products that fit the customer (see the module's docstring).
+    `cache` (a dict kept for one batch) keeps the shop's ranking between emails."""
+    ranking = _ranking(db, shop_id, cache)
+    if not ranking:
+        return []
     params = {"shop": shop_id, "customer": customer_id}
+    bought = {row[0] for row in db.execute(_BOUGHT, params)}
+    fresh = [row for row in ranking if row["id"] not in bought]
     picks: dict[int, dict] = {}
     for col in ("category", "brand"):
         found = db.execute(_FAVOURITE.format(col=col), params).fetchone()
-        if found and len(picks) < limit:
-            for row in db.query(_BESTSELLERS.format(col=col), {**params, "value": found[0], "limit": limit}):
-                picks.setdefault(row["id"], row)
-    if len(picks) < limit:
-        for row in db.query(_NEW_SINCE_LAST_ORDER, {**params, "limit": limit}):
+        if found:
+            for row in fresh:
+                if len(picks) >= limit:
+                    break
+                if row[col] == found[0]:
+                    picks.setdefault(row["id"], row)
+    last = db.execute(_LAST_ORDER, params).fetchone()[0]
+    if len(picks) < limit and last:
+        new = sorted((row for row in fresh if row["created_at"] and row["created_at"] > last),
+                     key=lambda row: (row["created_at"], row["id"]), reverse=True)
+        for row in new[:limit]:
             picks.setdefault(row["id"], row)
     return list(picks.values())[:limit]
 
@@ -74,13 +96,13 @@ def reorder_picks(db, shop_id, customer_id, limit=PICKS) -> list[dict]:
     return list(db.query(_DUE, {"shop": shop_id, "customer": customer_id, "limit": limit}))
 
 
-def picks_for(db, shop_id, customer_id, template, limit=PICKS) -> list[dict]:
+def picks_for(db, shop_id, customer_id, template, limit=PICKS, cache=None) -> list[dict]:
     """The products the email of `template` shows the customer (none for other emails or without a
-    customer)."""
+    customer); `cache` as for winback_picks."""
     if customer_id is None:
         return []
     if template in WINBACK_TEMPLATES:
-        return winback_picks(db, shop_id, customer_id, limit)
+        return winback_picks(db, shop_id, customer_id, limit, cache)
     if template in REORDER_TEMPLATES:
         return reorder_picks(db, shop_id, customer_id, limit)
     return []

@@ -2,7 +2,7 @@
 from flask import Blueprint, abort, current_app, redirect, render_template, request
 from flask_login import current_user
 
-from connectors.demo import CATALOGUE
+from connectors.demo import CATALOGUE, SHOP_CURRENCY
 from flows import clicks
 from flows.consent import keep_subscribed, unsubscribe as do_unsubscribe
 
@@ -78,4 +78,4 @@ def click(token):
 def demo_store():
     """The demo shop's stand-in storefront (its `store_url`), so that its emails' buttons lead somewhere:
     the catalogue with pictures and prices, one anchor per product (the demo products' links)."""
-    return render_template("demo_store.html", products=CATALOGUE)
+    return render_template("demo_store.html", products=CATALOGUE, currency=SHOP_CURRENCY)
