@@ -48,7 +48,8 @@ SELECT MAX(created_at) FROM orders WHERE shop_id = :shop AND customer_id = :cust
 _DUE = f"""
 SELECT {_COLUMNS}, CAST(COALESCE(json_extract(d.value, '$.quantity'), 1) AS INTEGER) AS quantity
 FROM customer_segments cs, json_each(cs.detail) d JOIN products p ON p.id = json_extract(d.value, '$.product_id')
-WHERE cs.shop_id = :shop AND cs.customer_id = :customer AND cs.segment = 'replenish_due' AND p.shop_id = :shop AND {_SHOWABLE}
+WHERE cs.shop_id = :shop AND cs.customer_id = :customer AND cs.segment = 'replenish_due'
+  AND p.shop_id = :shop AND {_SHOWABLE}
 ORDER BY json_extract(d.value, '$.due_date'), p.id LIMIT :limit
 """
 

@@ -36,17 +36,24 @@ def catalogue(db, shop, *products):
 def coffee_shop(db, platform="import", handle="s"):
     """A bought two coffees and a tea; others bought the shop's bestsellers."""
     shop = make_shop(db, handle, platform, currency="EUR")
-    line = lambda pid, cat, qty=1: {"product": pid, "title": pid, "category": cat, "brand": "Roast", "qty": qty}  # noqa: E731
+
+    def line(pid, cat, qty=1):
+        return {"product": pid, "title": pid, "category": cat, "brand": "Roast", "qty": qty}
+
     h = History(db, shop=shop)
     h.order("A", 0, lines=[line("C1", "Coffee", 3), line("T1", "Tea")]).order("A", 40, lines=[line("C2", "Coffee")])
     for i in range(3):  # the shop's bestsellers: C4 (unpublished), C3, C5 (sold out), then C6
         h.order(f"R{i}", 10, lines=[line("C4", "Coffee", 9), line("C3", "Coffee", 5), line("C5", "Coffee", 4),
                                     line("C1", "Coffee", 3), line("C6", "Coffee", 1)])
     h.write()
-    catalogue(db, shop, ("C1", "Espresso", "Coffee", "Roast", True, True), ("C2", "Decaf", "Coffee", "Roast", True, True),
-              ("C3", "Mocha <b>Java</b>", "Coffee", "Roast", True, True), ("C4", "Draft beans", "Coffee", "Roast", False, True),
-              ("C5", "Sold out beans", "Coffee", "Roast", True, False), ("C6", "Kenya", "Coffee", "Roast", True, True),
-              ("C7", "Unsold blend", "Coffee", "Roast", True, True), ("T1", "Earl Grey", "Tea", "Leaf", True, True))
+    catalogue(db, shop, ("C1", "Espresso", "Coffee", "Roast", True, True),
+              ("C2", "Decaf", "Coffee", "Roast", True, True),
+              ("C3", "Mocha <b>Java</b>", "Coffee", "Roast", True, True),
+              ("C4", "Draft beans", "Coffee", "Roast", False, True),
+              ("C5", "Sold out beans", "Coffee", "Roast", True, False),
+              ("C6", "Kenya", "Coffee", "Roast", True, True),
+              ("C7", "Unsold blend", "Coffee", "Roast", True, True),
+              ("T1", "Earl Grey", "Tea", "Leaf", True, True))
     return shop
 
 
@@ -58,15 +65,18 @@ def test_winback_shows_bestsellers_of_their_category_they_have_not_bought_and_ne
     assert len(winback_picks(db, shop["id"], customer, limit=1)) == 1
 
 
-def test_winback_shows_what_is_new_since_their_last_order_when_nothing_of_theirs_is_left(db):
+def test_winback_falls_back_to_their_brand_then_to_what_is_new_since_their_last_order(db):
     shop = make_shop(db, "s", currency="EUR")
     History(db, shop=shop).order("B", 0, lines=[{"product": "S1", "category": "Solo", "brand": "Solo"}]).write()
     after = datetime(2030, 1, 1, tzinfo=timezone.utc)
     catalogue(db, shop, ("S1", "Solo", "Solo", "Solo", True, True), ("N0", "Old news", "Other", "Other", True, True),
-              ("N1", "New mug", "Other", "Other", True, True, after), ("N2", "New draft", "Other", "Other", False, True, after),
+              ("N1", "New mug", "Other", "Other", True, True, after),
+              ("N2", "New draft", "Other", "Other", False, True, after),
               ("N3", "New, sold out", "Other", "Other", True, False, after))
     customer = db.execute("SELECT id FROM customers WHERE external_id = 'B'").fetchone()[0]
     assert [p["external_id"] for p in winback_picks(db, shop["id"], customer)] == ["N1"]
+    catalogue(db, shop, ("B1", "Solo's cup", "Cups", "Solo", True, True))  # their brand, another category
+    assert [p["external_id"] for p in winback_picks(db, shop["id"], customer)] == ["B1", "N1"]
 
 
 def test_the_winback_email_has_product_blocks_escaped_with_prices_in_the_locale(app, db, smtp):
@@ -96,7 +106,8 @@ def replenish_shop(db, platform, handle, store=STORE, offer=None):
         h.repeat(f"R{i}", [0, 40, 90], total="100")
     h.write()
     catalogue(db, shop, ("77", "Beans", "Coffee", "Roast", True, True))
-    db.execute("UPDATE products SET replenishable = 1, replenish_days = 20, variant_id = '4455' WHERE external_id = '77'")
+    db.execute("UPDATE products SET replenishable = 1, replenish_days = 20, variant_id = '4455'"
+               " WHERE external_id = '77'")
     ready_to_send(db, shop)
     if offer:
         flow = copy.deepcopy(DEFAULT_FLOWS["replenish"])
