@@ -23,9 +23,13 @@ from app.timeutil import UTC, to_db, utcnow, zone
 from .base import ORDER_STATUSES, CustomerRecord, OrderRecord, ProductRecord
 
 
-def _plain_insert(upsert: str) -> str:
-    """The INSERT of an upsert without its ON CONFLICT clause, for rows known to be new (cheaper)."""
-    return upsert[:upsert.index("ON CONFLICT")]
+def _plain_insert(upsert: str, with_id: bool = True) -> str:
+    """The INSERT of an upsert without its ON CONFLICT clause, for rows known to be new (cheaper);
+    `with_id`: the row id is given (the writer numbers new rows instead of looking them up after)."""
+    insert = upsert[:upsert.index("ON CONFLICT")]
+    if not with_id:
+        return insert
+    return insert.replace("(shop_id,", "(id, shop_id,", 1).replace("VALUES (?", "VALUES (?, ?", 1)
 
 
 def _merge_sql(table: str, merge: dict[str, str]) -> tuple[str, str]:
@@ -99,7 +103,7 @@ INSERT INTO order_lines (shop_id, order_id, line_key, product_id, sku, title, br
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (order_id, line_key) DO UPDATE SET {_LINE_SET} WHERE {_LINE_WHERE}
 """
-INSERT_LINE = _plain_insert(UPSERT_LINE)
+INSERT_LINE = _plain_insert(UPSERT_LINE, with_id=False)
 DELETE_STALE_LINES = """
 DELETE FROM order_lines
 WHERE order_id = ? AND line_key NOT IN (SELECT value FROM json_each(?))
@@ -209,10 +213,12 @@ class PreparedOrders(NamedTuple):
     writes. `customers` {key: customer row}; `products` {external id: product row}; `orders`
     [(external_id, name, customer key, created_at, order_date, currency, total_minor, refunded_minor,
     status, financial_status, is_test, discount_codes, updated_at, merge_lines, lines)], each line
-    (line_key, product external id, sku, title, brand, category, quantity, price_minor)."""
+    (line_key, product external id, sku, title, brand, category, quantity, price_minor); `problems`
+    {email: address_problem(email)} of the customers."""
     customers: dict
     products: dict
     orders: list
+    problems: dict
 
 
 def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str) -> PreparedOrders:
@@ -263,7 +269,8 @@ def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str)
                      conv.time(rec.created_at), conv.date(rec.created_at), cur, total, refunded, status,
                      rec.financial_status, int(bool(rec.test)), json.dumps(codes) if codes else None,
                      conv.time(rec.updated_at), rec.merge_lines, lines))
-    return PreparedOrders(customers, products, rows)
+    problems = {r[1]: address_problem(r[1]) for r in customers.values() if r[1]}
+    return PreparedOrders(customers, products, rows, problems)
 
 
 class ShopWriter:
@@ -297,7 +304,11 @@ class ShopWriter:
         """
         return self._write_customers(_customer_rows(records, _Conversions(self.timezone)))
 
-    def _write_customers(self, merged: dict[str, tuple]) -> dict[str, int]:
+    def _next_id(self, table: str) -> int:
+        """The id the next new row of `table` gets (the writer holds the write lock)."""
+        return (self.db.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0) + 1
+
+    def _write_customers(self, merged: dict[str, tuple], problems: dict | None = None) -> dict[str, int]:
         if not merged:
             return {}
         with write_transaction(self.db):
@@ -308,31 +319,39 @@ class ShopWriter:
                     merged[target] = _merge_customer_rows(merged[target], row)
                 else:
                     merged[target] = (target,) + row[1:]
-            existing = self._ids("customers", merged)
+            ids = self._ids("customers", merged)
             shop_id = self.shop_id
+            next_id = self._next_id("customers")
             inserts, upserts = [], []
             for key, r in merged.items():
-                (upserts if key in existing else inserts).append((
-                    shop_id, key, (r[1] or "").strip().lower() or None, *r[2:]))
+                row = (shop_id, key, (r[1] or "").strip().lower() or None, *r[2:])
+                if key in ids:
+                    upserts.append(row)
+                else:
+                    ids[key] = next_id
+                    inserts.append((next_id, *row))
+                    next_id += 1
             changed = self._execute(INSERT_CUSTOMER, inserts) + self._execute(UPSERT_CUSTOMER, upserts)
-            new = len(merged) - len(existing)
+            new = len(inserts)
             self.stats["customers_new"] += new
             self.stats["customers_updated"] += changed - new
-            ids = self._ids("customers", merged)
-            self._mark_addresses(merged, ids)
+            self._mark_addresses(merged, ids, problems)
             self._absorb_guests([r[1].strip().lower() for r in merged.values() if r[0] and r[1]])
         for email, external_id in alias.items():
             ids[email] = ids[external_id]
         return ids
 
-    def _mark_addresses(self, merged: dict[str, tuple], ids: dict[str, int]):
+    def _mark_addresses(self, merged: dict[str, tuple], ids: dict[str, int], problems: dict | None):
         """Mark customers whose address cannot be mailed as undeliverable, with the reason (and clear
-        that mark once a valid address arrives), so that one bad address never stops a delivery run."""
+        that mark once a valid address arrives), so that one bad address never stops a delivery run.
+        `problems`: {email: address_problem(email)} known already (see prepare_orders)."""
         bad, good = [], []
         now = to_db(utcnow())
+        problems = problems or {}
         for key, row in merged.items():
-            if row[1] and key in ids:
-                problem = address_problem(row[1])
+            email = row[1]
+            if email and key in ids:
+                problem = problems[email] if email in problems else address_problem(email)
                 if problem:
                     bad.append((now, problem, ids[key]))
                 else:
@@ -389,17 +408,23 @@ class ShopWriter:
         if not rows:
             return {}
         with write_transaction(self.db):
-            existing = self._ids("products", rows)
+            ids = self._ids("products", rows)
             shop_id = self.shop_id
+            next_id = self._next_id("products")
             inserts, upserts = [], []
             for key, r in rows.items():
-                (upserts if key in existing else inserts).append((shop_id, key, *r))
+                if key in ids:
+                    upserts.append((shop_id, key, *r))
+                else:
+                    ids[key] = next_id
+                    inserts.append((next_id, shop_id, key, *r))
+                    next_id += 1
             changed = self._execute(INSERT_PRODUCT, inserts) + \
                 self._execute(FILL_PRODUCT if fill_only else UPSERT_PRODUCT, upserts)
-            new = len(rows) - len(existing)
+            new = len(inserts)
             self.stats["products_new"] += new
             self.stats["products_updated"] += changed - new
-            return self._ids("products", rows)
+            return ids
 
     # ---- orders --------------------------------------------------------------------------
     def write_orders(self, records: Iterable[OrderRecord]) -> Counter:
@@ -420,22 +445,28 @@ class ShopWriter:
         """Write one batch from `prepare_orders` in one transaction."""
         shop_id = self.shop_id
         with write_transaction(self.db):
-            customer_ids = self._write_customers(batch.customers)
+            customer_ids = self._write_customers(batch.customers, batch.problems)
             product_ids = self._write_products(batch.products, fill_only=True)
             orders = batch.orders
             existing = self._ids("orders", (o[0] for o in orders))
+            order_ids = dict(existing)
+            next_id = self._next_id("orders")
             # Rows known to be new take a plain INSERT (much cheaper than the upsert); the rest
             # the upsert, which only writes what differs.
             inserts, upserts = [], []
             for o in orders:
-                (upserts if o[0] in existing else inserts).append((
-                    shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13]))
+                row = (shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13])
+                if o[0] in existing:
+                    upserts.append(row)
+                else:
+                    order_ids[o[0]] = next_id
+                    inserts.append((next_id, *row))
+                    next_id += 1
             changed = self._execute(INSERT_ORDER, inserts) + self._execute(UPSERT_ORDER, upserts)
-            new = len(orders) - len(existing)
+            new = len(inserts)
             self.stats["orders_new"] += new
             self.stats["orders_updated"] += changed - new
             self.stats["orders_unchanged"] += len(orders) - changed
-            order_ids = self._ids("orders", (o[0] for o in orders))
 
             # A new order's lines are new too, except a line key repeated within the order: its
             # later occurrences go through the upsert, after the inserts, as they did in sequence.
