@@ -30,7 +30,7 @@ from app.runs import finish_run, start_run
 from app.timeutil import UTC, zone
 
 from .base import ORDER_STATUSES, Connector, CustomerRecord, LineRecord, OrderRecord, ProductRecord
-from .pipeline import Pipeline
+from . import pipeline
 from .store import ShopWriter
 
 FORMATS = ("generic", "shopify")
@@ -43,6 +43,10 @@ IMPORT_CACHE_KIB = 128 * 1024
 # From this size on, the file is read in a second process while the writer writes (see
 # connectors/pipeline.py); below it, starting that process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
+# Reading in a second process, a batch lives in both processes at once: smaller batches and a
+# smaller page cache keep the two together under 500 MB for a 1,000,000-line file.
+PARALLEL_BATCH_SIZE = 15_000
+PARALLEL_CACHE_KIB = 96 * 1024
 # Amounts and quantities beyond these would overflow SQLite's 64-bit integers in minor units.
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_QUANTITY = 10 ** 9
@@ -814,13 +818,13 @@ def _without_cyclic_gc():
 
 
 @contextlib.contextmanager
-def _larger_cache(db):
-    """Give the connection a larger page cache for the import, then the one it had."""
+def _larger_cache(db, kib: int = IMPORT_CACHE_KIB):
+    """Give the connection a larger page cache (`kib` KiB) for the import, then the one it had."""
     previous = db.execute("PRAGMA cache_size").fetchone()[0]
-    if previous < 0 and -previous >= IMPORT_CACHE_KIB:
+    if previous < 0 and -previous >= kib:
         yield
         return
-    db.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+    db.execute(f"PRAGMA cache_size = -{kib}")
     try:
         yield
     finally:
@@ -845,18 +849,20 @@ def import_orders(db, shop, path, *, fmt="generic", progress=False, parallel: bo
     try:
         connector = CsvConnector(shop, path, fmt=fmt, progress=progress)
         writer = ShopWriter(db, shop, batch_size=BATCH_SIZE)
-        with _larger_cache(db), _without_cyclic_gc():
-            connector.check()
-            if parallel is None:
-                parallel = os.path.getsize(connector.path) >= PARALLEL_MIN_BYTES
+        if parallel is None:
+            parallel = os.path.getsize(connector.path) >= PARALLEL_MIN_BYTES
+        with _larger_cache(db, PARALLEL_CACHE_KIB if parallel else IMPORT_CACHE_KIB), _without_cyclic_gc():
             if parallel:
-                pipeline = Pipeline(_read, (connector,), timezone=writer.timezone, currency=writer.currency,
-                                    batch_size=BATCH_SIZE)
-                for batch in pipeline:
+                # The reading process checks the file first: a problem with it arrives here before
+                # any batch, so nothing is written.
+                reading = pipeline.Pipeline(_read, (connector,), timezone=writer.timezone, currency=writer.currency,
+                                    batch_size=PARALLEL_BATCH_SIZE)
+                for batch in reading:
                     writer.write_prepared(batch)
-                connector.take_summary(pipeline.summary)
+                connector.take_summary(reading.summary)
                 stats = writer.stats
             else:
+                connector.check()
                 stats = writer.write_orders(connector.orders())
         new, updated = stats["orders_new"], stats["orders_updated"]
         result = {

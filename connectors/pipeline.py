@@ -19,6 +19,11 @@ import queue
 from itertools import islice
 from typing import Callable, Iterator
 
+# The reading process starts by importing this module, and app/__init__.py imports every connector
+# (connectors.store cannot be the first one imported): the app package comes first. Modules that
+# use this one import it as a module (`from . import pipeline`), which works while it loads.
+import app  # noqa: F401
+
 from .store import PreparedOrders, prepare_orders
 
 # Prepared batches waiting in the queue: enough to keep the writer busy, few enough to keep memory
@@ -35,7 +40,13 @@ def _produce(source: Callable, args: tuple, timezone: str, currency: str, batch_
         records, summary = source(*args)
         it = iter(records)
         while batch := list(islice(it, batch_size)):
-            out.put(("batch", prepare_orders(batch, timezone, currency)))
+            prepared = prepare_orders(batch, timezone, currency)
+            del batch
+            # Pickled here rather than by the queue's thread: the batch is freed before the next
+            # one is read, so the process holds one batch at a time.
+            data = pickle.dumps(prepared, pickle.HIGHEST_PROTOCOL)
+            del prepared
+            out.put(("batch", data))
         out.put(("done", summary()))
     except BaseException as exc:  # noqa: BLE001 - every failure is the caller's to report
         try:
@@ -71,7 +82,7 @@ class Pipeline:
             while True:
                 kind, value = self._next(out, child)
                 if kind == "batch":
-                    yield value
+                    yield pickle.loads(value)
                 elif kind == "done":
                     self.summary = value
                     return
