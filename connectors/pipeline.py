@@ -20,9 +20,10 @@ from itertools import islice
 from typing import Callable, Iterator
 
 # The reading process starts by importing this module, and app/__init__.py imports every connector
-# (connectors.store cannot be the first one imported): the app package comes first. Modules that
-# use this one import it as a module (`from . import pipeline`), which works while it loads.
-import app  # noqa: F401
+# (connectors.store cannot be the first one a process imports): a module of the app package comes
+# first. Modules that use this one import it as a module (`from . import pipeline`), which works
+# while it loads.
+import app.addresses  # noqa: F401
 
 from .store import PreparedOrders, prepare_orders
 
