@@ -90,6 +90,9 @@ def main(argv=None):
         # CPU seconds of this process (the writer): steadier than wall time on a shared machine.
         "cpu_seconds": round(cpu, 2),
         "reader_cpu_seconds": round(children.ru_utime + children.ru_stime, 2),
+        # The rate with a free core for each process (the slower one sets the pace): what wall time
+        # shows on an idle two-core machine, not on a shared one.
+        "cpu_bound_lines_per_second": round(result["lines"] / max(cpu, children.ru_utime + children.ru_stime)),
         "peak_rss_mb": round(peak, 1),
         "reader_peak_rss_mb": round(peak_child, 1),
         "target_peak_mb": TARGET_PEAK_MB,
