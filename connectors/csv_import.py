@@ -29,6 +29,7 @@ from app.money import check_currency, parse_amount
 from app.runs import finish_run, start_run
 from app.timeutil import UTC, zone
 
+from . import pipeline
 from .base import ORDER_STATUSES, Connector, CustomerRecord, LineRecord, OrderRecord, ProductRecord
 from .store import ShopWriter
 
@@ -39,6 +40,13 @@ BATCH_SIZE = 30_000
 # SQLite page cache during an import (KiB); the default 2 MiB makes every random index insert
 # (customers, orders by customer) a read from the OS.
 IMPORT_CACHE_KIB = 128 * 1024
+# From this size on, the file is read in a second process while the writer writes (see
+# connectors/pipeline.py); below it, starting that process costs more than it saves.
+PARALLEL_MIN_BYTES = 8 << 20
+# Reading in a second process, a batch lives in both processes at once: smaller batches and a
+# smaller page cache keep the two together under 500 MB for a 1,000,000-line file.
+PARALLEL_BATCH_SIZE = 15_000
+PARALLEL_CACHE_KIB = 96 * 1024
 # Amounts and quantities beyond these would overflow SQLite's 64-bit integers in minor units.
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_QUANTITY = 10 ** 9
@@ -98,12 +106,15 @@ class CsvConnector(Connector):
         self._header_line = 1
         self._split: set[str] = set()
         self._since: datetime | None = None
+        self._customers_count: int | None = None
 
     # ---- what the import found -----------------------------------------------------------
     @property
     def customers_count(self) -> int:
         """Distinct customers of the imported orders (a guest and a registered customer with the
         same email count once)."""
+        if self._customers_count is not None:  # read in another process (see `summary`)
+            return self._customers_count
         return len(self._registered) + len(self._guests - self._registered_emails)
 
     # ---- Connector interface -------------------------------------------------------------
@@ -122,6 +133,7 @@ class CsvConnector(Connector):
         """
         self.check()
         self.skipped, self.lines, self.orders_count = [], 0, 0
+        self._customers_count = None
         self._registered, self._registered_emails, self._guests = set(), set(), set()
         with open(self.path, "rb") as raw, \
                 io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
@@ -143,6 +155,16 @@ class CsvConnector(Connector):
             finally:
                 if bar is not None:
                     bar.close()
+
+    def summary(self) -> dict:
+        """What the latest pass found, as plain values (to send from another process)."""
+        return {"skipped": self.skipped, "lines": self.lines, "orders_count": self.orders_count,
+                "customers_count": self.customers_count}
+
+    def take_summary(self, summary: dict):
+        """Describe a pass made by a copy of this connector in another process."""
+        self.skipped, self.lines = summary["skipped"], summary["lines"]
+        self.orders_count, self._customers_count = summary["orders_count"], summary["customers_count"]
 
     # ---- the file as a whole -------------------------------------------------------------
     def check(self):
@@ -796,34 +818,52 @@ def _without_cyclic_gc():
 
 
 @contextlib.contextmanager
-def _larger_cache(db):
-    """Give the connection a larger page cache for the import, then the one it had."""
+def _larger_cache(db, kib: int = IMPORT_CACHE_KIB):
+    """Give the connection a larger page cache (`kib` KiB) for the import, then the one it had."""
     previous = db.execute("PRAGMA cache_size").fetchone()[0]
-    if previous < 0 and -previous >= IMPORT_CACHE_KIB:
+    if previous < 0 and -previous >= kib:
         yield
         return
-    db.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+    db.execute(f"PRAGMA cache_size = -{kib}")
     try:
         yield
     finally:
         db.execute(f"PRAGMA cache_size = {previous}")
 
 
-def import_orders(db, shop, path, *, fmt="generic", progress=False) -> dict:
+def _read(connector: CsvConnector):
+    """Pipeline source (runs in the reading process): the checked connector's orders, its summary."""
+    return connector.orders(), connector.summary
+
+
+def import_orders(db, shop, path, *, fmt="generic", progress=False, parallel: bool | None = None) -> dict:
     """Import a CSV file of order history into `shop`; returns what it did.
 
     {"orders": distinct orders written, "customers": distinct customers of those orders,
     "lines": order lines imported, "orders_new", "orders_updated", "orders_unchanged",
     "skipped": [{"line", "error"}]}. Bad rows are skipped and reported; a problem with the file as
     a whole raises ValueError before anything is imported. Each import is recorded in sync_runs.
+    `parallel`: read the file in a second process (default: for files of PARALLEL_MIN_BYTES and more).
     """
     run_id = start_run(db, shop["id"], "import", os.path.basename(os.fspath(path)))
     try:
         connector = CsvConnector(shop, path, fmt=fmt, progress=progress)
         writer = ShopWriter(db, shop, batch_size=BATCH_SIZE)
-        with _larger_cache(db), _without_cyclic_gc():
-            connector.check()
-            stats = writer.write_orders(connector.orders())
+        if parallel is None:
+            parallel = os.path.getsize(connector.path) >= PARALLEL_MIN_BYTES
+        with _larger_cache(db, PARALLEL_CACHE_KIB if parallel else IMPORT_CACHE_KIB), _without_cyclic_gc():
+            if parallel:
+                # The reading process checks the file first: a problem with it arrives here before
+                # any batch, so nothing is written.
+                reading = pipeline.Pipeline(_read, (connector,), timezone=writer.timezone, currency=writer.currency,
+                                    batch_size=PARALLEL_BATCH_SIZE)
+                for batch in reading:
+                    writer.write_prepared(batch)
+                connector.take_summary(reading.summary)
+                stats = writer.stats
+            else:
+                connector.check()
+                stats = writer.write_orders(connector.orders())
         new, updated = stats["orders_new"], stats["orders_updated"]
         result = {
             "orders": connector.orders_count,

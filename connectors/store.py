@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import replace
 from decimal import Decimal
 from itertools import islice
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from app.addresses import address_problem
 from app.db import write_transaction
@@ -24,9 +23,13 @@ from app.timeutil import UTC, to_db, utcnow, zone
 from .base import ORDER_STATUSES, CustomerRecord, OrderRecord, ProductRecord
 
 
-def _plain_insert(upsert: str) -> str:
-    """The INSERT of an upsert without its ON CONFLICT clause, for rows known to be new (cheaper)."""
-    return upsert[:upsert.index("ON CONFLICT")]
+def _plain_insert(upsert: str, with_id: bool = True) -> str:
+    """The INSERT of an upsert without its ON CONFLICT clause, for rows known to be new (cheaper);
+    `with_id`: the row id is given (the writer numbers new rows instead of looking them up after)."""
+    insert = upsert[:upsert.index("ON CONFLICT")]
+    if not with_id:
+        return insert
+    return insert.replace("(shop_id,", "(id, shop_id,", 1).replace("VALUES (?", "VALUES (?, ?", 1)
 
 
 def _flag(value) -> int | None:
@@ -108,7 +111,7 @@ INSERT INTO order_lines (shop_id, order_id, line_key, product_id, sku, title, br
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (order_id, line_key) DO UPDATE SET {_LINE_SET} WHERE {_LINE_WHERE}
 """
-INSERT_LINE = _plain_insert(UPSERT_LINE)
+INSERT_LINE = _plain_insert(UPSERT_LINE, with_id=False)
 DELETE_STALE_LINES = """
 DELETE FROM order_lines
 WHERE order_id = ? AND line_key NOT IN (SELECT value FROM json_each(?))
@@ -172,6 +175,114 @@ def _bool(value):
     return None if value is None else int(bool(value))
 
 
+# A customer as the writer handles it: (external_id or None for a guest, email as given, first_name,
+# last_name, locale, accepts_marketing 0/1/None, marketing_updated_at, created_at, updated_at), the
+# times as database text. Plain values: a batch prepared in another process pickles cheaply.
+def _customer_row(rec: CustomerRecord, conv: _Conversions) -> tuple:
+    return (rec.external_id, rec.email, rec.first_name, rec.last_name, rec.locale,
+            _bool(rec.accepts_marketing), conv.time(rec.marketing_updated_at), conv.time(rec.created_at),
+            conv.time(rec.updated_at))
+
+
+def _merge_customer_rows(a: tuple, b: tuple) -> tuple:
+    """Combine two rows of one customer: later non-empty values win, consent by its time."""
+    a_time, b_time = a[6], b[6]
+    if b[5] is not None and (a[5] is None or a_time is None or (b_time is not None and b_time >= a_time)):
+        consent = b[5], b_time
+    else:
+        consent = a[5], a_time
+    created = [t for t in (a[7], b[7]) if t is not None]
+    updated = [t for t in (a[8], b[8]) if t is not None]
+    return (a[0] or b[0], b[1] or a[1], b[2] or a[2], b[3] or a[3], b[4] or a[4], *consent,
+            min(created) if created else None, max(updated) if updated else None)
+
+
+def _customer_rows(records: Iterable[CustomerRecord], conv: _Conversions) -> dict[str, tuple]:
+    """{customer key: row}, the records of one customer merged."""
+    merged: dict[str, tuple] = {}
+    for rec in records:
+        key = rec.key
+        row = _customer_row(rec, conv)
+        prev = merged.get(key)
+        merged[key] = row if prev is None else _merge_customer_rows(prev, row)
+    return merged
+
+
+def _product_rows(records: Iterable[ProductRecord], conv: _Conversions, currency: str) -> dict[str, tuple]:
+    """{external id: (title, sku, brand, category, price_minor, url, image_url, published, in_stock,
+    variant_id, created_at, updated_at)} (the last record wins)."""
+    return {r.external_id: (r.title, r.sku, r.brand, r.category,
+                            conv.minor(r.price, r.currency or currency) if r.price is not None else None,
+                            r.url, r.image_url, _flag(r.published), _flag(r.in_stock), r.variant_id,
+                            conv.time(r.created_at), conv.time(r.updated_at))
+            for r in {r.external_id: r for r in records}.values()}
+
+
+class PreparedOrders(NamedTuple):
+    """A batch of orders turned into plain rows (no database needed): what `ShopWriter.write_prepared`
+    writes. `customers` {key: customer row}; `products` {external id: product row}; `orders`
+    [(external_id, name, customer key, created_at, order_date, currency, total_minor, refunded_minor,
+    status, financial_status, is_test, discount_codes, updated_at, merge_lines, lines)], each line
+    (line_key, product external id, sku, title, brand, category, quantity, price_minor); `problems`
+    {email: address_problem(email)} of the customers."""
+    customers: dict
+    products: dict
+    orders: list
+    problems: dict
+
+
+def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str) -> PreparedOrders:
+    """Turn one batch of order records into the rows ShopWriter writes (status rules, amounts in
+    minor units, times as text). Pure: it may run in another process than the writer."""
+    conv = _Conversions(timezone)
+    orders: dict[str, OrderRecord] = {}
+    for rec in records:
+        if rec.status not in ORDER_STATUSES:
+            raise ValueError(f"order {rec.external_id}: unknown status {rec.status!r}")
+        prev = orders.get(rec.external_id)
+        if prev is not None and rec.merge_lines:
+            prev.lines.extend(rec.lines)
+        else:
+            orders[rec.external_id] = rec
+    customers = _customer_rows((r.customer for r in orders.values() if r.customer), conv)
+    line_products = {}
+    for rec in orders.values():
+        for line in rec.lines:
+            if not line.product_external_id:
+                continue
+            prod = line_products.get(line.product_external_id)
+            if prod is None:
+                line_products[line.product_external_id] = ProductRecord(
+                    external_id=line.product_external_id, title=line.title, sku=line.sku,
+                    brand=line.brand, category=line.category, price=line.price,
+                    currency=rec.currency)
+            elif prod.title is None or prod.sku is None or prod.brand is None \
+                    or prod.category is None:  # fill gaps from the other lines of this product
+                for name in ("title", "sku", "brand", "category"):
+                    if getattr(prod, name) is None:
+                        setattr(prod, name, getattr(line, name))
+    products = _product_rows(line_products.values(), conv, currency)
+    rows = []
+    for rec in orders.values():
+        cur = rec.currency
+        total = conv.minor(rec.total, cur)
+        refunded = min(conv.minor(rec.refunded, cur), total)
+        status = rec.status
+        if status == "paid" and total > 0 and refunded >= total:
+            status = "refunded"
+        codes = sorted({c.strip().lower() for c in rec.discount_codes if c and c.strip()}) \
+            if rec.discount_codes else None
+        lines = [(line.line_key, line.product_external_id, line.sku, line.title, line.brand, line.category,
+                  int(line.quantity), conv.minor(line.price, cur) if line.price is not None else None)
+                 for line in rec.lines]
+        rows.append((rec.external_id, rec.name, rec.customer.key if rec.customer else None,
+                     conv.time(rec.created_at), conv.date(rec.created_at), cur, total, refunded, status,
+                     rec.financial_status, int(bool(rec.test)), json.dumps(codes) if codes else None,
+                     conv.time(rec.updated_at), rec.merge_lines, lines))
+    problems = {r[1]: address_problem(r[1]) for r in customers.values() if r[1]}
+    return PreparedOrders(customers, products, rows, problems)
+
+
 class ShopWriter:
     """Idempotent writer of one shop's records. `stats` counts what each call did."""
 
@@ -182,7 +293,6 @@ class ShopWriter:
         self.currency = shop["currency"]
         self.batch_size = batch_size
         self.stats = Counter()
-        self._conv: _Conversions | None = None
 
     # ---- lookups -------------------------------------------------------------------------
     def _ids(self, table: str, keys: Iterable[str]) -> dict[str, int]:
@@ -202,52 +312,56 @@ class ShopWriter:
         A guest (no platform id) joins the stored customer with the same email, if there is one;
         a registered customer absorbs an earlier guest row of the same email (its orders move).
         """
-        merged: dict[str, CustomerRecord] = {}
-        for rec in records:
-            key = rec.key
-            if key in merged:
-                merged[key] = _merge_customer(merged[key], rec)
-            else:
-                merged[key] = rec
+        return self._write_customers(_customer_rows(records, _Conversions(self.timezone)))
+
+    def _next_id(self, table: str) -> int:
+        """The id the next new row of `table` gets (the writer holds the write lock)."""
+        return (self.db.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0] or 0) + 1
+
+    def _write_customers(self, merged: dict[str, tuple], problems: dict | None = None) -> dict[str, int]:
         if not merged:
             return {}
         with write_transaction(self.db):
             alias = self._guest_aliases(merged)
             for email, target in alias.items():
-                rec = merged.pop(email)
+                row = merged.pop(email)
                 if target in merged:
-                    merged[target] = _merge_customer(merged[target], rec)
-                else:  # a copy: the caller's record may stand for the guest in other orders
-                    merged[target] = replace(rec, external_id=target)
-            existing = self._ids("customers", merged)
-            conv = self._conv or _Conversions(self.timezone)
+                    merged[target] = _merge_customer_rows(merged[target], row)
+                else:
+                    merged[target] = (target,) + row[1:]
+            ids = self._ids("customers", merged)
+            shop_id = self.shop_id
+            next_id = self._next_id("customers")
             inserts, upserts = [], []
             for key, r in merged.items():
-                (upserts if key in existing else inserts).append((
-                    self.shop_id, key, (r.email or "").strip().lower() or None, r.first_name,
-                    r.last_name, r.locale, _bool(r.accepts_marketing),
-                    conv.time(r.marketing_updated_at), conv.time(r.created_at),
-                    conv.time(r.updated_at)))
+                row = (shop_id, key, (r[1] or "").strip().lower() or None, *r[2:])
+                if key in ids:
+                    upserts.append(row)
+                else:
+                    ids[key] = next_id
+                    inserts.append((next_id, *row))
+                    next_id += 1
             changed = self._execute(INSERT_CUSTOMER, inserts) + self._execute(UPSERT_CUSTOMER, upserts)
-            new = len(merged) - len(existing)
+            new = len(inserts)
             self.stats["customers_new"] += new
             self.stats["customers_updated"] += changed - new
-            ids = self._ids("customers", merged)
-            self._mark_addresses(merged, ids)
-            self._absorb_guests([r.email.strip().lower() for k, r in merged.items()
-                                 if r.external_id and r.email])
+            self._mark_addresses(merged, ids, problems)
+            self._absorb_guests([r[1].strip().lower() for r in merged.values() if r[0] and r[1]])
         for email, external_id in alias.items():
             ids[email] = ids[external_id]
         return ids
 
-    def _mark_addresses(self, merged: dict[str, CustomerRecord], ids: dict[str, int]):
+    def _mark_addresses(self, merged: dict[str, tuple], ids: dict[str, int], problems: dict | None):
         """Mark customers whose address cannot be mailed as undeliverable, with the reason (and clear
-        that mark once a valid address arrives), so that one bad address never stops a delivery run."""
+        that mark once a valid address arrives), so that one bad address never stops a delivery run.
+        `problems`: {email: address_problem(email)} known already (see prepare_orders)."""
         bad, good = [], []
         now = to_db(utcnow())
-        for key, rec in merged.items():
-            if rec.email and key in ids:
-                problem = address_problem(rec.email)
+        problems = problems or {}
+        for key, row in merged.items():
+            email = row[1]
+            if email and key in ids:
+                problem = problems[email] if email in problems else address_problem(email)
                 if problem:
                     bad.append((now, problem, ids[key]))
                 else:
@@ -262,15 +376,15 @@ class ShopWriter:
                 " WHERE id IN (SELECT value FROM json_each(?)) AND email_failure LIKE 'invalid address%'",
                 [json.dumps(good)])
 
-    def _guest_aliases(self, merged: dict[str, CustomerRecord]) -> dict[str, str]:
+    def _guest_aliases(self, merged: dict[str, tuple]) -> dict[str, str]:
         """{guest email: key of the registered customer with that email} (this batch, then stored)."""
-        guests = [k for k, r in merged.items() if not r.external_id]
+        guests = [k for k, r in merged.items() if not r[0]]
         if not guests:
             return {}
         registered = {}
-        for key, rec in merged.items():
-            if rec.external_id and rec.email:
-                registered.setdefault(rec.email.strip().lower(), key)
+        for key, row in merged.items():
+            if row[0] and row[1]:
+                registered.setdefault(row[1].strip().lower(), key)
         rows = self.db.execute(
             "SELECT email, external_id FROM customers WHERE shop_id = ? AND external_id <> email"
             " AND email IN (SELECT value FROM json_each(?)) ORDER BY id",
@@ -297,25 +411,30 @@ class ShopWriter:
     # ---- products ------------------------------------------------------------------------
     def upsert_products(self, records: Iterable[ProductRecord], fill_only: bool = False) -> dict[str, int]:
         """Insert or update products; returns {external id: row id}."""
-        recs = {r.external_id: r for r in records}
-        if not recs:
+        return self._write_products(_product_rows(records, _Conversions(self.timezone), self.currency),
+                                    fill_only)
+
+    def _write_products(self, rows: dict[str, tuple], fill_only: bool) -> dict[str, int]:
+        if not rows:
             return {}
         with write_transaction(self.db):
-            existing = self._ids("products", recs)
-            conv = self._conv or _Conversions(self.timezone)
+            ids = self._ids("products", rows)
+            shop_id = self.shop_id
+            next_id = self._next_id("products")
             inserts, upserts = [], []
-            for r in recs.values():
-                (upserts if r.external_id in existing else inserts).append((
-                    self.shop_id, r.external_id, r.title, r.sku, r.brand, r.category,
-                    conv.minor(r.price, r.currency or self.currency) if r.price is not None else None,
-                    r.url, r.image_url, _flag(r.published), _flag(r.in_stock), r.variant_id,
-                    conv.time(r.created_at), conv.time(r.updated_at)))
+            for key, r in rows.items():
+                if key in ids:
+                    upserts.append((shop_id, key, *r))
+                else:
+                    ids[key] = next_id
+                    inserts.append((next_id, shop_id, key, *r))
+                    next_id += 1
             changed = self._execute(INSERT_PRODUCT, inserts) + \
                 self._execute(FILL_PRODUCT if fill_only else UPSERT_PRODUCT, upserts)
-            new = len(recs) - len(existing)
+            new = len(inserts)
             self.stats["products_new"] += new
             self.stats["products_updated"] += changed - new
-            return self._ids("products", recs)
+            return ids
 
     # ---- orders --------------------------------------------------------------------------
     def write_orders(self, records: Iterable[OrderRecord]) -> Counter:
@@ -330,92 +449,56 @@ class ShopWriter:
 
     def upsert_orders(self, records: list[OrderRecord]):
         """Write one batch of orders in one transaction."""
-        self._conv = _Conversions(self.timezone)
-        try:
-            self._upsert_orders(records)
-        finally:
-            self._conv = None
+        self.write_prepared(prepare_orders(records, self.timezone, self.currency))
 
-    def _upsert_orders(self, records: list[OrderRecord]):
-        conv = self._conv
-        orders: dict[str, OrderRecord] = {}
-        for rec in records:
-            if rec.status not in ORDER_STATUSES:
-                raise ValueError(f"order {rec.external_id}: unknown status {rec.status!r}")
-            prev = orders.get(rec.external_id)
-            if prev is not None and rec.merge_lines:
-                prev.lines.extend(rec.lines)
-            else:
-                orders[rec.external_id] = rec
+    def write_prepared(self, batch: PreparedOrders):
+        """Write one batch from `prepare_orders` in one transaction."""
+        shop_id = self.shop_id
         with write_transaction(self.db):
-            customer_ids = self.upsert_customers(r.customer for r in orders.values() if r.customer)
-            line_products = {}
-            for rec in orders.values():
-                for line in rec.lines:
-                    if not line.product_external_id:
-                        continue
-                    prod = line_products.get(line.product_external_id)
-                    if prod is None:
-                        line_products[line.product_external_id] = ProductRecord(
-                            external_id=line.product_external_id, title=line.title, sku=line.sku,
-                            brand=line.brand, category=line.category, price=line.price,
-                            currency=rec.currency)
-                    elif prod.title is None or prod.sku is None or prod.brand is None \
-                            or prod.category is None:  # fill gaps from the other lines of this product
-                        for name in ("title", "sku", "brand", "category"):
-                            if getattr(prod, name) is None:
-                                setattr(prod, name, getattr(line, name))
-            product_ids = self.upsert_products(line_products.values(), fill_only=True)
-
-            existing = self._ids("orders", orders)
+            customer_ids = self._write_customers(batch.customers, batch.problems)
+            product_ids = self._write_products(batch.products, fill_only=True)
+            orders = batch.orders
+            existing = self._ids("orders", (o[0] for o in orders))
+            order_ids = dict(existing)
+            next_id = self._next_id("orders")
             # Rows known to be new take a plain INSERT (much cheaper than the upsert); the rest
             # the upsert, which only writes what differs.
             inserts, upserts = [], []
-            for rec in orders.values():
-                total = conv.minor(rec.total, rec.currency)
-                refunded = min(conv.minor(rec.refunded, rec.currency), total)
-                status = rec.status
-                if status == "paid" and total > 0 and refunded >= total:
-                    status = "refunded"
-                codes = sorted({c.strip().lower() for c in rec.discount_codes if c and c.strip()}) \
-                    if rec.discount_codes else None
-                (upserts if rec.external_id in existing else inserts).append((
-                    self.shop_id, rec.external_id, rec.name,
-                    customer_ids.get(rec.customer.key) if rec.customer else None,
-                    conv.time(rec.created_at), conv.date(rec.created_at), rec.currency,
-                    total, refunded, status, rec.financial_status, int(bool(rec.test)),
-                    json.dumps(codes) if codes else None, conv.time(rec.updated_at)))
+            for o in orders:
+                row = (shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13])
+                if o[0] in existing:
+                    upserts.append(row)
+                else:
+                    order_ids[o[0]] = next_id
+                    inserts.append((next_id, *row))
+                    next_id += 1
             changed = self._execute(INSERT_ORDER, inserts) + self._execute(UPSERT_ORDER, upserts)
-            new = len(orders) - len(existing)
+            new = len(inserts)
             self.stats["orders_new"] += new
             self.stats["orders_updated"] += changed - new
             self.stats["orders_unchanged"] += len(orders) - changed
-            order_ids = self._ids("orders", orders)
 
             # A new order's lines are new too, except a line key repeated within the order: its
             # later occurrences go through the upsert, after the inserts, as they did in sequence.
             inserts, upserts, stale = [], [], []
             count = 0
-            for rec in orders.values():
-                oid = order_ids[rec.external_id]
-                currency = rec.currency
-                old = rec.external_id in existing
+            for o in orders:
+                oid = order_ids[o[0]]
+                lines = o[14]
+                old = o[0] in existing
                 target = upserts if old else inserts
-                keys = set() if not old and len(rec.lines) > 1 else None
-                for line in rec.lines:
-                    row = (self.shop_id, oid, line.line_key,
-                           product_ids.get(line.product_external_id), line.sku, line.title,
-                           line.brand, line.category, int(line.quantity),
-                           conv.minor(line.price, currency) if line.price is not None else None)
+                keys = set() if not old and len(lines) > 1 else None
+                for line in lines:
+                    row = (shop_id, oid, line[0], product_ids.get(line[1]), *line[2:])
                     if keys is not None:
-                        if line.line_key in keys:
+                        if line[0] in keys:
                             upserts.append(row)
                             continue
-                        keys.add(line.line_key)
+                        keys.add(line[0])
                     target.append(row)
-                count += len(rec.lines)
-                if old and not rec.merge_lines:
-                    stale.append((oid, json.dumps([line.line_key for line in rec.lines])))
+                count += len(lines)
+                if old and not o[13]:
+                    stale.append((oid, json.dumps([line[0] for line in lines])))
             if stale:
                 self.stats["lines_removed"] += self.db.conn.executemany(DELETE_STALE_LINES, stale).rowcount
             if inserts or upserts:
@@ -450,24 +533,6 @@ class ShopWriter:
                   AND p.external_id IN (SELECT value FROM json_each(?))
                   AND (order_lines.brand IS NULL OR order_lines.category IS NULL)
                   AND (p.brand IS NOT NULL OR p.category IS NOT NULL)""", [self.shop_id, ids])
-
-
-def _merge_customer(a: CustomerRecord, b: CustomerRecord) -> CustomerRecord:
-    """Combine two records of one customer: later non-empty values win, consent by its time."""
-    out = CustomerRecord(external_id=a.external_id or b.external_id)
-    for name in ("email", "first_name", "last_name", "locale"):
-        setattr(out, name, getattr(b, name) or getattr(a, name))
-    a_time, b_time = a.marketing_updated_at, b.marketing_updated_at
-    if b.accepts_marketing is not None and (a.accepts_marketing is None or a_time is None
-                                            or (b_time is not None and b_time >= a_time)):
-        out.accepts_marketing, out.marketing_updated_at = b.accepts_marketing, b_time
-    else:
-        out.accepts_marketing, out.marketing_updated_at = a.accepts_marketing, a_time
-    created = [t for t in (a.created_at, b.created_at) if t is not None]
-    updated = [t for t in (a.updated_at, b.updated_at) if t is not None]
-    out.created_at = min(created) if created else None
-    out.updated_at = max(updated) if updated else None
-    return out
 
 
 def forget_consent(db, shop_id):

@@ -7,6 +7,7 @@ what this one missed. Writes go through ShopWriter, so re-reading records is har
 import logging
 from datetime import timedelta
 from itertools import islice
+from typing import Iterator
 
 from tqdm import tqdm
 
@@ -15,11 +16,12 @@ from app.runs import finish_run, start_run
 from app.timeutil import from_db, to_db, utcnow
 
 from .registry import connector_for
-from .store import ShopWriter
+from .store import PreparedOrders, ShopWriter, prepare_orders
 
 log = logging.getLogger("winback.sync")
 CURSOR = "incremental_since"
 SKEW = timedelta(minutes=10)
+ORDER_BATCH = 1000  # orders per write transaction: short, so webhook intake never waits long
 
 
 def get_state(db, shop_id, resource):
@@ -45,6 +47,16 @@ def _batches(iterable, size):
         yield batch
 
 
+def _order_batches(connector, shop, since) -> Iterator[PreparedOrders]:
+    """The connector's orders in prepared batches: its own `prepared_orders` when it has one (a
+    connector that reads a large export in a second process), else prepared here."""
+    own = getattr(connector, "prepared_orders", None)
+    if own is not None:
+        return own(since, ORDER_BATCH)
+    return (prepare_orders(batch, shop["timezone"], shop["currency"])
+            for batch in _batches(connector.orders(since), ORDER_BATCH))
+
+
 def sync_shop(app, db, shop, *, full=False, progress=False, connector=None) -> dict:
     """Pull products, customers and orders (all, or changed since the last sync); returns stats."""
     connector = connector or connector_for(app, shop)
@@ -61,9 +73,9 @@ def sync_shop(app, db, shop, *, full=False, progress=False, connector=None) -> d
             for batch in _batches(connector.customers(since), 1000):
                 writer.upsert_customers(batch)
                 bar.update(len(batch))
-            for batch in _batches(connector.orders(since), 1000):
-                writer.upsert_orders(batch)
-                bar.update(len(batch))
+            for batch in _order_batches(connector, shop, since):
+                writer.write_prepared(batch)
+                bar.update(len(batch.orders))
     except Exception as exc:
         finish_run(db, run, dict(writer.stats), error=f"{type(exc).__name__}: {exc}")
         raise

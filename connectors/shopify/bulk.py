@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict, defaultdict
 from dataclasses import replace
 from typing import Iterable, Iterator
@@ -160,3 +161,14 @@ def stitch_orders(lines: Iterable[bytes], window: int = 20000):
         yield replace(order_from_graphql(orjson.loads(flushed[key]), children), merge_lines=True)
     if early:
         log.warning("bulk export: lines of %d unknown orders ignored", len(early))
+
+
+def read_orders(source: str):
+    """Pipeline source (connectors/pipeline.py, run in the reading process): the stitched orders of
+    a bulk result, downloaded from its URL (a local file path also does, for benchmarks), and a
+    summary function (nothing to report)."""
+    if source.startswith(("http://", "https://")):
+        lines = stream_lines(source, sleep=time.sleep)
+    else:
+        lines = (line.rstrip(b"\n") for line in open(source, "rb"))  # noqa: SIM115 - read to the end
+    return stitch_orders(lines), lambda: None

@@ -5,20 +5,27 @@ import threading
 import time
 from datetime import datetime
 from decimal import Decimal
+from itertools import islice
 from typing import Iterator
 
 from app.db import connect
 from app.shops import load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
 
+from .. import pipeline
 from ..base import Connector, CustomerRecord, OrderRecord, ProductRecord
 from ..codes import new_code
+from ..store import PreparedOrders, prepare_orders
 from ..sync import get_state, set_state
 from . import bulk, oauth
 from .errors import ShopifyError
 from .graphql import GraphQL, document, user_errors
 from .mapping import customer_from_graphql, gid, order_from_graphql, product_from_graphql
 from .subscriptions import register_webhooks, webhooks_registered
+
+# From this many objects (orders and their lines) on, a bulk export of orders is downloaded and
+# parsed in a second process while the sync writes (connectors/pipeline.py).
+PARALLEL_MIN_OBJECTS = 100_000
 
 
 class _State:
@@ -124,6 +131,26 @@ class ShopifyConnector(Connector):
             return
         for node in self._pages("orders", "orders", since):
             yield order_from_graphql(node)
+
+    def prepared_orders(self, since=None, batch_size: int = 1000) -> Iterator[PreparedOrders]:
+        """`orders(since)` in batches ready for `ShopWriter.write_prepared`; a large bulk export is
+        downloaded and parsed in a second process meanwhile."""
+        timezone, currency = self.shop["timezone"], self.shop["currency"]
+        if since is None:
+            op_id = bulk.start_or_resume(self.client, self.state, "orders")
+            op = bulk.wait(self.client, op_id, self.sleep, self.poll_interval)
+            if op.get("url") and int(op.get("objectCount") or 0) >= PARALLEL_MIN_OBJECTS:
+                try:
+                    yield from pipeline.Pipeline(bulk.read_orders, (op["url"],), timezone=timezone, currency=currency,
+                                        batch_size=batch_size)
+                except bulk.BulkGone:
+                    self.state.set(bulk.state_key("orders"), None)  # the next sync starts a new export
+                    raise
+                self.state.set(bulk.state_key("orders"), None)
+                return
+        records = iter(self.orders(since))
+        while batch := list(islice(records, batch_size)):
+            yield prepare_orders(batch, timezone, currency)
 
     def order(self, order_id) -> OrderRecord | None:
         """One order, read live (after a refund)."""
