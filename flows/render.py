@@ -34,8 +34,16 @@ from app.money import format_money, format_money_short
 from app.settings import DEFAULT_BRAND_COLOR, get_settings
 from app.timeutil import from_db, utcnow, zone
 
-from .copy import (DEFAULT_LOCALE, LOCALES, SERVICE_TEMPLATES, TEMPLATES, TEXT_FIELDS,  # noqa: F401 - re-exported
-                   fill, get_copy, product_count)
+from .copy import (  # noqa: F401 - re-exported
+    DEFAULT_LOCALE,
+    LOCALES,
+    SERVICE_TEMPLATES,
+    TEMPLATES,
+    TEXT_FIELDS,
+    fill,
+    get_copy,
+    product_count,
+)
 from .reason import default_reason
 from .storefront import applies_code, shop_target
 

@@ -1,7 +1,8 @@
 """The flows page: each flow on/off, its holdout, steps (delay; offer: percent, amount off, free
 shipping, the earlier code or none; code validity and minimum order), the copy per step and language
-(subject, preheader, heading, intro, reason block, button label, product count; flows.copy), a preview of each email rendered for a real customer of the shop, and "send me a test"
-(to the owner, never to the customer)."""
+(subject, preheader, heading, intro, reason block, button label, product count; flows.copy), a
+preview of each email rendered for a real customer of the shop that follows what is typed, and "send
+me a test" (to the owner, never to the customer)."""
 from datetime import timedelta
 from decimal import Decimal
 

@@ -11,8 +11,16 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, ValidationError
 
-from flows.copy import (BUTTON_MAX, HEADING_MAX, INTRO_MAX, PREHEADER_MAX, PRODUCTS_MAX, REASON_MAX, SUBJECT_MAX,
-                        check_placeholders)
+from flows.copy import (
+    BUTTON_MAX,
+    HEADING_MAX,
+    INTRO_MAX,
+    PREHEADER_MAX,
+    PRODUCTS_MAX,
+    REASON_MAX,
+    SUBJECT_MAX,
+    check_placeholders,
+)
 from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, offer_kind
 
 from ..money import exponent
