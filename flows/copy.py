@@ -1,14 +1,23 @@
-"""The owner's own subject and intro per email step and language.
+"""The owner's own words per email step and language: subject, preheader, heading, intro, reason
+block, button label, and how many products the email shows.
 
-Stored in `shop_settings` under `copy:<template>:<locale>` as JSON {"subject": str, "intro": str};
-either may be absent, and then the template's default applies. flows.render puts the owner's text
-in place of the default in both the HTML part (escaped like any data) and the text part. The text is
-used as written: it is not a template.
+Stored in `shop_settings` under `copy:<template>:<locale>` as JSON {"subject", "preheader", "heading",
+"intro", "reason", "button": str, "products": int}; any may be absent, and then the template's
+default applies. flows.render puts the owner's text in place of the default in both the HTML part
+(escaped like any data) and the text part.
+
+The text is not a template: the only thing done to it is replacing the placeholders {first_name},
+{shop_name}, {code} and {expires} with their values (`fill`), a plain string replacement; any other
+{name} is refused when saved. The product count lives here, with the text, because the owner sets it
+in the same per-language form as the words around it (a shorter email in one language), and a flow
+definition stays about timing and offers.
 """
 import json
+import re
 
 from app import settings
 from app.db import write_transaction
+from app.settings import N_, Message
 from app.timeutil import to_db, utcnow
 
 # The emails that exist, in the languages that ship (flows/render.py renders them).
@@ -20,6 +29,47 @@ SERVICE_TEMPLATES = frozenset({"second_order"})  # no offer, no promotional foot
 
 SUBJECT_MAX = 150
 INTRO_MAX = 2000
+PREHEADER_MAX = 200
+HEADING_MAX = 150
+REASON_MAX = 1000
+BUTTON_MAX = 60
+PRODUCTS_MAX = 6
+PRODUCTS_DEFAULT = 3
+# The owner's text fields; single-line ones are refused with a line break in them.
+TEXT_FIELDS = ("subject", "preheader", "heading", "intro", "reason", "button")
+MULTILINE = frozenset({"intro", "reason"})
+PLACEHOLDERS = ("first_name", "shop_name", "code", "expires")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_MAX = {"subject": SUBJECT_MAX, "preheader": PREHEADER_MAX, "heading": HEADING_MAX, "intro": INTRO_MAX,
+        "reason": REASON_MAX, "button": BUTTON_MAX}
+
+
+class CopyError(ValueError):
+    """A refused value; `field` names the field, the message (a settings Message) says why."""
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+
+
+def check_placeholders(value):
+    """ValueError (a Message) for a {name} that is not one of PLACEHOLDERS; the value otherwise."""
+    for name in _PLACEHOLDER.findall(value or ""):
+        if name not in PLACEHOLDERS:
+            raise ValueError(Message(N_("{%(name)s} is not a placeholder (use %(known)s)"), name=name,
+                                     known=", ".join("{%s}" % p for p in PLACEHOLDERS)))
+    return value
+
+
+def fill(value, values) -> str | None:
+    """The owner's text with each known placeholder replaced by its value (empty when the email has
+    none, e.g. {code} without an offer). A plain replacement, never a template engine: the values are
+    not looked at again, and the result is escaped by the HTML layout like any text."""
+    if value is None:
+        return None
+    return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1)) or "") if m.group(1) in PLACEHOLDERS
+                            else m.group(0), value)
 
 
 def copy_key(template, locale) -> str:
@@ -63,8 +113,39 @@ def _clean_intro(intro):
     return intro
 
 
+def _clean_text(field, value):
+    """One of the newer text fields: None when empty (the default), else the checked text."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise CopyError(field, Message(N_("must be text")))
+    value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not value:
+        return None
+    if field not in MULTILINE and "\n" in value:
+        raise CopyError(field, Message(N_("must be a single line")))
+    if _CONTROL.search(value):
+        raise CopyError(field, Message(N_("must not contain control characters")))
+    if len(value) > _MAX[field]:
+        raise CopyError(field, Message(N_("must be at most %(n)s characters"), n=_MAX[field]))
+    try:
+        return check_placeholders(value)
+    except ValueError as exc:
+        raise CopyError(field, exc.args[0]) from None
+
+
+def _clean_products(value):
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= PRODUCTS_MAX:
+        raise CopyError("products", Message(N_("enter a whole number from %(lo)s to %(hi)s"), lo=0,
+                                            hi=PRODUCTS_MAX))
+    return value
+
+
 def get_copy(db, shop_id, template, locale) -> dict:
-    """{"subject": str | None, "intro": str | None}: the owner's text, None where the default applies."""
+    """{"subject", "preheader", "heading", "intro", "reason", "button": str | None, "products": int |
+    None}: the owner's choices, None where the default applies."""
     _check_target(template, locale)
     row = db.execute("SELECT value FROM shop_settings WHERE shop_id = ? AND key = ?",
                      [shop_id, copy_key(template, locale)]).fetchone()
@@ -76,22 +157,53 @@ def get_copy(db, shop_id, template, locale) -> dict:
             stored = {}
         if not isinstance(stored, dict):
             stored = {}
-    return {"subject": stored.get("subject") or None, "intro": stored.get("intro") or None}
+    out = {name: stored.get(name) or None for name in TEXT_FIELDS}
+    count = stored.get("products")
+    out["products"] = count if isinstance(count, int) and 0 <= count <= PRODUCTS_MAX else None
+    return out
 
 
-def save_copy(db, shop_id, template, locale, subject=None, intro=None) -> dict:
-    """Validate and save the owner's subject/intro for one step and language (None: the default).
+def product_count(copy) -> int:
+    """How many products the email shows: the owner's count, else PRODUCTS_DEFAULT (0 hides the block)."""
+    count = (copy or {}).get("products")
+    return PRODUCTS_DEFAULT if count is None else count
 
-    Raises ValueError with a message and keeps the stored text as it was when a value is refused.
-    Saving both as None removes the override.
+
+def clean_copy(subject=None, intro=None, **fields) -> dict:
+    """The checked values (None: the default), as save_copy stores them; CopyError names the field refused."""
+    unknown = set(fields) - set(TEXT_FIELDS) - {"products"}
+    if unknown:
+        raise ValueError(f"unknown copy fields: {', '.join(sorted(unknown))}")
+    try:
+        value = {"subject": _clean_subject(subject), "intro": _clean_intro(intro)}
+    except ValueError as exc:
+        raise CopyError(str(exc).partition(":")[0], str(exc)) from None
+    for name in ("subject", "intro"):
+        if value[name] is not None:
+            try:
+                check_placeholders(value[name])
+            except ValueError as exc:
+                raise CopyError(name, exc.args[0]) from None
+    for name in ("preheader", "heading", "reason", "button"):
+        value[name] = _clean_text(name, fields.get(name))
+    value["products"] = _clean_products(fields.get("products"))
+    return value
+
+
+def save_copy(db, shop_id, template, locale, subject=None, intro=None, **fields) -> dict:
+    """Validate and save the owner's copy for one step and language (each field None: the default;
+    the fields as get_copy returns them).
+
+    Raises ValueError (a CopyError naming the field) and keeps the stored copy as it was when a value
+    is refused. Saving all as None removes the override.
     """
     _check_target(template, locale)
-    value = {"subject": _clean_subject(subject), "intro": _clean_intro(intro)}
-    value = {k: v for k, v in value.items() if v is not None}
+    value = clean_copy(subject, intro, **fields)
+    stored = {k: v for k, v in value.items() if v is not None}
     key = copy_key(template, locale)
     with write_transaction(db):
-        if not value:
+        if not stored:
             settings.remove(db, shop_id, key)
         else:
-            settings.upsert(db, shop_id, key, json.dumps(value, ensure_ascii=False), to_db(utcnow()))
-    return {"subject": value.get("subject"), "intro": value.get("intro")}
+            settings.upsert(db, shop_id, key, json.dumps(stored, ensure_ascii=False), to_db(utcnow()))
+    return value

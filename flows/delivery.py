@@ -50,7 +50,7 @@ from . import clicks, codes, enrolments, messages, products
 from .definitions import FLOW_OFF
 from .enrolments import exit_pass
 from .exits import finish_waiting, live_check
-from .render import render
+from .render import products_wanted, render
 from .storefront import shop_target
 
 log = logging.getLogger("winback.delivery")
@@ -427,9 +427,11 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
                 messages.withhold(db, message_id, problem)
         return "withheld"
     try:
-        customer = {"first_name": row["first_name"], "last_name": row["last_name"], "locale": row["c_locale"],
-                    "email": row["c_email"], "external_id": row["external_id"]}
-        items = products.blocks(products.picks_for(db, shop["id"], row["customer_id"], step["template"], cache=cache),
+        customer = {"id": row["customer_id"], "first_name": row["first_name"], "last_name": row["last_name"],
+                    "locale": row["c_locale"], "email": row["c_email"], "external_id": row["external_id"]}
+        wanted = products_wanted(db, shop, customer, step["template"], cache)
+        items = products.blocks(products.picks_for(db, shop["id"], row["customer_id"], step["template"], wanted,
+                                                   cache=cache),
                                 shop, settings, app.config["APP_URL"], code["code"] if code else None)
         email = render(step["template"], shop=shop, customer=customer, code=code,
                        products=replenish_products(db, row["customer_id"]) if row["flow"] == "replenish" else None,

@@ -17,7 +17,7 @@ from .definitions import load_flows
 from .delivery import email_links, replenish_products
 from .explain import find_customer
 from .products import blocks, picks_for
-from .render import LOCALES, product_items, render
+from .render import LOCALES, product_items, products_wanted, render
 
 PREVIEW_CODE = "WB-PREVIEW"
 _PREHEADER = re.compile(r'<div class="preheader"[^>]*>(.*?)</div>', re.S)
@@ -76,7 +76,8 @@ def preview(app, db, shop, flow_name, step_no, customer_ref=None, lang=None, now
                 "percent": None if offer.get("free_shipping") else offer.get("percent"),
                 "expires_at": to_db(now + timedelta(days=offer.get("valid_days", 3)))}
     settings = get_settings(db, shop["id"])
-    items = blocks(picks_for(db, shop["id"], customer.get("id"), step["template"]), shop, settings,
+    wanted = products_wanted(db, shop, customer, step["template"])
+    items = blocks(picks_for(db, shop["id"], customer.get("id"), step["template"], wanted), shop, settings,
                    app.config["APP_URL"], code["code"] if code else None)
     links = email_links(app, shop, settings, None, customer.get("id"), flow_name, code, items)
     products = (replenish_products(db, customer["id"]) if flow_name == "replenish" and customer.get("id")

@@ -64,6 +64,24 @@ def _ranking(db, shop_id, cache):
     return cache[key]
 
 
+def favourite(db, shop_id, customer_id, col) -> str | None:
+    """The customer's most-bought `col` ("category" or "brand") over their paid orders, or None."""
+    if col not in ("category", "brand"):
+        raise ValueError(f"no favourite by {col!r}")
+    found = db.execute(_FAVOURITE.format(col=col), {"shop": shop_id, "customer": customer_id}).fetchone()
+    return found[0] if found else None
+
+
+def last_order(db, shop_id, customer_id) -> str | None:
+    """When the customer last placed a paid order (as stored), or None."""
+    return db.execute(_LAST_ORDER, {"shop": shop_id, "customer": customer_id}).fetchone()[0]
+
+
+def bought_ids(db, shop_id, customer_id) -> set:
+    """The ids of the products the customer has ordered."""
+    return {row[0] for row in db.execute(_BOUGHT, {"shop": shop_id, "customer": customer_id})}
+
+
 def winback_picks(db, shop_id, customer_id, limit=PICKS, cache=None) -> list[dict]:
     """Up to `limit` published, in-stock products that fit the customer (see the module's docstring).
     `cache` (a dict kept for one batch) keeps the shop's ranking between emails."""

@@ -34,7 +34,17 @@ from app.money import format_money, format_money_short
 from app.settings import DEFAULT_BRAND_COLOR, get_settings
 from app.timeutil import from_db, utcnow, zone
 
-from .copy import DEFAULT_LOCALE, LOCALES, SERVICE_TEMPLATES, TEMPLATES, get_copy  # noqa: F401 - re-exported
+from .copy import (  # noqa: F401 - re-exported
+    DEFAULT_LOCALE,
+    LOCALES,
+    SERVICE_TEMPLATES,
+    TEMPLATES,
+    TEXT_FIELDS,
+    fill,
+    get_copy,
+    product_count,
+)
+from .reason import default_reason
 from .storefront import applies_code, shop_target
 
 EMAIL_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "emails"
@@ -219,30 +229,49 @@ def product_items(items, links, locale) -> list[dict]:
             for i, item in enumerate(items or ())]
 
 
+def step_copy(db, shop, template, locale, cache=None) -> dict:
+    """The owner's copy (flows.copy.get_copy) of `template` in `locale`; empty without a database or a
+    stored shop. `cache` (a dict kept for one batch) keeps it between emails."""
+    if db is None or shop.get("id") is None:
+        return {}
+    if cache is None:
+        return get_copy(db, shop["id"], template, locale)
+    if (template, locale) not in cache:
+        cache[(template, locale)] = get_copy(db, shop["id"], template, locale)
+    return cache[(template, locale)]
+
+
+def products_wanted(db, shop, customer, template, cache=None) -> int:
+    """How many products the email of `template` to `customer` shows (the owner's count for the
+    email's language, else the default; 0: no product block)."""
+    return product_count(step_copy(db, shop, template, pick_locale(customer.get("locale"), shop.get("locale")),
+                                   cache))
+
+
 def render(template, *, shop, customer, code=None, products=None, items=None, links=None, db=None,
            copy_override=None, cache=None, now=None) -> Rendered:
     """One email of a flow step. `links` are the email's personal URLs (shop_url: the button's tracked
     link, keep_url, unsubscribe_url, product_<i> and reorder_<i>); `products` the titles the reminder's
     words name; `items` the product blocks (flows.products.blocks);
-    `db` (optional) supplies the shop's branding settings and the owner's subject/intro.
-    `copy_override` ({"subject", "intro"}, None = the default text) replaces the stored subject/intro:
+    `db` (optional) supplies the shop's branding settings, the owner's copy (flows.copy: its
+    placeholders filled in, shown escaped) and the win-back reason from the data (flows.reason) for
+    `customer["id"]`; at most the copy's product count of `items` is shown.
+    `copy_override` (the fields of flows.copy.get_copy, None = the default) replaces the stored copy:
     the UI's preview of text not saved yet. `cache` (a dict kept for one batch) saves reading the
     settings and copy again for every email. `now` is the moment of delivery: copy that speaks of
     the time left counts it from then."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     locale = pick_locale(customer.get("locale"), shop.get("locale"))
-    settings, copy = {}, {}
+    settings = {}
+    copy = step_copy(db, shop, template, locale, cache)
     if db is not None and shop.get("id") is not None:
-        cache = {} if cache is None else cache
-        if "settings" not in cache:
-            cache["settings"] = get_settings(db, shop["id"])
-        settings = cache["settings"]
-        if (template, locale) not in cache:
-            cache[(template, locale)] = get_copy(db, shop["id"], template, locale)
-        copy = cache[(template, locale)]
+        settings = cache["settings"] if cache is not None and "settings" in cache else get_settings(db, shop["id"])
+        if cache is not None:
+            cache["settings"] = settings
     if copy_override is not None:
-        copy = {"subject": copy_override.get("subject") or None, "intro": copy_override.get("intro") or None}
+        copy = {**{name: copy_override.get(name) or None for name in TEXT_FIELDS},
+                "products": copy_override.get("products")}
     links = links or {}
     marketing = template not in SERVICE_TEMPLATES
     if code and not marketing:
@@ -250,11 +279,19 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
     offer = offer_words(code, locale) if code else {}
     # The tracked link made at delivery; without one (a page's preview) the plain storefront link.
     shop_url = links.get("shop_url") or shop_target(shop, settings, code["code"] if code else None)
+    expires = format_expiry(code["expires_at"], shop.get("timezone") or "UTC", locale) if code else None
+    first_name = (customer.get("first_name") or "").strip() or None
+    values = {"first_name": first_name, "shop_name": shop["name"], "code": code["code"] if code else None,
+              "expires": expires}
+    owner = {name: fill(copy.get(name), values) for name in TEXT_FIELDS}
+    reason = owner["reason"]
+    if reason is None and db is not None and shop.get("id") is not None:
+        reason = default_reason(db, shop["id"], customer.get("id"), template, locale)
     context = {
         **_brand(shop, settings),
         "locale": locale,
         "marketing": marketing,
-        "first_name": (customer.get("first_name") or "").strip() or None,
+        "first_name": first_name,
         "code": code["code"] if code else None,
         "percent": offer.get("percent"),
         "amount": offer.get("amount"),
@@ -262,18 +299,22 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
         "offer": offer.get("offer"),
         "offer_next": offer.get("offer_next"),
         "offer_terms": offer.get("offer_terms"),
-        "expires": format_expiry(code["expires_at"], shop.get("timezone") or "UTC", locale) if code else None,
+        "expires": expires,
         "time_left": format_time_left(code["expires_at"], now or utcnow(), locale) if code else None,
         "products": format_list(list(products), locale=locale) if products else None,
-        "items": product_items(items, links, locale),
+        "items": product_items(list(items or ())[:product_count(copy)], links, locale),
         "shop_url": shop_url,
         "keep_url": links.get("keep_url"),
         "cta_url": (links.get("keep_url") if template == "sunset"
                     else None if template in SERVICE_TEMPLATES else shop_url),
         "code_applies": bool(code and shop_url and applies_code(shop)),
         "unsubscribe_url": links.get("unsubscribe_url"),
-        "subject_override": copy.get("subject"),
-        "intro_override": copy.get("intro"),
+        "subject_override": owner["subject"],
+        "intro_override": owner["intro"],
+        "preheader_override": owner["preheader"],
+        "heading": owner["heading"],
+        "button_override": owner["button"],
+        "reason": reason,
     }
     name = f"{locale}/{template}.jinja"
     text = _clean_text(_env(False).get_template(name).render(context))

@@ -156,6 +156,10 @@ def test_preview_and_switch_language(page, server):
     subject_en = page.locator('#step0 [data-test="subject"]').inner_text()
     page.fill("#intro0", "Typed just now, not saved")  # the preview follows the typing
     expect(page.frame_locator("#step0 iframe.preview").locator("body")).to_contain_text("Typed just now, not saved")
+    page.fill("#heading0", "Back in stock, {first_name}")  # and the heading, its placeholder filled in
+    heading = page.frame_locator("#step0 iframe.preview").locator("h1.heading")
+    expect(heading).to_contain_text("Back in stock, ")
+    assert "{first_name}" not in heading.inner_text()
     shot(page, "flow-preview")
     page.click('button[data-lang="nl"]')
     page.wait_for_selector('html[lang="nl"]')

@@ -160,3 +160,47 @@ def test_a_refused_product_cycle_is_translated(client, login, db, demo):
                            data={"replenishable": "on", "days": "0", "csrf_token": _token(page)})
     assert response.status_code == 422
     assert "vul een geheel aantal dagen in van 1 tot 3650" in response.get_data(as_text=True)
+
+
+def test_the_editor_saves_every_field_of_a_step(client, login, db, demo):
+    from flows.copy import get_copy
+    login()
+    page = client.get("/shops/demo/flows/winback?lang=pl").get_data(as_text=True)
+    for p in ("{first_name}", "{shop_name}", "{code}", "{expires}"):  # listed next to the fields
+        assert f"<code>{p}</code>" in page
+    fields = {"subject": "Wróć, {first_name}", "preheader": "Kod {code} czeka", "heading": "Tęsknimy",
+              "intro": "Dawno Cię nie było.\n\nZajrzyj do {shop_name}.", "reason": "Nowa palarnia!",
+              "button": "Do sklepu", "products": "2"}
+    response = client.post("/shops/demo/flows/winback/0/copy?lang=pl", data={**fields, "csrf_token": _token(page)})
+    assert response.status_code == 302
+    assert get_copy(db, demo["id"], "winback_1", "pl") == {**fields, "products": 2}
+    page = client.get("/shops/demo/flows/winback?lang=pl").get_data(as_text=True)
+    assert 'value="Tęsknimy"' in page and 'value="2"' in page and ">Nowa palarnia!</textarea>" in page
+    preview = client.get("/shops/demo/flows/winback/0/preview?lang=pl").get_data(as_text=True)
+    assert "Tęsknimy" in preview and "Nowa palarnia!" in preview and "Do sklepu" in preview
+    assert preview.count('class="product"') <= 2
+
+
+@pytest.mark.parametrize("lang, field, value, message", [
+    ("nl", "heading", "x" * 151, "mag hoogstens 150 tekens lang zijn"),
+    ("nl", "preheader", "Hallo {naam}", "{naam} is geen placeholder (gebruik {first_name}, {shop_name}, {code},"
+                                        " {expires})"),
+    ("nl", "products", "7", "vul een heel getal van 0 tot 6 in"),
+    ("pl", "reason", "x" * 1001, "może mieć najwyżej 1000 znaków"),
+    ("pl", "button", "Kup {teraz}", "{teraz} to nie jest symbol zastępczy (użyj {first_name}, {shop_name}, {code},"
+                                    " {expires})"),
+    ("pl", "products", "-1", "wpisz liczbę całkowitą od 0 do 6"),
+])
+def test_a_refused_field_is_explained_next_to_it_in_the_owners_language(client, login, db, demo, lang, field,
+                                                                        value, message):
+    from flows.copy import get_copy
+    login()
+    page = client.get("/shops/demo/flows/winback").get_data(as_text=True)
+    _speak(client, lang, page)
+    data = {"subject": "Keep me", "intro": "Typed intro", field: value, "csrf_token": _token(page)}
+    response = client.post(f"/shops/demo/flows/winback/0/copy?lang={lang}", data=data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert _error(page, f"copy0_{field}") == message
+    assert html.escape(value, quote=True) in page and "Typed intro" in page  # what was typed is kept
+    assert get_copy(db, demo["id"], "winback_1", lang)["subject"] is None  # nothing saved

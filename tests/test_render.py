@@ -252,6 +252,10 @@ def test_unknown_template_is_refused():
         render("nope", shop=shop_dict(), customer=customer())
 
 
+NO_COPY = {"subject": None, "preheader": None, "heading": None, "intro": None, "reason": None, "button": None,
+           "products": None}
+
+
 def test_owner_subject_and_intro_replace_the_defaults(db, shop):
     save_copy(db, shop["id"], "winback_1", "nl", subject="Kom terug, <we> missen je & \"meer\"",
               intro="Eerste regel <b>vet</b>?\n\nTweede alinea.")
@@ -271,10 +275,10 @@ def test_owner_subject_and_intro_replace_the_defaults(db, shop):
     save_copy(db, shop["id"], "sunset", "en", intro="Still with us?")
     sunset = render("sunset", shop=shop, customer=customer(), links=LINKS, db=db)
     assert sunset.subject == "Do you still want to hear from Bean & Leaf?" and "Still with us?" in sunset.text
-    assert get_copy(db, shop["id"], "sunset", "en") == {"subject": None, "intro": "Still with us?"}
+    assert get_copy(db, shop["id"], "sunset", "en") == {**NO_COPY, "intro": "Still with us?"}
     # Both None: back to the defaults.
     save_copy(db, shop["id"], "sunset", "en")
-    assert get_copy(db, shop["id"], "sunset", "en") == {"subject": None, "intro": None}
+    assert get_copy(db, shop["id"], "sunset", "en") == NO_COPY
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -292,7 +296,8 @@ def test_bad_copy_is_refused_and_the_old_text_kept(db, shop, kwargs, message):
     template, locale = args.pop("template"), args.pop("locale")
     with pytest.raises(ValueError, match=message):
         save_copy(db, shop["id"], template, locale, **args)
-    assert get_copy(db, shop["id"], "winback_1", "en") == {"subject": "Come back to us", "intro": "Hello again."}
+    assert get_copy(db, shop["id"], "winback_1", "en") == {**NO_COPY, "subject": "Come back to us",
+                                                                "intro": "Hello again."}
     assert render("winback_1", shop=shop, customer=customer(), code=a_code(), db=db).subject == "Come back to us"
 
 

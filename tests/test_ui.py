@@ -261,9 +261,9 @@ def test_copy_is_saved_per_language_and_shown_in_the_preview(client, login, db, 
     login()
     page = client.get("/shops/demo/flows/winback?lang=nl").get_data(as_text=True)
     response = client.post("/shops/demo/flows/winback/0/copy?lang=nl",
-                           data={"subject": "Kom terug, {naam}!", "intro": "Hallo daar", "csrf_token": _token(page)})
+                           data={"subject": "Kom terug, {first_name}!", "intro": "Hallo daar", "csrf_token": _token(page)})
     assert response.status_code == 302
-    assert "Kom terug, {naam}!" in client.get("/shops/demo/flows/winback?lang=nl").get_data(as_text=True)
+    assert "Kom terug, {first_name}!" in client.get("/shops/demo/flows/winback?lang=nl").get_data(as_text=True)
     assert "Hallo daar" in client.get("/shops/demo/flows/winback/0/preview?lang=nl").get_data(as_text=True)
     assert "Hallo daar" not in client.get("/shops/demo/flows/winback/0/preview?lang=en").get_data(as_text=True)
     response = client.post("/shops/demo/flows/winback/0/copy?lang=nl",

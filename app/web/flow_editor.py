@@ -1,14 +1,15 @@
 """The flows page: each flow on/off, its holdout, steps (delay; offer: percent, amount off, free
-shipping, the earlier code or none; code validity and minimum order), the subject and intro per
-language, a preview of each email rendered for a real customer of the shop, and "send me a test"
-(to the owner, never to the customer)."""
+shipping, the earlier code or none; code validity and minimum order), the copy per step and language
+(subject, preheader, heading, intro, reason block, button label, product count; flows.copy), a
+preview of each email rendered for a real customer of the shop that follows what is typed, and "send
+me a test" (to the owner, never to the customer)."""
 from datetime import timedelta
 from decimal import Decimal
 
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from flows.copy import get_copy, save_copy as store
+from flows.copy import PLACEHOLDERS, CopyError, get_copy, product_count, save_copy as store
 from flows.definitions import FlowError, load_flows, offer_kind, save_flow
 from flows.products import blocks as product_blocks, picks_for
 from flows.render import render
@@ -17,15 +18,16 @@ from flows.storefront import shop_target
 from ..db import get_db
 from ..mailer import build, smtp_url_for
 from ..money import to_minor
-from ..settings import get_settings
+from ..settings import get_settings, refusal
 from ..timeutil import to_db, utcnow
 from ..users import set_email
 from .auth import TokenForm, login_required, owned_shop_or_404
-from .forms import CopyForm, TestSendForm, flow_form
+from .forms import CopyForm, TestSendForm, flow_form, translated
 from .i18n import LANGUAGES, select_locale
 from .quick_send import SendFailed, send_now
 
 bp = Blueprint("flow_pages", __name__)
+COPY_FIELDS = ("subject", "preheader", "heading", "intro", "reason", "button", "products")
 
 
 def _posted_step_or_abort(flow, step):
@@ -81,7 +83,7 @@ def sample_code(offer, currency, expires_at) -> dict:
 def render_step(db, shop, flow, step_no, lang, customer, copy_override=None, app_url=None):
     """The step's email as `customer` would get it, in `lang`, with a sample code and dead links but
     the shop button's, which leads to the storefront untracked (and, for a live preview, the
-    subject/intro being typed instead of the saved ones). `app_url`: where this installation's own
+    copy being typed instead of the saved one). `app_url`: where this installation's own
     pictures (the demo shop's) are served from, APP_URL unless given."""
     step = flow["steps"][step_no]
     offer = _offer_for(flow, step_no)
@@ -95,7 +97,8 @@ def render_step(db, shop, flow, step_no, lang, customer, copy_override=None, app
     dead = current_app.config["APP_URL"] + "/#preview"
     store = shop_target(shop, get_settings(db, shop["id"]), code and code["code"],
                         app_url=current_app.config["APP_URL"])
-    items = product_blocks(picks_for(db, shop["id"], customer.get("id"), step["template"]), shop,
+    copy = copy_override if copy_override is not None else get_copy(db, shop["id"], step["template"], lang)
+    items = product_blocks(picks_for(db, shop["id"], customer.get("id"), step["template"], product_count(copy)), shop,
                            get_settings(db, shop["id"]), app_url or current_app.config["APP_URL"],
                            code and code["code"])
     return render(step["template"], shop=shop, customer={**customer, "locale": lang}, code=code,
@@ -120,12 +123,16 @@ def _editor(shop, flow, lang, errors=None, fform=None, typed=None, status=200):
     steps = []
     for i, step in enumerate(flow["steps"]):
         rendered = render_step(db, shop, flow, i, lang, customer) if customer else None
-        steps.append({"no": i, "step": step, "copy": get_copy(db, shop["id"], step["template"], lang),
+        copy = get_copy(db, shop["id"], step["template"], lang)
+        refused = any(key.startswith(f"copy{i}_") for key in (errors or {}))
+        values = ({field: (typed or {}).get(field, "") for field in COPY_FIELDS} if refused
+                  else {field: "" if copy[field] is None else copy[field] for field in COPY_FIELDS})
+        steps.append({"no": i, "step": step, "copy": copy, "fields": values,
                       "subject": rendered.subject if rendered else None})
     user_email = db.execute("SELECT email FROM users WHERE id = ?", [g.user["id"]]).fetchone()[0]
     return render_template("flow.html", shop=shop, flow=flow, steps=steps, lang=lang, customer=customer,
                            errors=errors or {}, fform=fform or flow_form(flow, currency=shop["currency"]),
-                           typed=typed or {},
+                           typed=typed or {}, placeholders=PLACEHOLDERS,
                            form=TokenForm(), user_email=user_email or ""), status
 
 
@@ -172,22 +179,21 @@ def toggle(handle, name):
 @bp.post("/shops/<handle>/flows/<name>/<int:step>/copy")
 @login_required
 def save_copy(handle, name, step):
-    """The subject and intro of one step in one language (empty: the default text)."""
+    """The copy of one step in one language (each field empty: the default)."""
     shop = owned_shop_or_404(handle)
     flow = _flow(shop, name)
     lang = _lang()
     _posted_step_or_abort(flow, step)
     form = CopyForm()
-    typed = {"subject": form.subject.data or "", "intro": form.intro.data or ""}
+    typed = {field: form[field].data or "" for field in COPY_FIELDS}
     if not form.validate():
         return _editor(shop, flow, lang, {f"copy{step}_{name}": str(messages[0]) for name, messages
                                           in form.errors.items() if name != "csrf_token"}, typed=typed, status=422)
     try:
-        store(get_db(), shop["id"], flow["steps"][step]["template"], lang,
-              subject=form.subject.parsed or None, intro=form.intro.parsed or None)
-    except ValueError as exc:  # a rule of flows.copy the form does not know (its message is English)
-        field = "intro" if str(exc).startswith("intro") else "subject"
-        return _editor(shop, flow, lang, {f"copy{step}_{field}": str(exc)}, typed=typed, status=422)
+        store(get_db(), shop["id"], flow["steps"][step]["template"], lang, **form.copy())
+    except CopyError as exc:  # a rule of flows.copy the form does not know
+        return _editor(shop, flow, lang, {f"copy{step}_{exc.field}": translated(refusal(exc))}, typed=typed,
+                       status=422)
     flash(_("Saved the text of email %(n)s (%(lang)s).", n=step + 1, lang=LANGUAGES[lang]))
     return redirect(url_for("flow_pages.edit", handle=handle, name=name, lang=lang) + f"#step{step}")
 
@@ -205,10 +211,10 @@ def preview(handle, name, step):
     if customer is None:
         return Response(_("No customer to show the email for yet."), mimetype="text/plain")
     override = None
-    if "subject" in request.args or "intro" in request.args:  # live preview of text being typed
+    if any(field in request.args for field in COPY_FIELDS):  # live preview of text being typed
         typed = CopyForm(request.args, meta={"csrf": False})
         if typed.validate():  # else not valid yet: show the saved text
-            override = {"subject": typed.subject.parsed or None, "intro": typed.intro.parsed or None}
+            override = typed.copy()
     # The demo shop's product pictures come from this server, as the browser reaches it.
     origin = request.host_url.rstrip("/")
     email = render_step(db, shop, flow, step, _lang(), customer, override, app_url=origin)

@@ -11,7 +11,16 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, ValidationError
 
-from flows.copy import INTRO_MAX, SUBJECT_MAX
+from flows.copy import (
+    BUTTON_MAX,
+    HEADING_MAX,
+    INTRO_MAX,
+    PREHEADER_MAX,
+    PRODUCTS_MAX,
+    REASON_MAX,
+    SUBJECT_MAX,
+    check_placeholders,
+)
 from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, offer_kind
 
 from ..money import exponent
@@ -233,12 +242,43 @@ def flow_form(flow, formdata=None, currency=None):
     return form_class(formdata=formdata) if formdata is not None else form_class(formdata=None, data=data)
 
 
-class CopyForm(FlaskForm):
-    """One step's subject and intro in one language (empty: the default text); the same checks as
-    flows.copy, with messages in the owner's language."""
+def _placeholders(form, field):
+    """Only the placeholders flows.copy knows ({first_name}, {shop_name}, {code}, {expires})."""
+    try:
+        check_placeholders(field.data or "")
+    except ValueError as exc:
+        raise ValidationError(translated(refusal(exc))) from None
 
-    subject = StringField(validators=[Parsed(text(SUBJECT_MAX))])
-    intro = TextAreaField(validators=[Parsed(text(INTRO_MAX, multiline=True))])
+
+class _Count(Number):
+    """A product count from 0 to PRODUCTS_MAX; empty: the default (`field.parsed` None)."""
+
+    def __call__(self, form, field):
+        if not (field.data or "").strip():
+            field.parsed = None
+            return
+        super().__call__(form, field)
+
+
+class CopyForm(FlaskForm):
+    """One step's copy in one language (empty: the default text): subject, preheader, heading, intro,
+    reason block, button label and product count; the same checks as flows.copy, with messages in the
+    owner's language."""
+
+    subject = StringField(validators=[Parsed(text(SUBJECT_MAX)), _placeholders])
+    preheader = StringField(validators=[Parsed(text(PREHEADER_MAX)), _placeholders])
+    heading = StringField(validators=[Parsed(text(HEADING_MAX)), _placeholders])
+    intro = TextAreaField(validators=[Parsed(text(INTRO_MAX, multiline=True)), _placeholders])
+    reason = TextAreaField(validators=[Parsed(text(REASON_MAX, multiline=True)), _placeholders])
+    button = StringField(validators=[Parsed(text(BUTTON_MAX)), _placeholders])
+    products = StringField(validators=[_Count(0, PRODUCTS_MAX, message=_l(
+        "enter a whole number from %(lo)s to %(hi)s", lo=0, hi=PRODUCTS_MAX))])
+
+    def copy(self) -> dict:
+        """The parsed values as flows.copy.save_copy takes them (None: the default)."""
+        return {name: getattr(self, name).parsed or None
+                for name in ("subject", "preheader", "heading", "intro", "reason", "button")} | {
+            "products": self.products.parsed}
 
 
 class TestSendForm(FlaskForm):
