@@ -248,6 +248,11 @@ def products_wanted(db, shop, customer, template, cache=None) -> int:
                                    cache))
 
 
+def _display_url(url) -> str | None:
+    """A storefront address as a reader sees it: no scheme, no trailing slash."""
+    return re.sub(r"^https?://", "", url).rstrip("/") if url else None
+
+
 def render(template, *, shop, customer, code=None, products=None, items=None, links=None, db=None,
            copy_override=None, cache=None, now=None) -> Rendered:
     """One email of a flow step. `links` are the email's personal URLs (shop_url: the button's tracked
@@ -307,6 +312,11 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
         "keep_url": links.get("keep_url"),
         "cta_url": (links.get("keep_url") if template == "sunset"
                     else None if template in SERVICE_TEMPLATES else shop_url),
+        # A service email sells nothing: no button, but a plain link to the shop (the order, the
+        # product pages and their instructions), so that it too leads somewhere.
+        "service_link": shop_url if template in SERVICE_TEMPLATES else None,
+        "service_link_text": (_display_url(shop_target(shop, settings, None) or shop_url)
+                              if template in SERVICE_TEMPLATES else None),
         "code_applies": bool(code and shop_url and applies_code(shop)),
         "unsubscribe_url": links.get("unsubscribe_url"),
         "subject_override": owner["subject"],

@@ -241,7 +241,9 @@ def test_second_order_is_a_service_email(db, branded, locale):
     for word in PROMO_WORDS[locale]:
         assert not re.search(rf"\b{word}", body), word
     assert "WB-" not in email.html
-    assert "https://bean.example" not in email.html  # no shop button: nothing to sell here
+    # nothing to sell here: no button, but a plain link to the shop (issue 14: a way to the shop in every email)
+    assert 'class="button"' not in email.html and "https://bean.example" in parse(email.html).links
+    assert "https://bean.example" in email.text
     assert LINKS["unsubscribe_url"] in parse(email.html).links  # a discreet preferences link
     with pytest.raises(ValueError, match="service"):
         render("second_order", shop=branded, customer=customer(locale), code=a_code(), db=db)
