@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import free_port, percentile  # noqa: E402
+from common import free_port, percentile, wait_healthy  # noqa: E402
 
 SHOPIFY = "bench.myshopify.com"
 SECRET = "bench-secret"
@@ -102,14 +102,7 @@ def main():
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         latencies, statuses = [], []
         try:
-            for _ in range(200):
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                    conn.request("GET", "/healthz")
-                    if conn.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.05)
+            wait_healthy(port)
             started = time.perf_counter()
             tick = subprocess.Popen([winback, "run-flows", "--shop", shop["handle"], "--now", NOW.isoformat(),
                                      "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import free_port, percentile  # noqa: E402
+from common import free_port, percentile, wait_healthy  # noqa: E402
 
 SHOP = "bench.myshopify.com"
 SECRET = "bench-secret"
@@ -59,14 +59,7 @@ def main():
             cmd.append("--no-scheduler")
         server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(200):
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                    conn.request("GET", "/healthz")
-                    if conn.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.05)
+            wait_healthy(port)
             bodies = []
             for n in range(deliveries):
                 body = json.dumps({**order, "id": 5_000_000 + n, "name": f"#B{n}"}).encode()

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import free_port, percentile  # noqa: E402
+from common import free_port, percentile, wait_healthy  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
 SHOP = "bench.myshopify.com"
@@ -123,14 +123,7 @@ def main():
         flows = threading.Thread(target=run_flows_loop, args=(env, stop, ticks))
         latencies, statuses, lock = [], [], threading.Lock()
         try:
-            for _ in range(400):
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                    conn.request("GET", "/healthz")
-                    if conn.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.05)
+            wait_healthy(port)
             if not args.no_flows:
                 flows.start()
             time.sleep(1.0)  # let the first tick get going

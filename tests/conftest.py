@@ -4,9 +4,9 @@ import os
 import pytest
 
 from app import create_app
-from app.users import create_user
 from app.db import connect
 from app.migrations import init_db
+from app.users import create_user
 
 ADMIN_PASSWORD = "correct horse battery"
 # Tests hash passwords with one round of PBKDF2: werkzeug's scrypt costs ~0.1 s a hash, and nearly
@@ -110,3 +110,18 @@ def make_user(db):
     def make(username, password, shop_ids=()):
         return create_user(db, username, password, shop_ids=shop_ids, method=CHEAP_HASH)
     return make
+
+
+@pytest.fixture
+def live(app):
+    """The app on a real loopback port (threaded, like a production server), so that a fake store
+    can call it back; yields its URL, which is also the app's APP_URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    app.config["APP_URL"] = f"http://127.0.0.1:{server.server_port}"
+    yield app.config["APP_URL"]
+    server.shutdown()
+

@@ -430,3 +430,16 @@ class FakeShopify:
 def _utc(text):
     from datetime import datetime, timezone
     return datetime.fromisoformat(text).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def winback_app_for(fake, instance_path, **config):
+    """An app (database initialised) talking to the fake Shopify `fake`."""
+    from app import create_app  # tests only: this module is also imported by the benchmarks
+    from app.migrations import init_db
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(instance_path), "SHOPIFY_CLIENT_ID": fake.client_id,
+                      "SHOPIFY_CLIENT_SECRET": fake.secret, "SHOPIFY_ADMIN_URL": fake.admin_url,
+                      "APP_URL": "http://127.0.0.1:5000", **config})
+    with app.app_context():
+        from app.db import get_db
+        init_db(get_db())
+    return app

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from app import create_app, webhooks as inbox
+from app import webhooks as inbox
 from app.db import connect
-from app.migrations import init_db
 from app.timeutil import to_db, utcnow
 from connectors.shopify import oauth
 from connectors.shopify.install import save_shop
-from tests.fake_shopify import FIXTURES, FakeShopify, webhook_headers
+from tests.fake_shopify import FIXTURES, FakeShopify, webhook_headers, winback_app_for
 
 SHOP = "privacy-test.myshopify.com"
 LETTERS = "abcdefghijklmnop"
@@ -28,15 +27,7 @@ def fake():
 
 @pytest.fixture
 def papp(tmp_path, fake):
-    # The database in the instance folder, as in production.
-    app = create_app({
-        "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"),
-        "SHOPIFY_CLIENT_ID": fake.client_id, "SHOPIFY_CLIENT_SECRET": fake.secret,
-        "SHOPIFY_ADMIN_URL": fake.admin_url, "APP_URL": "http://127.0.0.1:5000"})
-    with app.app_context():
-        from app.db import get_db
-        init_db(get_db())
-    return app
+    return winback_app_for(fake, tmp_path / "instance")  # the database in the instance folder, as in production
 
 
 @pytest.fixture

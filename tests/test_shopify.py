@@ -10,22 +10,21 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from app import create_app, webhooks as inbox
+from app import webhooks as inbox
 from app.db import connect
-from app.migrations import init_db
 from app.shops import get_shop, load_credentials, store_credentials
 from app.timeutil import to_db, utcnow
-from connectors.shopify import bulk, oauth
 from connectors.codes import new_code
+from connectors.shopify import bulk, oauth
 from connectors.shopify.connector import ShopifyConnector
 from connectors.shopify.errors import AuthError, ShopifyError
 from connectors.shopify.install import save_shop
-from connectors.shopify.subscriptions import is_uninstalled
 from connectors.shopify.mapping import consent, order_from_rest, order_status
+from connectors.shopify.subscriptions import is_uninstalled
 from connectors.sync import get_state, sync_shop
 from flows.engine import tick
 from tests.builders import History, at, ready_to_send
-from tests.fake_shopify import FakeShopify, load_fixture_orders, sign_query, webhook_headers
+from tests.fake_shopify import FakeShopify, load_fixture_orders, sign_query, webhook_headers, winback_app_for
 from tests.test_render import parse
 
 SHOP = "winback-test.myshopify.com"
@@ -40,14 +39,7 @@ def fake():
 
 @pytest.fixture
 def sapp(tmp_path, fake):
-    app = create_app({
-        "TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "DATABASE": str(tmp_path / "winback.db"),
-        "SHOPIFY_CLIENT_ID": fake.client_id, "SHOPIFY_CLIENT_SECRET": fake.secret,
-        "SHOPIFY_ADMIN_URL": fake.admin_url, "APP_URL": "http://127.0.0.1:5000"})
-    with app.app_context():
-        from app.db import get_db
-        init_db(get_db())
-    return app
+    return winback_app_for(fake, tmp_path / "instance", DATABASE=str(tmp_path / "winback.db"))
 
 
 @pytest.fixture

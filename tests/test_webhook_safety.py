@@ -4,14 +4,14 @@ import copy
 import json
 import os
 import socket
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.serving import make_server
+from fake_shopify import webhook_headers
+from fake_woo import FakeStore, fixture, php_json
 
 from app import create_app, webhooks as inbox
 from app.db import connect, write_transaction
@@ -22,8 +22,6 @@ from connectors.registry import connector_for
 from connectors.shopify.subscriptions import mark_uninstalled
 from connectors.sync import poll_shop
 from connectors.woocommerce.connect import add_store
-from fake_shopify import webhook_headers
-from fake_woo import FakeStore, fixture, php_json
 
 SHOPIFY_SECRET = "shpss_safety_secret"
 SHOP = "safety.myshopify.com"
@@ -63,16 +61,6 @@ def store():
     yield fake
     fake.delay = 0
     fake.stop()
-
-
-@pytest.fixture
-def live(app):
-    """The app on a real loopback port (threaded, like a production server)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    app.config["APP_URL"] = f"http://127.0.0.1:{server.server_port}"
-    yield app.config["APP_URL"]
-    server.shutdown()
 
 
 @pytest.fixture

@@ -2,14 +2,13 @@
 reconcile, and every rejection. The code talking to the store is the real code."""
 import json
 import re
-import threading
 from datetime import datetime, timezone
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from werkzeug.serving import make_server
+from fake_woo import FIXTURES, FakeStore
 
 from app import webhooks as inbox
 from app.settings import save_setting
@@ -18,8 +17,6 @@ from connectors.registry import connector_for
 from connectors.sync import poll_shop, sync_shop
 from connectors.woocommerce import WooError
 from connectors.woocommerce.connect import add_store, start_connection
-
-from fake_woo import FIXTURES, FakeStore
 
 UTC = timezone.utc
 
@@ -49,16 +46,6 @@ def store():
     fake.start()
     yield fake
     fake.stop()
-
-
-@pytest.fixture
-def live(app):
-    """Winback itself on a real loopback port, so the store can call it back."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    app.config["APP_URL"] = f"http://127.0.0.1:{server.server_port}"
-    yield app.config["APP_URL"]
-    server.shutdown()
 
 
 def woo_shop(app, db, store, **creds):
