@@ -520,6 +520,51 @@ ALTER TABLE products ADD COLUMN created_at TEXT
 """)
 
 
+
+@migrations(name="0026_snapshot_marks")
+def m0026(db):
+    # What changed since the stored snapshot: a customer whose orders or details changed, or the whole
+    # shop (customer_id 0: settings, products, a customer removed). Triggers keep it, not the writers:
+    # no writer can forget, and a snapshot can tell whether it still holds without recomputing.
+    db.execute("""CREATE TABLE snapshot_marks (shop_id INTEGER NOT NULL, customer_id INTEGER NOT NULL,
+                  PRIMARY KEY (shop_id, customer_id)) WITHOUT ROWID""")
+
+    # NOT EXISTS rather than INSERT OR IGNORE: a statement's own conflict clause (sqlite-utils' upserts
+    # say OR ...) overrides the one inside the trigger it fires.
+    def mark(shop, customer, where="1"):
+        return (f"INSERT INTO snapshot_marks SELECT {shop}, {customer} WHERE {where} AND NOT EXISTS "
+                f"(SELECT 1 FROM snapshot_marks WHERE shop_id = {shop} AND customer_id = {customer})")
+
+    def mark_order(order):
+        return (f"INSERT INTO snapshot_marks SELECT DISTINCT o.shop_id, o.customer_id FROM orders o "
+                f"WHERE o.id IN ({order}) AND o.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                f"snapshot_marks m WHERE m.shop_id = o.shop_id AND m.customer_id = o.customer_id)")
+
+    triggers = {
+        "order_insert": ("AFTER INSERT ON orders WHEN NEW.customer_id IS NOT NULL",
+                         mark("NEW.shop_id", "NEW.customer_id")),
+        "order_update": ("AFTER UPDATE ON orders",
+                         mark("NEW.shop_id", "NEW.customer_id", "NEW.customer_id IS NOT NULL") + "; "
+                         + mark("OLD.shop_id", "OLD.customer_id", "OLD.customer_id IS NOT NULL")),
+        "order_delete": ("AFTER DELETE ON orders WHEN OLD.customer_id IS NOT NULL",
+                         mark("OLD.shop_id", "OLD.customer_id")),
+        "line_insert": ("AFTER INSERT ON order_lines", mark_order("NEW.order_id")),
+        "line_update": ("AFTER UPDATE ON order_lines", mark_order("NEW.order_id, OLD.order_id")),
+        "line_delete": ("AFTER DELETE ON order_lines", mark_order("OLD.order_id")),
+        "customer_insert": ("AFTER INSERT ON customers", mark("NEW.shop_id", "NEW.id")),
+        "customer_update": ("AFTER UPDATE ON customers", mark("NEW.shop_id", "NEW.id")),
+        "customer_delete": ("AFTER DELETE ON customers", mark("OLD.shop_id", "0")),
+        "product_insert": ("AFTER INSERT ON products", mark("NEW.shop_id", "0")),
+        "product_update": ("AFTER UPDATE OF replenishable, replenish_days, brand, category ON products",
+                           mark("NEW.shop_id", "0")),
+        "product_delete": ("AFTER DELETE ON products", mark("OLD.shop_id", "0")),
+        "settings_insert": ("AFTER INSERT ON shop_settings", mark("NEW.shop_id", "0")),
+        "settings_update": ("AFTER UPDATE ON shop_settings", mark("NEW.shop_id", "0")),
+        "settings_delete": ("AFTER DELETE ON shop_settings", mark("OLD.shop_id", "0")),
+    }
+    for name, (when, body) in triggers.items():
+        db.execute(f"CREATE TRIGGER snapshot_marks_{name} {when} BEGIN {body}; END")
+
 def init_db(db=None):
     """Create or migrate the schema; returns the names of the migrations applied now."""
     db = db or get_db()

@@ -34,6 +34,7 @@ def refresh(db, shop, now, settings=None) -> dict:
             line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)
             segments.fill_segments(db, params, line_rows)
             metrics.drop_purchases(db)
+            db.execute("DELETE FROM snapshot_marks WHERE shop_id = ?", [shop["id"]])  # all seen now
             seconds = round(time.perf_counter() - started, 3)
             db.execute("""
                 INSERT INTO shop_snapshots (shop_id, computed_for, computed_at, now_date, customers,
@@ -77,12 +78,32 @@ def stored_snapshot(db, shop) -> dict | None:
 
 
 def ensure_snapshot(db, shop, now) -> dict:
-    """The snapshot for exactly `now`, refreshing first when the stored one is for another time."""
+    """The snapshot for `now`: the stored one when it still holds for `now`, else a new refresh."""
     snap = stored_snapshot(db, shop)
+    if snap is not None and snap["computed_for"] != to_db(now) and still_holds(db, shop, snap, now):
+        with write_transaction(db):
+            db.execute("UPDATE shop_snapshots SET computed_for = ? WHERE shop_id = ?", [to_db(now), shop["id"]])
+        snap["computed_for"] = to_db(now)
     if snap is None or snap["computed_for"] != to_db(now):
         refresh(db, shop, now)
         snap = stored_snapshot(db, shop)
     return snap
+
+
+def still_holds(db, shop, snap, now) -> bool:
+    """Whether the stored snapshot is exactly what a refresh for `now` would give.
+
+    Every rule counts in whole days of the shop's calendar and reads orders created before `now`: the
+    snapshot holds on the same day when nothing it reads has changed since (no snapshot mark) and no
+    order falls between the two moments.
+    """
+    if snap["now_date"] != local_date(now, shop["timezone"]):
+        return False
+    if db.execute("SELECT 1 FROM snapshot_marks WHERE shop_id = ? LIMIT 1", [shop["id"]]).fetchone():
+        return False
+    low, high = sorted((snap["computed_for"], to_db(now)))
+    return not db.execute("SELECT 1 FROM orders WHERE shop_id = ? AND created_at >= ? AND created_at < ? LIMIT 1",
+                          [shop["id"], low, high]).fetchone()
 
 
 def segment_counts(db, shop_id) -> dict[str, int]:
