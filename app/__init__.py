@@ -38,12 +38,12 @@ _STRING_SETTINGS = ("ADMIN_PASSWORD", "SECRET_KEY", "ENCRYPTION_KEY", "SHOPIFY_C
                     "SHOPIFY_CLIENT_SECRET_PREVIOUS", "POSTMARK_WEBHOOK_SECRET")
 
 
-def create_app(test_config=None):
+def create_app(test_config=None, *, web=True):
     """Create the Winback app.
 
     Settings come from the defaults, then the `WINBACK_*` environment variables, then `test_config`
     (which may also name an `INSTANCE_PATH`). Keys not configured are generated once into the
-    instance folder.
+    instance folder. `web=False` leaves out the pages, for command-line work that serves nothing.
     """
     instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("WINBACK_INSTANCE_PATH")
     app = Flask(
@@ -69,7 +69,7 @@ def create_app(test_config=None):
     from connectors.shopify import privacy
     from flows import codes, messages
 
-    from . import cli, web
+    from . import cli
 
     os.makedirs(app.instance_path, exist_ok=True)
     keys.init_app(app)
@@ -85,6 +85,8 @@ def create_app(test_config=None):
                            "code_errors": codes.blank_errors})
 
     cli.init_app(app)
-    web.register(app)
+    if web:
+        from . import web as pages
+        pages.register(app)
 
     return app

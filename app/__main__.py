@@ -1,12 +1,21 @@
 """`winback` (and `python -m app`): the command line's way in, a Flask CLI group bound to the app
 factory, which registers the commands of app/cli.py on every app it makes."""
 import os
+from functools import partial
 
 import click
 from flask.cli import FlaskGroup, ScriptInfo
 
 from . import create_app
 from .keys import EncryptionKeyError
+
+
+SERVING = {"serve"}  # the commands that serve the pages; the others need no web side (and start faster)
+
+
+def cli_app():
+    """The app as a command sees it: no pages, unless the command serves them (see WinbackGroup)."""
+    return create_app(web=False)
 
 
 class WinbackGroup(FlaskGroup):
@@ -21,6 +30,13 @@ class WinbackGroup(FlaskGroup):
             if current_app_debug():
                 raise
             raise click.ClickException(f"{exc}" if str(exc) else type(exc).__name__) from exc
+
+    def get_command(self, ctx, name):
+        """Flask's lookup, on an app with its pages only for the command that serves them."""
+        info = ctx.ensure_object(ScriptInfo)
+        if info._loaded_app is None:
+            info.create_app = partial(create_app, web=name in SERVING)
+        return super().get_command(ctx, name)
 
     def list_commands(self, ctx):
         """Flask's list; when the app cannot start (e.g. its encryption key is missing), one line
@@ -38,7 +54,7 @@ def current_app_debug():
     return os.environ.get("WINBACK_DEBUG") == "1"
 
 
-@click.group(cls=WinbackGroup, create_app=create_app, add_default_commands=False,
+@click.group(cls=WinbackGroup, create_app=cli_app, add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main():
     """Winback: win-back, VIP and replenishment flows for Shopify and WooCommerce shops.

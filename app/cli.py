@@ -1,6 +1,10 @@
 """The `winback` commands. They live on the app's CLI group (`app.cli`, registered by the app
 factory, as in Flask's tutorial), so that the test runner and `flask --app` see them too; the
-`winback` entry point itself is app/__main__.py."""
+`winback` entry point itself is app/__main__.py.
+
+Each command imports what it works with inside its function: `winback --help` and `explain` must
+answer in a blink, not after loading the platforms' HTTP clients, the mailer and the model fitter.
+"""
 import json
 import sys
 
@@ -8,33 +12,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from connectors.csv_import import import_orders
-from connectors.demo import seed_demo
-from connectors.registry import live_connector
-from connectors.shopify.errors import ShopifyError
-from connectors.shopify.install import save_shop
-from connectors.shopify.oauth import client_credentials as cc_grant, valid_shop_domain
-from connectors.sync import sync_shop
-from connectors.woocommerce import WooError
-from connectors.woocommerce.connect import add_store
-from flows.attribution import report
-from flows.definitions import PRIORITY, FlowError, load_flows, offer_kind, set_enabled
-from flows.email_preview import PreviewError, preview as preview_email
-from flows.engine import TickBusy, preview, tick
-from flows.explain import explain, find_customer
-from flows.messages import message_log
-from flows.refresh import ensure_snapshot, refresh, segment_counts, segment_members
 
-from . import scheduler
 from .db import get_db
-from .dkim import DkimError, ensure_key, remove_key
-from .migrations import init_db
 from .money import from_minor
 from .shops import ShopError, get_or_create_shop, get_shop, list_shops, require_shop
 from .timeutil import parse_now
-from .users import UserError, add_user, ensure_admin, list_users, remove_user, set_password
-from .web.limits import LARGEST_BYTES
-from .webhooks import start_processor
 
 
 def echo_json(doc):
@@ -78,6 +60,8 @@ def init_app(app):
 @commands.command("init-db")
 def init_db_command():
     """Create or migrate the database, and create the admin user if there is none."""
+    from .migrations import init_db
+    from .users import ensure_admin
     applied = init_db()
     click.echo(f"Database ready: {current_app.config['DATABASE']}"
                + (f" (applied {', '.join(applied)})" if applied else " (up to date)"))
@@ -100,6 +84,8 @@ def init_db_command():
 @json_option
 def demo_command(customers, seed, now, if_missing, as_json):
     """Create or refresh shop `demo` with a realistic synthetic history (about 2 years)."""
+    from .migrations import init_db
+    from connectors.demo import seed_demo
     db = get_db()
     init_db(db)
     if if_missing and get_shop(db, "demo"):
@@ -123,7 +109,12 @@ def demo_command(customers, seed, now, if_missing, as_json):
 @click.option("--threads", default=8, show_default=True, type=int)
 def serve_command(host, port, no_scheduler, threads):
     """Serve the web UI and webhooks (waitress) and, unless told not to, the scheduler, in one process."""
-    from waitress import serve  # only `serve` needs the web server: no start-up cost for the other commands
+    from waitress import serve
+
+    from . import scheduler
+    from .migrations import init_db
+    from .web.limits import LARGEST_BYTES
+    from .webhooks import start_processor
     app = current_app._get_current_object()
     init_db(get_db())
     if not no_scheduler:
@@ -137,6 +128,9 @@ def serve_command(host, port, no_scheduler, threads):
 @commands.command("worker")
 def worker_command():
     """Run the scheduler alone, for deployments where gunicorn serves the web side."""
+    from . import scheduler
+    from .migrations import init_db
+    from .webhooks import start_processor
     init_db(get_db())
     start_processor(current_app._get_current_object())
     scheduler.run_forever(current_app._get_current_object())
@@ -152,6 +146,7 @@ def shop_group():
 @json_option
 def shop_list_command(as_json):
     """List shops with their id (the number in webhook URLs), platform, last sync and counts."""
+    from .migrations import init_db
     db = get_db()
     init_db(db)
     shops = [{k: s[k] for k in ("handle", "id", "platform", "last_sync", "customers", "orders")}
@@ -179,6 +174,10 @@ def add_shopify_command(domain, token, client_credentials, offline):
     Unless --offline, checks the credentials (reading the shop's currency and time zone) and
     subscribes the webhooks; with --offline the next sync does both.
     """
+    from .migrations import init_db
+    from connectors.shopify.errors import ShopifyError
+    from connectors.shopify.install import save_shop
+    from connectors.shopify.oauth import client_credentials as cc_grant, valid_shop_domain
     shop_domain = valid_shop_domain(domain)
     if shop_domain is None:
         raise click.ClickException(f"{domain!r} is not a shop domain like your-store.myshopify.com")
@@ -214,6 +213,9 @@ def add_woocommerce_command(url, key, secret, webhook_secret, offline):
     Checks the keys against the store and creates the webhooks, unless --offline (then the next
     reconcile creates them). The keys are stored encrypted.
     """
+    from .migrations import init_db
+    from connectors.woocommerce import WooError
+    from connectors.woocommerce.connect import add_store
     db = get_db()
     init_db(db)
     try:
@@ -232,6 +234,7 @@ def add_woocommerce_command(url, key, secret, webhook_secret, offline):
 @click.option("--full", is_flag=True, help="Pull everything, not only what changed since the last sync.")
 def sync_command(shop_handle, full):
     """Pull customers, orders and products from the shop's platform, with a progress bar."""
+    from connectors.sync import sync_shop
     shop = _require_shop(shop_handle)
     if shop["platform"] in ("demo", "import"):
         raise click.ClickException(
@@ -259,6 +262,8 @@ def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
     Bad rows are reported by line number and skipped; good rows are imported; importing the same
     file again changes nothing.
     """
+    from .migrations import init_db
+    from connectors.csv_import import import_orders
     db = get_db()
     init_db(db)
     try:
@@ -298,6 +303,7 @@ def _shop_now(shop, now):
 @json_option
 def refresh_command(shop_handle, now, as_json):
     """Recompute and store every customer's metrics, segments, model scores and RFM."""
+    from flows.refresh import refresh
     shop = _require_shop(shop_handle)
     result = refresh(get_db(), shop, _shop_now(shop, now))
     if as_json:
@@ -314,6 +320,7 @@ def refresh_command(shop_handle, now, as_json):
 @json_option
 def segments_command(shop_handle, now, members, as_json):
     """Segment counts (and members), from the stored snapshot for the same --now, else after a refresh."""
+    from flows.refresh import ensure_snapshot, segment_counts, segment_members
     shop = _require_shop(shop_handle)
     db = get_db()
     snap = ensure_snapshot(db, shop, _shop_now(shop, now))
@@ -340,6 +347,7 @@ def segments_command(shop_handle, now, members, as_json):
 @json_option
 def model_command(shop_handle, now, as_json):
     """Fit the purchase model (BG/NBD) and print its parameters."""
+    from flows.refresh import ensure_snapshot
     shop = _require_shop(shop_handle)
     snap = ensure_snapshot(get_db(), shop, _shop_now(shop, now))
     model = {k: v for k, v in snap["model"].items()
@@ -360,6 +368,9 @@ def model_command(shop_handle, now, as_json):
 @json_option
 def explain_command(shop_handle, customer, now, as_json):
     """One customer's metrics, segments, scores and the reasons, and what the flows would do."""
+    from flows.explain import explain, find_customer
+    from flows.messages import message_log
+    from flows.refresh import ensure_snapshot
     shop = _require_shop(shop_handle)
     db = get_db()
     found = find_customer(db, shop["id"], customer)
@@ -386,6 +397,8 @@ def explain_command(shop_handle, customer, now, as_json):
 @json_option
 def run_flows_command(shop_handle, now, dry_run, as_json):
     """One scheduler tick: enrol, exit, send what is due."""
+    from connectors.registry import live_connector
+    from flows.engine import TickBusy, preview, tick
     shop = _require_shop(shop_handle)
     if dry_run:
         rows = preview(get_db(), shop, _shop_now(shop, now))
@@ -425,6 +438,7 @@ def run_flows_command(shop_handle, now, dry_run, as_json):
 @json_option
 def messages_command(shop_handle, limit, status, as_json):
     """The message log: sent, withheld (and why), failed, waiting, unknown."""
+    from flows.messages import message_log
     shop = _require_shop(shop_handle)
     rows = message_log(get_db(), shop, limit=limit, status=status)
     if as_json:
@@ -452,6 +466,7 @@ def flow_group():
 @json_option
 def flow_list_command(shop_handle, as_json):
     """Each flow: on or off, who enters, its steps."""
+    from flows.definitions import PRIORITY, load_flows
     shop = _require_shop(shop_handle)
     flows = load_flows(get_db(), shop["id"])
     doc = [{"name": name, "enabled": flows[name]["enabled"], "kind": flows[name]["kind"],
@@ -467,6 +482,7 @@ def flow_list_command(shop_handle, as_json):
 
 def _offer_text(offer, currency) -> str:
     """A step's offer in `flow list`: " 15 %", " 10 EUR off from 50 EUR", " free shipping", " same code"."""
+    from flows.definitions import offer_kind
     kind = offer_kind(offer)
     if kind is None:
         return " no offer"
@@ -480,6 +496,7 @@ def _offer_text(offer, currency) -> str:
 
 
 def _set_flow(shop_handle, name, enabled):
+    from flows.definitions import FlowError, set_enabled
     shop = _require_shop(shop_handle)
     try:
         set_enabled(get_db(), shop["id"], name, enabled)
@@ -511,6 +528,7 @@ def flow_disable_command(shop_handle, name):
 @json_option
 def report_command(shop_handle, now, as_json):
     """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
+    from flows.attribution import report
     shop = _require_shop(shop_handle)
     doc = report(get_db(), shop, _shop_now(shop, now))
     if as_json:
@@ -538,6 +556,7 @@ def report_command(shop_handle, now, as_json):
 @json_option
 def dkim_command(shop_handle, domain, rotate, remove, as_json):
     """The shop's DKIM key: made once (RSA 2048, kept encrypted), printed as the TXT record to publish."""
+    from .dkim import DkimError, ensure_key, remove_key
     shop = _require_shop(shop_handle)
     if remove:
         if rotate or domain:
@@ -564,6 +583,7 @@ def dkim_command(shop_handle, domain, rotate, remove, as_json):
 @json_option
 def preview_command(shop_handle, flow_name, step_no, customer, lang, as_json):
     """One flow step's email as the customer would get it: subject, preheader, text, HTML and its links."""
+    from flows.email_preview import PreviewError, preview as preview_email
     shop = _require_shop(shop_handle)
     try:
         doc = preview_email(current_app, get_db(), shop, flow_name, step_no, customer, lang)
@@ -586,6 +606,7 @@ def user_group():
 
 
 def _users_call(func, *args, **kwargs):
+    from .users import UserError
     try:
         return func(*args, **kwargs)
     except UserError as exc:
@@ -599,6 +620,8 @@ def _users_call(func, *args, **kwargs):
 @click.option("--admin", is_flag=True, help="An admin: sees every shop and manages users.")
 def user_add_command(name, password, shops, admin):
     """Add a user who may see the given shops."""
+    from .migrations import init_db
+    from .users import add_user
     db = get_db()
     init_db(db)
     user, generated = _users_call(add_user, db, name, password, shops, is_admin=admin,
@@ -613,6 +636,8 @@ def user_add_command(name, password, shops, admin):
 @json_option
 def user_list_command(as_json):
     """List users: name, admin or not, and their shops."""
+    from .migrations import init_db
+    from .users import list_users
     db = get_db()
     init_db(db)
     rows = list_users(db)
@@ -629,6 +654,8 @@ def user_list_command(as_json):
 @click.option("--password", help="The new password (default: a random one, printed once).")
 def user_passwd_command(name, password):
     """Set a user's password; their sessions are logged out."""
+    from .migrations import init_db
+    from .users import set_password
     db = get_db()
     init_db(db)
     generated = _users_call(set_password, db, name, password,
@@ -641,6 +668,8 @@ def user_passwd_command(name, password):
 @click.argument("name")
 def user_remove_command(name):
     """Remove a user (not the only admin)."""
+    from .migrations import init_db
+    from .users import remove_user
     db = get_db()
     init_db(db)
     _users_call(remove_user, db, name)

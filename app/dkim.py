@@ -12,7 +12,6 @@ import secrets
 from email.utils import parseaddr
 from functools import lru_cache
 
-import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
@@ -154,6 +153,8 @@ def sign(key: dict, wire: bytes) -> bytes:
     head = wire.split(b"\r\n\r\n", 1)[0]
     present = {name.decode("ascii").lower() for name in re.findall(rb"^([!-9;-~]+):", head, re.M)}
     headers = [h for h in SIGNED if h in present] + ["from"]
+    import dkim  # dkimpy loads dnspython: only a process that signs pays for it, not every command
+
     # dkimpy offers no hook for its RSA step; its module-level function is the one it calls.
     dkim.RSASSA_PKCS1_v1_5_sign = _rsassa_pkcs1_v1_5_sign
     signature = dkim.sign(wire, key["selector"].encode("ascii"), key["domain"].encode("ascii"),
