@@ -523,14 +523,13 @@ ALTER TABLE products ADD COLUMN created_at TEXT
 
 @migrations(name="0026_snapshot_marks")
 def m0026(db):
-    # What changed since the stored snapshot: a customer whose orders or details changed, or the whole
-    # shop (customer_id 0: settings, products, a customer removed). Triggers keep it, not the writers:
-    # no writer can forget, and a snapshot can tell whether it still holds without recomputing.
+    # What changed since the stored snapshot (app/snapshot_marks.py). Updates and deletions are marked
+    # here by triggers; new customers, orders and lines by their writer, once per batch.
     db.execute("""CREATE TABLE snapshot_marks (shop_id INTEGER NOT NULL, customer_id INTEGER NOT NULL,
                   PRIMARY KEY (shop_id, customer_id)) WITHOUT ROWID""")
 
-    # NOT EXISTS rather than INSERT OR IGNORE: a statement's own conflict clause (sqlite-utils' upserts
-    # say OR ...) overrides the one inside the trigger it fires.
+    # NOT EXISTS rather than INSERT OR IGNORE: the conflict clause of the statement that fires a
+    # trigger overrides the one inside it.
     def mark(shop, customer, where="1"):
         return (f"INSERT INTO snapshot_marks SELECT {shop}, {customer} WHERE {where} AND NOT EXISTS "
                 f"(SELECT 1 FROM snapshot_marks WHERE shop_id = {shop} AND customer_id = {customer})")
@@ -541,17 +540,13 @@ def m0026(db):
                 f"snapshot_marks m WHERE m.shop_id = o.shop_id AND m.customer_id = o.customer_id)")
 
     triggers = {
-        "order_insert": ("AFTER INSERT ON orders WHEN NEW.customer_id IS NOT NULL",
-                         mark("NEW.shop_id", "NEW.customer_id")),
         "order_update": ("AFTER UPDATE ON orders",
                          mark("NEW.shop_id", "NEW.customer_id", "NEW.customer_id IS NOT NULL") + "; "
                          + mark("OLD.shop_id", "OLD.customer_id", "OLD.customer_id IS NOT NULL")),
         "order_delete": ("AFTER DELETE ON orders WHEN OLD.customer_id IS NOT NULL",
                          mark("OLD.shop_id", "OLD.customer_id")),
-        "line_insert": ("AFTER INSERT ON order_lines", mark_order("NEW.order_id")),
         "line_update": ("AFTER UPDATE ON order_lines", mark_order("NEW.order_id, OLD.order_id")),
         "line_delete": ("AFTER DELETE ON order_lines", mark_order("OLD.order_id")),
-        "customer_insert": ("AFTER INSERT ON customers", mark("NEW.shop_id", "NEW.id")),
         "customer_update": ("AFTER UPDATE ON customers", mark("NEW.shop_id", "NEW.id")),
         "customer_delete": ("AFTER DELETE ON customers", mark("OLD.shop_id", "0")),
         "product_insert": ("AFTER INSERT ON products", mark("NEW.shop_id", "0")),

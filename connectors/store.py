@@ -15,6 +15,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Iterable, NamedTuple
 
+from app import snapshot_marks
 from app.addresses import address_problem
 from app.db import write_transaction
 from app.money import to_minor
@@ -342,6 +343,7 @@ class ShopWriter:
                     inserts.append((next_id, *row))
                     next_id += 1
             changed = self._execute(INSERT_CUSTOMER, inserts) + self._execute(UPSERT_CUSTOMER, upserts)
+            snapshot_marks.mark_customers(self.db, shop_id, (row[0] for row in inserts))
             new = len(inserts)
             self.stats["customers_new"] += new
             self.stats["customers_updated"] += changed - new
@@ -505,6 +507,10 @@ class ShopWriter:
                 self.stats["lines_written"] += self._execute(INSERT_LINE, inserts) + \
                     self._execute(UPSERT_LINE, upserts)
             self.stats["lines"] += count
+            # New orders, and old ones whose lines may have gained a key (updates mark themselves).
+            snapshot_marks.mark_customers(self.db, shop_id, (
+                customer_ids.get(o[2]) if o[2] is not None else None
+                for o in orders if o[0] not in existing or o[14]))
 
     # ---- product details learnt later (WooCommerce orders written from their delivery) ---------
     def mark_details_pending(self, product_ids: Iterable[str]):

@@ -7,6 +7,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from app import snapshot_marks
 from app.db import connect, write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db, utcnow
@@ -34,7 +35,7 @@ def refresh(db, shop, now, settings=None) -> dict:
             line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)
             segments.fill_segments(db, params, line_rows)
             metrics.drop_purchases(db)
-            db.execute("DELETE FROM snapshot_marks WHERE shop_id = ?", [shop["id"]])  # all seen now
+            snapshot_marks.clear(db, shop["id"])  # this snapshot has seen every change so far
             seconds = round(time.perf_counter() - started, 3)
             db.execute("""
                 INSERT INTO shop_snapshots (shop_id, computed_for, computed_at, now_date, customers,
@@ -99,7 +100,7 @@ def still_holds(db, shop, snap, now) -> bool:
     """
     if snap["now_date"] != local_date(now, shop["timezone"]):
         return False
-    if db.execute("SELECT 1 FROM snapshot_marks WHERE shop_id = ? LIMIT 1", [shop["id"]]).fetchone():
+    if snapshot_marks.has_marks(db, shop["id"]):
         return False
     low, high = sorted((snap["computed_for"], to_db(now)))
     return not db.execute("SELECT 1 FROM orders WHERE shop_id = ? AND created_at >= ? AND created_at < ? LIMIT 1",

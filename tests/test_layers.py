@@ -34,7 +34,7 @@ OWNERS = {
     "discount_codes": "flows/codes.py",
     "leases": "flows/lease.py",
     "shop_snapshots": "flows/refresh.py",
-    "snapshot_marks": "flows/refresh.py",  # written by the triggers of migration 0026, cleared by a refresh
+    "snapshot_marks": "app/snapshot_marks.py",
     "customer_segments": "flows/segments.py",
     "clicks": "flows/clicks.py",
 }

@@ -75,3 +75,19 @@ def test_a_changed_setting_and_a_new_day_are_seen(runner, db):
     tomorrow = explain(runner, "A", "2026-05-19T09:00:00Z")
     assert tomorrow["days_since_last"] == today["days_since_last"] + 1
     assert tomorrow == fresh(db, shop, "A", "2026-05-19T09:00:00Z", runner)
+
+
+def test_a_refund_and_a_new_customer_are_seen(runner, db):
+    from connectors.base import CustomerRecord
+    from connectors.store import ShopWriter
+    h = shop_history(db)
+    h.order("A", 100, total="80", oid="A-big")
+    shop = h.write()
+    before = explain(runner, "A", "2026-05-18T08:00:00Z")
+    h.order("A", 100, total="80", oid="A-big", refunded="80", status="refunded").write()  # an update
+    after = explain(runner, "A", "2026-05-18T09:00:00Z")
+    assert after["orders"] == before["orders"] - 1
+    counted = runner.invoke(args=["segments", "--shop", "s", "--now", "2026-05-18T09:30:00Z", "--json"])
+    ShopWriter(db, shop).upsert_customers([CustomerRecord("NEW", email="new@example.com")])
+    recounted = runner.invoke(args=["segments", "--shop", "s", "--now", "2026-05-18T10:00:00Z", "--json"])
+    assert json.loads(recounted.output)["customers"] == json.loads(counted.output)["customers"] + 1
