@@ -4,7 +4,10 @@
 
 Builds benchmarks/out/refresh_<customers>.db once (BG/NBD-like customers, ~5 orders each, 1–2 lines
 per order over 40 products, 4 of them replenishable), then times `refresh` in a fresh process and
-prints one JSON line: customers, orders, seconds, peak_rss_mb. Target: ≤ 5 s and ≤ 1 GB.
+prints one JSON line: customers, orders, seconds, peak_rss_mb, and beside them what the `lifetimes`
+package (pip install -e '.[bench]') needs, in another fresh process of the same run, to read the same
+paid orders, build its summary (frequency, recency, T) and fit BG/NBD, with the ratio of the two.
+Target: ≤ 5 s, ≤ 1 GB, and no slower than lifetimes (ratio ≤ 1).
 """
 import argparse
 import json
@@ -97,14 +100,38 @@ def run_refresh(path):
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
+def run_lifetimes(path):
+    """lifetimes' way to the same model: read the purchases, summarise them, fit BG/NBD."""
+    import sqlite3
+
+    import pandas as pd
+    from lifetimes import BetaGeoFitter
+    from lifetimes.utils import summary_data_from_transaction_data
+    started = time.perf_counter()
+    conn = sqlite3.connect(path)
+    orders = pd.read_sql_query(
+        "SELECT customer_id, order_date FROM orders WHERE status = 'paid' AND is_test = 0"
+        " AND customer_id IS NOT NULL AND created_at < ?", conn, params=[NOW + "T00:00:00Z"])
+    read = time.perf_counter() - started
+    summary = summary_data_from_transaction_data(orders, "customer_id", "order_date", observation_period_end=NOW,
+                                                 freq="D")
+    BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+    print(json.dumps({"seconds": round(time.perf_counter() - started, 2), "read_seconds": round(read, 2),
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--lifetimes", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         run_refresh(args.run)
+        return
+    if args.lifetimes:
+        run_lifetimes(args.lifetimes)
         return
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -114,8 +141,20 @@ def main():
         n = build(path.with_suffix(".tmp"), args.customers, args.orders)
         os.replace(path.with_suffix(".tmp"), path)
         print(f"built {path.name}: {n} orders in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    # A fresh process, so that peak memory is the refresh's alone.
-    subprocess.run([sys.executable, __file__, "--run", str(path)], check=True)
+    # Fresh processes, so that peak memory is each one's alone.
+    ours = json.loads(subprocess.run([sys.executable, __file__, "--run", str(path)], check=True,
+                                     capture_output=True, text=True).stdout)
+    theirs = subprocess.run([sys.executable, __file__, "--lifetimes", str(path)], capture_output=True, text=True)
+    doc = {**ours, "target_seconds": 5.0, "target_peak_mb": 1024}
+    if theirs.returncode == 0:
+        lifetimes = json.loads(theirs.stdout)
+        doc.update(lifetimes_seconds=lifetimes["seconds"], lifetimes_peak_rss_mb=lifetimes["peak_rss_mb"],
+                   ratio_to_lifetimes=round(ours["seconds"] / lifetimes["seconds"], 2))
+    else:
+        doc["lifetimes"] = "not installed (pip install -e '.[bench]')"
+    doc["met"] = (doc["seconds"] <= 5.0 and doc["peak_rss_mb"] <= 1024
+                  and doc.get("ratio_to_lifetimes", 0) <= 1)
+    print(json.dumps(doc))
 
 
 if __name__ == "__main__":
