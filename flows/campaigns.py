@@ -21,9 +21,10 @@ email the customer did not ask for. The report reuses the flows' attribution (la
 """
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 from app.db import write_transaction
-from app.money import from_minor
+from app.money import from_minor, to_minor
 from app.settings import get_settings
 from app.timeutil import from_db, to_db, utcnow
 
@@ -31,7 +32,9 @@ from . import enrolments, messages
 from .attribution import ATTRIBUTED, lift
 from .copy import check_placeholders
 from .definitions import check_offer, offer_kind
+from .products import blocks
 from .refresh import segment_counts
+from .render import products_wanted, render
 
 TEMPLATES = ("vip_early_access", "brand_launch", "thank_you")
 NO_OFFER = frozenset({"thank_you"})  # a thank-you sells nothing
@@ -292,3 +295,39 @@ def report(db, shop, now) -> list[dict]:
 
 def _money(minor, currency) -> float:
     return float(from_minor(round(minor or 0), currency))
+
+
+# ---- preview and test send (the campaign page) ----------------------------------------------
+def sample_member(db, shop, campaign) -> dict | None:
+    """A real customer to show the email for: a member of the campaign's segment with an address,
+    else any customer with one; None for a shop without customers."""
+    rows = list(db.query(
+        "SELECT c.* FROM customers c WHERE c.shop_id = :s AND c.email IS NOT NULL"
+        " ORDER BY c.id IN (SELECT customer_id FROM customer_segments WHERE shop_id = :s AND segment = :seg) DESC,"
+        " c.first_name IS NULL, c.id LIMIT 1", {"s": shop["id"], "seg": campaign["segment"]}))
+    return dict(rows[0]) if rows else None
+
+
+def sample_code(offer, currency, now) -> dict | None:
+    """A code as the campaign would make it (WB-PREVIEW, valid OFFER_DAYS from `now`), for previews."""
+    kind = offer_kind(offer)
+    if kind is None:
+        return None
+    minor = to_minor(Decimal(str(offer["amount"])), currency) if kind == "amount" else None
+    return {"id": None, "code": "WB-PREVIEW", "kind": kind, "percent": offer.get("percent"), "amount_minor": minor,
+            "min_order_minor": None, "currency": currency,
+            "expires_at": to_db(now + timedelta(days=offer.get("valid_days", OFFER_DAYS)))}
+
+
+def render_preview(db, shop, campaign, customer, lang, *, links, app_url, now=None):
+    """The campaign's email as `customer` would get it, in `lang`, with a sample code and the given
+    `links` (the page's preview has dead ones but the shop button's); nothing is stored."""
+    now = now or utcnow()
+    step = as_flow(campaign)["steps"][0]
+    code = sample_code(campaign["offer"], shop["currency"], now)
+    customer = {**customer, "locale": lang}
+    wanted = products_wanted(db, shop, customer, campaign["template"])
+    items = blocks(picks(db, shop["id"], step, wanted), shop, get_settings(db, shop["id"]), app_url,
+                   code and code["code"])
+    return render(campaign["template"], shop=shop, customer=customer, code=code, items=items, links=links, db=db,
+                  now=now, campaign=step["campaign"])

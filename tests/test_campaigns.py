@@ -3,6 +3,7 @@ through the real engine (flows.engine.tick) and a real SMTP server on loopback."
 import json
 from datetime import timedelta
 
+from app.timeutil import utcnow
 from connectors.base import CustomerRecord
 from connectors.store import ShopWriter
 from flows.engine import tick
@@ -191,3 +192,58 @@ def test_a_campaign_runs_beside_a_flow(app, db, smtp, runner):
     assert states == {"winback": "active", "campaign:1": "completed"}
     tick(app, db, shop, at(104, 10) + timedelta(minutes=5))
     assert len([m for m in smtp.messages if m["To"] == "a@example.com"]) == 3
+
+
+# ---- the pages ------------------------------------------------------------------------------
+def _token(client, url):
+    import re
+    html = client.get(url).get_data(as_text=True)
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+
+
+def test_the_campaign_pages_create_preview_test_and_cancel(app, db, smtp, client, login):
+    shop = active_shop(db, n=3)
+    from flows.refresh import refresh
+    refresh(db, shop, at(50))
+    login()
+    page = client.get("/shops/s/campaigns/new").get_data(as_text=True)
+    assert 'value="active"' in page and 'value="brand_launch"' in page
+    token = _token(client, "/shops/s/campaigns/new")
+    later = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")  # shop time: the shop is in UTC
+    bad = client.post("/shops/s/campaigns/new", data={
+        "csrf_token": token, "segment": "active", "template": "thank_you", "offer": "percent", "value": "15",
+        "at": "2020-01-01T10:00", "holdout": "70"})
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 422
+    assert "a thank-you carries no offer" in text and "this moment has passed" in text and "from 0 to 50" in text
+    assert client.post("/shops/s/campaigns/new", data={"segment": "active", "template": "thank_you"}).status_code == 400
+    ok = client.post("/shops/s/campaigns/new", data={
+        "csrf_token": token, "segment": "active", "template": "vip_early_access", "offer": "amount", "value": "10",
+        "at": later, "holdout": "10", "subject": "VIP night at {shop_name}"})
+    assert ok.status_code == 302
+    [campaign] = json.loads(app.test_cli_runner().invoke(args=["campaign", "list", "--shop", "s", "--json"]).output)
+    assert campaign["scheduled_for"] == later + ":00Z" and campaign["offer"]["amount"] == 10
+    url = f"/shops/s/campaigns/{campaign['id']}"
+    assert later.replace("T", " ") in client.get(url).get_data(as_text=True)
+    assert f"#{campaign['id']}" in client.get("/shops/s/campaigns").get_data(as_text=True)
+    preview = client.get(url + "/preview?lang=nl&part=text").get_data(as_text=True)
+    assert preview.startswith("VIP night at s") and "WB-PREVIEW" in preview and "€\xa010 korting" in preview
+    assert "sandbox" in client.get(url + "/preview").headers["Content-Security-Policy"]
+    sent = client.post(url + "/test", data={"csrf_token": token, "email": "owner@example.com"})
+    assert sent.status_code == 302
+    [mail] = smtp.messages
+    assert mail["To"] == "owner@example.com" and mail["Subject"] == "[TEST] VIP night at s"
+    assert client.post(url + "/cancel", data={}).status_code == 400  # no CSRF token
+    client.post(url + "/cancel", data={"csrf_token": token})
+    assert "cancelled" in client.get(url).get_data(as_text=True)
+    assert client.get("/shops/s/campaigns/999").status_code == 404
+
+
+def test_campaign_pages_are_the_shop_owners_only(app, db, client, login, make_user):
+    active_shop(db, n=1)
+    from app.shops import create_shop
+    create_shop(db, "other", "import")
+    make_user("anna", "a long password 1", shop_ids=[])
+    login("anna", "a long password 1")
+    assert client.get("/shops/s/campaigns").status_code == 404
+    assert client.get("/shops/s/campaigns/new").status_code == 404
