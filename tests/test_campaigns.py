@@ -247,3 +247,60 @@ def test_campaign_pages_are_the_shop_owners_only(app, db, client, login, make_us
     login("anna", "a long password 1")
     assert client.get("/shops/s/campaigns").status_code == 404
     assert client.get("/shops/s/campaigns/new").status_code == 404
+
+
+def test_a_brand_launch_shows_that_brands_newest_products(app, db, smtp, runner):
+    from decimal import Decimal
+
+    from connectors.base import ProductRecord
+    from flows.refresh import refresh
+    h = History(db)
+    wella = [{"product": "W1", "title": "Wella Oil", "brand": "Wella", "category": "Hair"}]
+    for c in ("A", "B"):
+        h.repeat(c, [0, 40], lines=wella)
+    h.repeat("O", [0, 40], lines=[{"product": "K1", "title": "Kiehl's Cream", "brand": "Kiehls"}])
+    shop = ready_to_send(db, h.write())
+    store = "https://shop.example"
+    ShopWriter(db, shop).upsert_products([
+        ProductRecord(external_id=pid, title=title, brand=brand, price=Decimal(12), url=f"{store}/{pid}",
+                      image_url=f"{store}/{pid}.jpg", published=published, in_stock=True, created_at=at(day))
+        for pid, title, brand, published, day in [
+            ("W1", "Wella Oil", "Wella", True, 1), ("W2", "Wella Ultimate Repair", "Wella", True, 48),
+            ("W3", "Wella Hidden Draft", "Wella", False, 49), ("K1", "Kiehl's Cream", "Kiehls", True, 49)]])
+    refresh(db, shop, at(50))
+    create(runner, "--segment", "brand_loyal:Wella", "--template", "brand_launch", "--holdout", "0",
+           "--at", "2026-02-20T10:00", "--now", "2026-02-20T09:00")
+    run = cli(runner, "run-flows", "--shop", "s", "--now", "2026-02-20T10:00", "--json")  # as the scheduler would
+    assert run.exit_code == 0 and json.loads(run.output)["sent"] == 2
+    assert sorted(recipients(smtp)) == ["a@example.com", "b@example.com"]  # O buys another brand
+    mail = smtp.messages[0]
+    assert mail["Subject"] == "New from Wella, and you see it first"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert text.index("Wella Ultimate Repair") < text.index("Wella Oil")  # the newest first
+    assert "Hidden Draft" not in text and "Kiehl" not in text  # unpublished, another brand
+
+
+def test_an_offer_campaign_leaves_out_who_got_a_discount_lately(app, db, smtp, runner):
+    shop = lapsed_shop(db)  # A gets the win-back code on day 101; R0..R8 bought on day 90
+    tick(app, db, shop, at(101, 10))
+    offer = create(runner, "--segment", "lapsed", "--template", "vip_early_access", "--offer", "free_shipping",
+                   "--holdout", "0", "--at", "2026-04-14T12:00", "--now", "2026-04-12T11:00")
+    plain = create(runner, "--segment", "lapsed", "--template", "thank_you", "--holdout", "0",
+                   "--at", "2026-04-14T12:00", "--now", "2026-04-12T11:00")
+    tick(app, db, shop, at(103, 12))
+    assert members(db, offer["id"]) == {}  # one discount per customer per 90 days
+    assert members(db, plain["id"]) == {"A": 0}
+
+
+def test_cancelling_a_campaign_that_is_sending_withholds_the_rest(app, db, smtp, runner):
+    shop = active_shop(db, n=3)
+    doc = create(runner, "--segment", "active", "--template", "thank_you", "--holdout", "0",
+                 "--at", "2026-02-20T07:00", "--now", "2026-02-20T06:00")
+    assert tick(app, db, shop, at(50, 7))["deferred"] == 3  # started, waiting for the sending hours
+    listed = json.loads(cli(runner, "campaign", "list", "--shop", "s", "--json").output)
+    assert listed[0]["status"] == "sending"
+    assert cli(runner, "campaign", "cancel", "--shop", "s", str(doc["id"]), "--now", "2026-02-20T08:00").exit_code == 0
+    tick(app, db, shop, at(50, 9, 30))
+    assert smtp.messages == []
+    states = {r["status"] for r in db.query("SELECT status FROM enrolments WHERE flow = ?", [f"campaign:{doc['id']}"])}
+    assert states == {"exited"}
