@@ -180,7 +180,7 @@ def test_bad_campaigns_are_refused_with_the_reason(app, db, runner):
     assert json.loads(cli(runner, "campaign", "list", "--shop", "s", "--json").output) == []
 
 
-def test_a_campaign_runs_beside_a_flow(app, db, smtp, runner):
+def test_a_campaign_runs_beside_a_flow(app, db, smtp, runner, client, login):
     """A customer in the win-back flow is also a campaign member, and the flow goes on after it."""
     shop = lapsed_shop(db)
     tick(app, db, shop, at(101, 10))
@@ -190,6 +190,9 @@ def test_a_campaign_runs_beside_a_flow(app, db, smtp, runner):
     states = {r["flow"]: r["status"] for r in db.query("SELECT flow, status FROM enrolments WHERE customer_id ="
                                                         " (SELECT id FROM customers WHERE external_id = 'A')")}
     assert states == {"winback": "active", "campaign:1": "completed"}
+    login()
+    page = client.get("/shops/s/customers/A").get_data(as_text=True)
+    assert "Campaign #1 1" in page and "Win-back" in page  # its message log names the campaign
     tick(app, db, shop, at(104, 10) + timedelta(minutes=5))
     assert len([m for m in smtp.messages if m["To"] == "a@example.com"]) == 3
 
