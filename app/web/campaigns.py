@@ -87,7 +87,8 @@ def new(handle):
     except CampaignError as exc:  # the core's last word (the form checks the same)
         flash(_("The campaign was not saved: %(error)s", error=str(exc)), "error")
         return _form_page(shop, form, 422)
-    flash(_("Campaign %(id)s is scheduled for %(at)s.", id=campaign["id"], at=local_time(campaign["scheduled_for"], shop)))
+    flash(_("Campaign %(id)s is scheduled for %(at)s.", id=campaign["id"],
+            at=local_time(campaign["scheduled_for"], shop)))
     return redirect(url_for("campaign_pages.show", handle=handle, campaign_id=campaign["id"]))
 
 
@@ -157,7 +158,8 @@ def send_test(handle, campaign_id):
     try:
         url = smtp_url_for(current_app, settings)
     except ValueError:  # saved under another encryption key
-        flash(_("The saved SMTP server cannot be read with this installation's key: enter it again under Rules."), "error")
+        flash(_("The saved SMTP server cannot be read with this installation's key: enter it again under Rules."),
+              "error")
         return redirect(back)
     if not url:
         flash(_("No SMTP server is configured, so nothing was sent. Set one under Rules → SMTP server."), "error")
