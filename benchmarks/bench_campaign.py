@@ -46,12 +46,14 @@ def main():
         started = time.perf_counter()
         first = tick(app, db, shop, early)  # before 09:00: the members are taken, their email deferred
         start_seconds = time.perf_counter() - started
-        members, held = db.execute("SELECT COUNT(*), SUM(held_out) FROM enrolments WHERE flow LIKE 'campaign:%'").fetchone()
+        members, held = db.execute(
+            "SELECT COUNT(*), SUM(held_out) FROM enrolments WHERE flow LIKE 'campaign:%'").fetchone()
         started = time.perf_counter()
         result = deliver_due(app, db, shop, datetime(2026, 4, 2, 9, tzinfo=timezone.utc), realtime=False)
         seconds = time.perf_counter() - started
-        print(json.dumps({"benchmark": "campaign", "members": members, "held_out": held, "deferred_first": first["deferred"],
-                          "sent": result["sent"], "received": sink.received(), "start_seconds": round(start_seconds, 2),
+        print(json.dumps({"benchmark": "campaign", "members": members, "held_out": held,
+                          "deferred_first": first["deferred"], "sent": result["sent"], "received": sink.received(),
+                          "start_seconds": round(start_seconds, 2),
                           "seconds": round(seconds, 2), "messages_per_second": round(result["sent"] / seconds),
                           "target_per_second": 200}))
 
