@@ -102,7 +102,7 @@ def test_a_campaign_from_creation_to_its_lift(app, db, smtp, runner):
     assert lift["ci_low"] < lift["lift"] < lift["ci_high"]
 
 
-def test_consent_is_checked_again_when_it_leaves_and_the_window_defers(app, db, smtp, runner):
+def test_consent_is_checked_again_when_it_leaves_and_the_window_defers(app, db, smtp, runner, client, login):
     shop = active_shop(db, n=3)
     doc = create(runner, "--segment", "active", "--template", "thank_you", "--holdout", "0",
                  "--at", "2026-02-20T06:00", "--now", "2026-02-20T05:00")
@@ -120,6 +120,9 @@ def test_consent_is_checked_again_when_it_leaves_and_the_window_defers(app, db, 
     [withheld] = db.query("SELECT m.withheld_reason FROM messages m JOIN customers c ON c.id = m.customer_id"
                           " WHERE c.external_id = 'C01'")
     assert withheld["withheld_reason"] == "no marketing consent"
+    login()
+    page = client.get(f"/shops/s/campaigns/{doc['id']}").get_data(as_text=True)
+    assert "1 withheld (the Outbox says why)" in page
 
 
 def test_the_frequency_cap_defers_a_campaign_to_the_next_day(app, db, smtp, runner):
