@@ -30,7 +30,7 @@ from app.timeutil import from_db, to_db, utcnow
 
 from . import enrolments, messages
 from .attribution import ATTRIBUTED, lift
-from .copy import check_placeholders
+from .copy import SUBJECT_MAX, check_placeholders
 from .definitions import check_offer, offer_kind
 from .products import blocks
 from .refresh import segment_counts
@@ -104,8 +104,8 @@ def _clean_subject(subject):
     subject = subject.strip()
     if "\n" in subject or "\r" in subject or any(ord(ch) < 32 or ord(ch) == 127 for ch in subject):
         raise CampaignError("subject: a single line without control characters")
-    if len(subject) > 150:
-        raise CampaignError("subject: at most 150 characters")
+    if len(subject) > SUBJECT_MAX:
+        raise CampaignError(f"subject: at most {SUBJECT_MAX} characters")
     try:
         check_placeholders(subject)
     except ValueError as exc:
@@ -122,8 +122,12 @@ def create(db, shop, *, segment, template, subject=None, offer=None, at=None, ho
         raise CampaignError(f"template {template!r}: one of {', '.join(TEMPLATES)}")
     known = segment_choices(db, shop["id"])
     if segment not in known:
-        raise CampaignError(f"segment {segment!r}: no such segment in this shop (known: {', '.join(known)})")
+        names = list(known)
+        listed = ", ".join(names[:15]) + (f", … ({len(names)} in all: `winback segments`)" if len(names) > 15 else "")
+        raise CampaignError(f"segment {segment!r}: no such segment in this shop (known: {listed})")
     offer = offer if isinstance(offer, dict) or offer is None else parse_offer(offer)
+    if isinstance(offer, dict) and check_offer(offer):
+        raise CampaignError(f"offer: {check_offer(offer)}")
     if offer is not None and template in NO_OFFER:
         raise CampaignError(f"template {template}: a thank-you carries no offer (use --offer none)")
     subject = _clean_subject(subject)
