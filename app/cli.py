@@ -528,9 +528,11 @@ def flow_disable_command(shop_handle, name):
 @json_option
 def report_command(shop_handle, now, as_json):
     """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
+    from flows.campaigns import report as campaign_report
     from flows.attribution import report
     shop = _require_shop(shop_handle)
     doc = report(get_db(), shop, _shop_now(shop, now))
+    doc["campaigns"] = campaign_report(get_db(), shop, _shop_now(shop, now))
     if as_json:
         echo_json(doc)
         return
@@ -546,6 +548,10 @@ def report_command(shop_handle, now, as_json):
         click.echo(f"  {lift['note']}")
         if f.get("note"):
             click.echo(f"  {f['note']}")
+    for c in doc["campaigns"]:
+        click.echo(f"campaign {c['id']} ({c['template']} to {c['segment']}, {c['status']}): {c['recipients']} members"
+                   f" ({c['held_out']} held out), {c['sent']} sent, {c['converted']} converted, revenue"
+                   f" {c['revenue']:.2f} {cur}\n  {c['lift']['note']}")
 
 
 @commands.command("dkim")
@@ -674,3 +680,73 @@ def user_remove_command(name):
     init_db(db)
     _users_call(remove_user, db, name)
     click.echo(f"Removed user {name}.")
+
+
+# ---- campaigns (flows/campaigns.py) ---------------------------------------------------------
+@commands.group("campaign")
+def campaign_group():
+    """One-off emails to a segment: create, list, cancel."""
+
+
+@campaign_group.command("create")
+@shop_option
+@click.option("--segment", required=True, metavar="NAME", help="Who gets it: a segment (see `winback segments`).")
+@click.option("--template", required=True, metavar="T", help="vip_early_access, brand_launch or thank_you.")
+@click.option("--subject", metavar="S", help="The subject (default: the template's, in each customer's language).")
+@click.option("--offer", default="none", show_default=True, metavar="OFFER",
+              help="percent:15, amount:10, free_shipping or none (a personal code, valid 7 days).")
+@click.option("--at", "at", metavar="T", help="When it goes out (a date means 00:00 shop time); default: now.")
+@click.option("--holdout", default=10.0, show_default=True, type=float, help="Percent of the members held out.")
+@now_option
+@json_option
+def campaign_create_command(shop_handle, segment, template, subject, offer, at, holdout, now, as_json):
+    """Schedule a one-off email to a segment; the scheduler (or `run-flows`) sends it when due."""
+    from flows.campaigns import CampaignError, create as create_campaign, offer_text
+    shop = _require_shop(shop_handle)
+    current = _shop_now(shop, now)
+    try:
+        when = _shop_now(shop, at) if at else current
+        doc = create_campaign(get_db(), shop, segment=segment, template=template, subject=subject, offer=offer,
+                              at=when, holdout=holdout, now=current)
+    except click.ClickException as exc:
+        raise click.ClickException(exc.message.replace("--now", "--at")) from None
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"Campaign {doc['id']}: {doc['template']} to {doc['segment']} at {doc['scheduled_for']}"
+               f" (offer {offer_text(doc['offer'])}, {doc['holdout'] * 100:g} % held out).")
+
+
+@campaign_group.command("list")
+@shop_option
+@json_option
+def campaign_list_command(shop_handle, as_json):
+    """The shop's campaigns: what goes out when, and how each went."""
+    from flows.campaigns import list_campaigns, offer_text
+    shop = _require_shop(shop_handle)
+    rows = list_campaigns(get_db(), shop)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No campaigns yet. `winback campaign create` schedules one.")
+    for c in rows:
+        click.echo(f"{c['id']:4} {c['status']:9} {c['scheduled_for']}  {c['template']:16} {c['segment']:20}"
+                   f" offer {offer_text(c['offer'])}" + (f"  ({c['note']})" if c["note"] else ""))
+
+
+@campaign_group.command("cancel")
+@shop_option
+@click.argument("campaign_id", metavar="ID", type=int)
+@now_option
+def campaign_cancel_command(shop_handle, campaign_id, now):
+    """Cancel a campaign; one that is sending stops, and what it has not delivered is withheld."""
+    from flows.campaigns import CampaignError, cancel as cancel_campaign
+    shop = _require_shop(shop_handle)
+    try:
+        cancel_campaign(get_db(), shop, campaign_id, _shop_now(shop, now))
+    except CampaignError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Campaign {campaign_id} is cancelled; nothing more of it will be sent.")

@@ -520,6 +520,31 @@ ALTER TABLE products ADD COLUMN created_at TEXT
 """)
 
 
+@migrations(name="0021_campaigns")
+def m0021(db):
+    # One-off emails to a segment (flows/campaigns.py). Their members are enrolments of the one-step
+    # source `campaign:<id>`, which run beside a flow: the one-running-enrolment rule is for flows.
+    _run(db, """
+CREATE TABLE campaigns (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    segment TEXT NOT NULL,
+    template TEXT NOT NULL,
+    subject TEXT,
+    offer TEXT,
+    holdout REAL NOT NULL CHECK (holdout >= 0 AND holdout <= 0.5),
+    scheduled_for TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('scheduled', 'sending', 'sent', 'cancelled', 'missed')),
+    note TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX campaigns_shop ON campaigns (shop_id, status, scheduled_for);
+DROP INDEX enrolments_one_running;
+CREATE UNIQUE INDEX enrolments_one_running ON enrolments (customer_id)
+    WHERE status IN ('active', 'held_out') AND flow NOT LIKE 'campaign:%'
+""")
 
 @migrations(name="0026_snapshot_marks")
 def m0026(db):

@@ -26,6 +26,7 @@ DEFAULT_LOCALE = "en"
 TEMPLATES = ("winback_1", "winback_2", "winback_3", "vip_winback_1", "vip_winback_2", "vip_winback_3",
              "replenish_reminder", "second_order", "sunset")
 SERVICE_TEMPLATES = frozenset({"second_order"})  # no offer, no promotional footer
+TEMPLATES += ("vip_early_access", "brand_launch", "thank_you")  # one-off campaigns (flows/campaigns.py)
 
 SUBJECT_MAX = 150
 INTRO_MAX = 2000

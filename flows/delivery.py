@@ -46,7 +46,7 @@ from app.money import from_minor
 from app.timeutil import from_db, to_db, utcnow, zone
 from connectors import store
 
-from . import clicks, codes, enrolments, messages, products
+from . import campaigns, clicks, codes, enrolments, messages, products
 from .definitions import FLOW_OFF
 from .enrolments import exit_pass
 from .exits import finish_waiting, live_check
@@ -347,6 +347,7 @@ def drain(app, db, shop, params, flows, settings, channel, connector=None, *, re
     counts = Counter()
     counts["unknown"] += settle_interrupted(db, shop, params["now_db"])
     live_check(db, shop, params, connector)
+    flows = {**flows, **campaigns.start_due(db, shop, params, settings)}  # one-off campaigns: one-step sources
     conn = Connection(channel)
     rate = settings.get("send_rate_per_minute")
     cache = {}
@@ -430,12 +431,13 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
         customer = {"id": row["customer_id"], "first_name": row["first_name"], "last_name": row["last_name"],
                     "locale": row["c_locale"], "email": row["c_email"], "external_id": row["external_id"]}
         wanted = products_wanted(db, shop, customer, step["template"], cache)
-        items = products.blocks(products.picks_for(db, shop["id"], row["customer_id"], step["template"], wanted,
-                                                   cache=cache),
-                                shop, settings, app.config["APP_URL"], code["code"] if code else None)
+        picks = (campaigns.picks(db, shop["id"], step, wanted, cache) if step.get("campaign") else
+                 products.picks_for(db, shop["id"], row["customer_id"], step["template"], wanted, cache=cache))
+        items = products.blocks(picks, shop, settings, app.config["APP_URL"], code["code"] if code else None)
         email = render(step["template"], shop=shop, customer=customer, code=code,
                        products=replenish_products(db, row["customer_id"]) if row["flow"] == "replenish" else None,
-                       items=items, links=_links(app, shop, row, settings, code, items), db=db, cache=cache, now=now)
+                       items=items, links=_links(app, shop, row, settings, code, items), db=db, cache=cache, now=now,
+                       campaign=step.get("campaign"))
         stored = {**row, "email": row["c_email"], "subject": email.subject, "body_text": email.text,
                   "body_html": email.html}
         message = build(app, shop, settings, stored)

@@ -22,6 +22,7 @@ Table owners (the only module that writes each table; others call it):
 | shop_snapshots | flows/refresh.py |
 | login_failures | app/login_throttle.py |
 | clicks | flows/clicks.py |
+| campaigns | flows/campaigns.py |
 
 tests/test_layers.py keeps this table true. A Shopify erasure reaches messages and codes through
 `erase_person`/`erase_shop` (flows/messages.py) and `blank_errors` (flows/codes.py), handed to
@@ -47,7 +48,8 @@ JOIN (SELECT 0 AS out UNION ALL SELECT 1) AS h
 WHERE s.shop_id = :shop AND s.segment = :entry
   AND c.email IS NOT NULL AND c.unsubscribed_at IS NULL AND c.email_failed_at IS NULL
   AND (:service OR (c.accepts_marketing = 1 AND c.marketing_inactive_at IS NULL))
-  AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.status IN ('active', 'held_out'))
+  AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.status IN ('active', 'held_out')
+                  AND e.flow NOT LIKE 'campaign:%')
   AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.flow = :flow
                   AND e.anchor_order_at = sn.last_order_at)
   {extra}
@@ -175,3 +177,31 @@ def complete(db, enrolment_id, now_db):
     """An enrolment past its last email whose wait ran out completes."""
     db.execute("UPDATE enrolments SET status = 'completed', next_due_at = NULL, ended_at = ? WHERE id = ?",
                [now_db, enrolment_id])
+
+
+# ---- campaigns (flows/campaigns.py): one step, members taken once --------------------------
+# A campaign's members are enrolments of `campaign:<id>` made when it starts, from the stored
+# segment of that moment: held-out ones (a stable hash per campaign) are recorded completed and
+# never emailed; the others are due at once, planned for the campaign's time (lateness counts
+# from it). The same consent and address conditions as a flow's entry.
+ENROL_CAMPAIGN = """
+INSERT OR IGNORE INTO enrolments (shop_id, customer_id, flow, anchor_order_at, reason, held_out, discounted,
+                                  entered_at, step, next_due_at, step_planned_at, status, ended_at)
+SELECT :shop, s.customer_id, :flow, :planned, 'segment ' || :segment, h.out,
+       CASE WHEN h.out = 0 AND :discounted THEN 1 ELSE 0 END, :now_db, 0,
+       CASE WHEN h.out = 0 THEN :now_db END, CASE WHEN h.out = 0 THEN :planned END,
+       CASE WHEN h.out = 1 THEN 'completed' ELSE 'active' END, CASE WHEN h.out = 1 THEN :now_db END
+FROM customer_segments s
+JOIN customers c ON c.id = s.customer_id
+JOIN (SELECT 0 AS out UNION ALL SELECT 1) AS h
+     ON h.out = (wb_bucket(:shop, :flow, c.external_id) < :holdout)
+WHERE s.shop_id = :shop AND s.segment = :segment
+  AND c.email IS NOT NULL AND c.unsubscribed_at IS NULL AND c.email_failed_at IS NULL
+  AND c.accepts_marketing = 1 AND c.marketing_inactive_at IS NULL
+  {extra}
+"""
+
+
+def enrol_campaign(db, extra: str, params: dict) -> int:
+    """Take a campaign's members (see ENROL_CAMPAIGN; `extra` narrows them in SQL); returns how many."""
+    return db.execute(ENROL_CAMPAIGN.format(extra=extra), params).rowcount

@@ -254,7 +254,7 @@ def _display_url(url) -> str | None:
 
 
 def render(template, *, shop, customer, code=None, products=None, items=None, links=None, db=None,
-           copy_override=None, cache=None, now=None) -> Rendered:
+           copy_override=None, cache=None, now=None, campaign=None) -> Rendered:
     """One email of a flow step. `links` are the email's personal URLs (shop_url: the button's tracked
     link, keep_url, unsubscribe_url, product_<i> and reorder_<i>); `products` the titles the reminder's
     words name; `items` the product blocks (flows.products.blocks);
@@ -264,7 +264,8 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
     `copy_override` (the fields of flows.copy.get_copy, None = the default) replaces the stored copy:
     the UI's preview of text not saved yet. `cache` (a dict kept for one batch) saves reading the
     settings and copy again for every email. `now` is the moment of delivery: copy that speaks of
-    the time left counts it from then."""
+    the time left counts it from then. `campaign` ({"subject", "brand"}, flows.campaigns) gives a
+    campaign email its own subject and the brand it launches."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     locale = pick_locale(customer.get("locale"), shop.get("locale"))
@@ -289,6 +290,8 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
     values = {"first_name": first_name, "shop_name": shop["name"], "code": code["code"] if code else None,
               "expires": expires}
     owner = {name: fill(copy.get(name), values) for name in TEXT_FIELDS}
+    if campaign and campaign.get("subject"):
+        owner["subject"] = fill(campaign["subject"], values)
     reason = owner["reason"]
     if reason is None and db is not None and shop.get("id") is not None:
         reason = default_reason(db, shop["id"], customer.get("id"), template, locale)
@@ -325,6 +328,7 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
         "heading": owner["heading"],
         "button_override": owner["button"],
         "reason": reason,
+        "brand": (campaign or {}).get("brand"),
     }
     name = f"{locale}/{template}.jinja"
     text = _clean_text(_env(False).get_template(name).render(context))

@@ -11,7 +11,7 @@ from app.__main__ import main
 from app.shops import create_shop
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-COMMAND = r"`winback ((?:shop |flow |user )?[a-z-]+)([^`]*)`"
+COMMAND = r"`winback ((?:shop |flow |user |campaign )?[a-z-]+)([^`]*)`"
 
 
 def readme_commands():
@@ -26,7 +26,7 @@ def readme_commands():
 CONTRACT = {"init-db", "demo", "serve", "worker", "shop add-shopify", "shop add-woocommerce", "shop list", "sync",
             "import-orders", "refresh", "segments", "model", "explain", "run-flows", "messages", "report",
             "flow list", "flow enable", "flow disable", "user add", "user list", "user passwd", "user remove", "dkim",
-            "preview"}
+            "preview", "campaign create", "campaign list", "campaign cancel"}
 
 
 def spec_commands():

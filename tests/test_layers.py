@@ -37,6 +37,7 @@ OWNERS = {
     "snapshot_marks": "app/snapshot_marks.py",
     "customer_segments": "flows/segments.py",
     "clicks": "flows/clicks.py",
+    "campaigns": "flows/campaigns.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.

@@ -422,7 +422,8 @@ def test_every_other_route_needs_a_login(app, client, demo):
     """Login required everywhere but webhooks, OAuth callbacks, the email links (unsubscribe, keep, the
     click redirect, the demo storefront), login and health."""
     app.config["WTF_CSRF_ENABLED"] = False  # so that a POST reaches the login check
-    values = {"handle": "demo", "customer_id": "1", "name": "winback", "step": 0, "product_id": 1, "message_id": 1}
+    values = {"handle": "demo", "customer_id": "1", "name": "winback", "step": 0, "product_id": 1, "message_id": 1,
+              "campaign_id": 1}
     checked = 0
     for rule in app.url_map.iter_rules():
         if rule.endpoint in PUBLIC:

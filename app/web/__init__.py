@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from . import (
     auth,
+    campaigns,
     dashboard,
     email_links,
     feedback,
@@ -26,6 +27,7 @@ from . import (
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
                feedback)
+BLUEPRINTS += (campaigns,)  # one-off emails to a segment
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.
 NO_CSRF = (email_links,)

@@ -5,10 +5,12 @@ and a setting's own validator (app/settings.py, the one judge of a value) raises
 `translated` turns into the owner's language. Nothing translates English text after the fact.
 """
 import math
+from datetime import UTC, datetime, timedelta
 
 from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, ValidationError
 
 from flows.copy import (
@@ -328,3 +330,61 @@ class WooManualForm(FlaskForm):
     store_url = StringField(_l("Store URL"), validators=[DataRequired(_NEEDED)])
     consumer_key = StringField(_l("Consumer key"), validators=[DataRequired(_NEEDED)])
     consumer_secret = PasswordField(_l("Consumer secret"), validators=[DataRequired(_NEEDED)])
+
+
+class CampaignForm(FlaskForm):
+    """A new campaign (flows/campaigns.py): segment, template, subject, offer, time in the shop's time
+    zone (empty: now) and holdout; the segment's choices are set by the page. The same checks as
+    flows.campaigns.create, with messages in the owner's language."""
+
+    segment = SelectField(validate_choice=True)
+    template = SelectField(choices=[SelectChoice("vip_early_access", _l("VIP evening / early access")),
+                                    SelectChoice("brand_launch", _l("Brand launch")),
+                                    SelectChoice("thank_you", _l("Thank you (no sales pitch, no offer)"))])
+    subject = StringField(validators=[Parsed(text(SUBJECT_MAX)), _placeholders])
+    offer = SelectField(choices=[SelectChoice("none", _l("no offer")), SelectChoice("percent", _l("a percentage off")),
+                                 SelectChoice("amount", _l("an amount off")),
+                                 SelectChoice("free_shipping", _l("free shipping"))])
+    value = StringField()
+    at = StringField()
+    holdout = StringField(default="10", validators=[Number(0, 50, message=_l(
+        "enter a whole number from %(lo)s to %(hi)s", lo=0, hi=50))])
+
+    def validate(self, extra_validators=None, timezone="UTC", now=None):
+        """Field checks, then the offer's value (by its kind) and the time (in `timezone`, not past)."""
+        ok = super().validate(extra_validators)
+        kind = self.offer.data
+        self.value.parsed = None
+        if kind != "none" and self.template.data == "thank_you":
+            self.offer.errors = [_l("a thank-you carries no offer")]
+            ok = False
+        elif kind in ("percent", "amount"):
+            hi = MAX_PERCENT if kind == "percent" else MAX_AMOUNT
+            try:
+                Number(0, hi, integer=False)(self, self.value)
+                if self.value.parsed <= 0:
+                    raise ValidationError(_l("must be between %(lo)s and %(hi)s", lo=0, hi=hi))
+            except ValidationError as exc:
+                self.value.errors = [str(exc.args[0])]
+                ok = False
+        self.at.parsed = None
+        raw = (self.at.data or "").strip()
+        if raw:
+            try:
+                when = datetime.strptime(raw, "%Y-%m-%dT%H:%M").replace(tzinfo=zone(timezone))
+            except ValueError:
+                self.at.errors = [_l("enter a date and time")]
+                return False
+            self.at.parsed = when.astimezone(UTC)
+            if now is not None and self.at.parsed < now - timedelta(minutes=5):
+                self.at.errors = [_l("this moment has passed")]
+                ok = False
+            elif now is not None and self.at.parsed > now + timedelta(days=365):
+                self.at.errors = [_l("at most a year ahead")]
+                ok = False
+        return ok
+
+    def offer_text(self) -> str:
+        """The offer as flows.campaigns.parse_offer takes it."""
+        kind = self.offer.data
+        return f"{kind}:{self.value.parsed:g}" if kind in ("percent", "amount") else kind
