@@ -528,6 +528,11 @@ def report_command(shop_handle, now, as_json):
         click.echo(f"  {lift['note']}")
         if f.get("note"):
             click.echo(f"  {f['note']}")
+        if f.get("nps"):
+            n = f["nps"]
+            score = n["score"] if n["responses"] else "—"
+            click.echo(f"  recommendation (0-10): {n['responses']} answers, {n['promoters']} promoters, "
+                       f"{n['passives']} passives, {n['detractors']} detractors, NPS {score}")
 
 
 @commands.command("dkim")

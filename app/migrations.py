@@ -520,6 +520,30 @@ ALTER TABLE products ADD COLUMN created_at TEXT
 """)
 
 
+@migrations(name="0022_journey")
+def m0022(db):
+    # The entry segment that admitted an enrolment (category win-back: `category_lapsed:<category>`,
+    # whose category its emails are about), and the answers to the after-purchase journey's 0-10
+    # recommendation question (flows/nps.py owns them): one per email, a later click updates it.
+    _run(db, """
+ALTER TABLE enrolments ADD COLUMN segment TEXT;
+CREATE TABLE nps_answers (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    flow TEXT NOT NULL,
+    score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 10),
+    comment TEXT,
+    answered_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (message_id)
+);
+CREATE INDEX nps_answers_shop ON nps_answers (shop_id, flow, answered_at);
+CREATE INDEX nps_answers_customer ON nps_answers (customer_id)
+""")
+
+
 def init_db(db=None):
     """Create or migrate the schema; returns the names of the migrations applied now."""
     db = db or get_db()

@@ -36,6 +36,7 @@ OWNERS = {
     "shop_snapshots": "flows/refresh.py",
     "customer_segments": "flows/segments.py",
     "clicks": "flows/clicks.py",
+    "nps_answers": "flows/nps.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.
