@@ -264,3 +264,29 @@ def test_the_flow_page_and_the_preview_show_the_three_steps(app, db, client, log
     doc = json.loads(result.output)
     assert [link["kind"] for link in doc["links"]].count("nps") == 11
     assert "How likely are you to recommend s to a friend?" in doc["text"]
+
+
+def test_a_saved_one_email_second_order_becomes_the_journey(tmp_path):
+    """A shop that saved the old flow (toggled it, changed its control group) keeps those choices and
+    gets the three emails; a definition the owner changed in its steps is left as it is."""
+    from app.db import connect
+    from app.migrations import init_db, migrations
+    from flows.definitions import load_flows
+    db = connect(tmp_path / "old.db")
+    migrations.apply(db, stop_before="0022_journey")
+    old = {"entry": "one_time", "kind": "service", "enabled": False, "holdout": 0.2, "min_days_since_order": 14,
+           "max_days_since_order": 180, "steps": [{"delay_days": 0, "template": "second_order", "offer": None}]}
+    mine = {**old, "steps": [{"delay_days": 0, "template": "second_order", "offer": None},
+                             {"delay_days": 20, "template": "second_order", "offer": None}]}
+    for handle, flow in (("a", old), ("b", mine)):
+        shop = db.execute("INSERT INTO shops (handle, platform, name, created_at) VALUES (?, 'import', 'S',"
+                          " '2026-01-01T00:00:00Z')", [handle]).lastrowid
+        db.execute("INSERT INTO shop_settings (shop_id, key, value, updated_at) VALUES (?, 'flow:second_order', ?,"
+                   " '2026-01-01T00:00:00Z')", [shop, json.dumps(flow)])
+    assert init_db(db)[0] == "0022_journey"
+    a, b = (load_flows(db, shop_id)["second_order"] for shop_id in (1, 2))
+    assert [s["template"] for s in a["steps"]] == ["journey_how_to", "second_order", "journey_care"]
+    assert [s["delay_days"] for s in a["steps"]] == [0, 11, 42]
+    assert (a["enabled"], a["holdout"], a["min_days_since_order"], a["stop_after_days"]) == (False, 0.2, 3, 180)
+    assert b["steps"] == mine["steps"] and b["min_days_since_order"] == 14
+    db.close()
