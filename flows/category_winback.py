@@ -14,7 +14,7 @@ TEMPLATES = frozenset({"category_winback_1", "category_winback_2"})
 # primary key, not LIKE), the most overdue one (days since / usual gap), then by name.
 SEGMENT = """s.segment > 'category_lapsed:' AND s.segment < 'category_lapsed;'
   AND s.segment = (SELECT s2.segment FROM customer_segments s2
-                   WHERE s2.customer_id = s.customer_id
+                   WHERE s2.customer_id = c.id
                      AND s2.segment > 'category_lapsed:' AND s2.segment < 'category_lapsed;'
                    ORDER BY CAST(json_extract(s2.detail, '$.days_since') AS REAL)
                             / MAX(COALESCE(json_extract(s2.detail, '$.usual_gap'), 1), 1) DESC, s2.segment
