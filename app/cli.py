@@ -393,7 +393,7 @@ def run_flows_command(shop_handle, now, dry_run, as_json):
             echo_json(rows)
         else:
             for r in rows:
-                click.echo(f"{r['flow']:13} {r['customer']:12} {r['email'] or '':35} {r['reason']}"
+                click.echo(f"{r['flow']:16} {r['customer']:12} {r['email'] or '':35} {r['reason']}"
                            + ("  [control group]" if r["held_out"] else ""))
             click.echo(f"{len(rows)} customers would enter a flow.")
         return
@@ -433,7 +433,7 @@ def messages_command(shop_handle, limit, status, as_json):
     if not rows:
         click.echo("No messages yet.")
     for m in rows:
-        line = (f"{m['sent_at'] or m['scheduled_for']}  {m['status']:8} {m['flow']:13} step {m['step'] + 1}  "
+        line = (f"{m['sent_at'] or m['scheduled_for']}  {m['status']:8} {m['flow']:16} step {m['step'] + 1}  "
                 f"{m['email'] or '':35} {m['subject'] or ''}")
         if m["discount_code"]:
             line += f"  [{m['discount_code']} until {m['code_expires_at']}]"
@@ -462,7 +462,7 @@ def flow_list_command(shop_handle, as_json):
         return
     for f in doc:
         steps = ", ".join(f"day {s['delay_days']:g}{_offer_text(s.get('offer'), shop['currency'])}" for s in f["steps"])
-        click.echo(f"{f['name']:13} {'on ' if f['enabled'] else 'off'}  {f['entry']:14} {steps}")
+        click.echo(f"{f['name']:16} {'on ' if f['enabled'] else 'off'}  {f['entry']:15} {steps}")
 
 
 def _offer_text(offer, currency) -> str:
