@@ -406,7 +406,7 @@ def run_flows_command(shop_handle, now, dry_run, as_json):
             echo_json(rows)
         else:
             for r in rows:
-                click.echo(f"{r['flow']:13} {r['customer']:12} {r['email'] or '':35} {r['reason']}"
+                click.echo(f"{r['flow']:16} {r['customer']:12} {r['email'] or '':35} {r['reason']}"
                            + ("  [control group]" if r["held_out"] else ""))
             click.echo(f"{len(rows)} customers would enter a flow.")
         return
@@ -447,7 +447,7 @@ def messages_command(shop_handle, limit, status, as_json):
     if not rows:
         click.echo("No messages yet.")
     for m in rows:
-        line = (f"{m['sent_at'] or m['scheduled_for']}  {m['status']:8} {m['flow']:13} step {m['step'] + 1}  "
+        line = (f"{m['sent_at'] or m['scheduled_for']}  {m['status']:8} {m['flow']:16} step {m['step'] + 1}  "
                 f"{m['email'] or '':35} {m['subject'] or ''}")
         if m["discount_code"]:
             line += f"  [{m['discount_code']} until {m['code_expires_at']}]"
@@ -477,7 +477,7 @@ def flow_list_command(shop_handle, as_json):
         return
     for f in doc:
         steps = ", ".join(f"day {s['delay_days']:g}{_offer_text(s.get('offer'), shop['currency'])}" for s in f["steps"])
-        click.echo(f"{f['name']:13} {'on ' if f['enabled'] else 'off'}  {f['entry']:14} {steps}")
+        click.echo(f"{f['name']:16} {'on ' if f['enabled'] else 'off'}  {f['entry']:15} {steps}")
 
 
 def _offer_text(offer, currency) -> str:
@@ -528,8 +528,8 @@ def flow_disable_command(shop_handle, name):
 @json_option
 def report_command(shop_handle, now, as_json):
     """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
-    from flows.campaigns import report as campaign_report
     from flows.attribution import report
+    from flows.campaigns import report as campaign_report
     shop = _require_shop(shop_handle)
     doc = report(get_db(), shop, _shop_now(shop, now))
     doc["campaigns"] = campaign_report(get_db(), shop, _shop_now(shop, now))
@@ -548,6 +548,11 @@ def report_command(shop_handle, now, as_json):
         click.echo(f"  {lift['note']}")
         if f.get("note"):
             click.echo(f"  {f['note']}")
+        if f.get("nps"):
+            n = f["nps"]
+            score = n["score"] if n["responses"] else "—"
+            click.echo(f"  recommendation (0-10): {n['responses']} answers, {n['promoters']} promoters, "
+                       f"{n['passives']} passives, {n['detractors']} detractors, NPS {score}")
     for c in doc["campaigns"]:
         click.echo(f"campaign {c['id']} ({c['template']} to {c['segment']}, {c['status']}): {c['recipients']} members"
                    f" ({c['held_out']} held out), {c['sent']} sent, {c['converted']} converted, revenue"

@@ -546,6 +546,39 @@ CREATE UNIQUE INDEX enrolments_one_running ON enrolments (customer_id)
     WHERE status IN ('active', 'held_out') AND flow NOT LIKE 'campaign:%'
 """)
 
+@migrations(name="0022_journey")
+def m0022(db):
+    # The entry segment that admitted an enrolment (category win-back: `category_lapsed:<category>`,
+    # whose category its emails are about), and the answers to the after-purchase journey's 0-10
+    # recommendation question (flows/nps.py owns them): one per email, a later click updates it.
+    # A shop that saved the one-email second_order (turned it on or off, or changed its control
+    # group) gets the journey's three emails too, keeping its own on/off and control group.
+    _run(db, """
+ALTER TABLE enrolments ADD COLUMN segment TEXT;
+CREATE TABLE nps_answers (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    flow TEXT NOT NULL,
+    score INTEGER NOT NULL CHECK (score BETWEEN 0 AND 10),
+    comment TEXT,
+    answered_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (message_id)
+);
+CREATE INDEX nps_answers_shop ON nps_answers (shop_id, flow, answered_at);
+CREATE INDEX nps_answers_customer ON nps_answers (customer_id);
+UPDATE shop_settings SET value = json_set(value,
+    '$.steps', json('[{"delay_days": 0, "template": "journey_how_to", "offer": null},
+                      {"delay_days": 11, "template": "second_order", "offer": null},
+                      {"delay_days": 42, "template": "journey_care", "offer": null}]'),
+    '$.min_days_since_order', 3, '$.max_days_since_order', 10, '$.stop_after_days', 180)
+WHERE key = 'flow:second_order' AND json_valid(value) AND json_array_length(value, '$.steps') = 1
+  AND json_extract(value, '$.steps[0].template') = 'second_order'
+""")
+
+
 @migrations(name="0026_snapshot_marks")
 def m0026(db):
     # What changed since the stored snapshot (app/snapshot_marks.py). Updates and deletions are marked

@@ -21,6 +21,7 @@ from app.money import from_minor
 from app.settings import get_settings
 from app.timeutil import to_db
 
+from . import journey, nps
 from .clicks import clicked_messages
 from .definitions import PRIORITY, load_flows
 
@@ -194,6 +195,8 @@ def report(db, shop, now) -> dict:
                     "revenue": round(revenue, 2), "discount_cost": round(sum(s["discount_cost"] for s in steps), 2),
                     "revenue_per_recipient": round(revenue / reached, 2) if reached else None,
                     "lift": lift(db, shop, name, window, now), "steps": steps})
+        if name == journey.FLOW:  # the after-purchase journey's 0-10 answers
+            out[-1]["nps"] = nps.summary(db, shop["id"], name, params["now"])
         shipped = out[-1]["free_shipping_orders"] = sum(s["free_shipping_orders"] for s in steps)
         if shipped:
             out[-1]["note"] = FREE_SHIPPING_NOTE.format(n=shipped)

@@ -24,8 +24,10 @@ from app.timeutil import to_db, utcnow
 LOCALES = ("en", "nl", "pl")
 DEFAULT_LOCALE = "en"
 TEMPLATES = ("winback_1", "winback_2", "winback_3", "vip_winback_1", "vip_winback_2", "vip_winback_3",
-             "replenish_reminder", "second_order", "sunset")
-SERVICE_TEMPLATES = frozenset({"second_order"})  # no offer, no promotional footer
+             "replenish_reminder", "second_order", "sunset",
+             "category_winback_1", "category_winback_2", "journey_how_to", "journey_care")
+# No offer, no promotional footer: the after-purchase journey (second_order is its "how was it").
+SERVICE_TEMPLATES = frozenset({"second_order", "journey_how_to", "journey_care"})
 TEMPLATES += ("vip_early_access", "brand_launch", "thank_you")  # one-off campaigns (flows/campaigns.py)
 
 SUBJECT_MAX = 150

@@ -18,7 +18,7 @@ from app.timeutil import to_db, utcnow
 
 from . import enrolments, messages
 
-PRIORITY = ("replenish", "vip_winback", "winback", "second_order", "sunset")
+PRIORITY = ("replenish", "vip_winback", "winback", "category_winback", "second_order", "sunset")
 
 DEFAULT_FLOWS = {
     "replenish": {"entry": "replenish_due", "kind": "promotional", "enabled": True, "holdout": 0.10,
@@ -31,9 +31,20 @@ DEFAULT_FLOWS = {
                 "steps": [{"delay_days": 0, "template": "winback_1", "offer": {"percent": 15, "valid_days": 4}},
                           {"delay_days": 3, "template": "winback_2", "offer": {"reuse": True}},
                           {"delay_days": 10, "template": "winback_3", "offer": {"percent": 20, "valid_days": 3}}]},
+    # A customer who stopped buying one category but still buys (win-back has the lapsed): off by
+    # default; entry `category_lapsed:<category>` (flows/category_winback.py).
+    "category_winback": {"entry": "category_lapsed", "kind": "promotional", "enabled": False, "holdout": 0.10,
+                         "steps": [{"delay_days": 0, "template": "category_winback_1",
+                                    "offer": {"percent": 10, "valid_days": 7}},
+                                   {"delay_days": 5, "template": "category_winback_2", "offer": {"reuse": True}}]},
+    # The after-purchase journey (flows/journey.py): service mail from day 3 after the first order
+    # (how to use it), day 14 (how was it: the 0-10 question) and day 45 (care tips); it starts
+    # within `max_days_since_order` of the order and stops `stop_after_days` after it.
     "second_order": {"entry": "one_time", "kind": "service", "enabled": True, "holdout": 0.10,
-                     "min_days_since_order": 14, "max_days_since_order": 180,
-                     "steps": [{"delay_days": 0, "template": "second_order", "offer": None}]},
+                     "min_days_since_order": 3, "max_days_since_order": 10, "stop_after_days": 180,
+                     "steps": [{"delay_days": 0, "template": "journey_how_to", "offer": None},
+                               {"delay_days": 11, "template": "second_order", "offer": None},
+                               {"delay_days": 42, "template": "journey_care", "offer": None}]},
     "sunset": {"entry": "lost", "kind": "promotional", "enabled": True, "holdout": 0.10,
                "no_response_days": 14,
                "steps": [{"delay_days": 0, "template": "sunset", "offer": None}]},

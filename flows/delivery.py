@@ -46,7 +46,7 @@ from app.money import from_minor
 from app.timeutil import from_db, to_db, utcnow, zone
 from connectors import store
 
-from . import campaigns, clicks, codes, enrolments, messages, products
+from . import campaigns, category_winback, clicks, codes, enrolments, journey, messages, nps, products
 from .definitions import FLOW_OFF
 from .enrolments import exit_pass
 from .exits import finish_waiting, live_check
@@ -289,7 +289,8 @@ def _already_exists(exc) -> bool:
 # ---- handing over --------------------------------------------------------------------------
 FRESH = """
 SELECT m.*, e.status AS e_status, e.exit_reason, e.step AS e_step, e.first_sent_at, e.entered_at, e.next_due_at, e.step_planned_at,
-       e.flow AS e_flow, c.email AS c_email, c.first_name, c.last_name, c.locale AS c_locale, c.external_id,
+       e.flow AS e_flow, e.segment AS e_segment, e.anchor_order_at AS e_anchor,
+       c.email AS c_email, c.first_name, c.last_name, c.locale AS c_locale, c.external_id,
        c.unsubscribed_at, c.accepts_marketing, c.marketing_inactive_at, c.email_failed_at, c.email_failure,
        EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = e.customer_id AND o.status IN ('paid', 'pending')
                AND o.is_test = 0 AND o.created_at > e.entered_at AND o.created_at < :now_db) AS bought
@@ -307,6 +308,8 @@ def _final_problem(row, flow, settings, now, marketing, owns) -> tuple[str | Non
         return problem, True
     if row["bought"]:
         return "the customer ordered again", True
+    if journey.over(flow, row["e_anchor"], now):
+        return "the journey is over (its time after the order ran out)", True
     if owns and row["e_status"] != "active":
         return f"the enrolment ended ({row['exit_reason'] or row['e_status']})", True
     if marketing and not (settings.get("postal_address") or "").strip():
@@ -431,13 +434,17 @@ def deliver_one(app, db, shop, message_id, flows, settings, conn, now, render, c
         customer = {"id": row["customer_id"], "first_name": row["first_name"], "last_name": row["last_name"],
                     "locale": row["c_locale"], "email": row["c_email"], "external_id": row["external_id"]}
         wanted = products_wanted(db, shop, customer, step["template"], cache)
+        category = category_winback.category_of(row["e_segment"])
         picks = (campaigns.picks(db, shop["id"], step, wanted, cache) if step.get("campaign") else
-                 products.picks_for(db, shop["id"], row["customer_id"], step["template"], wanted, cache=cache))
+                 products.picks_for(db, shop["id"], row["customer_id"], step["template"], wanted, cache=cache,
+                                    category=category))
         items = products.blocks(picks, shop, settings, app.config["APP_URL"], code["code"] if code else None)
-        email = render(step["template"], shop=shop, customer=customer, code=code,
-                       products=replenish_products(db, row["customer_id"]) if row["flow"] == "replenish" else None,
+        named = (replenish_products(db, row["customer_id"]) if row["flow"] == "replenish"
+                 else journey.bought_titles(db, row["customer_id"], row["e_anchor"])
+                 if step["template"] == journey.CARE else None)
+        email = render(step["template"], shop=shop, customer=customer, code=code, products=named or None,
                        items=items, links=_links(app, shop, row, settings, code, items), db=db, cache=cache, now=now,
-                       campaign=step.get("campaign"))
+                       campaign=step.get("campaign"), category=category)
         stored = {**row, "email": row["c_email"], "subject": email.subject, "body_text": email.text,
                   "body_html": email.html}
         message = build(app, shop, settings, stored)
@@ -500,6 +507,8 @@ def email_links(app, shop, settings, message_id, customer_id, flow, code=None, i
     if flow == "sunset":  # only the sunset email asks to confirm
         keep = f"{base}/k/{tokens.make(app, 'keep', shop['id'], customer_id)}"
         links["keep_url"] = clicks.tracked_url(app, message_id, "keep", keep)
+    if flow == journey.FLOW and customer_id is not None:  # the 0-10 answers: direct, signed, expiring
+        links.update(nps.answer_links(app, shop["id"], customer_id, message_id))
     return links
 
 

@@ -12,11 +12,13 @@ from datetime import timedelta
 from app.settings import get_settings
 from app.timeutil import to_db, utcnow
 
+from .category_winback import sample_category
 from .clicks import read_token
 from .definitions import load_flows
 from .delivery import email_links, replenish_products
 from .explain import find_customer
-from .products import blocks, picks_for
+from .journey import CARE, bought_titles
+from .products import CATEGORY_TEMPLATES, blocks, picks_for
 from .render import LOCALES, product_items, products_wanted, render
 
 PREVIEW_CODE = "WB-PREVIEW"
@@ -77,13 +79,16 @@ def preview(app, db, shop, flow_name, step_no, customer_ref=None, lang=None, now
                 "expires_at": to_db(now + timedelta(days=offer.get("valid_days", 3)))}
     settings = get_settings(db, shop["id"])
     wanted = products_wanted(db, shop, customer, step["template"])
-    items = blocks(picks_for(db, shop["id"], customer.get("id"), step["template"], wanted), shop, settings,
+    category = (sample_category(db, shop["id"], customer.get("id")) if step["template"] in CATEGORY_TEMPLATES
+                else None)
+    items = blocks(picks_for(db, shop["id"], customer.get("id"), step["template"], wanted, category=category),
+                   shop, settings,
                    app.config["APP_URL"], code["code"] if code else None)
     links = email_links(app, shop, settings, None, customer.get("id"), flow_name, code, items)
     products = (replenish_products(db, customer["id"]) if flow_name == "replenish" and customer.get("id")
-                else None)
+                else bought_titles(db, customer["id"]) if step["template"] == CARE and customer.get("id") else None)
     email = render(step["template"], shop=shop, customer=customer, code=code, products=products,
-                   items=items, links=links, db=db, now=now)
+                   items=items, links=links, db=db, now=now, category=category)
     found = _PREHEADER.search(email.html)
     preheader = " ".join(htmllib.unescape(re.sub(r"<[^>]+>", "", found.group(1))).split()) if found else ""
     shown = [{"url": url, "kind": _KINDS.get(key) or key.partition("_")[0], "target": _target(app, url)}

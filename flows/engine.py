@@ -19,7 +19,7 @@ from app.db import write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db
 
-from . import codes, delivery, enrolments, lease
+from . import category_winback, codes, delivery, enrolments, journey, lease
 from .definitions import PRIORITY, load_flows
 from .enrolments import exit_pass
 from .refresh import ensure_snapshot
@@ -97,6 +97,7 @@ def enrol_pass(db, params, flows, settings, snapshot, customer_id=None) -> Count
             extra += NOT_VIP
         if name == "second_order":
             extra += SECOND_ORDER_TIMING
+        extra += category_winback.extra_sql(name)
         if customer_id is not None:
             extra += "\n  AND s.customer_id = :only_customer"
         counts["enrolled"] += enrolments.enrol(db, extra, {
@@ -105,7 +106,7 @@ def enrol_pass(db, params, flows, settings, snapshot, customer_id=None) -> Count
             "cycles": cycles, "min_days": flow.get("min_days_since_order", 14),
             "max_days": flow.get("max_days_since_order", 180),
             "cooldown_since": to_db(params["now"] - timedelta(days=settings["discount_cooldown_days"])),
-            "only_customer": customer_id})
+            "only_customer": customer_id}, **category_winback.entry_sql(name))
         length = flow["steps"][-1]["delay_days"] + settings["conversion_days"]
         enrolments.complete_holdout(db, {**params, "flow": name,
                                          "until": to_db(params["now"] - timedelta(days=length))})
@@ -124,7 +125,8 @@ def _context(db, shop, now):
     snapshot = ensure_snapshot(db, shop, now)
     params = {"shop": shop["id"], "now": now, "now_db": to_db(now),
               "now_date": local_date(now, shop["timezone"]),
-              "promotional": json.dumps([n for n, f in flows.items() if f["kind"] == "promotional"])}
+              "promotional": json.dumps([n for n, f in flows.items() if f["kind"] == "promotional"]),
+              **journey.params(flows)}
     return settings, flows, snapshot, params
 
 
@@ -191,7 +193,8 @@ def deliver_due(app, db, shop, now, connector=None, *, realtime=True) -> dict | 
         flows = load_flows(db, shop["id"])
         params = {"shop": shop["id"], "now": now, "now_db": to_db(now),
                   "now_date": local_date(now, shop["timezone"]),
-                  "promotional": json.dumps([n for n, f in flows.items() if f["kind"] == "promotional"])}
+                  "promotional": json.dumps([n for n, f in flows.items() if f["kind"] == "promotional"]),
+                  **journey.params(flows)}
         counts = delivery.drain(app, db, shop, params, flows, settings, channel, connector,
                                 realtime=realtime, heartbeat=_heartbeat(db, name, holder, ttl))
         return {key: counts.get(key, 0) for key in ("sent", "withheld", "deferred", "exited", "failed", "retry",

@@ -23,6 +23,7 @@ Table owners (the only module that writes each table; others call it):
 | login_failures | app/login_throttle.py |
 | clicks | flows/clicks.py |
 | campaigns | flows/campaigns.py |
+| nps_answers | flows/nps.py |
 
 tests/test_layers.py keeps this table true. A Shopify erasure reaches messages and codes through
 `erase_person`/`erase_shop` (flows/messages.py) and `blank_errors` (flows/codes.py), handed to
@@ -35,17 +36,17 @@ set-based: the unsubscribe of one customer runs the same statement as the tick, 
 # ---- entry ----------------------------------------------------------------------------------
 ENROL = """
 INSERT OR IGNORE INTO enrolments (shop_id, customer_id, flow, anchor_order_at, reason, held_out, discounted,
-                                  entered_at, step, next_due_at, step_planned_at, status)
-SELECT :shop, s.customer_id, :flow, sn.last_order_at, :entry || ': ' || sn.days_since_last || ' days since the last order',
+                                  entered_at, step, next_due_at, step_planned_at, status, segment)
+SELECT :shop, s.customer_id, :flow, sn.last_order_at, {reason},
        h.out, CASE WHEN h.out = 0 AND :discounted THEN 1 ELSE 0 END, :now_db, 0,
        CASE WHEN h.out = 0 THEN :now_db END, CASE WHEN h.out = 0 THEN :now_db END,
-       CASE WHEN h.out = 1 THEN 'held_out' ELSE 'active' END
+       CASE WHEN h.out = 1 THEN 'held_out' ELSE 'active' END, s.segment
 FROM customer_segments s
 JOIN customer_snapshots sn ON sn.customer_id = s.customer_id
 JOIN customers c ON c.id = s.customer_id
 JOIN (SELECT 0 AS out UNION ALL SELECT 1) AS h
      ON h.out = (wb_bucket(:shop, :flow, c.external_id) < :holdout)
-WHERE s.shop_id = :shop AND s.segment = :entry
+WHERE s.shop_id = :shop AND {segment}
   AND c.email IS NOT NULL AND c.unsubscribed_at IS NULL AND c.email_failed_at IS NULL
   AND (:service OR (c.accepts_marketing = 1 AND c.marketing_inactive_at IS NULL))
   AND NOT EXISTS (SELECT 1 FROM enrolments e WHERE e.customer_id = s.customer_id AND e.status IN ('active', 'held_out')
@@ -56,10 +57,15 @@ WHERE s.shop_id = :shop AND s.segment = :entry
 """
 
 
-def enrol(db, extra: str, params: dict) -> int:
+ENTRY_SEGMENT = "s.segment = :entry"
+ENTRY_REASON = ":entry || ': ' || sn.days_since_last || ' days since the last order'"
+
+
+def enrol(db, extra: str, params: dict, segment: str = ENTRY_SEGMENT, reason: str = ENTRY_REASON) -> int:
     """Enrol who the flow's entry segment holds (narrowed by the SQL conditions in `extra`); returns
-    how many rows were added."""
-    return db.execute(ENROL.format(extra=extra), params).rowcount
+    how many rows were added. `segment` (the SQL choosing the segment row `s`) and `reason` (the
+    SQL of the reason recorded) default to the flow's one entry segment."""
+    return db.execute(ENROL.format(extra=extra, segment=segment, reason=reason), params).rowcount
 
 
 # ---- exits ----------------------------------------------------------------------------------
@@ -92,6 +98,15 @@ WHERE shop_id = :shop AND status IN ('active', 'held_out') AND flow IN (SELECT v
                       AND (accepts_marketing IS NOT 1 OR marketing_inactive_at IS NOT NULL))
 """
 
+# The after-purchase journey ends `stop_after_days` after the order it follows (flows/journey.py
+# gives :journey_days, {flow: days}).
+EXIT_JOURNEY_OVER = """
+UPDATE enrolments SET status = 'exited', exit_reason = 'journey over', ended_at = :now_db, next_due_at = NULL
+WHERE shop_id = :shop AND status IN ('active', 'held_out') {only}
+  AND flow IN (SELECT key FROM json_each(:journey_days))
+  AND julianday(:now_db) - julianday(anchor_order_at) > json_extract(:journey_days, '$.' || flow)
+"""
+
 ONE_CUSTOMER = "AND customer_id = :customer"
 
 # Held-out customers stay "in" the flow as long as a messaged one would, then complete.
@@ -102,9 +117,11 @@ WHERE shop_id = :shop AND status = 'held_out' AND flow = :flow AND entered_at <=
 
 
 def exit_pass(db, params, only="") -> int:
-    """End the running enrolments of customers who bought, unsubscribed or lost consent."""
+    """End the running enrolments of customers who bought, unsubscribed or lost consent, and the
+    journeys that ran their time."""
     total = 0
-    for sql in (EXIT_ON_PURCHASE, EXIT_ON_UNSUBSCRIBE, EXIT_ON_CONSENT):
+    params = {"journey_days": "{}", **params}
+    for sql in (EXIT_ON_PURCHASE, EXIT_ON_UNSUBSCRIBE, EXIT_ON_CONSENT, EXIT_JOURNEY_OVER):
         total += db.execute(sql.format(only=only), params).rowcount
     return total
 

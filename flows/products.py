@@ -4,7 +4,9 @@ Win-back emails (winback_*, vip_winback_*) show what fits the customer, in this 
 are found: the shop's bestsellers (units in paid orders) of the customer's most-bought category
 that they have not bought, then those of their most-bought brand, then what is new in the shop
 since their last order. The replenishment reminder shows the products due (its segment's detail),
-each with a one-click reorder link that fills the cart. Other emails show none.
+each with a one-click reorder link that fills the cart. The category win-back (category_winback_*)
+shows the shop's bestsellers of the category the customer stopped buying, what they bought of it
+before first. Other emails show none.
 
 An email never shows a product that is not known to be published and in stock (`published = 1 AND
 in_stock = 1`, from the last sync): a product whose state is unknown (a CSV import) is not shown.
@@ -17,6 +19,7 @@ PICKS = 3
 WINBACK_TEMPLATES = frozenset({"winback_1", "winback_2", "winback_3", "vip_winback_1", "vip_winback_2",
                                "vip_winback_3"})
 REORDER_TEMPLATES = frozenset({"replenish_reminder"})
+CATEGORY_TEMPLATES = frozenset({"category_winback_1", "category_winback_2"})
 _SHOWABLE = "p.published = 1 AND p.in_stock = 1 AND p.url IS NOT NULL"
 _COLUMNS = "p.id, p.external_id, p.title, p.price_minor, p.url, p.image_url, p.variant_id"
 
@@ -115,9 +118,21 @@ def reorder_picks(db, shop_id, customer_id, limit=PICKS) -> list[dict]:
     return list(db.query(_DUE, {"shop": shop_id, "customer": customer_id, "limit": limit}))
 
 
-def picks_for(db, shop_id, customer_id, template, limit=PICKS, cache=None) -> list[dict]:
+def category_picks(db, shop_id, customer_id, category, limit=PICKS, cache=None) -> list[dict]:
+    """Up to `limit` published, in-stock products of `category`: those the customer bought before
+    first, then the shop's bestsellers of it. `cache` as for winback_picks."""
+    if not category:
+        return []
+    ranking = [row for row in _ranking(db, shop_id, cache) if row["category"] == category]
+    bought = bought_ids(db, shop_id, customer_id) if customer_id is not None else set()
+    return sorted(ranking, key=lambda row: row["id"] not in bought)[:limit]  # stable: rank kept
+
+
+def picks_for(db, shop_id, customer_id, template, limit=PICKS, cache=None, category=None) -> list[dict]:
     """The products the email of `template` shows the customer (none for other emails or without a
-    customer); `cache` as for winback_picks."""
+    customer); `cache` as for winback_picks; `category` the category win-back's category."""
+    if template in CATEGORY_TEMPLATES:
+        return category_picks(db, shop_id, customer_id, category, limit, cache)
     if customer_id is None:
         return []
     if template in WINBACK_TEMPLATES:

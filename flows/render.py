@@ -254,7 +254,7 @@ def _display_url(url) -> str | None:
 
 
 def render(template, *, shop, customer, code=None, products=None, items=None, links=None, db=None,
-           copy_override=None, cache=None, now=None, campaign=None) -> Rendered:
+           copy_override=None, cache=None, now=None, campaign=None, category=None) -> Rendered:
     """One email of a flow step. `links` are the email's personal URLs (shop_url: the button's tracked
     link, keep_url, unsubscribe_url, product_<i> and reorder_<i>); `products` the titles the reminder's
     words name; `items` the product blocks (flows.products.blocks);
@@ -265,7 +265,9 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
     the UI's preview of text not saved yet. `cache` (a dict kept for one batch) saves reading the
     settings and copy again for every email. `now` is the moment of delivery: copy that speaks of
     the time left counts it from then. `campaign` ({"subject", "brand"}, flows.campaigns) gives a
-    campaign email its own subject and the brand it launches."""
+    campaign email its own subject and the brand it launches. `category` is the category a category
+    win-back email is about; the links nps_0 ... nps_10 (the 0-10 question's answers) are shown where
+    the template asks."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     locale = pick_locale(customer.get("locale"), shop.get("locale"))
@@ -329,6 +331,9 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
         "button_override": owner["button"],
         "reason": reason,
         "brand": (campaign or {}).get("brand"),
+        "category": category,
+        "nps_links": ([(score, links[f"nps_{score}"]) for score in range(11) if links.get(f"nps_{score}")]
+                      if template == "second_order" else []),  # the journey's "how was it" asks
     }
     name = f"{locale}/{template}.jinja"
     text = _clean_text(_env(False).get_template(name).render(context))

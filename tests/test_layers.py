@@ -38,6 +38,7 @@ OWNERS = {
     "customer_segments": "flows/segments.py",
     "clicks": "flows/clicks.py",
     "campaigns": "flows/campaigns.py",
+    "nps_answers": "flows/nps.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.

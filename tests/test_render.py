@@ -9,10 +9,19 @@ from app.settings import get_settings, save_setting
 from app.shops import create_shop
 from app.timeutil import from_db
 from flows.copy import get_copy, save_copy
-from flows.render import LOCALES, TEMPLATES, Rendered, format_expiry, normalise_locale, pick_locale, render
+from flows.render import (
+    LOCALES,
+    SERVICE_TEMPLATES,
+    TEMPLATES,
+    Rendered,
+    format_expiry,
+    normalise_locale,
+    pick_locale,
+    render,
+)
 
 CODE_TEMPLATES = ("winback_1", "winback_2", "winback_3", "vip_winback_1", "vip_winback_2", "vip_winback_3")
-MARKETING = tuple(t for t in TEMPLATES if t != "second_order")
+MARKETING = tuple(t for t in TEMPLATES if t not in SERVICE_TEMPLATES)
 LINKS = {"keep_url": "https://app.example/k/KEEP", "unsubscribe_url": "https://app.example/u/UNSUB"}
 EXPIRES = "2026-04-16T10:00:00Z"
 
@@ -218,7 +227,7 @@ def test_footer_has_the_postal_address_and_unsubscribe_in_marketing(db, branded,
     else:
         assert unsubscribe not in email.text and unsubscribe not in doc.text
     if template != "sunset":
-        assert "https://bean.example" in doc.links or template == "second_order"
+        assert "https://bean.example" in doc.links or template in SERVICE_TEMPLATES
     assert email.text.rstrip().endswith(LINKS["unsubscribe_url"])
 
 
@@ -234,8 +243,10 @@ PROMO_WORDS = {"en": ("off", "discount", "offer", "sale", "deal", "code"),
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_second_order_is_a_service_email(db, branded, locale):
-    email = render("second_order", shop=branded, customer=customer(locale), links=LINKS, db=db)
+@pytest.mark.parametrize("template", sorted(SERVICE_TEMPLATES))
+def test_second_order_is_a_service_email(db, branded, locale, template):
+    """Every email of the after-purchase journey (second_order is its day-14 step) sells nothing."""
+    email = render(template, shop=branded, customer=customer(locale), links=LINKS, db=db)
     body = (email.subject + " " + email.text).lower()
     assert "%" not in body and "%" not in parse(email.html).text
     for word in PROMO_WORDS[locale]:
@@ -246,7 +257,7 @@ def test_second_order_is_a_service_email(db, branded, locale):
     assert "https://bean.example" in email.text
     assert LINKS["unsubscribe_url"] in parse(email.html).links  # a discreet preferences link
     with pytest.raises(ValueError, match="service"):
-        render("second_order", shop=branded, customer=customer(locale), code=a_code(), db=db)
+        render(template, shop=branded, customer=customer(locale), code=a_code(), db=db)
 
 
 def test_unknown_template_is_refused():

@@ -415,6 +415,7 @@ def test_products_page_marks_replenishable_products(client, login, db, demo):
 PUBLIC = {"static", "i18n.switch", "auth.login", "auth.logout", "healthz", "links.keep", "links.keep_confirm",
           "links.unsubscribe_page", "links.unsubscribe", "shopify.install", "shopify.callback", "shopify.webhook",
           "woocommerce.callback", "woocommerce.webhook", "links.click", "links.demo_store",
+          "nps.answer", "nps.comment",  # the journey's 0-10 answer page: its signed link is the key
           "feedback.postmark", "feedback.ses"}  # the mail services' webhooks: a secret or an SNS signature
 
 

@@ -15,6 +15,7 @@ from . import (
     flow_editor,
     i18n,
     limits,
+    nps,
     outbox,
     pages,
     products,
@@ -26,11 +27,11 @@ from . import (
 )
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
-               feedback)
+               feedback, nps)
 BLUEPRINTS += (campaigns,)  # one-off emails to a segment
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.
-NO_CSRF = (email_links,)
+NO_CSRF = (email_links, nps)
 
 
 def register(app):

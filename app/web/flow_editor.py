@@ -11,7 +11,8 @@ from flask_babel import gettext as _
 
 from flows.copy import PLACEHOLDERS, CopyError, get_copy, product_count, save_copy as store
 from flows.definitions import FlowError, load_flows, offer_kind, save_flow
-from flows.products import blocks as product_blocks, picks_for
+from flows.category_winback import sample_category
+from flows.products import CATEGORY_TEMPLATES, blocks as product_blocks, picks_for
 from flows.render import render
 from flows.storefront import shop_target
 
@@ -98,13 +99,16 @@ def render_step(db, shop, flow, step_no, lang, customer, copy_override=None, app
     store = shop_target(shop, get_settings(db, shop["id"]), code and code["code"],
                         app_url=current_app.config["APP_URL"])
     copy = copy_override if copy_override is not None else get_copy(db, shop["id"], step["template"], lang)
-    items = product_blocks(picks_for(db, shop["id"], customer.get("id"), step["template"], product_count(copy)), shop,
+    category = (sample_category(db, shop["id"], customer.get("id")) if step["template"] in CATEGORY_TEMPLATES
+                else None)
+    items = product_blocks(picks_for(db, shop["id"], customer.get("id"), step["template"], product_count(copy),
+                                     category=category), shop,
                            get_settings(db, shop["id"]), app_url or current_app.config["APP_URL"],
                            code and code["code"])
     return render(step["template"], shop=shop, customer={**customer, "locale": lang}, code=code,
                   products=products or None, items=items,
                   links={"keep_url": dead, "unsubscribe_url": dead, "shop_url": store},
-                  db=db, copy_override=copy_override)
+                  db=db, copy_override=copy_override, category=category)
 
 
 @bp.get("/shops/<handle>/flows")

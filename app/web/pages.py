@@ -2,6 +2,7 @@
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from flows import nps
 from flows.attribution import report as flow_report
 from flows.delivery import channel_for
 from flows.explain import explain
@@ -127,7 +128,8 @@ def customer(handle, customer_id):
     snapshot = stored_snapshot(db, shop)
     why = explain(db, shop, cust, snapshot) if snapshot else None
     messages = message_log(db, shop, limit=50, customer_id=cust["id"])
-    return render_template("customer.html", shop=shop, customer=cust, orders=orders, why=why, messages=messages)
+    return render_template("customer.html", shop=shop, customer=cust, orders=orders, why=why, messages=messages,
+                           nps_answers=nps.for_customer(db, cust["id"]))
 
 
 @bp.get("/shops/<handle>/report")
