@@ -461,7 +461,9 @@ def flow_list_command(shop_handle, as_json):
         echo_json(doc)
         return
     for f in doc:
-        steps = ", ".join(f"day {s['delay_days']:g}{_offer_text(s.get('offer'), shop['currency'])}" for s in f["steps"])
+        steps = ", ".join(f"day {s['delay_days']:g}{_offer_text(s.get('offer'), shop['currency'])}"
+                          + (", testing" + " |".join(_offer_text(a, shop["currency"]) for a in s["offers"])
+                             if s.get("offers") else "") for s in f["steps"])
         click.echo(f"{f['name']:13} {'on ' if f['enabled'] else 'off'}  {f['entry']:14} {steps}")
 
 

@@ -520,6 +520,42 @@ ALTER TABLE products ADD COLUMN created_at TEXT
 """)
 
 
+@migrations(name="0024_offer_arms")
+def m0024(db):
+    # Offer tests (flows/offer_arms.py owns both tables). `offer_arms`: the arm of a step's offer
+    # test each entrant got, fixed once assigned (`offer` is the arm's JSON; NULL: no code), under
+    # `test`, the key of the arms it was drawn from. `offer_test_history`: each test that ended
+    # because an arm was made the default, by the owner or by Winback, with what the report said.
+    _run(db, """
+CREATE TABLE offer_arms (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    enrolment_id INTEGER NOT NULL REFERENCES enrolments(id) ON DELETE CASCADE,
+    flow TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    test TEXT NOT NULL,
+    arm INTEGER NOT NULL,
+    offer TEXT,
+    assigned_at TEXT NOT NULL,
+    UNIQUE (enrolment_id, step)
+);
+CREATE INDEX offer_arms_test ON offer_arms (shop_id, flow, step, test);
+CREATE TABLE offer_test_history (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    flow TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    offers TEXT NOT NULL,
+    chosen TEXT,
+    decided_by TEXT NOT NULL CHECK (decided_by IN ('owner', 'auto')),
+    user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    decided_at TEXT NOT NULL,
+    summary TEXT
+);
+CREATE INDEX offer_test_history_shop ON offer_test_history (shop_id, decided_at)
+""")
+
+
 def init_db(db=None):
     """Create or migrate the schema; returns the names of the migrations applied now."""
     db = db or get_db()

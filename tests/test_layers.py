@@ -36,6 +36,8 @@ OWNERS = {
     "shop_snapshots": "flows/refresh.py",
     "customer_segments": "flows/segments.py",
     "clicks": "flows/clicks.py",
+    "offer_arms": "flows/offer_arms.py",
+    "offer_test_history": "flows/offer_arms.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.
