@@ -16,6 +16,7 @@ from flows.engine import tick
 from flows.offer_arms import arm_index, arms_key
 from flows.offer_tests import Z, better_arm, incremental_profit
 from tests.builders import POSTAL, History, at
+from tests.test_ui import _flow_form
 
 ARM_KEYS = {"offer", "entrants", "converted", "revenue", "discount_cost", "incremental_profit", "ci_low", "ci_high"}
 TEN = {"percent": 10, "valid_days": 4}
@@ -234,3 +235,77 @@ def test_the_report_json_and_flow_list_show_the_arms(app, db, runner):
     assert next(f for f in listed if f["name"] == "winback")["steps"][0]["offers"] == [TEN, None]
     text = runner.invoke(args=["flow", "list", "--shop", shop["handle"]]).output
     assert "testing 10 % (4 days) | no offer" in text
+
+
+# ---- the flow page -------------------------------------------------------------------------------
+def test_the_owner_sets_up_and_ends_an_offer_test_on_the_flow_page(app, db, client, login):
+    shop = simulated_shop(db, 3, [TEN, None])
+    save_flow(db, shop["id"], "winback", copy.deepcopy(DEFAULT_FLOWS["winback"]))  # no test yet
+    login()
+    page = client.get(f"/shops/{shop['handle']}/flows/winback").get_data(as_text=True)
+    assert 'id="offers0"' in page and 'id="offers2"' in page and "testing" not in page
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+    url = f"/shops/{shop['handle']}/flows/winback/2/offers"
+    rows = {"arm0_kind": "percent", "arm0_value": "10", "arm0_valid_days": "4",
+            "arm1_kind": "free_shipping", "arm1_valid_days": "7", "arm1_min_order": "30", "arm2_kind": "none"}
+    assert client.post(url, data=rows).status_code == 400  # no CSRF token
+    one = client.post(url, data={"arm0_kind": "percent", "arm0_value": "10", "arm0_valid_days": "4",
+                                 "csrf_token": token})
+    assert one.status_code == 422 and "a test needs at least two offers" in one.get_data(as_text=True)
+    bad = client.post(url, data={**rows, "arm0_value": "150", "csrf_token": token})
+    assert bad.status_code == 422 and "at most 90 %" in bad.get_data(as_text=True)
+    assert 'value="150"' in bad.get_data(as_text=True)  # what was typed is shown again
+    same = client.post(url, data={**rows, "arm2_kind": "percent", "arm2_value": "10", "arm2_valid_days": "4",
+                                  "csrf_token": token})
+    assert same.status_code == 422 and "must differ" in same.get_data(as_text=True)
+    assert "offers" not in load_flows(db, shop["id"])["winback"]["steps"][2]
+    saved = client.post(url, data={**rows, "csrf_token": token}, follow_redirects=True)
+    assert "Saved the offer test of email 3." in saved.get_data(as_text=True)
+    step = load_flows(db, shop["id"])["winback"]["steps"][2]
+    assert step["offers"] == [TEN, {"free_shipping": True, "valid_days": 7, "min_order": 30}, None]
+    assert step["offer"] == {"percent": 20, "valid_days": 3}  # the default stays until a test ends
+    assert "(testing 3 offers)" in saved.get_data(as_text=True)
+    flow_page = client.get(f"/shops/{shop['handle']}/flows/winback").get_data(as_text=True)
+    assert 'name="arm1_min_order"' in flow_page and 'value="30"' in flow_page
+    # Saving the flow's own form (a new discount in email 1) keeps the test of email 3.
+    form = _flow_form(load_flows(db, shop["id"])["winback"], step0_percent="12", csrf_token=token)
+    assert client.post(f"/shops/{shop['handle']}/flows/winback", data=form).status_code == 302
+    steps = load_flows(db, shop["id"])["winback"]["steps"]
+    assert steps[0]["offer"]["percent"] == 12 and steps[2]["offers"][0] == TEN
+    ended = client.post(url, data={"csrf_token": token}, follow_redirects=True)
+    assert "Email 3 tests no offers." in ended.get_data(as_text=True)
+    assert "offers" not in load_flows(db, shop["id"])["winback"]["steps"][2]
+    assert client.post(f"/shops/{shop['handle']}/flows/second_order/0/offers",
+                       data={**rows, "csrf_token": token}).status_code == 404  # a service flow tests nothing
+
+
+def test_offer_tests_of_another_users_shop_are_404(app, db, client, login, make_user):
+    shop = simulated_shop(db, 3, [TEN, None])
+    from app.shops import create_shop
+    mine = create_shop(db, "mine", "import", name="Mine")
+    make_user("carol", "carol password 1", shop_ids=[mine["id"]])
+    login("carol", "carol password 1")
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"',
+                      client.get("/shops/mine/settings").get_data(as_text=True)).group(1)
+    for url in ("/flows/winback/0/offers", "/flows/winback/0/offers/promote", "/offer-tests/auto"):
+        response = client.post(f"/shops/{shop['handle']}{url}", data={"csrf_token": token, "arm": "0", "test": "x",
+                                                                       "auto": "on"})
+        assert response.status_code == 404, url
+    assert load_flows(db, shop["id"])["winback"]["steps"][0]["offers"] == [TEN, None]
+
+
+def test_the_owner_lets_winback_decide_on_the_report_page(app, db, client, login):
+    from app.settings import get_settings
+    shop = simulated_shop(db, 3, [TEN, None])
+    login()
+    page = client.get(f"/shops/{shop['handle']}/report").get_data(as_text=True)
+    assert "make it the default by itself" in page and 'name="auto" checked' not in page  # off by default
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    url = f"/shops/{shop['handle']}/offer-tests/auto"
+    assert client.post(url, data={"auto": "on"}).status_code == 400  # no CSRF token
+    assert get_settings(db, shop["id"])["offer_test_auto_promote"] is False
+    client.post(url, data={"auto": "on", "csrf_token": token})
+    assert get_settings(db, shop["id"])["offer_test_auto_promote"] is True
+    assert 'name="auto" checked' in client.get(f"/shops/{shop['handle']}/report").get_data(as_text=True)
+    client.post(url, data={"csrf_token": token})
+    assert get_settings(db, shop["id"])["offer_test_auto_promote"] is False
