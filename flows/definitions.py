@@ -6,7 +6,8 @@ email's reason to come back is the offer), a new personal code {"percent": P, "v
 {"amount": A, "valid_days": D} (A off, in the shop's currency) or {"free_shipping": true,
 "valid_days": D}, each with an optional "min_order": M (the order's subtotal from M on, in the
 shop's currency), or {"reuse": true} (the enrolment's code while it is valid). Delays count from
-the first email of the enrolment.
+the first email of the enrolment. A step may also test offers: "offers" is a list of 2 to MAX_ARMS
+new-code offers or None, one drawn per entrant (flows/offer_arms.py); "offer" stays the default.
 """
 import copy
 import json
