@@ -418,7 +418,7 @@ def flag():
         if isinstance(value, bool):
             return value
         text = str(value if value is not None else "").strip().lower()
-        if text in ("true", "yes", "on", "1"):
+        if text in ("true", "yes", "on", "y", "1"):
             return True
         if text in ("false", "no", "off", "0", ""):
             return False

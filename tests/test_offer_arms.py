@@ -309,3 +309,22 @@ def test_the_owner_lets_winback_decide_on_the_report_page(app, db, client, login
     assert 'name="auto" checked' in client.get(f"/shops/{shop['handle']}/report").get_data(as_text=True)
     client.post(url, data={"csrf_token": token})
     assert get_settings(db, shop["id"])["offer_test_auto_promote"] is False
+
+
+def test_the_rules_page_has_the_auto_setting_as_a_checkbox(app, db, client, login):
+    from app.settings import get_settings
+    shop = simulated_shop(db, 3, [TEN, None])
+    login()
+    url = f"/shops/{shop['handle']}/settings"
+    page = client.get(url).get_data(as_text=True)
+    box = re.search(r'<input[^>]*name="offer_test_auto_promote"[^>]*>', page).group(0)
+    assert 'type="checkbox"' in box and "checked" not in box
+    values = dict(re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]*)"', page))
+    values = {k: v for k, v in values.items() if k not in ("offer_test_auto_promote", "smtp_url_clear")}
+    values["postal_address"] = POSTAL
+    assert client.post(url, data=values).status_code == 302  # unticked: off
+    assert get_settings(db, shop["id"])["offer_test_auto_promote"] is False
+    assert client.post(url, data={**values, "offer_test_auto_promote": "y"}).status_code == 302
+    assert get_settings(db, shop["id"])["offer_test_auto_promote"] is True
+    box = re.search(r'<input[^>]*name="offer_test_auto_promote"[^>]*>', client.get(url).get_data(as_text=True)).group(0)
+    assert "checked" in box

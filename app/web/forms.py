@@ -93,7 +93,8 @@ def setting_field(setting, label):
 
     A secret's field never shows a value back, and empty means "keep the saved one" (so blank
     is not judged here)."""
-    field_class = {"multiline": TextAreaField, "secret": PasswordField, "email": EmailField}.get(setting.kind, StringField)
+    field_class = {"multiline": TextAreaField, "secret": PasswordField, "email": EmailField,
+                   "flag": BooleanField}.get(setting.kind, StringField)
     return field_class(label, validators=[Parsed(setting.parse, skip_blank=setting.secret)],
                        render_kw=dict(_WIDGET_ATTRS.get(setting.kind, {})))
 
