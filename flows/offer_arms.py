@@ -107,5 +107,5 @@ def history(db, shop_id, limit=20) -> list[dict]:
     rows = list(db.query("SELECT flow, step, offers, chosen, decided_by, decided_at, summary FROM offer_test_history"
                          " WHERE shop_id = ? ORDER BY decided_at DESC, id DESC LIMIT ?", [shop_id, limit]))
     for row in rows:
-        row["offers"], row["chosen"], row["step"] = json.loads(row["offers"]), json.loads(row["chosen"]), row["step"] + 1
+        row.update(offers=json.loads(row["offers"]), chosen=json.loads(row["chosen"]), step=row["step"] + 1)
     return rows

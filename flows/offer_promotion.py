@@ -52,11 +52,12 @@ def auto_promote(db, shop, now) -> list[dict]:
     """With the shop's `offer_test_auto_promote` on: every offer test that has a better arm with
     confidence ends with that arm as the step's offer. Returns what was decided; one test's trouble
     is logged and the others (and the tick) go on."""
-    if not get_settings(db, shop["id"]).get("offer_test_auto_promote"):
+    settings = get_settings(db, shop["id"])
+    if not settings.get("offer_test_auto_promote"):
         return []
     decided = []
     flows = load_flows(db, shop["id"])
-    conversion_days = get_settings(db, shop["id"])["conversion_days"]
+    conversion_days = settings["conversion_days"]
     for name in PRIORITY:
         for step_no in offer_arms.tested_steps(flows[name]):
             try:

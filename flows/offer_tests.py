@@ -150,8 +150,8 @@ def step_report(db, shop, flow, step_no, conversion_days, now) -> dict:
                             "free_shipping": 0}
         groups.append(r)
         inc = incremental_profit(r, held)
-        out.append({"offer": offer, "entrants": r["n"], "converted": r["converted"] or 0, "revenue": money(r["revenue"]),
-                    "discount_cost": money(r["cost"]), "incremental_profit": money(inc[0]) if inc else None,
+        out.append({"offer": offer, "entrants": r["n"], "converted": r["converted"] or 0,
+                    "revenue": money(r["revenue"]), "discount_cost": money(r["cost"]), "incremental_profit": money(inc[0]) if inc else None,
                     "ci_low": money(inc[1]) if inc else None, "ci_high": money(inc[2]) if inc else None})
     enough = all(g["n"] >= MIN_GROUP for g in groups) and held["n"] >= MIN_GROUP
     best = better_arm(groups) if enough else None

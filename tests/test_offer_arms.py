@@ -138,8 +138,8 @@ def test_entrants_keep_their_arm_drawn_by_a_stable_hash(app, db):
     assert {c: a for c, (h, a, _) in drawn.items() if not h} == treated
     for customer, (held, arm, code) in drawn.items():  # the 10 % arm has a code, the other none
         assert held or (code is not None) == (arm == 0)
-    rows = list(db.query("SELECT m.body_text, a.arm FROM messages m JOIN offer_arms a ON a.enrolment_id = m.enrolment_id"
-                         " WHERE m.status = 'sent'"))
+    rows = list(db.query("SELECT m.body_text, a.arm FROM messages m"
+                         " JOIN offer_arms a ON a.enrolment_id = m.enrolment_id WHERE m.status = 'sent'"))
     assert len(rows) == len(treated) and all(("10% off" in r["body_text"]) == (r["arm"] == 0) for r in rows)
     assert arm_index(shop["id"], "winback", 0, "C0001", 3) == arm_index(shop["id"], "winback", 0, "C0001", 3)
 

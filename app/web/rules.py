@@ -43,7 +43,8 @@ SECTIONS = [
          _l("An email that could not leave within this many hours of its planned time is withheld, not sent late.")),
         ("send_rate_per_minute", _l("Emails per minute"), _l("Empty: as fast as the mail server takes them.")),
         ("offer_test_auto_promote", _l("Make a better tested offer the default by itself"),
-         _l("When an offer test finds an offer that earns more than the others with confidence, Winback makes it the email's offer at its next run.")),
+         _l("When an offer test finds an offer that earns more than the others with confidence, "
+            "Winback makes it the email's offer at its next run.")),
     ]),
     (_l("Sender"), [
         ("sender_name", _l("Sender name"), _l("Empty: the shop's name.")),
