@@ -23,6 +23,7 @@ from flows.email_preview import PreviewError, preview as preview_email
 from flows.engine import TickBusy, preview, tick
 from flows.explain import explain, find_customer
 from flows.messages import message_log
+from flows.offer_tests import arm_lines
 from flows.refresh import ensure_snapshot, refresh, segment_counts, segment_members
 
 from . import scheduler
@@ -530,6 +531,8 @@ def report_command(shop_handle, now, as_json):
         click.echo(f"  {lift['note']}")
         if f.get("note"):
             click.echo(f"  {f['note']}")
+        for line in arm_lines(f["steps"], cur):
+            click.echo(f"  {line}")
 
 
 @commands.command("dkim")

@@ -186,6 +186,22 @@ def describe(offer) -> str:
     return text + f", {offer['valid_days']:g} days"
 
 
+def arm_lines(steps, currency) -> list[str]:
+    """The offer tests of a flow's report steps as lines of text (`winback report`)."""
+    lines = []
+    for step in steps:
+        for n, arm in enumerate(step.get("arms") or (), 1):
+            profit = ("not known yet" if arm["incremental_profit"] is None else
+                      f"{arm['incremental_profit']:.2f} {currency} (95 % interval {arm['ci_low']:.2f} to "
+                      f"{arm['ci_high']:.2f})")
+            lines.append(f"email {step['step']}, offer {n} ({describe(arm['offer'])}): {arm['entrants']} customers, "
+                         f"{arm['converted']} converted, revenue {arm['revenue']:.2f} {currency}, discounts "
+                         f"{arm['discount_cost']:.2f} {currency}, profit vs holdout {profit}")
+        if step.get("offer_test"):
+            lines.append(f"email {step['step']}: {step['offer_test']['note']}")
+    return lines
+
+
 def summary(doc) -> str:
     """One line of what the report said when a test was decided (kept in the history)."""
     return json.dumps({"arms": doc["arms"], "holdout": doc["offer_test"]["holdout"]})

@@ -229,6 +229,9 @@ def test_the_report_json_and_flow_list_show_the_arms(app, db, runner):
     assert result.exit_code == 0, result.output
     step = winback_step(json.loads(result.output))
     assert [set(arm) for arm in step["arms"]] == [ARM_KEYS, ARM_KEYS] and step["offer_test"]["enough_data"] is False
+    text = runner.invoke(args=["report", "--shop", shop["handle"], "--now", "2026-04-20"]).output
+    assert "email 1, offer 1 (10 %, 4 days): " in text and "email 1, offer 2 (no code): " in text
+    assert "email 1: not enough data yet" in text
     others = [s for f in json.loads(result.output)["flows"] if f["flow"] != "winback" for s in f["steps"]]
     assert others and all("arms" not in s for s in others)
     listed = json.loads(runner.invoke(args=["flow", "list", "--shop", shop["handle"], "--json"]).output)
