@@ -476,7 +476,9 @@ def flow_list_command(shop_handle, as_json):
         echo_json(doc)
         return
     for f in doc:
-        steps = ", ".join(f"day {s['delay_days']:g}{_offer_text(s.get('offer'), shop['currency'])}" for s in f["steps"])
+        steps = ", ".join(f"day {s['delay_days']:g}{_offer_text(s.get('offer'), shop['currency'])}"
+                          + (", testing" + " |".join(_offer_text(a, shop["currency"]) for a in s["offers"])
+                             if s.get("offers") else "") for s in f["steps"])
         click.echo(f"{f['name']:16} {'on ' if f['enabled'] else 'off'}  {f['entry']:15} {steps}")
 
 
@@ -528,6 +530,7 @@ def flow_disable_command(shop_handle, name):
 @json_option
 def report_command(shop_handle, now, as_json):
     """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
+    from flows.offer_tests import arm_lines
     from flows.attribution import report
     from flows.campaigns import report as campaign_report
     shop = _require_shop(shop_handle)
@@ -553,6 +556,8 @@ def report_command(shop_handle, now, as_json):
             score = n["score"] if n["responses"] else "—"
             click.echo(f"  recommendation (0-10): {n['responses']} answers, {n['promoters']} promoters, "
                        f"{n['passives']} passives, {n['detractors']} detractors, NPS {score}")
+        for line in arm_lines(f["steps"], cur):
+            click.echo(f"  {line}")
     for c in doc["campaigns"]:
         click.echo(f"campaign {c['id']} ({c['template']} to {c['segment']}, {c['status']}): {c['recipients']} members"
                    f" ({c['held_out']} held out), {c['sent']} sent, {c['converted']} converted, revenue"

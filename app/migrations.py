@@ -546,6 +546,7 @@ CREATE UNIQUE INDEX enrolments_one_running ON enrolments (customer_id)
     WHERE status IN ('active', 'held_out') AND flow NOT LIKE 'campaign:%'
 """)
 
+
 @migrations(name="0022_journey")
 def m0022(db):
     # The entry segment that admitted an enrolment (category win-back: `category_lapsed:<category>`,
@@ -576,6 +577,42 @@ UPDATE shop_settings SET value = json_set(value,
     '$.min_days_since_order', 3, '$.max_days_since_order', 10, '$.stop_after_days', 180)
 WHERE key = 'flow:second_order' AND json_valid(value) AND json_array_length(value, '$.steps') = 1
   AND json_extract(value, '$.steps[0].template') = 'second_order'
+""")
+
+
+@migrations(name="0024_offer_arms")
+def m0024(db):
+    # Offer tests (flows/offer_arms.py owns both tables). `offer_arms`: the arm of a step's offer
+    # test each entrant got, fixed once assigned (`offer` is the arm's JSON; NULL: no code), under
+    # `test`, the key of the arms it was drawn from. `offer_test_history`: each test that ended
+    # because an arm was made the default, by the owner or by Winback, with what the report said.
+    _run(db, """
+CREATE TABLE offer_arms (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    enrolment_id INTEGER NOT NULL REFERENCES enrolments(id) ON DELETE CASCADE,
+    flow TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    test TEXT NOT NULL,
+    arm INTEGER NOT NULL,
+    offer TEXT,
+    assigned_at TEXT NOT NULL,
+    UNIQUE (enrolment_id, step)
+);
+CREATE INDEX offer_arms_test ON offer_arms (shop_id, flow, step, test);
+CREATE TABLE offer_test_history (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    flow TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    offers TEXT NOT NULL,
+    chosen TEXT,
+    decided_by TEXT NOT NULL CHECK (decided_by IN ('owner', 'auto')),
+    user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    decided_at TEXT NOT NULL,
+    summary TEXT
+);
+CREATE INDEX offer_test_history_shop ON offer_test_history (shop_id, decided_at)
 """)
 
 
@@ -617,6 +654,7 @@ def m0026(db):
     }
     for name, (when, body) in triggers.items():
         db.execute(f"CREATE TRIGGER snapshot_marks_{name} {when} BEGIN {body}; END")
+
 
 def init_db(db=None):
     """Create or migrate the schema; returns the names of the migrations applied now."""

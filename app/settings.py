@@ -410,3 +410,23 @@ def save_settings(db, shop_id, values: dict, app=None) -> tuple[dict, dict]:
 
 # The field each CHECKS rule is reported under, in the same order.
 CHECK_FIELDS = ["window_end", "cap_per_week"]
+
+
+def flag():
+    """A validator for on/off (true/false, yes/no, on/off, 1/0)."""
+    def parse(value):
+        if isinstance(value, bool):
+            return value
+        text = str(value if value is not None else "").strip().lower()
+        if text in ("true", "yes", "on", "y", "1"):
+            return True
+        if text in ("false", "no", "off", "0", ""):
+            return False
+        raise ValueError(Message(N_("choose on or off")))
+    return _describe(parse, "flag")
+
+
+# Offer tests (flows/offer_promotion.py): when on, the tick makes an arm that is better than the
+# others with confidence the step's offer by itself. Off: the owner decides on the report page.
+declare("offer_test_auto_promote", False, flag(),
+        "Offer tests: make an offer that is better with confidence the default by itself")

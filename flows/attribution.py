@@ -21,7 +21,7 @@ from app.money import from_minor
 from app.settings import get_settings
 from app.timeutil import to_db
 
-from . import journey, nps
+from . import journey, nps, offer_tests
 from .clicks import clicked_messages
 from .definitions import PRIORITY, load_flows
 
@@ -183,6 +183,7 @@ def report(db, shop, now) -> dict:
                           "free_shipping_orders": a.get("free_shipping") or 0})
             if steps[-1]["free_shipping_orders"]:
                 steps[-1]["note"] = FREE_SHIPPING_NOTE.format(n=steps[-1]["free_shipping_orders"])
+            steps[-1].update(offer_tests.step_report(db, shop, flow, i, settings["conversion_days"], now))
         e = enrolled.get(name, {"enrolled": 0, "held_out": 0})
         reached = recipients.get(name, 0)
         converted = sum(s["converted"] for s in steps)

@@ -6,7 +6,8 @@ email's reason to come back is the offer), a new personal code {"percent": P, "v
 {"amount": A, "valid_days": D} (A off, in the shop's currency) or {"free_shipping": true,
 "valid_days": D}, each with an optional "min_order": M (the order's subtotal from M on, in the
 shop's currency), or {"reuse": true} (the enrolment's code while it is valid). Delays count from
-the first email of the enrolment.
+the first email of the enrolment. A step may also test offers: "offers" is a list of 2 to MAX_ARMS
+new-code offers or None, one drawn per entrant (flows/offer_arms.py); "offer" stays the default.
 """
 import copy
 import json
@@ -106,6 +107,28 @@ def check_offer(offer) -> str | None:
     return None
 
 
+MAX_ARMS = 6
+
+
+def check_arms(arms, kind) -> str | None:
+    """Why a step's offer test cannot run (None: it can). `arms` is a list of 2 to MAX_ARMS
+    different new-code offers (see check_offer), `None` meaning no code; promotional flows only."""
+    if kind == "service":
+        return "a service flow tests no offers"
+    if not isinstance(arms, list) or not 2 <= len(arms) <= MAX_ARMS:
+        return f"an offer test has 2 to {MAX_ARMS} offers"
+    for n, arm in enumerate(arms, 1):
+        if arm is None:
+            continue
+        if not isinstance(arm, dict) or arm.get("reuse"):
+            return f"offer {n} of the test is a new code or none"
+        problem = check_offer(arm)
+        if problem:
+            return f"offer {n} of the test: {problem}"
+    if len({json.dumps(arm, sort_keys=True) for arm in arms}) < len(arms):
+        return "the offers of a test must differ"
+    return None
+
 def validate_flow(name, flow) -> dict:
     """Check one flow definition; returns it normalised or raises FlowError naming the problem."""
     if name not in DEFAULT_FLOWS:
@@ -130,6 +153,9 @@ def validate_flow(name, flow) -> dict:
         last = delay
         if not step.get("template"):
             raise FlowError(f"{name} step {i}: needs a template")
+        arms_problem = check_arms(step["offers"], flow["kind"]) if step.get("offers") is not None else None
+        if arms_problem:
+            raise FlowError(f"{name} step {i}: {arms_problem}")
         offer = step.get("offer")
         if offer is None:
             continue

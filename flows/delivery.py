@@ -46,7 +46,8 @@ from app.money import from_minor
 from app.timeutil import from_db, to_db, utcnow, zone
 from connectors import store
 
-from . import campaigns, category_winback, clicks, codes, enrolments, journey, messages, nps, products
+from . import (campaigns, category_winback, clicks, codes, enrolments, journey, messages, nps, offer_arms,
+               products)
 from .definitions import FLOW_OFF
 from .enrolments import exit_pass
 from .exits import finish_waiting, live_check
@@ -224,8 +225,7 @@ def claim(db, shop, params, flows, settings, limit) -> Counter:
 
 def _claim_step(db, shop, e, flow, planned, now):
     now_db = to_db(now)
-    step = flow["steps"][e["step"]]
-    offer = step.get("offer")
+    offer = offer_arms.offer_for(db, shop["id"], e, flow, now_db)  # the step's offer, or its test's arm
     code_id = None
     if offer and not offer.get("reuse"):
         # Reserve the code here; it is created on the platform outside this transaction.
@@ -322,7 +322,7 @@ def _final_problem(row, flow, settings, now, marketing, owns) -> tuple[str | Non
 
 def _code_for(db, row, step, now):
     """(code dict or None, problem or None) for the message's step."""
-    offer = step.get("offer")
+    offer = offer_arms.drawn_offer(db, row["enrolment_id"], row["step"], step.get("offer"))
     if not offer:
         return None, None
     if offer.get("reuse"):

@@ -19,7 +19,7 @@ from app.db import write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db
 
-from . import category_winback, codes, delivery, enrolments, journey, lease
+from . import category_winback, codes, delivery, enrolments, journey, lease, offer_arms, offer_promotion
 from .definitions import PRIORITY, load_flows
 from .enrolments import exit_pass
 from .refresh import ensure_snapshot
@@ -63,7 +63,7 @@ SECOND_ORDER_TIMING = """
 
 
 def _has_offer(flow):
-    return any(step.get("offer") for step in flow["steps"])
+    return any(step.get("offer") or step.get("offers") for step in flow["steps"])
 
 
 def paused_flows(flows, settings) -> dict:
@@ -107,6 +107,7 @@ def enrol_pass(db, params, flows, settings, snapshot, customer_id=None) -> Count
             "max_days": flow.get("max_days_since_order", 180),
             "cooldown_since": to_db(params["now"] - timedelta(days=settings["discount_cooldown_days"])),
             "only_customer": customer_id}, **category_winback.entry_sql(name))
+        offer_arms.assign_entrants(db, params, name, flow)
         length = flow["steps"][-1]["delay_days"] + settings["conversion_days"]
         enrolments.complete_holdout(db, {**params, "flow": name,
                                          "until": to_db(params["now"] - timedelta(days=length))})
@@ -159,6 +160,7 @@ def tick(app, db, shop, now, connector=None, *, realtime=False) -> dict:
     if not lease.acquire(db, name, holder, ttl):
         raise TickBusy(f"another tick of shop {shop['handle']!r} is running")
     try:
+        offer_promotion.auto_promote(db, shop, now)  # before the flows are read: a winner applies at once
         settings, flows, snapshot, params = _context(db, shop, now)
         channel = delivery.channel_for(app, settings)
         counts = Counter()

@@ -259,3 +259,45 @@ def test_product_blocks_show_pictures_and_lead_to_the_product(browser, server, w
     expect(page.locator(f"li#{anchor}")).to_be_visible()
     expect(page.locator(f"li#{anchor} strong")).to_have_text(email["products"][0]["title"])
     context.close()
+
+
+def test_an_offer_test_is_set_up_on_the_flow_page_and_shown_everywhere(page, server):
+    """The owner gives VIP win-back's first email three offers to test: a refused value is shown next to
+    its field with what was typed, the saved test appears on the page, in `flow list --json` and on
+    the report (with "not enough data yet"); emptying the rows ends it."""
+    page.goto(server["url"] + "/shops/demo/flows/vip_winback")
+    form = page.locator("#offers0")
+    form.locator('select[name="arm0_kind"]').select_option("percent")
+    form.locator('input[name="arm0_value"]').fill("95")
+    form.locator('input[name="arm0_valid_days"]').fill("4")
+    form.locator('select[name="arm1_kind"]').select_option("free_shipping")
+    form.locator('input[name="arm1_valid_days"]').fill("7")
+    form.locator('select[name="arm2_kind"]').select_option("none")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#error-arms0_arm0_value")).to_contain_text("at most 90 %")
+    expect(page.locator('#offers0 input[name="arm0_value"]')).to_have_value("95")
+    shot(page, "offer-test-refused")
+    page.locator('#offers0 input[name="arm0_value"]').fill("10")
+    page.locator("#offers0 button[type=submit]").click()
+    expect(page.locator(".flash")).to_contain_text("Saved the offer test of email 1.")
+    expect(page.locator('#offers0 [data-test="testing"]')).to_have_text("(testing 3 offers)")
+    shot(page, "offer-test")
+    listed = subprocess.run([str(BIN / "winback"), "flow", "list", "--shop", "demo", "--json"], env=server["env"],
+                            check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    vip = next(f for f in json.loads(listed) if f["name"] == "vip_winback")
+    assert vip["steps"][0]["offers"] == [{"percent": 10, "valid_days": 4}, {"free_shipping": True, "valid_days": 7},
+                                         None]
+    page.goto(server["url"] + "/shops/demo/report")
+    arms = page.locator('[data-flow="vip_winback"] .offer-arms[data-step="1"] tr.arm')
+    expect(arms).to_have_count(3)
+    expect(arms.nth(0)).to_contain_text("10 % off, valid 4 days")
+    expect(page.locator('[data-flow="vip_winback"] [data-test="offer-test-note"]')).to_contain_text(
+        "Not enough data yet")
+    expect(page.locator('[data-test="make-default"]')).to_have_count(0)
+    shot(page, "report-offer-test")
+    page.goto(server["url"] + "/shops/demo/flows/vip_winback")
+    for j in range(3):
+        page.locator(f'#offers0 select[name="arm{j}_kind"]').select_option("")
+    page.locator("#offers0 button[type=submit]").click()
+    expect(page.locator(".flash")).to_contain_text("Email 1 tests no offers.")
+    expect(page.locator('#offers0 [data-test="testing"]')).to_have_count(0)

@@ -39,6 +39,8 @@ OWNERS = {
     "clicks": "flows/clicks.py",
     "campaigns": "flows/campaigns.py",
     "nps_answers": "flows/nps.py",
+    "offer_arms": "flows/offer_arms.py",
+    "offer_test_history": "flows/offer_arms.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.

@@ -16,6 +16,7 @@ from . import (
     i18n,
     limits,
     nps,
+    offer_tests,
     outbox,
     pages,
     products,
@@ -27,7 +28,7 @@ from . import (
 )
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
-               feedback, nps)
+               feedback, nps, offer_tests)
 BLUEPRINTS += (campaigns,)  # one-off emails to a segment
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.

@@ -95,7 +95,8 @@ def setting_field(setting, label):
 
     A secret's field never shows a value back, and empty means "keep the saved one" (so blank
     is not judged here)."""
-    field_class = {"multiline": TextAreaField, "secret": PasswordField, "email": EmailField}.get(setting.kind, StringField)
+    field_class = {"multiline": TextAreaField, "secret": PasswordField, "email": EmailField,
+                   "flag": BooleanField}.get(setting.kind, StringField)
     return field_class(label, validators=[Parsed(setting.parse, skip_blank=setting.secret)],
                        render_kw=dict(_WIDGET_ATTRS.get(setting.kind, {})))
 
@@ -388,3 +389,120 @@ class CampaignForm(FlaskForm):
         """The offer as flows.campaigns.parse_offer takes it."""
         kind = self.offer.data
         return f"{kind}:{self.value.parsed:g}" if kind in ("percent", "amount") else kind
+
+
+# --- Offer tests (flows/offer_arms.py): a step's offers to test, and ending a test ---
+
+ARM_ROWS = 4  # rows the flow page shows for one test (flows.definitions allows up to MAX_ARMS)
+ARM_KINDS = ("", "none", "percent", "amount", "free_shipping")  # "": the row is not used
+
+
+class ArmsForm(FlaskForm):
+    """The offers one step tests, a row each (kind, value, code validity); two or more rows used
+    start or change the test, none ends it. Build one with `arms_form`."""
+
+    currency = None
+    _check_money = FlowForm._check_money
+
+    def _check_row(self, j) -> bool:
+        kind = self[f"arm{j}_kind"].data or ""
+        value, days = self[f"arm{j}_value"], self[f"arm{j}_valid_days"]
+        value.parsed = days.parsed = None
+        try:
+            if kind not in ARM_KINDS:
+                raise ValidationError(gettext("choose an offer"))
+            if kind in ("percent", "amount"):
+                if kind == "percent":
+                    Number(integer=False)(self, value)
+                    if not 0 < value.parsed <= MAX_PERCENT:
+                        raise ValidationError(gettext("a discount must be more than 0 %% and at most %(max)s %%",
+                                                      max=MAX_PERCENT))
+                else:
+                    self._check_money(value, MAX_AMOUNT)
+        except ValidationError as exc:
+            value.errors = [*value.errors, str(exc.args[0])]
+            return False
+        if kind in ("percent", "amount", "free_shipping"):
+            try:
+                Number(1, 365)(self, days)
+            except ValidationError as exc:
+                days.errors = [*days.errors, str(exc.args[0])]
+                return False
+        minimum = self[f"arm{j}_min_order"]
+        minimum.parsed = None
+        if kind in ("percent", "amount", "free_shipping") and (minimum.data or "").strip():
+            try:
+                self._check_money(minimum, MAX_MIN_ORDER)
+                if kind == "amount" and minimum.parsed <= value.parsed:
+                    raise ValidationError(gettext("must be more than the amount off"))
+            except ValidationError as exc:
+                minimum.errors = [*minimum.errors, str(exc.args[0])]
+                return False
+        return True
+
+    def validate(self, extra_validators=None):
+        """Each used row on its own, then: none, or at least two offers."""
+        ok = super().validate(extra_validators)
+        ok = all([self._check_row(j) for j in range(ARM_ROWS)]) and ok
+        used = [j for j in range(ARM_ROWS) if self[f"arm{j}_kind"].data]
+        if ok and len(used) == 1:
+            self["arm0_kind"].errors = [*self["arm0_kind"].errors,
+                                        gettext("a test needs at least two offers (or none, to end it)")]
+            ok = False
+        return ok
+
+    def arms(self) -> list | None:
+        """The offers to test (None: no test), after validate()."""
+        out = []
+        for j in range(ARM_ROWS):
+            kind = self[f"arm{j}_kind"].data
+            if not kind:
+                continue
+            if kind == "none":
+                out.append(None)
+                continue
+            offer = {"valid_days": self[f"arm{j}_valid_days"].parsed}
+            offer[kind] = True if kind == "free_shipping" else _whole(self[f"arm{j}_value"].parsed)
+            if self[f"arm{j}_min_order"].parsed is not None:
+                offer["min_order"] = _whole(self[f"arm{j}_min_order"].parsed)
+            out.append(offer)
+        return out or None
+
+    def errors_by_field(self) -> dict:
+        """{field name: first message}, as the templates show them."""
+        return {name: str(errors[0]) for name, errors in self.errors.items() if errors and name != "csrf_token"}
+
+
+def arms_form(currency, formdata=None, arms=None):
+    """An ArmsForm for the shop's `currency`, filled from `formdata` (a POST) or from saved `arms`."""
+    attrs = {"currency": currency}
+    data = {}
+    for j in range(ARM_ROWS):
+        attrs[f"arm{j}_kind"] = SelectField(choices=list(ARM_KINDS), validate_choice=False)
+        attrs[f"arm{j}_value"] = StringField()
+        attrs[f"arm{j}_valid_days"] = StringField()
+        attrs[f"arm{j}_min_order"] = StringField()
+        arm = (arms or [])[j] if j < len(arms or []) else "unused"
+        if arm == "unused":
+            continue
+        kind = offer_kind(arm) or "none"
+        data[f"arm{j}_kind"] = kind
+        value = arm.get(kind) if arm and kind in ("percent", "amount") else None
+        data[f"arm{j}_value"] = f"{value:g}" if value else ""
+        data[f"arm{j}_valid_days"] = f"{arm['valid_days']:g}" if arm else ""
+        data[f"arm{j}_min_order"] = f"{arm['min_order']:g}" if arm and arm.get("min_order") else ""
+    form_class = type("ArmsStepForm", (ArmsForm,), attrs)
+    return form_class(formdata=formdata) if formdata is not None else form_class(formdata=None, data=data)
+
+
+class PromoteForm(FlaskForm):
+    """Make one arm of an offer test the step's offer: the arm and the key of the test shown."""
+
+    arm = StringField(validators=[DataRequired()])
+    test = StringField(validators=[DataRequired()])
+
+
+class AutoPromoteForm(FlaskForm):
+    """The shop's `offer_test_auto_promote` setting."""
+
+    auto = BooleanField()

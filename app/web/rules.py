@@ -42,6 +42,9 @@ SECTIONS = [
         ("max_lateness_hours", _l("Never send later than (hours after the plan)"),
          _l("An email that could not leave within this many hours of its planned time is withheld, not sent late.")),
         ("send_rate_per_minute", _l("Emails per minute"), _l("Empty: as fast as the mail server takes them.")),
+        ("offer_test_auto_promote", _l("Make a better tested offer the default by itself"),
+         _l("When an offer test finds an offer that earns more than the others with confidence, "
+            "Winback makes it the email's offer at its next run.")),
     ]),
     (_l("Sender"), [
         ("sender_name", _l("Sender name"), _l("Empty: the shop's name.")),
@@ -88,6 +91,8 @@ def masked_smtp_url(secret) -> str | None:
 
 
 def _shown(value):
+    if isinstance(value, bool):  # a checkbox: checked when "on"
+        return "on" if value else ""
     return "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
 
 
