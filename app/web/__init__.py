@@ -10,6 +10,7 @@ from . import (
     auth,
     dashboard,
     email_links,
+    exports,
     feedback,
     flow_editor,
     i18n,
@@ -25,7 +26,7 @@ from . import (
 )
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
-               feedback)
+               feedback, exports)
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.
 NO_CSRF = (email_links,)
