@@ -71,9 +71,11 @@ def histogram_svg(hist: dict) -> Markup:
         parts.append(f'<rect class="bar" x="{left + (i + .1) * bar_w:.2f}%" y="{top + plot_h - h:.1f}" '
                      f'width="{bar_w * .8:.2f}%" height="{h:.1f}" data-bin="{label}" data-count="{n}">'
                      f'<title>{label}: {n}</title></rect>')
-        if i % 4 == 0 or i == len(counts) - 1:
+        if i == len(counts) - 1:  # the last label ends at the plot's edge: centred, it would be cut off
+            parts.append(f'<text x="{right}%" y="{height - bottom + 16}" class="axis" text-anchor="end">{label}</text>')
+        elif i % 4 == 0:
             parts.append(f'<text x="{left + (i + .5) * bar_w:.2f}%" y="{height - bottom + 16}" class="axis" '
-                         f'text-anchor="middle">{label if i == len(counts) - 1 else i * BIN_DAYS}</text>')
+                         f'text-anchor="middle">{i * BIN_DAYS}</text>')
     parts.append(f'<text x="{left + plot_w / 2:.2f}%" y="{height - 4}" class="axis" text-anchor="middle">'
                  f'{x_title}</text>')
     lines = [("repeat_lapse", _("repeat buyers lapse: %(days)s d")), ("one_time_lapse", _("one-time buyers lapse: %(days)s d"))]
