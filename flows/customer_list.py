@@ -79,8 +79,13 @@ def count(db, shop_id, q="", segment="") -> int:
 def page(db, shop_id, q="", segment="", sort=DEFAULT_SORT, direction=DEFAULT_DIR, limit=50, offset=0) -> list[dict]:
     """One page of matching customers, sorted."""
     sql, params = where(db, shop_id, q, segment)
-    return list(db.query(f"SELECT {_COLUMNS} {_FROM} WHERE {sql} ORDER BY {order_by(sort, direction)}"
-                         " LIMIT :limit OFFSET :offset", {**params, "limit": limit, "offset": offset}))
+    order = order_by(sort, direction)
+    # The sort runs over (sort key, id) pairs only, not whole rows: the page's 50 rows are read after.
+    return list(db.query(f"""
+        SELECT {_COLUMNS} FROM (SELECT c.id AS page_id {_FROM} WHERE {sql} ORDER BY {order}
+                                LIMIT :limit OFFSET :offset) p
+        JOIN customers c ON c.id = p.page_id LEFT JOIN customer_snapshots s ON s.customer_id = c.id
+        ORDER BY {order}""", {**params, "limit": limit, "offset": offset}))
 
 
 CSV_HEADER = ["customer_id", "email", "first_name", "last_name", "orders", "lifetime_value", "currency",

@@ -3,13 +3,21 @@ learned from the shop's history (the median gap between a customer's repurchases
 and the cycle the reorder reminder uses for the marked ones (the stored snapshot's, flows.refresh).
 """
 import json
+import threading
 
 import numpy as np
+
+from app.timeutil import from_db
 
 from .metrics import drop_purchases, materialise_purchases
 from .segments import repurchase_gaps
 
 MIN_GAPS, MAX_SPREAD = 20, 0.5  # a suggestion: as flows.segments.replenish_candidates judges one
+# (database file, shop id) -> (the snapshot's computed_at, its learned cycles). Learning reads every
+# purchase of the shop (seconds at 200,000 customers), so a page computes it once per refresh, as of
+# the snapshot's time, and keeps it in the process until the next refresh.
+_LEARNED: dict = {}
+_LOCK = threading.Lock()
 
 _SEARCH = ("(p.title LIKE :q ESCAPE '\\' OR p.sku LIKE :q ESCAPE '\\' OR p.external_id LIKE :q ESCAPE '\\'"
            " OR p.brand LIKE :q ESCAPE '\\' OR p.category LIKE :q ESCAPE '\\')")
@@ -55,6 +63,22 @@ def learned_cycles(db, shop, now) -> dict[int, dict]:
         out[pid] = {"gaps": int(values.size), "median_days": round(median, 1),
                     "suggested": bool(values.size >= MIN_GAPS and median > 0 and (q3 - q1) <= MAX_SPREAD * median)}
     return out
+
+
+def learned_for_snapshot(db, shop, snapshot, now) -> dict[int, dict]:
+    """learned_cycles as of the stored snapshot's time, computed once per refresh (`now` before the
+    first refresh)."""
+    if snapshot is None:
+        return learned_cycles(db, shop, now)
+    key = (db.execute("PRAGMA database_list").fetchone()[2], shop["id"])
+    with _LOCK:
+        kept = _LEARNED.get(key)
+    if kept and kept[0] == snapshot["computed_at"]:
+        return kept[1]
+    learned = learned_cycles(db, shop, from_db(snapshot["computed_for"]))
+    with _LOCK:
+        _LEARNED[key] = (snapshot["computed_at"], learned)
+    return learned
 
 
 def suggestions(db, shop_id, learned) -> list[dict]:

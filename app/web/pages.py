@@ -89,7 +89,7 @@ def customers(handle):
     total = customer_list.count(db, shop["id"], args["q"], args["segment"])
     return render_template("customers.html", shop=shop, rows=rows, page=page, total=total, page_size=PAGE_SIZE,
                            has_next=page * PAGE_SIZE < total, segments=segment_counts(db, shop["id"]),
-                           snapshot=stored_snapshot(db, shop), args=args, **args)
+                           snapshot=stored_snapshot(db, shop), **args)
 
 
 def list_args(values) -> dict:

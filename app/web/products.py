@@ -24,11 +24,12 @@ def _page(shop, errors=None, values=None, status=200):
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     rows = product_list.page(db, shop["id"], q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     total = product_list.count(db, shop["id"], q)
-    learned = product_list.learned_cycles(db, shop, utcnow())
+    snapshot = stored_snapshot(db, shop)
+    learned = product_list.learned_for_snapshot(db, shop, snapshot, utcnow())
     candidates = product_list.suggestions(db, shop["id"], learned)
     return render_template("products.html", shop=shop, rows=rows, total=total, q=q, page=page, page_size=PAGE_SIZE,
                            has_next=page * PAGE_SIZE < total, learned=learned, candidates=candidates,
-                           in_use=product_list.cycles_in_use(stored_snapshot(db, shop)), form=TokenForm(),
+                           in_use=product_list.cycles_in_use(snapshot), form=TokenForm(),
                            errors=errors or {}, values=values or {}), status
 
 
