@@ -11,6 +11,7 @@ from . import (
     campaigns,
     dashboard,
     email_links,
+    exports,
     feedback,
     flow_editor,
     i18n,
@@ -28,7 +29,7 @@ from . import (
 )
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
-               feedback, nps, offer_tests)
+               feedback, nps, offer_tests, exports)
 BLUEPRINTS += (campaigns,)  # one-off emails to a segment
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.

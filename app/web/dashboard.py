@@ -44,43 +44,55 @@ def recency_histogram(db, shop_id) -> dict:
 
 
 def histogram_svg(hist: dict) -> Markup:
-    """The histogram as an accessible inline SVG (no JavaScript), the lapse lines drawn and labelled."""
+    """The histogram as an accessible inline SVG (no JavaScript), the lapse lines drawn and named in
+    a legend below it.
+
+    Horizontal positions are percentages of the width and vertical ones pixels, with no viewBox: the
+    chart stretches to any width while its labels keep their size in CSS pixels (a 720-unit viewBox
+    shrank them to 5 px on a phone)."""
     counts = hist["counts"]
-    width, height, left, bottom, top = 720, 260, 44, 34, 28
-    plot_w, plot_h = width - left - 10, height - bottom - top
+    height, bottom, top = 250, 34, 16
+    left, right = 10.0, 98.5  # percent of the width: the y labels sit left of the plot
+    plot_w, plot_h = right - left, height - bottom - top
     peak = max(counts) or 1
     bar_w = plot_w / len(counts)
     x_of = lambda days: left + min(days, LAST_BIN + BIN_DAYS) / (LAST_BIN + BIN_DAYS) * plot_w  # noqa: E731
     title, x_title = escape(_("Customers by days since their last order")), escape(_("days since the last order"))
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="chart-title" '
+    parts = [f'<svg class="chart" data-fluid width="100%" height="{height}" role="img" aria-labelledby="chart-title" '
              f'xmlns="http://www.w3.org/2000/svg"><title id="chart-title">{title}</title>']
     for i in range(5):  # gridlines and y labels
         value = peak * i / 4
         y = top + plot_h - plot_h * i / 4
-        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                     f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{round(value)}</text>')
+        parts.append(f'<line x1="{left}%" x2="{right}%" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                     f'<text x="{left - 1}%" y="{y + 4:.1f}" class="axis" text-anchor="end">{round(value)}</text>')
     for i, n in enumerate(counts):
         h = plot_h * n / peak
         label = f"{i * BIN_DAYS}+" if i == len(counts) - 1 else f"{i * BIN_DAYS}–{(i + 1) * BIN_DAYS - 1}"
-        parts.append(f'<rect class="bar" x="{left + i * bar_w + 1:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w - 2:.1f}" '
-                     f'height="{h:.1f}" data-bin="{label}" data-count="{n}"><title>{label}: {n}</title></rect>')
-        if i % 4 == 0 or i == len(counts) - 1:
-            parts.append(f'<text x="{left + (i + .5) * bar_w:.1f}" y="{height - bottom + 16}" class="axis" '
-                         f'text-anchor="middle">{label if i == len(counts) - 1 else i * BIN_DAYS}</text>')
-    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 4}" class="axis" text-anchor="middle">'
+        parts.append(f'<rect class="bar" x="{left + (i + .1) * bar_w:.2f}%" y="{top + plot_h - h:.1f}" '
+                     f'width="{bar_w * .8:.2f}%" height="{h:.1f}" data-bin="{label}" data-count="{n}">'
+                     f'<title>{label}: {n}</title></rect>')
+        if i == len(counts) - 1:  # the last label ends at the plot's edge: centred, it would be cut off
+            parts.append(f'<text x="{right}%" y="{height - bottom + 16}" class="axis" text-anchor="end">{label}</text>')
+        elif i % 4 == 0:
+            parts.append(f'<text x="{left + (i + .5) * bar_w:.2f}%" y="{height - bottom + 16}" class="axis" '
+                         f'text-anchor="middle">{i * BIN_DAYS}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.2f}%" y="{height - 4}" class="axis" text-anchor="middle">'
                  f'{x_title}</text>')
     lines = [("repeat_lapse", _("repeat buyers lapse: %(days)s d")), ("one_time_lapse", _("one-time buyers lapse: %(days)s d"))]
+    legend = []
     for n, (key, text) in enumerate(lines):
         days = hist.get(key)
         if days is None:
             continue
         x = x_of(days)
-        anchor = "end" if x > width * .6 else "start"
-        dx = -4 if anchor == "end" else 4
-        parts.append(f'<line class="lapse lapse-{n}" data-lapse="{key}" x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" '
-                     f'y2="{top + plot_h}"/><text class="lapse-label lapse-{n}" x="{x + dx:.1f}" y="{top + 8 + n * 14}" '
-                     f'text-anchor="{anchor}">{escape(text % {"days": days})}</text>')
+        parts.append(f'<line class="lapse lapse-{n}" data-lapse="{key}" x1="{x:.2f}%" x2="{x:.2f}%" y1="{top - 4}" '
+                     f'y2="{top + plot_h}"><title>{escape(text % {"days": days})}</title></line>')
+        # The lines are named in a legend below the chart, in HTML: it wraps on a phone, where a label
+        # beside a line would run off the picture.
+        legend.append(f'<li class="lapse-{n}" data-lapse-label="{key}">{escape(text % {"days": days})}</li>')
     parts.append("</svg>")
+    if legend:
+        parts.append(f'<ul class="chart-legend">{"".join(legend)}</ul>')
     return Markup("".join(parts))
 
 

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flows.definitions import load_flows
 from flows.delivery import channel_for
 from flows.engine import paused_flows, preview
+from flows.list_exports import message_count
 from flows.messages import STATUSES, count_messages, message_log, settle_unknown, upcoming
 from flows.refresh import stored_snapshot
 
@@ -47,7 +48,8 @@ def index(handle):
         status=status, statuses=STATUSES, counts={s: count_messages(db, shop, s) for s in STATUSES},
         upcoming=upcoming(db, shop, to_db(now + timedelta(days=7))),
         live=live, would=None if live else would_enter(db, shop),
-        paused=paused_flows(load_flows(db, shop["id"]), settings), form=SettleForm())
+        paused=paused_flows(load_flows(db, shop["id"]), settings), form=SettleForm(),
+        total=message_count(db, shop, status, q or None), page_size=PAGE_SIZE)
 
 
 def would_enter(db, shop) -> dict | None:

@@ -2,7 +2,7 @@
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from flows import nps
+from flows import customer_list, nps
 from flows.attribution import report as flow_report
 from flows.delivery import channel_for
 from flows.explain import explain
@@ -78,36 +78,25 @@ def refresh(handle):
 @bp.get("/shops/<handle>/customers")
 @login_required
 def customers(handle):
+    """The customers: search, segment, sort by any column, with the total and pages."""
     shop = owned_shop_or_404(handle)
-    q = request.args.get("q", "").strip()
-    segment = request.args.get("segment", "").strip()
+    db = get_db()
+    args = list_args(request.args)
     # Clamped: a page beyond MAX_PAGE (or an offset SQLite cannot hold) is just an empty page.
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
-    where, params = "c.shop_id = :s", {"s": shop["id"], "limit": PAGE_SIZE + 1,
-                                       "offset": (page - 1) * PAGE_SIZE}
-    if segment:
-        where += " AND c.id IN (SELECT customer_id FROM customer_segments WHERE shop_id = :s AND segment = :segment)"
-        params["segment"] = segment
-    if q:
-        where += (" AND (c.email LIKE :q ESCAPE '\\' OR c.external_id = :exact"
-                  " OR (COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '')) LIKE :q ESCAPE '\\')")
-        params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params["exact"] = q
-    rows = list(get_db().query(f"""
-        SELECT c.external_id, c.email, c.first_name, c.last_name, c.accepts_marketing, c.locale,
-               COUNT(o.id) AS purchases,
-               COALESCE(SUM(o.total_minor - o.refunded_minor), 0) AS spent,
-               MAX(o.order_date) AS last_order
-        FROM customers c
-        LEFT JOIN orders o ON o.customer_id = c.id AND o.status = 'paid' AND NOT o.is_test
-                           AND o.currency = :currency
-        WHERE {where}
-        GROUP BY c.id
-        ORDER BY last_order DESC NULLS LAST, c.id
-        LIMIT :limit OFFSET :offset""", {**params, "currency": shop["currency"]}))
-    return render_template("customers.html", shop=shop, rows=rows[:PAGE_SIZE], q=q, page=page,
-                           has_next=len(rows) > PAGE_SIZE, segment=segment,
-                           segments=segment_counts(get_db(), shop["id"]))
+    rows = customer_list.page(db, shop["id"], args["q"], args["segment"], args["sort"], args["dir"],
+                              limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    total = customer_list.count(db, shop["id"], args["q"], args["segment"])
+    return render_template("customers.html", shop=shop, rows=rows, page=page, total=total, page_size=PAGE_SIZE,
+                           has_next=page * PAGE_SIZE < total, segments=segment_counts(db, shop["id"]),
+                           snapshot=stored_snapshot(db, shop), **args)
+
+
+def list_args(values) -> dict:
+    """The customer list's search, segment and sort from the query string (the sort whitelisted)."""
+    sort, direction = customer_list.normalise(values.get("sort", ""), values.get("dir", ""))
+    return {"q": values.get("q", "").strip()[:200], "segment": values.get("segment", "").strip()[:200],
+            "sort": sort, "dir": direction}
 
 
 @bp.get("/shops/<handle>/customers/<customer_id>")

@@ -1,10 +1,12 @@
-"""The products page: which products are replenishable and their cycle, with the candidates the
-shop's history suggests (≥ 20 repurchase gaps with a steady cycle, flows.segments)."""
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+"""The products page: every product (searchable, a page at a time) with the cycle learned from the
+history, which ones are replenishable and their cycle, and the candidates the shop's history suggests
+(≥ 20 repurchase gaps with a steady cycle, flows.product_list)."""
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from connectors.store import set_replenishable
-from flows.segments import replenish_candidates
+from flows import product_list
+from flows.refresh import stored_snapshot
 
 from ..db import get_db, write_transaction
 from ..timeutil import to_db, utcnow
@@ -12,15 +14,22 @@ from .auth import TokenForm, login_required, owned_shop_or_404
 from .forms import ProductForm
 
 bp = Blueprint("product_pages", __name__)
+PAGE_SIZE = 50
+MAX_PAGE = 100_000
 
 
 def _page(shop, errors=None, values=None, status=200):
     db = get_db()
-    marked = list(db.query("SELECT id, title, sku, replenish_days FROM products WHERE shop_id = ? AND replenishable = 1"
-                           " ORDER BY title", [shop["id"]]))
-    candidates = [c for c in replenish_candidates(db, shop, utcnow())
-                  if c["product_id"] not in {m["id"] for m in marked}]
-    return render_template("products.html", shop=shop, marked=marked, candidates=candidates, form=TokenForm(),
+    q = request.args.get("q", "").strip()[:200]
+    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
+    rows = product_list.page(db, shop["id"], q, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    total = product_list.count(db, shop["id"], q)
+    snapshot = stored_snapshot(db, shop)
+    learned = product_list.learned_for_snapshot(db, shop, snapshot, utcnow())
+    candidates = product_list.suggestions(db, shop["id"], learned)
+    return render_template("products.html", shop=shop, rows=rows, total=total, q=q, page=page, page_size=PAGE_SIZE,
+                           has_next=page * PAGE_SIZE < total, learned=learned, candidates=candidates,
+                           in_use=product_list.cycles_in_use(snapshot), form=TokenForm(),
                            errors=errors or {}, values=values or {}), status
 
 
@@ -49,4 +58,5 @@ def update(handle, product_id):
     with write_transaction(db):
         set_replenishable(db, product_id, on, days, to_db(utcnow()))
     flash(_("Saved. The changes apply from the next run of the flows."))
-    return redirect(url_for("product_pages.index", handle=handle))
+    return redirect(url_for("product_pages.index", handle=handle, q=request.args.get("q") or None,
+                            page=request.args.get("page", type=int)) + f"#product-{product_id}")

@@ -53,12 +53,23 @@ def _say(exc) -> str:
     return str(exc)
 
 
+def _field_of(exc) -> str:
+    """Which field of the add form a users.UserError is about (its error is shown next to it)."""
+    text = str(exc)
+    if text.startswith("a password"):
+        return "password"
+    if text.startswith("no shop"):
+        return "shops"
+    return "username"
+
+
 def _page(status=200, **extra):
     db = get_db()
     shops = [r[0] for r in db.execute("SELECT handle FROM shops ORDER BY handle")]
     return render_template("users.html", users=users.list_users(db), shops=shops, me=g.user["username"],
                            add_form=extra.pop("add_form", None) or AddUserForm(formdata=None),
-                           token_form=TokenForm(), **extra), status
+                           token_form=TokenForm(), add_errors=extra.pop("add_errors", {}),
+                           reset_error=extra.pop("reset_error", None), **extra), status
 
 
 @bp.get("/users")
@@ -81,7 +92,7 @@ def add():
         user, generated = users.add_user(get_db(), form.username.data, form.password.data or None,
                                          form.shops.data or [], is_admin=form.admin.data, method=hash_method())
     except users.UserError as exc:
-        return _page(422, add_form=form, error=_say(exc))
+        return _page(422, add_form=form, error=_say(exc), add_errors={_field_of(exc): _say(exc)})
     if generated:
         return _page(201, shown_password=(user["username"], generated))
     flash(_("User %(name)s added.", name=user["username"]))
@@ -115,7 +126,7 @@ def reset(name):
     try:
         generated = users.set_password(get_db(), name, form.password.data or None, method=hash_method())
     except users.UserError as exc:
-        return _page(422, error=_say(exc))
+        return _page(422, error=_say(exc), reset_error=(name, _say(exc)))
     if generated:
         return _page(200, shown_password=(name, generated))
     flash(_("The password of %(name)s is changed; their sessions are logged out.", name=name))
