@@ -17,13 +17,16 @@ from connectors.shopify.oauth import client_credentials as cc_grant, valid_shop_
 from connectors.sync import sync_shop
 from connectors.woocommerce import WooError
 from connectors.woocommerce.connect import add_store
+from flows import owner_segments
 from flows.attribution import report
-from flows.definitions import PRIORITY, FlowError, load_flows, offer_kind, set_enabled
+from flows.definitions import FlowError, load_flows, offer_kind, set_enabled
 from flows.email_preview import PreviewError, preview as preview_email
 from flows.engine import TickBusy, preview, tick
 from flows.explain import explain, find_customer
 from flows.messages import message_log
+from flows.owner_segments import SegmentError
 from flows.refresh import ensure_snapshot, refresh, segment_counts, segment_members
+from flows.rules import RuleError
 
 from . import scheduler
 from .db import get_db
@@ -456,7 +459,7 @@ def flow_list_command(shop_handle, as_json):
     flows = load_flows(get_db(), shop["id"])
     doc = [{"name": name, "enabled": flows[name]["enabled"], "kind": flows[name]["kind"],
             "entry": flows[name]["entry"], "holdout": flows[name]["holdout"], "steps": flows[name]["steps"]}
-           for name in PRIORITY]
+           for name in flows]
     if as_json:
         echo_json(doc)
         return
@@ -645,3 +648,81 @@ def user_remove_command(name):
     init_db(db)
     _users_call(remove_user, db, name)
     click.echo(f"Removed user {name}.")
+
+
+# ---- the owner's own segments -----------------------------------------------------------------
+@commands.group("segment")
+def segment_group():
+    """The shop's own segments: add one by a rule, list, show (with members), remove."""
+
+
+def _segments_call(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except (RuleError, SegmentError, FlowError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@segment_group.command("add")
+@shop_option
+@click.argument("name")
+@click.option("--rule", required=True, metavar="JSON",
+              help='The rule, e.g. {"all": [{"field": "clv", "op": ">=", "value": 1000}]} (see the README).')
+def segment_add_command(shop_handle, name, rule):
+    """Add a segment; its members are counted on the stored snapshot and refreshed with it."""
+    shop = _require_shop(shop_handle)
+    saved = _segments_call(owner_segments.save_segment, get_db(), shop, name, rule)
+    click.echo(f"Added segment {saved['name']!r}: " + (f"{saved['count']} customers." if saved["count"] is not None
+               else f"members are counted at the first refresh (winback refresh --shop {shop_handle})."))
+
+
+@segment_group.command("list")
+@shop_option
+@json_option
+def segment_list_command(shop_handle, as_json):
+    """The shop's own segments with their member counts."""
+    shop = _require_shop(shop_handle)
+    rows = [{"name": s["name"], "rule": s["rule"], "count": s["count"], "error": s["error"]}
+            for s in owner_segments.list_segments(get_db(), shop["id"])]
+    if as_json:
+        echo_json(rows)
+        return
+    for s in rows:
+        count = "-" if s["count"] is None else s["count"]
+        click.echo(f"{s['name']:30} {count:>7}  {json.dumps(s['rule'], ensure_ascii=False)}"
+                   + (f"  ({s['error']})" if s["error"] else ""))
+
+
+@segment_group.command("show")
+@shop_option
+@click.argument("name")
+@click.option("--members", is_flag=True, help="List the customers too.")
+@json_option
+def segment_show_command(shop_handle, name, members, as_json):
+    """One segment: its rule, how many customers it holds (and who)."""
+    shop = _require_shop(shop_handle)
+    db = get_db()
+    segment = _segments_call(owner_segments.get_segment, db, shop["id"], name)
+    doc = {"name": segment["name"], "rule": segment["rule"], "count": segment["count"],
+           "members": owner_segments.members(db, shop["id"], segment["name"]) if members else [],
+           "refreshed_for": segment["refreshed_for"], "error": segment["error"]}
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"{doc['name']}: {'-' if doc['count'] is None else doc['count']} customers"
+               + (f" (as of {doc['refreshed_for']})" if doc["refreshed_for"] else " (counted at the first refresh)"))
+    click.echo(f"  rule: {json.dumps(doc['rule'], ensure_ascii=False)}")
+    if doc["error"]:
+        click.echo(f"  not refreshed: {doc['error']}")
+    if members:
+        click.echo("  " + ", ".join(doc["members"]))
+
+
+@segment_group.command("remove")
+@shop_option
+@click.argument("name")
+def segment_remove_command(shop_handle, name):
+    """Remove a segment (not while a flow enters from it)."""
+    shop = _require_shop(shop_handle)
+    _segments_call(owner_segments.remove_segment, get_db(), shop, name)
+    click.echo(f"Removed segment {name!r}.")

@@ -42,6 +42,8 @@ from .copy import (  # noqa: F401 - re-exported
     TEXT_FIELDS,
     fill,
     get_copy,
+    layout_of,
+    owner_template,
     product_count,
 )
 from .reason import default_reason
@@ -265,7 +267,7 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
     the UI's preview of text not saved yet. `cache` (a dict kept for one batch) saves reading the
     settings and copy again for every email. `now` is the moment of delivery: copy that speaks of
     the time left counts it from then."""
-    if template not in TEMPLATES:
+    if template not in TEMPLATES and not owner_template(template):
         raise ValueError(f"unknown email template {template!r}")
     locale = pick_locale(customer.get("locale"), shop.get("locale"))
     settings = {}
@@ -326,7 +328,7 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
         "button_override": owner["button"],
         "reason": reason,
     }
-    name = f"{locale}/{template}.jinja"
+    name = f"{locale}/{layout_of(template)}.jinja"
     text = _clean_text(_env(False).get_template(name).render(context))
     subject, _, body = text.partition("\n")
     subject = " ".join(subject.split())

@@ -47,7 +47,7 @@ _BOUGHT = """sn.customer_id {neg}IN (SELECT o.customer_id FROM orders o JOIN ord
     WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
       AND o.created_at < :now AND {match})"""
 # Every paid order before now held the brand (and there was at least one).
-_EVERY_ORDER = """sn.customer_id {neg}IN (SELECT o.customer_id FROM orders o
+_EVERY_ORDER = """sn.customer_id IN (SELECT o.customer_id FROM orders o
     WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
       AND o.created_at < :now
     GROUP BY o.customer_id
@@ -206,10 +206,12 @@ class _Compiler:
         neg = "NOT " if negate else ""
         if kind == "bool":
             return f"({neg}{sql})" if values[0] else f"({'' if negate else 'NOT '}{sql})"
+        if kind == "every_order":  # `in`: for one of the brands, every order held it
+            each = [_EVERY_ORDER.format(match=f"{sql} = {self.bind(v)} COLLATE NOCASE") for v in values]
+            return f"({neg}(" + " OR ".join(each) + "))"
         names = ", ".join(self.bind(v) for v in values)
-        if kind in ("bought", "every_order"):
-            match = f"{sql} COLLATE NOCASE IN ({names})"
-            return (_BOUGHT if kind == "bought" else _EVERY_ORDER).format(neg=neg, match=match)
+        if kind == "bought":
+            return _BOUGHT.format(neg=neg, match=f"{sql} COLLATE NOCASE IN ({names})")
         if kind == "product":
             match = (f"(pr.external_id IN ({names}) OR l.sku IN ({names})"
                      f" OR COALESCE(l.title, pr.title) COLLATE NOCASE IN ({names}))")
