@@ -22,6 +22,7 @@ Table owners (the only module that writes each table; others call it):
 | shop_snapshots | flows/refresh.py |
 | login_failures | app/login_throttle.py |
 | clicks | flows/clicks.py |
+| owner_segments | flows/owner_segments.py (members go to customer_segments through flows/segments.py) |
 
 tests/test_layers.py keeps this table true. A Shopify erasure reaches messages and codes through
 `erase_person`/`erase_shop` (flows/messages.py) and `blank_errors` (flows/codes.py), handed to

@@ -36,6 +36,7 @@ OWNERS = {
     "shop_snapshots": "flows/refresh.py",
     "customer_segments": "flows/segments.py",
     "clicks": "flows/clicks.py",
+    "owner_segments": "flows/owner_segments.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.
