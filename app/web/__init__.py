@@ -19,13 +19,14 @@ from . import (
     products,
     rules,
     security,
+    segments,
     shopify,
     users,
     woocommerce,
 )
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
-               feedback)
+               feedback, segments)
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.
 NO_CSRF = (email_links,)
