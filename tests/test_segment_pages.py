@@ -103,7 +103,7 @@ def test_a_flow_from_the_segment_page(client, login, db):
     assert 'data-flow="vip_checkin"' in flows_page
     in_use = client.post("/shops/corner/segment/Big%20spenders/remove", data={"csrf_token": token})
     assert in_use.status_code == 302 and owner_segments.get_segment(db, shop["id"], "Big spenders")
-    gone = client.post("/shops/corner/segment/Big%20spenders/flows/vip_checkin/remove", data={"csrf_token": token})
+    gone = client.post("/shops/corner/own-flows/vip_checkin/remove", data={"csrf_token": token})
     assert gone.status_code == 302 and "vip_checkin" not in load_flows(db, shop["id"])
 
 

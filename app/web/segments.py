@@ -177,17 +177,16 @@ def create_flow(handle, name):
     return redirect(url_for("flow_pages.edit", handle=handle, name=flow["name"]))
 
 
-@bp.post("/shops/<handle>/segment/<name>/flows/<flow>/remove")
+@bp.post("/shops/<handle>/own-flows/<name>/remove")
 @login_required
-def remove_flow(handle, name, flow):
-    """Remove one of the owner's flows on this segment (its running enrolments end)."""
+def remove_flow(handle, name):
+    """Remove one of the owner's own flows (its running enrolments end); back to its segment."""
     shop = owned_shop_or_404(handle)
-    segment = _segment_or_404(shop, name)
+    flow = owner_flows.owner_flows(get_db(), shop["id"]).get(name)
+    if flow is None:
+        abort(404)
     if not TokenForm().validate_on_submit():
         abort(400)
-    try:
-        owner_flows.remove_flow(get_db(), shop, flow)
-    except FlowError:
-        abort(404)
-    flash(_("Removed the flow %(name)s.", name=flow))
-    return redirect(url_for("segment_pages.edit", handle=handle, name=segment["name"]))
+    owner_flows.remove_flow(get_db(), shop, name)
+    flash(_("Removed the flow %(name)s.", name=name))
+    return redirect(url_for("segment_pages.edit", handle=handle, name=flow["entry"]))
