@@ -97,7 +97,8 @@ def check_offer(offer) -> str | None:
 
 def validate_flow(name, flow) -> dict:
     """Check one flow definition; returns it normalised or raises FlowError naming the problem."""
-    if name not in DEFAULT_FLOWS and not (isinstance(flow, dict) and flow.get("custom")):  # custom: flows/owner_flows.py
+    # "custom": the owner's own flow on their segment (flows/owner_flows.py)
+    if name not in DEFAULT_FLOWS and not (isinstance(flow, dict) and flow.get("custom")):
         raise FlowError(f"unknown flow {name!r}")
     if not isinstance(flow, dict):
         raise FlowError(f"{name}: a flow is an object")

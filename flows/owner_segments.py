@@ -152,8 +152,8 @@ def preview(db, shop, rule, limit=SAMPLE) -> dict:
     base = f"FROM customer_snapshots sn JOIN customers c ON c.id = sn.customer_id WHERE sn.shop_id = :shop AND {sql}"
     count = db.execute(f"SELECT COUNT(*) {base}", params).fetchone()[0]
     sample = [dict(zip(("customer", "first_name", "clv_minor", "orders", "days_since_last"), row))
-              for row in db.execute(f"SELECT c.external_id, c.first_name, sn.clv_minor, sn.purchases, sn.days_since_last"
-                                    f" {base} ORDER BY sn.clv_minor DESC, c.external_id LIMIT :limit",
+              for row in db.execute(f"SELECT c.external_id, c.first_name, sn.clv_minor, sn.purchases,"
+                                    f" sn.days_since_last {base} ORDER BY sn.clv_minor DESC, c.external_id LIMIT :limit",
                                     {**params, "limit": limit})]
     return {"count": count, "sample": sample, "snapshot": snapshot_now}
 

@@ -27,7 +27,8 @@ def sent(db, flow=None):
 
 def enrolments(db, flow):
     return {r["external_id"]: r for r in db.query(
-        "SELECT c.external_id, e.* FROM enrolments e JOIN customers c ON c.id = e.customer_id WHERE e.flow = ?", [flow])}
+        "SELECT c.external_id, e.* FROM enrolments e JOIN customers c ON c.id = e.customer_id WHERE e.flow = ?",
+        [flow])}
 
 
 def vip_shop(db):

@@ -39,7 +39,8 @@ def scored(db):
     for ext, alive, stage, p30, clv12 in (("A", 0.2, "at_risk", 0.05, 10000), ("B", 0.9, "champions", 0.6, 90000),
                                           ("C", None, "potential", None, None)):
         db.execute("UPDATE customer_snapshots SET p_alive = ?, stage = ?, p_purchase_30d = ?, predicted_clv_12m = ?"
-                   " WHERE customer_id = (SELECT id FROM customers WHERE external_id = ?)", [alive, stage, p30, clv12, ext])
+                   " WHERE customer_id = (SELECT id FROM customers WHERE external_id = ?)",
+                   [alive, stage, p30, clv12, ext])
     db.conn.commit()
 
 
@@ -69,10 +70,12 @@ CASES = [
     ("aov", ">=", 100, {"B"}), ("aov", "<", 25, {"A"}),
     ("days_since_first", ">=", 90, {"A", "B"}), ("days_since_first", "<=", 5, {"C"}),
     ("days_since_last", "<", 30, {"B", "C"}), ("days_since_last", "=", 60, {"A"}),
-    ("brand", "=", "wella", {"A", "B", "C"}), ("brand", "!=", "Other", {"A", "C"}), ("brand", "in", ["Other", "x"], {"B"}),
+    ("brand", "=", "wella", {"A", "B", "C"}), ("brand", "!=", "Other", {"A", "C"}),
+    ("brand", "in", ["Other", "x"], {"B"}),
     ("brand_every_order", "=", "Wella", {"A", "C"}), ("brand_every_order", "!=", "Wella", {"B"}),
     ("brand_every_order", "in", ["Other", "WELLA"], {"A", "C"}),
-    ("category", "=", "Tools", {"B"}), ("category", "!=", "Tools", {"A", "C"}), ("category", "in", ["hair"], {"A", "B", "C"}),
+    ("category", "=", "Tools", {"B"}), ("category", "!=", "Tools", {"A", "C"}),
+    ("category", "in", ["hair"], {"A", "B", "C"}),
     ("product", "=", "p2", {"B"}), ("product", "=", "shampoo", {"C"}), ("product", "!=", "p1", {"C"}),
     ("product", "in", ["Dryer", "p3"], {"B", "C"}),
     ("segment", "=", "vip", {"B"}), ("segment", "=", "one_time", {"C"}), ("segment", "!=", "one_time", {"A", "B"}),
@@ -105,7 +108,8 @@ def test_all_and_any_nest(db, shop):
                     {"any": [{"field": "orders", "op": "=", "value": 1}, {"field": "clv", "op": ">", "value": 500}]}]}
     assert who(db, shop, rule) == {"B", "C"}
     anyone = {"any": [{"field": "locale", "op": "=", "value": "nl"}, {"all": [
-        {"field": "accepts_marketing", "op": "=", "value": False}, {"field": "days_since_last", "op": "<", "value": 11}]}]}
+        {"field": "accepts_marketing", "op": "=", "value": False},
+        {"field": "days_since_last", "op": "<", "value": 11}]}]}
     assert who(db, shop, anyone) == {"A", "B"}
     deep = {"all": [{"any": [{"all": [{"field": "orders", "op": ">=", "value": 2}]}]}]}  # four levels
     assert who(db, shop, deep) == {"A", "B"}
