@@ -41,18 +41,21 @@ RFM_STAGES = ("champions", "loyal", "potential", "at_risk", "hibernating", "lost
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
 
 # What was bought: paid orders before the snapshot's now, with the product's brand and category
-# where the line has none (as flows/metrics.py's purchase_lines).
-_BOUGHT = """sn.customer_id {neg}IN (SELECT o.customer_id FROM orders o JOIN order_lines l ON l.order_id = o.id
+# where the line has none (as flows/metrics.py's purchase_lines). The lines drive (CROSS JOIN keeps
+# them the outer loop): one sequential pass over them beats looking up each order's lines by index.
+_BOUGHT = """sn.customer_id {neg}IN (SELECT o.customer_id FROM order_lines l CROSS JOIN orders o ON o.id = l.order_id
     LEFT JOIN products pr ON pr.id = l.product_id
-    WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
+    WHERE l.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
       AND o.created_at < :now AND {match})"""
-# Every paid order before now held the brand (and there was at least one).
+# Every paid order before now held the brand (and there was at least one): the orders holding it,
+# found in one pass over the lines, counted against all of the customer's orders.
 _EVERY_ORDER = """sn.customer_id IN (SELECT o.customer_id FROM orders o
+    LEFT JOIN (SELECT DISTINCT l.order_id FROM order_lines l LEFT JOIN products pr ON pr.id = l.product_id
+               WHERE l.shop_id = :shop AND {match}) AS held ON held.order_id = o.id
     WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
-      AND o.created_at < :now
+      AND +o.created_at < :now
     GROUP BY o.customer_id
-    HAVING MIN(EXISTS (SELECT 1 FROM order_lines l LEFT JOIN products pr ON pr.id = l.product_id
-                       WHERE l.order_id = o.id AND {match})) = 1)"""
+    HAVING COUNT(held.order_id) = COUNT(*))"""
 _IN_SEGMENT = """sn.customer_id {neg}IN (SELECT g.customer_id FROM customer_segments g
     WHERE g.shop_id = :shop AND g.segment IN ({values}))"""
 # The customer's language: "nl-BE", "nl_NL", "NL" -> "nl"; without one, the shop's.
