@@ -234,11 +234,3 @@ def compile_rule(rule, currency, columns) -> tuple[str, dict]:
     sql = compiler.rule(parse(rule), 1, "rule")
     return sql, compiler.params
 
-
-def fields_used(rule) -> set[str]:
-    """The fields a (checked) rule's conditions name."""
-    out = set()
-    for items in parse(rule).values():
-        for item in items:
-            out |= {item["field"]} if "field" in item else fields_used(item)
-    return out

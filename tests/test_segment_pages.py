@@ -92,10 +92,13 @@ def test_a_flow_from_the_segment_page(client, login, db):
     assert bad.status_code == 422 and "is a built-in flow" in bad.get_data(as_text=True)
     made = client.post("/shops/corner/segment/Big%20spenders/flow", data={
         "csrf_token": token, "name": "vip_checkin", "days": "40", "offer": "percent", "percent": "10",
-        "valid_days": "5", "reminder": "y", "subject": "Running low, {first_name}?", "intro": "Time for more?"})
+        "valid_days": "5", "reminder": "y", "subject": "Running low, {first_name}?", "intro": "Time for more?",
+        "before": "winback"})
     assert made.status_code == 302 and made.headers["Location"].endswith("/shops/corner/flows/vip_checkin")
     flow = load_flows(db, shop["id"])["vip_checkin"]
-    assert flow["entry"] == "Big spenders" and flow["days_since_last_order"] == 40
+    assert flow["entry"] == "Big spenders" and flow["days_since_last_order"] == 40 and flow["before"] == "winback"
+    order = list(load_flows(db, shop["id"]))
+    assert order.index("vip_checkin") == order.index("winback") - 1
     assert [s["offer"] for s in flow["steps"]] == [{"percent": 10, "valid_days": 5}, {"reuse": True}]
     editor = client.get("/shops/corner/flows/vip_checkin").get_data(as_text=True)
     assert "Running low, {first_name}?" in editor  # the owner's words, editable per language

@@ -32,7 +32,7 @@ from flows.copy import (
     SUBJECT_MAX,
     check_placeholders,
 )
-from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, offer_kind
+from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, PRIORITY, offer_kind
 from flows.rules import FIELDS as RULE_FIELDS, OPS as RULE_OPS
 
 from ..money import exponent
@@ -418,6 +418,7 @@ class OwnerFlowForm(FlaskForm):
     percent = StringField(default="10")
     valid_days = StringField(default="7")
     reminder = BooleanField()
+    before = SelectField(choices=[SelectChoice(""), *(SelectChoice(name) for name in PRIORITY)], default="")
     subject = StringField(validators=[Parsed(text(SUBJECT_MAX)), _placeholders])
     intro = TextAreaField(validators=[Parsed(text(INTRO_MAX, multiline=True)), _placeholders])
 
@@ -447,5 +448,5 @@ class OwnerFlowForm(FlaskForm):
             offer = {"free_shipping": True, "valid_days": self.valid_days.parsed}
         offers = [offer, {"reuse": True}] if offer and self.reminder.data else [offer]
         words = {k: getattr(self, k).parsed or None for k in ("subject", "intro")}
-        return {"days_since_last_order": self.days.parsed, "offers": offers,
+        return {"days_since_last_order": self.days.parsed, "offers": offers, "before": self.before.data or None,
                 "words": words if any(words.values()) else None}

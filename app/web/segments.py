@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 
 from flows import owner_flows, owner_segments
 from flows.copy import CopyError
-from flows.definitions import FlowError
+from flows.definitions import PRIORITY, FlowError
 from flows.owner_segments import SegmentError
 from flows.rules import RuleError
 
@@ -55,7 +55,8 @@ def _editor(shop, form, segment=None, error=None, status=200, flow_form=None):
     flows = {name: f for name, f in owner_flows.owner_flows(db, shop["id"]).items()
              if segment and f["entry"] == segment["name"]}
     return render_template("segment.html", shop=shop, form=form, segment=segment, error=error, flows=flows,
-                           flow_form=flow_form or OwnerFlowForm(formdata=None), token=TokenForm()), status
+                           flow_form=flow_form or OwnerFlowForm(formdata=None), token=TokenForm(),
+                           priority=PRIORITY), status
 
 
 @bp.get("/shops/<handle>/segments")
