@@ -123,12 +123,6 @@ def list_segments(db, shop_id) -> list[dict]:
         "SELECT * FROM owner_segments WHERE shop_id = ? ORDER BY name COLLATE NOCASE", [shop_id])]
 
 
-def names(db, shop_id) -> list[str]:
-    """The names of the shop's segments."""
-    return [r[0] for r in db.execute("SELECT name FROM owner_segments WHERE shop_id = ? ORDER BY name COLLATE NOCASE",
-                                     [shop_id])]
-
-
 def members(db, shop_id, name, limit=None) -> list[str]:
     """The members' customer ids (the platform's id, or the lower-cased email of a guest), sorted."""
     sql = ("SELECT c.external_id FROM customer_segments s JOIN customers c ON c.id = s.customer_id"

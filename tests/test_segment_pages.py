@@ -5,6 +5,7 @@ import re
 
 from flows import owner_segments
 from flows.definitions import load_flows
+from flows.refresh import refresh
 from tests.builders import History, at, ready_to_send
 from tests.conftest import _csrf
 
@@ -14,7 +15,6 @@ def shop_with_history(db):
     h.repeat("A", [0, 40], total="20", first_name="Anna")
     h.order("B", 10, total="500", first_name="Bram")
     shop = ready_to_send(db, h.write(), "winback")
-    from flows.refresh import refresh
     refresh(db, shop, at(60))
     return shop
 
