@@ -466,12 +466,12 @@ def flow_group():
 @json_option
 def flow_list_command(shop_handle, as_json):
     """Each flow: on or off, who enters, its steps."""
-    from flows.definitions import PRIORITY, load_flows
+    from flows.definitions import load_flows
     shop = _require_shop(shop_handle)
     flows = load_flows(get_db(), shop["id"])
     doc = [{"name": name, "enabled": flows[name]["enabled"], "kind": flows[name]["kind"],
             "entry": flows[name]["entry"], "holdout": flows[name]["holdout"], "steps": flows[name]["steps"]}
-           for name in PRIORITY]
+           for name in flows]
     if as_json:
         echo_json(doc)
         return
@@ -498,6 +498,7 @@ def _offer_text(offer, currency) -> str:
 
 
 def _set_flow(shop_handle, name, enabled):
+    from flows.definitions import FlowError
     from flows.definitions import FlowError, set_enabled
     shop = _require_shop(shop_handle)
     try:
@@ -760,3 +761,88 @@ def campaign_cancel_command(shop_handle, campaign_id, now):
     except CampaignError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Campaign {campaign_id} is cancelled; nothing more of it will be sent.")
+
+
+# ---- the owner's own segments -----------------------------------------------------------------
+@commands.group("segment")
+def segment_group():
+    """The shop's own segments: add one by a rule, list, show (with members), remove."""
+
+
+def _segments_call(func, *args, **kwargs):
+    from flows.definitions import FlowError
+    from flows.owner_segments import SegmentError
+    from flows.rules import RuleError
+    try:
+        return func(*args, **kwargs)
+    except (RuleError, SegmentError, FlowError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@segment_group.command("add")
+@shop_option
+@click.argument("name")
+@click.option("--rule", required=True, metavar="JSON",
+              help='The rule, e.g. {"all": [{"field": "clv", "op": ">=", "value": 1000}]} (see the README).')
+def segment_add_command(shop_handle, name, rule):
+    """Add a segment; its members are counted on the stored snapshot and refreshed with it."""
+    from flows import owner_segments
+    shop = _require_shop(shop_handle)
+    saved = _segments_call(owner_segments.save_segment, get_db(), shop, name, rule)
+    click.echo(f"Added segment {saved['name']!r}: " + (f"{saved['count']} customers." if saved["count"] is not None
+               else f"members are counted at the first refresh (winback refresh --shop {shop_handle})."))
+
+
+@segment_group.command("list")
+@shop_option
+@json_option
+def segment_list_command(shop_handle, as_json):
+    """The shop's own segments with their member counts."""
+    from flows import owner_segments
+    shop = _require_shop(shop_handle)
+    rows = [{"name": s["name"], "rule": s["rule"], "count": s["count"], "error": s["error"]}
+            for s in owner_segments.list_segments(get_db(), shop["id"])]
+    if as_json:
+        echo_json(rows)
+        return
+    for s in rows:
+        count = "-" if s["count"] is None else s["count"]
+        click.echo(f"{s['name']:30} {count:>7}  {json.dumps(s['rule'], ensure_ascii=False)}"
+                   + (f"  ({s['error']})" if s["error"] else ""))
+
+
+@segment_group.command("show")
+@shop_option
+@click.argument("name")
+@click.option("--members", is_flag=True, help="List the customers too.")
+@json_option
+def segment_show_command(shop_handle, name, members, as_json):
+    """One segment: its rule, how many customers it holds (and who)."""
+    from flows import owner_segments
+    shop = _require_shop(shop_handle)
+    db = get_db()
+    segment = _segments_call(owner_segments.get_segment, db, shop["id"], name)
+    doc = {"name": segment["name"], "rule": segment["rule"], "count": segment["count"],
+           "members": owner_segments.members(db, shop["id"], segment["name"]) if members else [],
+           "refreshed_for": segment["refreshed_for"], "error": segment["error"]}
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"{doc['name']}: {'-' if doc['count'] is None else doc['count']} customers"
+               + (f" (as of {doc['refreshed_for']})" if doc["refreshed_for"] else " (counted at the first refresh)"))
+    click.echo(f"  rule: {json.dumps(doc['rule'], ensure_ascii=False)}")
+    if doc["error"]:
+        click.echo(f"  not refreshed: {doc['error']}")
+    if members:
+        click.echo("  " + ", ".join(doc["members"]))
+
+
+@segment_group.command("remove")
+@shop_option
+@click.argument("name")
+def segment_remove_command(shop_handle, name):
+    """Remove a segment (not while a flow enters from it)."""
+    from flows import owner_segments
+    shop = _require_shop(shop_handle)
+    _segments_call(owner_segments.remove_segment, get_db(), shop, name)
+    click.echo(f"Removed segment {name!r}.")

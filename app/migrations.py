@@ -520,6 +520,25 @@ ALTER TABLE products ADD COLUMN created_at TEXT
 """)
 
 
+@migrations(name="0020_owner_segments")
+def m0020(db):
+    # The owner's own segments (flows/owner_segments.py): a rule each; members live in customer_segments.
+    _run(db, """
+CREATE TABLE owner_segments (
+    id INTEGER PRIMARY KEY,
+    shop_id INTEGER NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    members INTEGER,
+    refreshed_for TEXT,
+    error TEXT
+);
+CREATE UNIQUE INDEX owner_segments_name ON owner_segments (shop_id, name COLLATE NOCASE)
+""")
+
+
 @migrations(name="0021_campaigns")
 def m0021(db):
     # One-off emails to a segment (flows/campaigns.py). Their members are enrolments of the one-step

@@ -23,7 +23,7 @@ from app.timeutil import to_db
 
 from . import journey, nps, offer_tests
 from .clicks import clicked_messages
-from .definitions import PRIORITY, load_flows
+from .definitions import load_flows
 
 MIN_GROUP = 30
 FREE_SHIPPING_NOTE = ("{n} converted order(s) used a free-shipping code: its cost (the shipping given away) is not in"
@@ -167,7 +167,7 @@ def report(db, shop, now) -> dict:
     clicked = clicked_messages(db, shop["id"], params["now"])
     enrolled = {r["flow"]: r for r in db.query(ENROLLED, params)}
     out = []
-    for name in PRIORITY:
+    for name in flows:  # in priority order, the owner's own flows included
         flow = flows[name]
         steps = []
         for i, _ in enumerate(flow["steps"]):

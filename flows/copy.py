@@ -79,8 +79,24 @@ def copy_key(template, locale) -> str:
     return f"copy:{template}:{locale}"
 
 
+# A step of the owner's own flow (flows/owner_flows.py) is "<flow>.<n>": it has its own words under that
+# name and renders with the generic first win-back email, whose text works with a code and without.
+OWNER_LAYOUT = "winback_1"
+_OWNER_TEMPLATE = re.compile(r"^[a-z][a-z0-9_]*\.[1-9][0-9]?$")
+
+
+def owner_template(template) -> bool:
+    """Whether `template` names a step of the owner's own flow ("<flow>.<n>")."""
+    return isinstance(template, str) and _OWNER_TEMPLATE.match(template) is not None
+
+
+def layout_of(template) -> str:
+    """The email file `template` renders with: its own, or OWNER_LAYOUT for an owner's flow's step."""
+    return OWNER_LAYOUT if owner_template(template) else template
+
+
 def _check_target(template, locale):
-    if template not in TEMPLATES:
+    if template not in TEMPLATES and not owner_template(template):
         raise ValueError(f"unknown email template {template!r}")
     if locale not in LOCALES:
         raise ValueError(f"unknown language {locale!r} (one of {', '.join(LOCALES)})")

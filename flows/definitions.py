@@ -131,7 +131,8 @@ def check_arms(arms, kind) -> str | None:
 
 def validate_flow(name, flow) -> dict:
     """Check one flow definition; returns it normalised or raises FlowError naming the problem."""
-    if name not in DEFAULT_FLOWS:
+    # "custom": the owner's own flow on their segment (flows/owner_flows.py)
+    if name not in DEFAULT_FLOWS and not (isinstance(flow, dict) and flow.get("custom")):
         raise FlowError(f"unknown flow {name!r}")
     if not isinstance(flow, dict):
         raise FlowError(f"{name}: a flow is an object")
@@ -176,14 +177,30 @@ def validate_flow(name, flow) -> dict:
 
 
 def load_flows(db, shop_id) -> dict:
-    """The shop's flows: defaults overlaid with the owner's saved definitions, each validated."""
+    """The shop's flows in priority order: defaults overlaid with the owner's saved definitions, each
+    validated, and the owner's own flows on their segments (`in_priority`)."""
     flows = copy.deepcopy(DEFAULT_FLOWS)
+    custom = {}
     for key, value in db.execute("SELECT key, value FROM shop_settings WHERE shop_id = ? AND key LIKE 'flow:%'",
                                  [shop_id]):
         name = key.split(":", 1)[1]
         if name in flows:
             flows[name] = json.loads(value)
-    return {name: validate_flow(name, flows[name]) for name in PRIORITY}
+        else:
+            custom[name] = json.loads(value)
+    return in_priority({name: validate_flow(name, flows[name]) for name in PRIORITY},
+                       {name: validate_flow(name, flow) for name, flow in sorted(custom.items()) if flow.get("custom")})
+
+
+def in_priority(builtin, custom) -> dict:
+    """The built-in flows in PRIORITY order with the owner's own placed among them: each just before the
+    built-in flow its "before" names, else after all of them (the owner's own among themselves by name)."""
+    out = {}
+    for name, flow in builtin.items():
+        out.update({n: f for n, f in custom.items() if f.get("before") == name})
+        out[name] = flow
+    out.update({n: f for n, f in custom.items() if f.get("before") not in builtin})
+    return out
 
 
 def save_flow(db, shop_id, name, flow, now=None):
@@ -217,7 +234,7 @@ def set_enabled(db, shop_id, name, enabled: bool, now=None) -> dict:
     """Turn one flow on or off (off withdraws it at once); returns the flow as saved."""
     flows = load_flows(db, shop_id)
     if name not in flows:
-        raise FlowError(f"unknown flow {name!r}; the flows are {', '.join(PRIORITY)}")
+        raise FlowError(f"unknown flow {name!r}; the flows are {', '.join(flows)}")
     flow = {**flows[name], "enabled": bool(enabled)}
     flow.pop("name")
     return save_flow(db, shop_id, name, flow, now=now)

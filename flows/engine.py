@@ -19,8 +19,9 @@ from app.db import write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db
 
-from . import category_winback, codes, delivery, enrolments, journey, lease, offer_arms, offer_promotion
-from .definitions import PRIORITY, load_flows
+from . import (category_winback, codes, delivery, enrolments, journey, lease, offer_arms, offer_promotion,
+               owner_flows)
+from .definitions import load_flows
 from .enrolments import exit_pass
 from .refresh import ensure_snapshot
 
@@ -84,7 +85,7 @@ def enrol_pass(db, params, flows, settings, snapshot, customer_id=None) -> Count
     counts = Counter()
     cycles = json.dumps((snapshot.get("model") or {}).get("replenish_cycles") or {})
     paused = paused_flows(flows, settings)
-    for name in PRIORITY:
+    for name in flows:  # in priority order (definitions.load_flows), the owner's own flows included
         flow = flows[name]
         if name in paused:
             continue
@@ -98,13 +99,15 @@ def enrol_pass(db, params, flows, settings, snapshot, customer_id=None) -> Count
         if name == "second_order":
             extra += SECOND_ORDER_TIMING
         extra += category_winback.extra_sql(name)
+        if flow.get("custom"):
+            extra += owner_flows.ENTRY_TIMING
         if customer_id is not None:
             extra += "\n  AND s.customer_id = :only_customer"
         counts["enrolled"] += enrolments.enrol(db, extra, {
             **params, "flow": name, "entry": flow["entry"], "holdout": flow["holdout"],
             "discounted": int(_has_offer(flow)), "service": int(flow["kind"] == "service"),
             "cycles": cycles, "min_days": flow.get("min_days_since_order", 14),
-            "max_days": flow.get("max_days_since_order", 180),
+            "max_days": flow.get("max_days_since_order", 180), "since_last": flow.get("days_since_last_order") or 0,
             "cooldown_since": to_db(params["now"] - timedelta(days=settings["discount_cooldown_days"])),
             "only_customer": customer_id}, **category_winback.entry_sql(name))
         offer_arms.assign_entrants(db, params, name, flow)

@@ -25,6 +25,7 @@ Table owners (the only module that writes each table; others call it):
 | campaigns | flows/campaigns.py |
 | nps_answers | flows/nps.py |
 | offer_arms, offer_test_history | flows/offer_arms.py |
+| owner_segments | flows/owner_segments.py (members go to customer_segments through flows/segments.py) |
 
 tests/test_layers.py keeps this table true. A Shopify erasure reaches messages and codes through
 `erase_person`/`erase_shop` (flows/messages.py) and `blank_errors` (flows/codes.py), handed to

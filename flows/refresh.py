@@ -12,7 +12,7 @@ from app.db import connect, write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db, utcnow
 
-from . import metrics, segments
+from . import metrics, owner_segments, segments
 
 
 def refresh(db, shop, now, settings=None) -> dict:
@@ -34,6 +34,7 @@ def refresh(db, shop, now, settings=None) -> dict:
             model = scores.score(db, params)
             line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)
             segments.fill_segments(db, params, line_rows)
+            owner_segments.refresh_members(db, shop, params["now"])
             metrics.drop_purchases(db)
             snapshot_marks.clear(db, shop["id"])  # this snapshot has seen every change so far
             seconds = round(time.perf_counter() - started, 3)

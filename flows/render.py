@@ -42,6 +42,8 @@ from .copy import (  # noqa: F401 - re-exported
     TEXT_FIELDS,
     fill,
     get_copy,
+    layout_of,
+    owner_template,
     product_count,
 )
 from .reason import default_reason
@@ -268,7 +270,7 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
     campaign email its own subject and the brand it launches. `category` is the category a category
     win-back email is about; the links nps_0 ... nps_10 (the 0-10 question's answers) are shown where
     the template asks."""
-    if template not in TEMPLATES:
+    if template not in TEMPLATES and not owner_template(template):
         raise ValueError(f"unknown email template {template!r}")
     locale = pick_locale(customer.get("locale"), shop.get("locale"))
     settings = {}
@@ -335,7 +337,7 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
         "nps_links": ([(score, links[f"nps_{score}"]) for score in range(11) if links.get(f"nps_{score}")]
                       if template == "second_order" else []),  # the journey's "how was it" asks
     }
-    name = f"{locale}/{template}.jinja"
+    name = f"{locale}/{layout_of(template)}.jinja"
     text = _clean_text(_env(False).get_template(name).render(context))
     subject, _, body = text.partition("\n")
     subject = " ".join(subject.split())

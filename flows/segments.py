@@ -209,3 +209,20 @@ def replenish_candidates(db, shop, now, min_gaps=20, max_spread=0.5) -> list[dic
         for c in out:
             c["title"] = titles.get(c["product_id"])
     return sorted(out, key=lambda c: -c["gaps"])
+
+
+def replace_members(db, shop_id, segment, condition, params) -> int:
+    """Replace one segment's members with the snapshot's customers matching `condition` (SQL over
+    `sn`, their customer_snapshots row, and `c`, the customer; bound by `params`, which hold :shop);
+    the owner's own segments (flows/owner_segments.py) are written through it. Caller holds the
+    transaction; returns the number of members."""
+    drop_members(db, shop_id, segment)
+    return db.execute("INSERT INTO customer_segments (customer_id, shop_id, segment)"
+                      " SELECT sn.customer_id, sn.shop_id, :member_segment FROM customer_snapshots sn"
+                      " JOIN customers c ON c.id = sn.customer_id"
+                      f" WHERE sn.shop_id = :shop AND {condition}", {**params, "member_segment": segment}).rowcount
+
+
+def drop_members(db, shop_id, segment):
+    """Remove every member of one segment (an owner's segment that was removed)."""
+    db.execute("DELETE FROM customer_segments WHERE shop_id = ? AND segment = ?", [shop_id, segment])

@@ -11,7 +11,7 @@ from app.__main__ import main
 from app.shops import create_shop
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-COMMAND = r"`winback ((?:shop |flow |user |campaign )?[a-z-]+)([^`]*)`"
+COMMAND = r"`winback ((?:shop |flow |user |campaign |segment )?[a-z-]+)([^`]*)`"
 
 
 def readme_commands():

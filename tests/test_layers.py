@@ -41,6 +41,7 @@ OWNERS = {
     "nps_answers": "flows/nps.py",
     "offer_arms": "flows/offer_arms.py",
     "offer_test_history": "flows/offer_arms.py",
+    "owner_segments": "flows/owner_segments.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.

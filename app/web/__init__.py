@@ -23,13 +23,14 @@ from . import (
     products,
     rules,
     security,
+    segments,
     shopify,
     users,
     woocommerce,
 )
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
-               feedback, nps, offer_tests, exports)
+               feedback, nps, offer_tests, exports, segments)
 BLUEPRINTS += (campaigns,)  # one-off emails to a segment
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.

@@ -9,8 +9,18 @@ from datetime import UTC, datetime, timedelta
 
 from flask_babel import gettext, lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
+from wtforms import (
+    BooleanField,
+    EmailField,
+    FieldList,
+    Form,
+    FormField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import AnyOf, DataRequired, ValidationError
 
 from flows.copy import (
@@ -23,7 +33,8 @@ from flows.copy import (
     SUBJECT_MAX,
     check_placeholders,
 )
-from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, offer_kind
+from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, PRIORITY, offer_kind
+from flows.rules import FIELDS as RULE_FIELDS, OPS as RULE_OPS
 
 from ..money import exponent
 from ..settings import SETTINGS, Message, email_address, refusal, text
@@ -506,3 +517,113 @@ class AutoPromoteForm(FlaskForm):
     """The shop's `offer_test_auto_promote` setting."""
 
     auto = BooleanField()
+
+
+# --- The owner's own segments (flows/rules.py) and a flow on one ---
+
+# The fields of a segment rule, labelled for the condition rows (flows/rules.py FIELDS has them all).
+SEGMENT_FIELDS = (
+    ("clv", _l("Lifetime value")), ("orders", _l("Orders")), ("aov", _l("Average order value")),
+    ("days_since_first", _l("Days since the first order")), ("days_since_last", _l("Days since the last order")),
+    ("brand", _l("Bought the brand")), ("brand_every_order", _l("Every order held the brand")),
+    ("category", _l("Bought in the category")), ("product", _l("Bought the product (id, SKU or title)")),
+    ("segment", _l("Is in the built-in segment")), ("p_alive", _l("Chance still a customer (0–1)")),
+    ("p_purchase_30d", _l("Chance of an order in 30 days (0–1)")),
+    ("predicted_clv_12m", _l("Predicted value, 12 months")), ("rfm_stage", _l("RFM stage")),
+    ("locale", _l("Language (en, nl, pl, …)")), ("accepts_marketing", _l("Accepts marketing email (yes/no)")),
+)
+_TRUE, _FALSE = ("true", "yes", "1", "ja", "tak"), ("false", "no", "0", "nee", "nie")
+CONDITION_ROWS = 6
+
+
+class ConditionForm(Form):
+    """One condition row of the segment editor: field, operator, value (a list for `in`: comma-separated)."""
+
+    field = SelectField(choices=[SelectChoice("", "—"), *(SelectChoice(*f) for f in SEGMENT_FIELDS)],
+                        validate_choice=False)
+    op = SelectField(choices=[SelectChoice(op) for op in RULE_OPS], validate_choice=False)
+    value = StringField()
+
+    def condition(self):
+        """{"field", "op", "value"} with the value typed for its field; None for an empty row."""
+        field, op, raw = self.field.data, self.op.data, (self.value.data or "").strip()
+        if not field:
+            return None
+        parts = [p.strip() for p in raw.split(",")] if op == "in" else [raw]
+        values = [_rule_value(RULE_FIELDS.get(field, ("text",))[0], p) for p in parts if p or op != "in"]
+        return {"field": field, "op": op, "value": values if op == "in" else values[0]}
+
+
+def _rule_value(kind, text):
+    """What the owner typed, as the rule's JSON holds it (the rule's checks judge it)."""
+    if kind in ("money", "count", "probability"):
+        try:
+            number = float(text.replace(",", "."))
+        except ValueError:
+            return text  # refused by the rule's check, with the reason
+        return int(number) if number == int(number) and math.isfinite(number) else number
+    if kind == "bool":
+        lowered = text.lower()
+        return True if lowered in _TRUE else False if lowered in _FALSE else text
+    return text
+
+
+class SegmentForm(FlaskForm):
+    """A segment: its name and rule, as condition rows joined by all or any, or (advanced) the rule's JSON."""
+
+    name = StringField(validators=[DataRequired(message=_l("a segment needs a name"))])
+    match = SelectField(choices=[SelectChoice("all", _l("all of these")), SelectChoice("any", _l("any of these"))],
+                        default="all")
+    conditions = FieldList(FormField(ConditionForm), min_entries=CONDITION_ROWS)
+    rule_json = TextAreaField()
+
+    def rule(self):
+        """The rule: the JSON when given, else the condition rows (flows.rules checks either)."""
+        if (self.rule_json.data or "").strip():
+            return self.rule_json.data.strip()
+        return {self.match.data if self.match.data in ("all", "any") else "all":
+                [c for c in (row.form.condition() for row in self.conditions) if c]}
+
+
+class OwnerFlowForm(FlaskForm):
+    """A new flow on a saved segment: its name, when a customer enters, the first email's offer and words."""
+
+    name = StringField(validators=[DataRequired(message=_l("a flow needs a name"))])
+    days = StringField(default="0", validators=[Number(0, 3650)])
+    offer = SelectField(choices=[SelectChoice("none", _l("no offer")), SelectChoice("percent", _l("a percentage off")),
+                                 SelectChoice("free_shipping", _l("free shipping"))], default="none")
+    percent = StringField(default="10")
+    valid_days = StringField(default="7")
+    reminder = BooleanField()
+    before = SelectField(choices=[SelectChoice(""), *(SelectChoice(name) for name in PRIORITY)], default="")
+    subject = StringField(validators=[Parsed(text(SUBJECT_MAX)), _placeholders])
+    intro = TextAreaField(validators=[Parsed(text(INTRO_MAX, multiline=True)), _placeholders])
+
+    def validate(self, extra_validators=None):
+        """The offer's numbers only when the offer needs them."""
+        ok = super().validate(extra_validators)
+        if self.offer.data != "none":
+            try:
+                Number(1, 365)(self, self.valid_days)
+            except ValidationError as exc:
+                self.valid_days.errors = [str(exc.args[0])]
+                ok = False
+        if self.offer.data == "percent":
+            try:
+                Number(1, MAX_PERCENT, integer=False)(self, self.percent)
+            except ValidationError as exc:
+                self.percent.errors = [str(exc.args[0])]
+                ok = False
+        return ok
+
+    def definition(self) -> dict:
+        """owner_flows.create_flow's arguments (call after validate())."""
+        offer = None
+        if self.offer.data == "percent":
+            offer = {"percent": _whole(self.percent.parsed), "valid_days": self.valid_days.parsed}
+        elif self.offer.data == "free_shipping":
+            offer = {"free_shipping": True, "valid_days": self.valid_days.parsed}
+        offers = [offer, {"reuse": True}] if offer and self.reminder.data else [offer]
+        words = {k: getattr(self, k).parsed or None for k in ("subject", "intro")}
+        return {"days_since_last_order": self.days.parsed, "offers": offers, "before": self.before.data or None,
+                "words": words if any(words.values()) else None}
