@@ -18,11 +18,13 @@ from connectors.sync import sync_shop
 from connectors.woocommerce import WooError
 from connectors.woocommerce.connect import add_store
 from flows.attribution import report
+from flows.demo_history import demo_history
 from flows.definitions import PRIORITY, FlowError, load_flows, offer_kind, set_enabled
 from flows.email_preview import PreviewError, preview as preview_email
 from flows.engine import TickBusy, preview, tick
 from flows.explain import explain, find_customer
-from flows.messages import message_log
+from flows.dry_run import summary as dry_run_summary, summary_lines as dry_run_lines
+from flows.messages import count_messages, message_log
 from flows.refresh import ensure_snapshot, refresh, segment_counts, segment_members
 
 from . import scheduler
@@ -97,9 +99,12 @@ def init_db_command():
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed (same seed, same shop).")
 @now_option
 @click.option("--if-missing", is_flag=True, help="Do nothing when the demo shop already exists.")
+@click.option("--history-days", default=180, show_default=True, type=click.IntRange(0, 730),
+              help="Days of flow history to simulate with the real engine (0: none).")
 @json_option
-def demo_command(customers, seed, now, if_missing, as_json):
-    """Create or refresh shop `demo` with a realistic synthetic history (about 2 years)."""
+def demo_command(customers, seed, now, if_missing, history_days, as_json):
+    """Create or refresh shop `demo` with a realistic synthetic history (about 2 years) and, by
+    default, 180 days of simulated flow history (emails to a demo transport, never a mail server)."""
     db = get_db()
     init_db(db)
     if if_missing and get_shop(db, "demo"):
@@ -109,11 +114,16 @@ def demo_command(customers, seed, now, if_missing, as_json):
             click.echo("Demo shop exists; leaving it as it is (run `winback demo` to refresh it).")
         return
     stats = seed_demo(db, customers=customers, seed=seed, now=now, progress=not as_json)
+    stats["history"] = demo_history(current_app._get_current_object(), db, get_shop(db, "demo"), history_days,
+                                    now, seed, progress=not as_json and sys.stderr.isatty())
     if as_json:
         echo_json(stats)
     else:
         click.echo(f"Demo shop ready: {stats['customers']} customers, {stats['orders']} orders, "
                    f"{stats['products']} products.")
+        if stats["history"]["days"]:
+            click.echo(f"Simulated {stats['history']['days']} days of flows: {stats['history']['sent']} emails "
+                       f"(to the demo transport, none sent), {stats['history']['orders']} orders after them.")
 
 
 @commands.command("serve")
@@ -383,12 +393,18 @@ def explain_command(shop_handle, customer, now, as_json):
 @shop_option
 @now_option
 @click.option("--dry-run", is_flag=True, help="Only show who would enter which flow now, and why.")
+@click.option("--by-flow", is_flag=True,
+              help="With --dry-run --json: print the per-flow summary ({\"flows\": [...]}) instead of the customers.")
 @json_option
-def run_flows_command(shop_handle, now, dry_run, as_json):
+def run_flows_command(shop_handle, now, dry_run, by_flow, as_json):
     """One scheduler tick: enrol, exit, send what is due."""
     shop = _require_shop(shop_handle)
     if dry_run:
-        rows = preview(get_db(), shop, _shop_now(shop, now))
+        moment = _shop_now(shop, now)
+        if as_json and by_flow:
+            echo_json({"shop": shop_handle, "now": moment.isoformat(), "flows": dry_run_summary(get_db(), shop, moment)})
+            return
+        rows = preview(get_db(), shop, moment)
         if as_json:
             echo_json(rows)
         else:
@@ -396,6 +412,8 @@ def run_flows_command(shop_handle, now, dry_run, as_json):
                 click.echo(f"{r['flow']:13} {r['customer']:12} {r['email'] or '':35} {r['reason']}"
                            + ("  [control group]" if r["held_out"] else ""))
             click.echo(f"{len(rows)} customers would enter a flow.")
+            for line in dry_run_lines(dry_run_summary(get_db(), shop, moment)):
+                click.echo(line)
         return
     try:
         result = tick(current_app._get_current_object(), get_db(), shop, _shop_now(shop, now),
@@ -427,8 +445,10 @@ def messages_command(shop_handle, limit, status, as_json):
     """The message log: sent, withheld (and why), failed, waiting, unknown."""
     shop = _require_shop(shop_handle)
     rows = message_log(get_db(), shop, limit=limit, status=status)
+    more = count_messages(get_db(), shop, status=status) - len(rows)
     if as_json:
         echo_json(rows)
+        _more_note(more)
         return
     if not rows:
         click.echo("No messages yet.")
@@ -440,6 +460,13 @@ def messages_command(shop_handle, limit, status, as_json):
         if m["withheld_reason"]:
             line += f"  (withheld: {m['withheld_reason']})"
         click.echo(line)
+    _more_note(more)
+
+
+def _more_note(more):
+    """A cut list says so on stderr, so that stdout stays the list itself."""
+    if more > 0:
+        click.echo(f"{more} more (use --limit)", err=True)
 
 
 @commands.group("flow")

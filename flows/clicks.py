@@ -120,3 +120,8 @@ WHERE k.shop_id = :shop AND k.suspect = 0 AND k.clicked_at <= :now GROUP BY m.fl
 def clicked_messages(db, shop_id, now_db) -> dict:
     """{(flow, step): messages with at least one counted click before `now_db`}."""
     return {(r["flow"], r["step"]): r["clicked"] for r in db.query(CLICKED, {"shop": shop_id, "now": now_db})}
+
+
+def forget_shop(db, shop_id) -> int:
+    """Delete every click of the shop (the demo's simulated history, before it is made again)."""
+    return db.execute("DELETE FROM clicks WHERE shop_id = ?", [shop_id]).rowcount

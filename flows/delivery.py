@@ -347,7 +347,8 @@ def drain(app, db, shop, params, flows, settings, channel, connector=None, *, re
     counts = Counter()
     counts["unknown"] += settle_interrupted(db, shop, params["now_db"])
     live_check(db, shop, params, connector)
-    conn = Connection(channel)
+    # A channel that brings its own connection (the demo's recording transport) is used as it is.
+    conn = channel.connection() if hasattr(channel, "connection") else Connection(channel)
     rate = settings.get("send_rate_per_minute")
     cache = {}
     try:

@@ -175,3 +175,8 @@ def complete(db, enrolment_id, now_db):
     """An enrolment past its last email whose wait ran out completes."""
     db.execute("UPDATE enrolments SET status = 'completed', next_due_at = NULL, ended_at = ? WHERE id = ?",
                [now_db, enrolment_id])
+
+
+def forget_shop(db, shop_id) -> int:
+    """Delete every enrolment of the shop (the demo's simulated history, before it is made again)."""
+    return db.execute("DELETE FROM enrolments WHERE shop_id = ?", [shop_id]).rowcount
