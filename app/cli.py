@@ -36,6 +36,7 @@ from .shops import ShopError, get_or_create_shop, get_shop, list_shops, require_
 from .timeutil import parse_now
 from .users import UserError, add_user, ensure_admin, list_users, remove_user, set_password
 from .web.limits import LARGEST_BYTES
+from .web.public_address import serve_address
 from .webhooks import start_processor
 
 
@@ -139,7 +140,8 @@ def serve_command(host, port, no_scheduler, threads):
     if not no_scheduler:
         scheduler.start(app)
         start_processor(app)
-    click.echo(f"Winback on http://{host}:{port}/ (Ctrl+C stops)")
+    public = serve_address(app, host, port)
+    click.echo(f"Winback on http://{host}:{port}/ (Ctrl+C stops); links in emails point at {public}")
     # waitress buffers a whole body before the app sees it: it refuses (413) what no route accepts.
     serve(app, host=host, port=port, threads=threads, ident="winback", max_request_body_size=LARGEST_BYTES)
 
@@ -272,7 +274,8 @@ def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
     db = get_db()
     init_db(db)
     try:
-        shop, created = get_or_create_shop(db, shop_handle, "import", currency=currency, timezone=tz)
+        shop, created = get_or_create_shop(db, shop_handle, "import", currency=currency, timezone=tz,
+                                           review_flows=True)
     except ShopError as exc:
         raise click.ClickException(str(exc)) from None
     progress = not as_json and sys.stderr.isatty()

@@ -14,6 +14,7 @@ import math
 
 from app import settings
 from app.db import write_transaction
+from app.shops import awaiting_review
 from app.timeutil import to_db, utcnow
 
 from . import enrolments, messages
@@ -141,6 +142,8 @@ def validate_flow(name, flow) -> dict:
 def load_flows(db, shop_id) -> dict:
     """The shop's flows: defaults overlaid with the owner's saved definitions, each validated."""
     flows = copy.deepcopy(DEFAULT_FLOWS)
+    if awaiting_review(db, shop_id):  # a newly connected shop: off until the owner reviewed and went live
+        flows = {name: {**flow, "enabled": False} for name, flow in flows.items()}
     for key, value in db.execute("SELECT key, value FROM shop_settings WHERE shop_id = ? AND key LIKE 'flow:%'",
                                  [shop_id]):
         name = key.split(":", 1)[1]

@@ -12,11 +12,13 @@ from . import (
     email_links,
     feedback,
     flow_editor,
+    guided_start,
     i18n,
     limits,
     outbox,
     pages,
     products,
+    public_address,
     rules,
     security,
     shopify,
@@ -25,7 +27,7 @@ from . import (
 )
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
-               feedback)
+               feedback, public_address, guided_start)
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.
 NO_CSRF = (email_links,)

@@ -14,7 +14,7 @@ from ..runs import recent_runs
 from ..settings import get_settings
 from ..shops import list_shops
 from ..timeutil import utcnow
-from . import dashboard
+from . import dashboard, guided_start
 from .auth import login_required, owned_shop_or_404
 
 bp = Blueprint("pages", __name__)
@@ -61,7 +61,8 @@ def shop(handle):
                            chart=dashboard.histogram_svg(hist) if hist else None, hist=hist,
                            warnings=dashboard.warnings(current_app, db, shop, settings),
                            sync=dashboard.sync_status(db, shop), doc=dashboard.flow_summary(db, shop),
-                           live=channel_for(current_app, settings) is not None)
+                           live=channel_for(current_app, settings) is not None,
+                           checklist=guided_start.items(shop))
 
 
 @bp.post("/shops/<handle>/refresh")
