@@ -25,6 +25,7 @@ from flows.engine import TickBusy, preview, tick
 from flows.explain import explain, find_customer
 from flows.dry_run import summary as dry_run_summary, summary_lines as dry_run_lines
 from flows.messages import count_messages, message_log
+from flows.trend import date_range as report_range, weekly_trend
 from flows.refresh import ensure_snapshot, refresh, segment_counts, segment_members
 
 from . import scheduler
@@ -538,11 +539,19 @@ def flow_disable_command(shop_handle, name):
 @commands.command("report")
 @shop_option
 @now_option
+@click.option("--from", "first", metavar="DATE", help="Only customers who entered a flow from this day on (shop time).")
+@click.option("--to", "last", metavar="DATE", help="... up to and including this day (shop time).")
 @json_option
-def report_command(shop_handle, now, as_json):
-    """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
+def report_command(shop_handle, now, first, last, as_json):
+    """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout;
+    and week by week: sent, conversions, incremental revenue."""
     shop = _require_shop(shop_handle)
-    doc = report(get_db(), shop, _shop_now(shop, now))
+    try:
+        since, until = report_range(shop, first, last, _shop_now(shop, now))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    doc = report(get_db(), shop, until, since)
+    doc["trend"] = weekly_trend(get_db(), shop, until, since)
     if as_json:
         echo_json(doc)
         return
@@ -558,6 +567,11 @@ def report_command(shop_handle, now, as_json):
         click.echo(f"  {lift['note']}")
         if f.get("note"):
             click.echo(f"  {f['note']}")
+    if doc["trend"]:
+        click.echo("week of      sent  converted  incremental revenue")
+        for w in doc["trend"]:
+            extra = "-" if w["incremental_revenue"] is None else f"{w['incremental_revenue']:.2f} {cur}"
+            click.echo(f"{w['week']}  {w['sent']:>6}  {w['converted']:>9}  {extra}")
 
 
 @commands.command("dkim")

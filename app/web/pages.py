@@ -14,7 +14,7 @@ from ..runs import recent_runs
 from ..settings import get_settings
 from ..shops import list_shops
 from ..timeutil import utcnow
-from . import dashboard, guided_start
+from . import dashboard, guided_start, report_range
 from .auth import login_required, owned_shop_or_404
 
 bp = Blueprint("pages", __name__)
@@ -136,4 +136,4 @@ def customer(handle, customer_id):
 def report(handle):
     """What each flow earned, and the lift against its holdout."""
     shop = owned_shop_or_404(handle)
-    return render_template("report.html", shop=shop, doc=flow_report(get_db(), shop, utcnow()))
+    return render_template("report.html", shop=shop, **report_range.report_context(shop))
