@@ -406,7 +406,8 @@ def run_flows_command(shop_handle, now, dry_run, by_flow, as_json):
     if dry_run:
         moment = _shop_now(shop, now)
         if as_json and by_flow:
-            echo_json({"shop": shop_handle, "now": moment.isoformat(), "flows": dry_run_summary(get_db(), shop, moment)})
+            echo_json({"shop": shop_handle, "now": moment.isoformat(),
+                       "flows": dry_run_summary(get_db(), shop, moment)})
             return
         rows = preview(get_db(), shop, moment)
         if as_json:

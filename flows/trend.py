@@ -49,7 +49,8 @@ FROM enrolments e
 JOIN (SELECT e2.id, SUM(CASE WHEN o.currency = :currency THEN o.total_minor - o.refunded_minor ELSE 0 END) AS revenue
       FROM enrolments e2
       LEFT JOIN orders o ON o.customer_id = e2.customer_id AND o.status = 'paid' AND o.is_test = 0
-                        AND o.created_at > e2.entered_at AND julianday(o.created_at) < julianday(e2.entered_at) + :window
+                        AND o.created_at > e2.entered_at
+                        AND julianday(o.created_at) < julianday(e2.entered_at) + :window
       WHERE e2.shop_id = :shop AND e2.flow = :flow AND e2.entered_at >= :since
       GROUP BY e2.id) AS w ON w.id = e.id
 WHERE julianday(e.entered_at) + :window <= julianday(:now)
