@@ -22,7 +22,7 @@ from tests.builders import lapsed_shop, make_shop
 from conftest import ADMIN_PASSWORD, CHEAP_HASH
 from connectors.woocommerce.connect import add_store
 from flows.definitions import load_flows
-from test_serving import free_port
+from test_serving import free_port, wait_for
 from test_woo_connect import callback, start, state_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +115,32 @@ def test_the_demo_pages_say_demo_and_show_the_trend(demo_app):
     assert ranged.status_code == 200 and 'value="2026-11-22"' in ranged.get_data(as_text=True)
     wrong = client.get("/shops/demo/report?from=yesterday")
     assert wrong.status_code == 200 and "is not a date" in wrong.get_data(as_text=True)
+
+
+def test_the_demo_report_in_the_browser(demo, browser):
+    from playwright.sync_api import expect
+    port = free_port()
+    proc = subprocess.Popen([WINBACK, "serve", "--no-scheduler", "--port", str(port)], env=demo["env"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", proc)
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(10_000)
+        page.goto(f"http://127.0.0.1:{port}/shops/demo/report")
+        page.fill("#username", "admin")
+        page.fill("#password", ADMIN_PASSWORD)
+        page.click("main button[type=submit]")
+        expect(page.locator('[data-test="demo-banner"]')).to_be_visible()
+        winback = page.locator('section.flow-report[data-flow="winback"]')
+        expect(winback.locator("p.lift strong")).to_contain_text("Lift vs control")
+        assert page.locator("svg.trend rect.trend-sent").count() == len(demo["report"]["trend"])
+        page.fill('input[name="from"]', "2026-11-22")
+        page.click('[data-test="report-range"] button')
+        expect(page).to_have_url(re.compile(r"from=2026-11-22"))
+        page.context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_a_demo_without_history_has_none(tmp_path):
