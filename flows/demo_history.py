@@ -21,6 +21,7 @@ from decimal import Decimal
 from tqdm import tqdm
 
 from app.db import write_transaction
+from app.money import from_minor
 from app.timeutil import parse_now, start_of_day, to_db, zone
 from connectors.base import CustomerRecord, LineRecord, OrderRecord
 from connectors.store import ShopWriter
@@ -147,13 +148,13 @@ def _order(db, shop, m, ordered_at) -> OrderRecord | None:
     if not rows:
         return None
     lines = [LineRecord(line_key=str(i), product_external_id=r["product"], title=r["title"], brand=r["brand"],
-                        category=r["category"], quantity=1, price=Decimal(r["price_minor"] or 0) / 100)
+                        category=r["category"], quantity=1, price=from_minor(r["price_minor"] or 0, shop["currency"]))
              for i, r in enumerate(rows, 1)]
     subtotal = sum((line.price for line in lines), Decimal(0))
     if m["kind"] == "percent" and m["percent"]:
         subtotal -= (subtotal * Decimal(m["percent"]) / 100).quantize(Decimal("0.01"))
     elif m["kind"] == "amount" and m["amount_minor"]:
-        subtotal = max(subtotal - Decimal(m["amount_minor"]) / 100, Decimal(0))
+        subtotal = max(subtotal - from_minor(m["amount_minor"], shop["currency"]), Decimal(0))
     return OrderRecord(
         external_id=f"{ORDER_PREFIX}{m['id']}", created_at=ordered_at, total=subtotal, currency=shop["currency"],
         status="paid", financial_status="paid", discount_codes=[m["code"]] if m["code"] else [],

@@ -9,11 +9,11 @@ the orders they converted and the incremental revenue against the holdout.
   the flows; None for a week in which no flow can compare yet.
 """
 from collections import defaultdict
-from datetime import timedelta
+from datetime import date, timedelta
 
 from app.money import from_minor
 from app.settings import get_settings
-from app.timeutil import from_db, to_db, zone
+from app.timeutil import from_db, start_of_day, to_db, zone
 
 from .definitions import PRIORITY, load_flows
 
@@ -77,9 +77,9 @@ def weekly_trend(db, shop, now, since=None) -> list[dict]:
     for hour, n in db.execute(CONVERTED, params):
         converted[_week_of(hour, tz)] += n
     incremental: dict[str, float] = {}
-    for name, flow in load_flows(db, shop["id"]).items():
-        if name not in PRIORITY:
-            continue
+    flows = load_flows(db, shop["id"])
+    for name in PRIORITY:
+        flow = flows[name]
         window = flow["steps"][-1]["delay_days"] + settings["conversion_days"]
         groups = defaultdict(lambda: {0: [0, 0], 1: [0, 0]})
         for r in db.query(COHORTS, {**params, "flow": name, "window": window}):
@@ -110,10 +110,6 @@ def date_range(shop, first: str | None, last: str | None, now):
     included; either may be empty): since is 00:00 of `first`, until is 00:00 after `last`, never
     later than `now`. ValueError with a reason for a date that is not one or a range that ends
     before it starts."""
-    from datetime import date
-
-    from app.timeutil import start_of_day
-
     def parse(text, name):
         try:
             return date.fromisoformat(text.strip()) if text and text.strip() else None
