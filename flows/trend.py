@@ -23,13 +23,11 @@ WHERE shop_id = :shop AND status = 'sent' AND sent_at >= :since AND sent_at < :n
 """
 
 CONVERTED = """
-WITH sent AS (
-    SELECT enrolment_id, sent_at FROM messages
-    WHERE shop_id = :shop AND status = 'sent' AND sent_at < :now AND enrolment_id IS NOT NULL
-),
-candidates AS (
+WITH candidates AS (
     SELECT e.id AS enrolment_id, o.created_at,
-           (SELECT MAX(s.sent_at) FROM sent s WHERE s.enrolment_id = e.id AND s.sent_at < o.created_at) AS last_sent,
+           (SELECT MAX(m.sent_at) FROM messages m WHERE m.customer_id = e.customer_id AND m.enrolment_id = e.id
+                AND m.status = 'sent'
+                AND m.sent_at < :now AND m.sent_at < o.created_at) AS last_sent,
            EXISTS (SELECT 1 FROM discount_codes d WHERE d.enrolment_id = e.id AND d.used_order_id = o.id) AS with_code
     FROM enrolments e
     JOIN orders o ON o.customer_id = e.customer_id AND o.status = 'paid' AND o.is_test = 0

@@ -125,7 +125,7 @@ def test_the_demo_report_in_the_browser(demo, browser):
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", proc)
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.set_default_timeout(10_000)
+        page.set_default_timeout(60_000)  # the report of a 2,000-customer history, on a busy test machine
         page.goto(f"http://127.0.0.1:{port}/shops/demo/report")
         page.fill("#username", "admin")
         page.fill("#password", ADMIN_PASSWORD)
