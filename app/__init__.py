@@ -61,6 +61,8 @@ def create_app(test_config=None, *, web=True):
         if app.config.get(key) is not None:
             app.config[key] = str(app.config[key])
     app.config["APP_URL"] = str(app.config["APP_URL"]).rstrip("/")
+    # Without WINBACK_APP_URL, `winback serve` takes the address it serves on (app/web/public_address.py).
+    app.config["APP_URL_GIVEN"] = "WINBACK_APP_URL" in os.environ or "APP_URL" in (test_config or {})
 
     # The higher layers are imported here, not at the top: Python runs this file before any module of
     # the package (app.db, ...), which connectors/ and flows/ import; at the top, `import flows.engine`

@@ -1,6 +1,7 @@
 """`winback` (and `python -m app`): the command line's way in, a Flask CLI group bound to the app
 factory, which registers the commands of app/cli.py on every app it makes."""
 import os
+import sys
 from functools import partial
 
 import click
@@ -24,6 +25,10 @@ class WinbackGroup(FlaskGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`winback messages | head`): that ends the output, not in failure.
+            quiet_stdout()
+            ctx.exit(0)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - the promise is "never a traceback"
@@ -47,6 +52,13 @@ class WinbackGroup(FlaskGroup):
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
         return super().list_commands(ctx)
+
+
+def quiet_stdout():
+    """Point stdout at /dev/null after a broken pipe, as Python's documentation of SIGPIPE advises:
+    the flush at exit would otherwise fail again and print "Exception ignored ... BrokenPipeError"."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def current_app_debug():

@@ -81,11 +81,16 @@ def init_db_command():
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed (same seed, same shop).")
 @now_option
 @click.option("--if-missing", is_flag=True, help="Do nothing when the demo shop already exists.")
+@click.option("--history-days", default=180, show_default=True, type=click.IntRange(0, 730),
+              help="Days of flow history to simulate with the real engine (0: none).")
 @json_option
-def demo_command(customers, seed, now, if_missing, as_json):
-    """Create or refresh shop `demo` with a realistic synthetic history (about 2 years)."""
-    from .migrations import init_db
+def demo_command(customers, seed, now, if_missing, history_days, as_json):
+    """Create or refresh shop `demo` with a realistic synthetic history (about 2 years) and, by
+    default, 180 days of simulated flow history (emails to a demo transport, never a mail server)."""
     from connectors.demo import seed_demo
+    from flows.demo_history import demo_history
+
+    from .migrations import init_db
     db = get_db()
     init_db(db)
     if if_missing and get_shop(db, "demo"):
@@ -95,11 +100,16 @@ def demo_command(customers, seed, now, if_missing, as_json):
             click.echo("Demo shop exists; leaving it as it is (run `winback demo` to refresh it).")
         return
     stats = seed_demo(db, customers=customers, seed=seed, now=now, progress=not as_json)
+    stats["history"] = demo_history(current_app._get_current_object(), db, get_shop(db, "demo"), history_days,
+                                    now, seed, progress=not as_json and sys.stderr.isatty())
     if as_json:
         echo_json(stats)
     else:
         click.echo(f"Demo shop ready: {stats['customers']} customers, {stats['orders']} orders, "
                    f"{stats['products']} products.")
+        if stats["history"]["days"]:
+            click.echo(f"Simulated {stats['history']['days']} days of flows: {stats['history']['sent']} emails "
+                       f"(to the demo transport, none sent), {stats['history']['orders']} orders after them.")
 
 
 @commands.command("serve")
@@ -114,13 +124,15 @@ def serve_command(host, port, no_scheduler, threads):
     from . import scheduler
     from .migrations import init_db
     from .web.limits import LARGEST_BYTES
+    from .web.public_address import serve_address
     from .webhooks import start_processor
     app = current_app._get_current_object()
     init_db(get_db())
     if not no_scheduler:
         scheduler.start(app)
         start_processor(app)
-    click.echo(f"Winback on http://{host}:{port}/ (Ctrl+C stops)")
+    public = serve_address(app, host, port)
+    click.echo(f"Winback on http://{host}:{port}/ (Ctrl+C stops); links in emails point at {public}")
     # waitress buffers a whole body before the app sees it: it refuses (413) what no route accepts.
     serve(app, host=host, port=port, threads=threads, ident="winback", max_request_body_size=LARGEST_BYTES)
 
@@ -174,10 +186,11 @@ def add_shopify_command(domain, token, client_credentials, offline):
     Unless --offline, checks the credentials (reading the shop's currency and time zone) and
     subscribes the webhooks; with --offline the next sync does both.
     """
-    from .migrations import init_db
     from connectors.shopify.errors import ShopifyError
     from connectors.shopify.install import save_shop
     from connectors.shopify.oauth import client_credentials as cc_grant, valid_shop_domain
+
+    from .migrations import init_db
     shop_domain = valid_shop_domain(domain)
     if shop_domain is None:
         raise click.ClickException(f"{domain!r} is not a shop domain like your-store.myshopify.com")
@@ -213,9 +226,10 @@ def add_woocommerce_command(url, key, secret, webhook_secret, offline):
     Checks the keys against the store and creates the webhooks, unless --offline (then the next
     reconcile creates them). The keys are stored encrypted.
     """
-    from .migrations import init_db
     from connectors.woocommerce import WooError
     from connectors.woocommerce.connect import add_store
+
+    from .migrations import init_db
     db = get_db()
     init_db(db)
     try:
@@ -262,12 +276,14 @@ def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
     Bad rows are reported by line number and skipped; good rows are imported; importing the same
     file again changes nothing.
     """
-    from .migrations import init_db
     from connectors.csv_import import import_orders
+
+    from .migrations import init_db
     db = get_db()
     init_db(db)
     try:
-        shop, created = get_or_create_shop(db, shop_handle, "import", currency=currency, timezone=tz)
+        shop, created = get_or_create_shop(db, shop_handle, "import", currency=currency, timezone=tz,
+                                           review_flows=True)
     except ShopError as exc:
         raise click.ClickException(str(exc)) from None
     progress = not as_json and sys.stderr.isatty()
@@ -394,14 +410,22 @@ def explain_command(shop_handle, customer, now, as_json):
 @shop_option
 @now_option
 @click.option("--dry-run", is_flag=True, help="Only show who would enter which flow now, and why.")
+@click.option("--by-flow", is_flag=True,
+              help="With --dry-run --json: print the per-flow summary ({\"flows\": [...]}) instead of the customers.")
 @json_option
-def run_flows_command(shop_handle, now, dry_run, as_json):
+def run_flows_command(shop_handle, now, dry_run, by_flow, as_json):
     """One scheduler tick: enrol, exit, send what is due."""
     from connectors.registry import live_connector
+    from flows.dry_run import summary as dry_run_summary, summary_lines as dry_run_lines
     from flows.engine import TickBusy, preview, tick
     shop = _require_shop(shop_handle)
     if dry_run:
-        rows = preview(get_db(), shop, _shop_now(shop, now))
+        moment = _shop_now(shop, now)
+        if as_json and by_flow:
+            echo_json({"shop": shop_handle, "now": moment.isoformat(),
+                       "flows": dry_run_summary(get_db(), shop, moment)})
+            return
+        rows = preview(get_db(), shop, moment)
         if as_json:
             echo_json(rows)
         else:
@@ -409,6 +433,8 @@ def run_flows_command(shop_handle, now, dry_run, as_json):
                 click.echo(f"{r['flow']:16} {r['customer']:12} {r['email'] or '':35} {r['reason']}"
                            + ("  [control group]" if r["held_out"] else ""))
             click.echo(f"{len(rows)} customers would enter a flow.")
+            for line in dry_run_lines(dry_run_summary(get_db(), shop, moment)):
+                click.echo(line)
         return
     try:
         result = tick(current_app._get_current_object(), get_db(), shop, _shop_now(shop, now),
@@ -438,11 +464,13 @@ def run_flows_command(shop_handle, now, dry_run, as_json):
 @json_option
 def messages_command(shop_handle, limit, status, as_json):
     """The message log: sent, withheld (and why), failed, waiting, unknown."""
-    from flows.messages import message_log
+    from flows.messages import count_messages, message_log
     shop = _require_shop(shop_handle)
     rows = message_log(get_db(), shop, limit=limit, status=status)
+    more = count_messages(get_db(), shop, status=status) - len(rows)
     if as_json:
         echo_json(rows)
+        _more_note(more)
         return
     if not rows:
         click.echo("No messages yet.")
@@ -454,6 +482,13 @@ def messages_command(shop_handle, limit, status, as_json):
         if m["withheld_reason"]:
             line += f"  (withheld: {m['withheld_reason']})"
         click.echo(line)
+    _more_note(more)
+
+
+def _more_note(more):
+    """A cut list says so on stderr, so that stdout stays the list itself."""
+    if more > 0:
+        click.echo(f"{more} more (use --limit)", err=True)
 
 
 @commands.group("flow")
@@ -498,7 +533,6 @@ def _offer_text(offer, currency) -> str:
 
 
 def _set_flow(shop_handle, name, enabled):
-    from flows.definitions import FlowError
     from flows.definitions import FlowError, set_enabled
     shop = _require_shop(shop_handle)
     try:
@@ -528,15 +562,24 @@ def flow_disable_command(shop_handle, name):
 @commands.command("report")
 @shop_option
 @now_option
+@click.option("--from", "first", metavar="DATE", help="Only customers who entered a flow from this day on (shop time).")
+@click.option("--to", "last", metavar="DATE", help="... up to and including this day (shop time).")
 @json_option
-def report_command(shop_handle, now, as_json):
-    """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout."""
-    from flows.offer_tests import arm_lines
+def report_command(shop_handle, now, first, last, as_json):
+    """Per flow and step: enrolled, sent, held out, converted, revenue, discount cost, lift vs holdout;
+    and week by week: sent, conversions, incremental revenue."""
     from flows.attribution import report
     from flows.campaigns import report as campaign_report
+    from flows.offer_tests import arm_lines
+    from flows.trend import date_range as report_range, weekly_trend
     shop = _require_shop(shop_handle)
-    doc = report(get_db(), shop, _shop_now(shop, now))
-    doc["campaigns"] = campaign_report(get_db(), shop, _shop_now(shop, now))
+    try:
+        since, until = report_range(shop, first, last, _shop_now(shop, now))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    doc = report(get_db(), shop, until, since)
+    doc["trend"] = weekly_trend(get_db(), shop, until, since)
+    doc["campaigns"] = campaign_report(get_db(), shop, until)
     if as_json:
         echo_json(doc)
         return
@@ -563,6 +606,11 @@ def report_command(shop_handle, now, as_json):
         click.echo(f"campaign {c['id']} ({c['template']} to {c['segment']}, {c['status']}): {c['recipients']} members"
                    f" ({c['held_out']} held out), {c['sent']} sent, {c['converted']} converted, revenue"
                    f" {c['revenue']:.2f} {cur}\n  {c['lift']['note']}")
+    if doc["trend"]:
+        click.echo("week of      sent  converted  incremental revenue")
+        for w in doc["trend"]:
+            extra = "-" if w["incremental_revenue"] is None else f"{w['incremental_revenue']:.2f} {cur}"
+            click.echo(f"{w['week']}  {w['sent']:>6}  {w['converted']:>9}  {extra}")
 
 
 @commands.command("dkim")

@@ -681,3 +681,15 @@ def init_db(db=None):
     pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)
     return pending
+
+
+@migrations(name="0025_first_hour")
+def m0025(db):
+    # The guided start: a newly connected shop's flows wait for the owner's review (flows_review),
+    # which flows were reviewed, when a test email went out, and when the owner went live.
+    _run(db, """
+ALTER TABLE shops ADD COLUMN flows_review INTEGER NOT NULL DEFAULT 0 CHECK (flows_review IN (0, 1));
+ALTER TABLE shops ADD COLUMN flows_reviewed TEXT;
+ALTER TABLE shops ADD COLUMN test_sent_at TEXT;
+ALTER TABLE shops ADD COLUMN live_at TEXT
+""")

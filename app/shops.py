@@ -20,8 +20,11 @@ class ShopError(ValueError):
 
 
 def create_shop(db, handle, platform, *, name=None, currency="EUR", timezone="UTC", locale="en",
-                base_url=None) -> dict:
-    """Create a shop and return it; ShopError if the handle is taken or a value is invalid."""
+                base_url=None, review_flows=False) -> dict:
+    """Create a shop and return it; ShopError if the handle is taken or a value is invalid.
+
+    With `review_flows` (a shop the owner just connected) its flows stay off until the owner has
+    reviewed them and gone live (the guided start, flows/guided.py)."""
     if not _HANDLE.match(handle or ""):
         raise ShopError(f"shop handle {handle!r} must be letters, digits, '.', '-' or '_'")
     if platform not in PLATFORMS:
@@ -38,6 +41,8 @@ def create_shop(db, handle, platform, *, name=None, currency="EUR", timezone="UT
             "INSERT INTO shops (handle, platform, name, currency, timezone, locale, base_url, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [handle, platform, name or handle, currency, timezone, locale, base_url, to_db(utcnow())])
+        if review_flows:
+            db.execute("UPDATE shops SET flows_review = 1 WHERE handle = ?", [handle])
     return get_shop(db, handle)
 
 
@@ -157,3 +162,35 @@ def store_dkim_key(app, db, shop_id, key: dict | None, *, replacing: str | None)
     with write_transaction(db):
         return db.execute("UPDATE shops SET dkim_key = ? WHERE id = ? AND dkim_key IS ?",
                           [token, shop_id, replacing]).rowcount == 1
+
+
+# ---- the guided start (flows/guided.py) --------------------------------------------------------
+def awaiting_review(db, shop_id) -> bool:
+    """True while a newly connected shop's flows wait for the owner's review (they start off)."""
+    row = db.execute("SELECT flows_review FROM shops WHERE id = ?", [shop_id]).fetchone()
+    return bool(row and row[0])
+
+
+def mark_flow_reviewed(db, shop_id, flow: str):
+    """Remember that the owner has looked at `flow` (its page was opened)."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET flows_reviewed = json_insert(COALESCE(flows_reviewed, '[]'), '$[#]', ?)"
+                   " WHERE id = ? AND NOT EXISTS (SELECT 1 FROM json_each(COALESCE(flows_reviewed, '[]'))"
+                   " WHERE value = ?)", [flow, shop_id, flow])
+
+
+def reviewed_flows(shop: dict) -> list[str]:
+    """The flows the owner has reviewed."""
+    return json.loads(shop.get("flows_reviewed") or "[]")
+
+
+def mark_test_sent(db, shop_id, now_db):
+    """A test email of the shop reached its mail server."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET test_sent_at = ? WHERE id = ?", [now_db, shop_id])
+
+
+def mark_live(db, shop_id, now_db):
+    """The owner went live: the review is over (call inside the write transaction that sets the flows)."""
+    with write_transaction(db):
+        db.execute("UPDATE shops SET flows_review = 0, live_at = ? WHERE id = ?", [now_db, shop_id])

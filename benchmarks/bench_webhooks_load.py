@@ -98,7 +98,7 @@ def main():
                "WINBACK_SHOPIFY_ADMIN_URL": "http://127.0.0.1:9/{shop}",
                "WINBACK_ADMIN_PASSWORD": "bench-password", "WINBACK_TICK_SECONDS": "5"}
         winback = str(BIN / "winback")
-        for cmd in (["init-db"], ["demo", "--customers", str(args.customers), "--json"],
+        for cmd in (["init-db"], ["demo", "--customers", str(args.customers), "--history-days", "0", "--json"],
                     ["shop", "add-woocommerce", f"http://127.0.0.1:{free_port()}", "--key", "ck_bench",
                      "--secret", "cs_bench", "--webhook-secret", WOO_SECRET, "--offline"]):
             subprocess.run([winback, *cmd], env=env, check=True, stdout=subprocess.DEVNULL)

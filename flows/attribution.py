@@ -50,7 +50,7 @@ candidates AS (
     FROM enrolments e
     JOIN orders o ON o.customer_id = e.customer_id AND o.status = 'paid' AND o.is_test = 0
                  AND o.created_at > e.entered_at AND o.created_at < :now
-    WHERE e.shop_id = :shop AND e.held_out = 0
+    WHERE e.shop_id = :shop AND e.held_out = 0 AND e.entered_at >= :since
 )
 SELECT flow, step, COUNT(*) AS converted, SUM(net) AS revenue,
        SUM(CASE WHEN with_code > 0 AND code_percent IS NOT NULL AND code_percent < 100
@@ -72,17 +72,17 @@ SENT = """
 SELECT flow, step, COUNT(*) FILTER (WHERE status = 'sent') AS sent,
        COUNT(*) FILTER (WHERE status IN ('outbox', 'sending')) AS queued,
        COUNT(DISTINCT enrolment_id) FILTER (WHERE status = 'sent') AS recipients
-FROM messages WHERE shop_id = :shop AND created_at < :now GROUP BY flow, step
+FROM messages WHERE shop_id = :shop AND created_at < :now AND created_at >= :since GROUP BY flow, step
 """
 
 RECIPIENTS = """
 SELECT flow, COUNT(DISTINCT enrolment_id) FROM messages
-WHERE shop_id = :shop AND status = 'sent' AND sent_at < :now GROUP BY flow
+WHERE shop_id = :shop AND status = 'sent' AND sent_at < :now AND sent_at >= :since GROUP BY flow
 """
 
 ENROLLED = """
 SELECT flow, COUNT(*) AS enrolled, COUNT(*) FILTER (WHERE held_out = 1) AS held_out
-FROM enrolments WHERE shop_id = :shop AND entered_at < :now GROUP BY flow
+FROM enrolments WHERE shop_id = :shop AND entered_at < :now AND entered_at >= :since GROUP BY flow
 """
 
 # Per group of one flow: matured enrolments, those with a paid order in the window, its revenue.
@@ -96,9 +96,10 @@ JOIN (SELECT e2.id,
       LEFT JOIN orders o ON o.customer_id = e2.customer_id AND o.status = 'paid' AND o.is_test = 0
                         AND o.created_at > e2.entered_at
                         AND julianday(o.created_at) < julianday(e2.entered_at) + :window
-      WHERE e2.shop_id = :shop AND e2.flow = :flow
+      WHERE e2.shop_id = :shop AND e2.flow = :flow AND e2.entered_at >= :since
       GROUP BY e2.id) AS w ON w.id = e.id
 WHERE e.shop_id = :shop AND e.flow = :flow AND julianday(e.entered_at) + :window <= julianday(:now)
+  AND e.entered_at >= :since
 GROUP BY e.held_out
 """
 
@@ -123,10 +124,12 @@ def newcombe(x1, n1, x2, n2):
     return diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
-def lift(db, shop, flow_name, window_days, now) -> dict:
-    """Treated against held-out conversion for one flow, with the 95 % interval and incremental revenue."""
+def lift(db, shop, flow_name, window_days, now, since=None) -> dict:
+    """Treated against held-out conversion for one flow, with the 95 % interval and incremental revenue
+    (of the customers who entered from `since` on, when given)."""
     groups = {row["held_out"]: row for row in db.query(LIFT, {
         "shop": shop["id"], "flow": flow_name, "window": window_days, "now": to_db(now),
+        "since": to_db(since) if since else "",
         "currency": shop["currency"]})}
     treated = groups.get(0, {"n": 0, "converted": 0, "revenue": 0})
     held = groups.get(1, {"n": 0, "converted": 0, "revenue": 0})
@@ -154,17 +157,19 @@ def lift(db, shop, flow_name, window_days, now) -> dict:
     return doc
 
 
-def report(db, shop, now) -> dict:
+def report(db, shop, now, since=None) -> dict:
     """Per flow and step: enrolled, held out, sent, clicked (messages with a counted click, and their
-    share of those sent), converted, rates, revenue, discount cost, lift."""
+    share of those sent), converted, rates, revenue, discount cost, lift. With `since`, only the
+    customers who entered (and the emails sent) from then until `now`."""
     settings = get_settings(db, shop["id"])
     flows = load_flows(db, shop["id"])
-    params = {"shop": shop["id"], "now": to_db(now), "currency": shop["currency"], "days": settings["conversion_days"]}
+    params = {"shop": shop["id"], "now": to_db(now), "currency": shop["currency"], "days": settings["conversion_days"],
+              "since": to_db(since) if since else ""}
     money = lambda minor: float(from_minor(round(minor or 0), shop["currency"]))  # noqa: E731
     attributed = {(r["flow"], r["step"]): r for r in db.query(ATTRIBUTED, params)}
     sent = {(r["flow"], r["step"]): r for r in db.query(SENT, params)}
     recipients = dict(db.execute(RECIPIENTS, params).fetchall())
-    clicked = clicked_messages(db, shop["id"], params["now"])
+    clicked = clicked_messages(db, shop["id"], params["now"], params["since"])
     enrolled = {r["flow"]: r for r in db.query(ENROLLED, params)}
     out = []
     for name in flows:  # in priority order, the owner's own flows included
@@ -195,11 +200,11 @@ def report(db, shop, now) -> dict:
                     "conversion_rate": round(converted / reached, 4) if reached else None,
                     "revenue": round(revenue, 2), "discount_cost": round(sum(s["discount_cost"] for s in steps), 2),
                     "revenue_per_recipient": round(revenue / reached, 2) if reached else None,
-                    "lift": lift(db, shop, name, window, now), "steps": steps})
+                    "lift": lift(db, shop, name, window, now, since), "steps": steps})
         if name == journey.FLOW:  # the after-purchase journey's 0-10 answers
             out[-1]["nps"] = nps.summary(db, shop["id"], name, params["now"])
         shipped = out[-1]["free_shipping_orders"] = sum(s["free_shipping_orders"] for s in steps)
         if shipped:
             out[-1]["note"] = FREE_SHIPPING_NOTE.format(n=shipped)
-    return {"shop": shop["handle"], "now": to_db(now), "currency": shop["currency"],
+    return {"shop": shop["handle"], "now": to_db(now), "since": params["since"] or None, "currency": shop["currency"],
             "attribution_days": settings["conversion_days"], "flows": out}

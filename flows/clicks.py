@@ -113,10 +113,18 @@ def record(db, message_id, link, now) -> str | None:
 CLICKED = """
 SELECT m.flow, m.step, COUNT(DISTINCT k.message_id) AS clicked
 FROM clicks k JOIN messages m ON m.id = k.message_id
-WHERE k.shop_id = :shop AND k.suspect = 0 AND k.clicked_at <= :now GROUP BY m.flow, m.step
+WHERE k.shop_id = :shop AND k.suspect = 0 AND k.clicked_at <= :now AND m.created_at >= :since
+GROUP BY m.flow, m.step
 """
 
 
-def clicked_messages(db, shop_id, now_db) -> dict:
-    """{(flow, step): messages with at least one counted click before `now_db`}."""
-    return {(r["flow"], r["step"]): r["clicked"] for r in db.query(CLICKED, {"shop": shop_id, "now": now_db})}
+def clicked_messages(db, shop_id, now_db, since_db="") -> dict:
+    """{(flow, step): messages with at least one counted click before `now_db`} (of the messages
+    made from `since_db` on, when given)."""
+    return {(r["flow"], r["step"]): r["clicked"]
+            for r in db.query(CLICKED, {"shop": shop_id, "now": now_db, "since": since_db or ""})}
+
+
+def forget_shop(db, shop_id) -> int:
+    """Delete every click of the shop (the demo's simulated history, before it is made again)."""
+    return db.execute("DELETE FROM clicks WHERE shop_id = ?", [shop_id]).rowcount

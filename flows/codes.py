@@ -96,3 +96,8 @@ def blank_errors(db, where, params):
     error about a personal code may quote the customer)."""
     if "platform_error" in {r[1] for r in db.execute("PRAGMA table_info(discount_codes)")}:
         db.execute(f"UPDATE discount_codes SET platform_error = NULL WHERE {where}", params)
+
+
+def forget_shop(db, shop_id) -> int:
+    """Delete every discount code of the shop (the demo's simulated history, before it is made again)."""
+    return db.execute("DELETE FROM discount_codes WHERE shop_id = ?", [shop_id]).rowcount

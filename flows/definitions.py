@@ -15,6 +15,7 @@ import math
 
 from app import settings
 from app.db import write_transaction
+from app.shops import awaiting_review
 from app.timeutil import to_db, utcnow
 
 from . import enrolments, messages
@@ -181,6 +182,8 @@ def load_flows(db, shop_id) -> dict:
     validated, and the owner's own flows on their segments (`in_priority`)."""
     flows = copy.deepcopy(DEFAULT_FLOWS)
     custom = {}
+    if awaiting_review(db, shop_id):  # a newly connected shop: off until the owner reviewed and went live
+        flows = {name: {**flow, "enabled": False} for name, flow in flows.items()}
     for key, value in db.execute("SELECT key, value FROM shop_settings WHERE shop_id = ? AND key LIKE 'flow:%'",
                                  [shop_id]):
         name = key.split(":", 1)[1]

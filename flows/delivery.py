@@ -351,7 +351,8 @@ def drain(app, db, shop, params, flows, settings, channel, connector=None, *, re
     counts["unknown"] += settle_interrupted(db, shop, params["now_db"])
     live_check(db, shop, params, connector)
     flows = {**flows, **campaigns.start_due(db, shop, params, settings)}  # one-off campaigns: one-step sources
-    conn = Connection(channel)
+    # A channel that brings its own connection (the demo's recording transport) is used as it is.
+    conn = channel.connection() if hasattr(channel, "connection") else Connection(channel)
     rate = settings.get("send_rate_per_minute")
     cache = {}
     try:

@@ -155,17 +155,18 @@ def preview(db, shop, now, customer_id=None) -> list[dict]:
     return rows
 
 
-def tick(app, db, shop, now, connector=None, *, realtime=False) -> dict:
+def tick(app, db, shop, now, connector=None, *, realtime=False, channel=None) -> dict:
     """One scheduler tick for one shop at `now`: {"enrolled", "sent", "held_out", "exited", "deferred",
     "withheld", "mode"}. `mode` is "live" when the shop has a delivery channel, else "preview"
-    (nothing enrolled or queued). With `realtime` (the scheduler) emails leave at the wall clock."""
+    (nothing enrolled or queued). With `realtime` (the scheduler) emails leave at the wall clock.
+    `channel` replaces the shop's SMTP server (the demo's recording transport, flows/demo_history.py)."""
     holder, name, ttl = lease.holder_id(), lease_name(shop), _lease_seconds(app)
     if not lease.acquire(db, name, holder, ttl):
         raise TickBusy(f"another tick of shop {shop['handle']!r} is running")
     try:
         offer_promotion.auto_promote(db, shop, now)  # before the flows are read: a winner applies at once
         settings, flows, snapshot, params = _context(db, shop, now)
-        channel = delivery.channel_for(app, settings)
+        channel = channel or delivery.channel_for(app, settings)
         counts = Counter()
         with write_transaction(db):
             codes.mark_used(db, params)

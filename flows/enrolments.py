@@ -224,3 +224,8 @@ WHERE s.shop_id = :shop AND s.segment = :segment
 def enrol_campaign(db, extra: str, params: dict) -> int:
     """Take a campaign's members (see ENROL_CAMPAIGN; `extra` narrows them in SQL); returns how many."""
     return db.execute(ENROL_CAMPAIGN.format(extra=extra), params).rowcount
+
+
+def forget_shop(db, shop_id) -> int:
+    """Delete every enrolment of the shop (the demo's simulated history, before it is made again)."""
+    return db.execute("DELETE FROM enrolments WHERE shop_id = ?", [shop_id]).rowcount

@@ -35,7 +35,7 @@ def live_demo_server(tmp_path_factory):
     env.update(WINBACK_INSTANCE_PATH=str(instance), WINBACK_ADMIN_PASSWORD=PASSWORD,
                WINBACK_PASSWORD_HASH_METHOD=CHEAP_HASH)
     winback = str(BIN / "winback")
-    for cmd in (["init-db"], ["demo", "--customers", "300", "--now", NOW], ["refresh", "--shop", "demo", "--now", NOW]):
+    for cmd in (["init-db"], ["demo", "--customers", "300", "--now", NOW, "--history-days", "0"], ["refresh", "--shop", "demo", "--now", NOW]):
         subprocess.run([winback, *cmd], env=env, check=True, capture_output=True, cwd=ROOT)
     port = free_port()
     proc = subprocess.Popen([winback, "serve", "--no-scheduler", "--port", str(port)], cwd=ROOT, env=env,

@@ -334,7 +334,7 @@ def test_no_progress_bar_without_a_terminal(tmp_path, capsys):
 
 # ---- the command -------------------------------------------------------------------------------
 def test_demo_command_json_and_if_missing(runner, db):
-    result = runner.invoke(args=["demo", "--customers", "300", "--now", NOW, "--json"])
+    result = runner.invoke(args=["demo", "--customers", "300", "--now", NOW, "--history-days", "0", "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.output)
     assert stats["shop"] == "demo" and stats["customers"] == 300 and stats["products"] == 40

@@ -14,6 +14,7 @@ from . import (
     exports,
     feedback,
     flow_editor,
+    guided_start,
     i18n,
     limits,
     nps,
@@ -21,6 +22,7 @@ from . import (
     outbox,
     pages,
     products,
+    public_address,
     rules,
     security,
     segments,
@@ -30,7 +32,7 @@ from . import (
 )
 
 BLUEPRINTS = (auth, users, pages, dashboard, flow_editor, rules, products, outbox, email_links, shopify, woocommerce,
-               feedback, nps, offer_tests, exports, segments)
+               feedback, nps, offer_tests, exports, segments, public_address, guided_start)
 BLUEPRINTS += (campaigns,)  # one-off emails to a segment
 # Followed from mail clients (no session, so no CSRF token): the signed token in the URL authorises them.
 # The platforms' endpoints are authorised by their HMAC or one-time state instead.

@@ -14,6 +14,7 @@ from ..runs import recent_runs
 from ..shops import load_credentials
 from ..timeutil import from_db, utcnow
 from ..webhooks import health
+from . import public_address
 from .auth import login_required
 
 bp = Blueprint("dashboard", __name__)
@@ -143,6 +144,7 @@ def warnings(app, db, shop, settings) -> list[dict]:
             out.append({"kind": "token", "link": url_for("dashboard.connect"),
                         "text": _("The Shopify access expires on %(when)s: reconnect the shop.",
                                   when=creds[key][:10])})
+    out.extend(public_address.warnings(app))
     last = db.execute("SELECT status, error, started_at FROM sync_runs WHERE shop_id = ? ORDER BY id DESC LIMIT 1",
                       [shop["id"]]).fetchone()
     if last and last[0] == "failed":

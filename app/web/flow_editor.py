@@ -22,6 +22,7 @@ from ..money import to_minor
 from ..settings import get_settings, refusal
 from ..timeutil import to_db, utcnow
 from ..users import set_email
+from . import guided_start
 from .auth import TokenForm, login_required, owned_shop_or_404
 from .forms import CopyForm, TestSendForm, flow_form, translated
 from .i18n import LANGUAGES, select_locale
@@ -148,6 +149,7 @@ def edit(handle, name):
     flow = _flow(shop, name)
     lang = _lang()
     if request.method == "GET":
+        guided_start.note_review(shop, name)
         return _editor(shop, flow, lang)
     fform = flow_form(flow, request.form, currency=shop["currency"])
     valid = fform.validate()
@@ -267,5 +269,6 @@ def send_test(handle, name, step):
     except (SendFailed, ValueError) as exc:  # the owner sees why
         flash(_("The test email could not be sent: %(error)s", error=str(exc)), "error")
         return redirect(back)
+    guided_start.note_test_sent(shop)
     flash(_("A test email was sent to %(to)s.", to=to))
     return redirect(back)

@@ -15,7 +15,7 @@ from ..runs import recent_runs
 from ..settings import get_settings
 from ..shops import list_shops
 from ..timeutil import utcnow
-from . import dashboard
+from . import dashboard, guided_start, report_range
 from .auth import login_required, owned_shop_or_404
 
 bp = Blueprint("pages", __name__)
@@ -62,7 +62,8 @@ def shop(handle):
                            chart=dashboard.histogram_svg(hist) if hist else None, hist=hist,
                            warnings=dashboard.warnings(current_app, db, shop, settings),
                            sync=dashboard.sync_status(db, shop), doc=dashboard.flow_summary(db, shop),
-                           live=channel_for(current_app, settings) is not None)
+                           live=channel_for(current_app, settings) is not None,
+                           checklist=guided_start.items(shop))
 
 
 @bp.post("/shops/<handle>/refresh")
@@ -126,4 +127,4 @@ def customer(handle, customer_id):
 def report(handle):
     """What each flow earned, and the lift against its holdout."""
     shop = owned_shop_or_404(handle)
-    return render_template("report.html", shop=shop, doc=flow_report(get_db(), shop, utcnow()))
+    return render_template("report.html", shop=shop, **report_range.report_context(shop))

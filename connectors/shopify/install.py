@@ -36,7 +36,8 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
     if shop is None:
         shop = create_shop(db, domain, "shopify", name=info.get("name") or domain,
                            currency=info.get("currencyCode") or "USD",
-                           timezone=info.get("ianaTimezone") or "UTC", base_url=storefront)
+                           timezone=info.get("ianaTimezone") or "UTC", base_url=storefront,
+                           review_flows=True)
     elif info:
         update_details(db, shop["id"], name=info.get("name") or shop["name"],
                        currency=info.get("currencyCode") or shop["currency"],

@@ -169,7 +169,7 @@ def save_store(app, db, store_url, key, secret, *, webhook_secret=None, user_id=
         shop = get_shop(db, handle)
         if shop is None:
             shop = create_shop(db, handle, "woocommerce", name=handle, base_url=url,
-                               currency=currency or "EUR", timezone=timezone or "UTC")
+                               currency=currency or "EUR", timezone=timezone or "UTC", review_flows=True)
         elif shop["platform"] != "woocommerce":
             raise ShopError(f"shop {handle!r} already exists as a {shop['platform']} shop")
         else:
