@@ -279,7 +279,9 @@ def report(db, shop, now) -> list[dict]:
     (members meant to get it), "held_out", "sent", "withheld", "converted", "revenue", "lift"}, the lift
     over `conversion_days` after the start against the held-out members."""
     settings = get_settings(db, shop["id"])
-    params = {"shop": shop["id"], "now": to_db(now), "currency": shop["currency"], "days": settings["conversion_days"]}
+    # Every campaign, whatever the report's range (`since` "" is before any moment).
+    params = {"shop": shop["id"], "now": to_db(now), "currency": shop["currency"], "days": settings["conversion_days"],
+              "since": ""}
     attributed = {r["flow"]: r for r in db.query(ATTRIBUTED, params) if r["flow"].startswith(PREFIX)}
     groups = {r["flow"]: r for r in db.query(GROUPS, params)}
     sent = {r["flow"]: r for r in db.query(SENT, params)}

@@ -12,9 +12,12 @@ from app.settings import get_settings
 from app.shops import get_shop, mark_live, reviewed_flows
 from app.timeutil import to_db
 
-from .definitions import PRIORITY, load_flows, save_flow
+from .definitions import DEFAULT_FLOWS, PRIORITY, load_flows, save_flow
 
 STEPS = ("connect", "sender", "email", "review", "live")
+# The flows to review before going live: those on by default. An optional one (category win-back)
+# is turned on from its own page when the owner wants it.
+MAIN_FLOWS = tuple(name for name in PRIORITY if DEFAULT_FLOWS[name].get("enabled", True))
 
 
 def is_guided(shop: dict) -> bool:
@@ -35,13 +38,14 @@ def checklist(app, db, shop: dict) -> list[dict]:
         smtp = bool(smtp_url_for(app, settings))
     except ValueError:  # saved under another encryption key: not a working channel
         smtp = False
-    reviewed = [name for name in PRIORITY if name in reviewed_flows(shop)]
+    reviewed = [name for name in MAIN_FLOWS if name in reviewed_flows(shop)]
     return [
         {"key": "connect", "done": connected, "detail": shop.get("last_sync_at")},
         {"key": "sender", "done": bool((settings.get("sender_email") or "").strip()
                                        and (settings.get("postal_address") or "").strip()), "detail": None},
         {"key": "email", "done": smtp and bool(shop.get("test_sent_at")), "detail": shop.get("test_sent_at")},
-        {"key": "review", "done": len(reviewed) == len(PRIORITY), "detail": f"{len(reviewed)}/{len(PRIORITY)}"},
+        {"key": "review", "done": len(reviewed) == len(MAIN_FLOWS),
+         "detail": f"{len(reviewed)}/{len(MAIN_FLOWS)}"},
         {"key": "live", "done": bool(shop.get("live_at")), "detail": shop.get("live_at")},
     ]
 
@@ -51,17 +55,17 @@ class NothingReviewed(ValueError):
 
 
 def go_live(db, shop: dict, now) -> list[str]:
-    """Turn on the reviewed flows and keep the others off (each saved explicitly, so ending the review
-    turns nothing else on); returns the flows turned on."""
+    """Turn on the reviewed flows of MAIN_FLOWS and keep the others off (each saved explicitly, so
+    ending the review turns nothing else on); returns the flows turned on."""
     shop = get_shop(db, shop["handle"]) or shop
     reviewed = set(reviewed_flows(shop))
-    on = [name for name in PRIORITY if name in reviewed]
+    on = [name for name in MAIN_FLOWS if name in reviewed]
     if not on:
         raise NothingReviewed("review at least one flow (open its page) before going live")
     flows = load_flows(db, shop["id"])
     with write_transaction(db):
         for name in PRIORITY:
             flow = {k: v for k, v in flows[name].items() if k != "name"}
-            save_flow(db, shop["id"], name, {**flow, "enabled": name in reviewed}, now=now)
+            save_flow(db, shop["id"], name, {**flow, "enabled": name in on}, now=now)
         mark_live(db, shop["id"], to_db(now))
     return on

@@ -21,7 +21,7 @@ from app.web.public_address import serve_address
 from tests.builders import lapsed_shop, make_shop
 from conftest import ADMIN_PASSWORD, CHEAP_HASH
 from connectors.woocommerce.connect import add_store
-from flows.definitions import load_flows
+from flows.definitions import DEFAULT_FLOWS, load_flows
 from test_serving import free_port, wait_for
 from test_woo_connect import callback, start, state_of
 
@@ -211,8 +211,10 @@ def _items(client, handle):
 def test_a_newly_connected_shop_starts_with_its_flows_off(app, client, login, db):
     shop = _connect_woo(app, client, login, db)
     assert not any(f["enabled"] for f in load_flows(db, shop["id"]).values())
-    # The shops the tests build (and the demo) keep their flows on.
-    assert all(f["enabled"] for f in load_flows(db, make_shop(db, "built")["id"]).values())
+    # The shops the tests build (and the demo) keep their flows as they come (category win-back is off).
+    built = load_flows(db, make_shop(db, "built")["id"])
+    assert {n: f["enabled"] for n, f in built.items()} == {n: f.get("enabled", True) for n, f in DEFAULT_FLOWS.items()}
+    assert built["winback"]["enabled"]
 
 
 def test_an_imported_shop_starts_with_its_flows_off(app, db, runner, tmp_path):
@@ -220,7 +222,7 @@ def test_an_imported_shop_starts_with_its_flows_off(app, db, runner, tmp_path):
     csv.write_text("created_at,total,customer_id\n2026-01-01,20,A\n")
     assert runner.invoke(args=["import-orders", "--shop", "mine", str(csv)]).exit_code == 0
     listed = json.loads(runner.invoke(args=["flow", "list", "--shop", "mine", "--json"]).output)
-    assert [f["enabled"] for f in listed] == [False] * 5
+    assert len(listed) == len(DEFAULT_FLOWS) and not any(f["enabled"] for f in listed)
 
 
 def test_the_checklist_ticks_from_the_shops_real_state(app, client, login, db):
