@@ -8,7 +8,7 @@ import numpy as np
 from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
-from . import bgnbd
+from . import bgnbd, predictions, targeting
 
 # One row per buyer: model inputs (x repeat purchase days, t_x recency, age T) and RFM inputs.
 BUYERS = """
@@ -21,6 +21,13 @@ FROM customer_snapshots WHERE shop_id = ? AND purchases > 0
 STORE = """
 UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
     expected_90d = ?, expected_next_order = ?
+WHERE customer_id = ?
+"""
+
+STORE_PREDICTED = """
+UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
+    expected_90d = ?, expected_next_order = ?, status = ?, p_purchase_30d = ?, p_purchase_next = ?, return_share = ?,
+    predicted_clv_12m_minor = ?, worth_minor = ?, offer_kind = ?, offer_percent = ?, offer_rule = ?
 WHERE customer_id = ?
 """
 
@@ -70,27 +77,42 @@ def model_summary(fit, customers) -> dict:
 
 
 def score(db, params) -> dict:
-    """Fit the shop's model and store every buyer's RFM and model scores (caller holds the transaction)."""
+    """Fit the shop's model and store every buyer's RFM and model scores, the model-based lapse and
+    the offer decision (caller holds the transaction; flows.targeting explains the numbers)."""
     fit, rows = fit_shop(db, params["shop"])
     ids, x, t_x, age, recency, purchases, clv = rows.T
     r, f, m, stage = rfm(recency, purchases, clv)
     n = len(ids)
     none = [None] * n
-    if isinstance(fit, bgnbd.Fit) and n:
-        alive = bgnbd.p_alive(fit, x, t_x, age)
-        alive = np.where(x > 0, alive, np.nan)  # BG/NBD cannot see a one-time buyer leave
-        exp90 = bgnbd.expected_purchases(fit, 90, x, t_x, age)
-        wait = bgnbd.expected_next_purchase_days(fit, x, t_x, age)
-        next_date = np.datetime64(params["now_date"]) + np.round(wait).astype("timedelta64[D]")
-        next_dates = np.where(wait < bgnbd.MAX_DAYS, np.datetime_as_string(next_date, unit="D"), None)
-        cols = (_nullable(alive), exp90.tolist(), next_dates.tolist())
+    with threadpool_limits(limits=1):
+        predicted = predictions.predict(db, params, fit, rows) if n else None
+    if predicted is not None:
+        alive, exp90, wait = predicted["p_alive"], predicted["expected_90d"], predicted["wait"]
+        next_date = np.datetime64(params["now_date"]) + np.round(np.nan_to_num(wait)).astype("timedelta64[D]")
+        # Never an expected next order for a customer the model rates as gone.
+        shown = (wait < bgnbd.MAX_DAYS) & ~(alive < targeting.GONE_BELOW)
+        next_dates = np.where(shown, np.datetime_as_string(next_date, unit="D"), None)
+        cols = (_nullable(alive), _nullable(exp90), next_dates.tolist())
     else:
         cols = (none, none, none)
-    db.conn.executemany(STORE, zip(r.tolist(), f.tolist(), m.tolist(), stage.tolist(), *cols,
-                                   ids.astype(int).tolist()))
-    if not isinstance(fit, bgnbd.Fit):
+    rfm_cols = (r.tolist(), f.tolist(), m.tolist(), stage.tolist())
+    if predicted is None:
+        db.conn.executemany(STORE, zip(*rfm_cols, *cols, ids.astype(int).tolist()))
         db.execute(RULE_BASED_NEXT, params)
-    return model_summary(fit, n)
+    else:  # one statement per customer for everything: a second pass over 200k rows costs a second
+        p = predicted
+        db.conn.executemany(STORE_PREDICTED, zip(
+            *rfm_cols, *cols, p["status"].tolist(), _nullable(p["p30"]), _nullable(p["p_next"]),
+            _nullable(p["return_share"]), _minor(p["clv12"]), _minor(p["worth"]), p["kind"].tolist(),
+            _nullable(p["percent"]), p["rule"].tolist(), ids.astype(int).tolist()))
+    summary = model_summary(fit, n)
+    if predicted is not None:
+        summary["targeting"] = predicted["summary"]
+    return summary
+
+
+def _minor(values):
+    return [None if v != v else round(v) for v in values.tolist()]
 
 
 def _nullable(values):
