@@ -24,6 +24,7 @@ from flows.engine import TickBusy, preview, tick
 from flows.explain import explain, find_customer
 from flows.messages import message_log
 from flows.refresh import ensure_snapshot, refresh, segment_counts, segment_members
+from flows.score_table import rows as score_rows, write as write_scores
 
 from . import scheduler
 from .db import get_db
@@ -645,3 +646,19 @@ def user_remove_command(name):
     init_db(db)
     _users_call(remove_user, db, name)
     click.echo(f"Removed user {name}.")
+
+
+# ---- bulk scores (issue #15) -------------------------------------------------------------------
+@commands.command("scores")
+@shop_option
+@now_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a list of customers.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per customer, the offer flattened.")
+def scores_command(shop_handle, now, as_json, as_csv):
+    """Every customer's scores and offer decision, from the stored snapshot, in one pass."""
+    if as_json == as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    shop = _require_shop(shop_handle)
+    db = get_db()
+    ensure_snapshot(db, shop, _shop_now(shop, now))
+    write_scores(sys.stdout, score_rows(db, shop), "json" if as_json else "csv")

@@ -523,7 +523,8 @@ ALTER TABLE products ADD COLUMN created_at TEXT
 @migrations(name="0023_scores")
 def m0023(db):
     # Issue #15: every customer's chance of an order in 30 days, predicted 12-month value, value if
-    # won back, and the offer decision (flows/scores.py writes them at each refresh).
+    # won back, and the offer decision (flows/scores.py writes them at each refresh); on a message, what
+    # the discount guardrails changed about its step's offer and why (flows/offer_policy.py).
     _run(db, """
 ALTER TABLE customer_snapshots ADD COLUMN p_purchase_30d REAL;
 ALTER TABLE customer_snapshots ADD COLUMN p_purchase_next REAL;
@@ -532,7 +533,8 @@ ALTER TABLE customer_snapshots ADD COLUMN predicted_clv_12m_minor INTEGER;
 ALTER TABLE customer_snapshots ADD COLUMN worth_minor INTEGER;
 ALTER TABLE customer_snapshots ADD COLUMN offer_kind TEXT;
 ALTER TABLE customer_snapshots ADD COLUMN offer_percent REAL;
-ALTER TABLE customer_snapshots ADD COLUMN offer_rule TEXT
+ALTER TABLE customer_snapshots ADD COLUMN offer_rule TEXT;
+ALTER TABLE messages ADD COLUMN offer_note TEXT
 """)
 
 

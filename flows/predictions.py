@@ -9,7 +9,8 @@
   `lapse_horizon_days` a chance of at least `lapse_max_probability`; a one-time buyer lapses by the
   return curve (flows.targeting) when fewer than `one_time_lapse_share` of returning customers came
   back later than they have waited (unless the owner set one_time_return_days: then the rule decides).
-  Shops with fewer than targeting.MODEL_LAPSE_MIN_BUYERS buyers keep the rule for repeat buyers.
+  Shops with fewer than targeting.MODEL_LAPSE_MIN_BUYERS buyers keep the rule for repeat buyers, and
+  their offers are not judged by the chance of an order (only the owner's worth floor applies).
 """
 from decimal import Decimal
 
@@ -94,7 +95,7 @@ def compute(rows, status, gaps, settings, fit, currency) -> dict | None:
     tiers = targeting.value_tiers(worth)
     floor = floor_minor(settings, currency)
     kind, percent, rule = targeting.decide_offers(
-        p30, worth, skip_probability=settings["discount_skip_probability"], floor=floor,
+        p30 if model_lapse else np.full(n, np.nan), worth, skip_probability=settings["discount_skip_probability"], floor=floor,
         min_percent=settings["discount_min_percent"], max_percent=settings["discount_max_percent"], tiers=tiers)
     summary = {"fit": "exact" if pfit is fit else "shrunk", "r": pfit.r, "alpha": pfit.alpha, "a": pfit.a,
                "b": pfit.b, "spend": ({"p": spend_fit.p, "q": spend_fit.q, "gamma": spend_fit.gamma}

@@ -94,8 +94,9 @@ def decide_offers(p30, worth, *, skip_probability, floor, min_percent, max_perce
 
     No discount ("none") when p30 >= skip_probability (they would likely buy anyway) or worth < floor
     (not worth a discount; floor None: no floor); else a percentage by value tier: the top tier up to
-    `max_percent`, the middle tier halfway, the rest `min_percent`. A customer without a model
-    estimate (p30 NaN) keeps the flow's own offer, capped at `max_percent`.
+    `max_percent`, the middle tier halfway, the rest `min_percent`. Without a trusted model estimate
+    (p30 NaN: a small shop) the floor still applies, else the flow's own offer stands, capped at
+    `max_percent`.
     """
     p30 = np.asarray(p30, dtype=float)
     worth = np.asarray(worth, dtype=float)
@@ -103,18 +104,18 @@ def decide_offers(p30, worth, *, skip_probability, floor, min_percent, max_perce
     mid_percent = round((min_percent + max_percent) / 2.0)
     no_model = ~np.isfinite(p30)
     likely = ~no_model & (p30 >= skip_probability)
-    cheap = ~no_model & ~likely & (floor is not None) & (np.nan_to_num(worth, nan=0.0) < (floor or 0))
-    rule = np.select([no_model, likely, cheap, worth >= top, worth >= middle],
-                     [NO_MODEL, LIKELY_BUYER, BELOW_FLOOR, TOP, MIDDLE], default=LOW)
-    percent = np.select([no_model | (rule == TOP), rule == MIDDLE, rule == LOW], [max_percent, mid_percent, min_percent],
-                        default=np.nan)
+    cheap = ~likely & (floor is not None) & (np.nan_to_num(worth, nan=0.0) < (floor or 0))
+    rule = np.select([likely, cheap, no_model, worth >= top, worth >= middle],
+                     [LIKELY_BUYER, BELOW_FLOOR, NO_MODEL, TOP, MIDDLE], default=LOW)
+    percent = np.select([(rule == NO_MODEL) | (rule == TOP), rule == MIDDLE, rule == LOW],
+                        [max_percent, mid_percent, min_percent], default=np.nan)
     kind = np.where(likely | cheap, "none", "percent")
     return kind, percent, rule
 
 
 # ---- words ---------------------------------------------------------------------------------
 def _pct(p) -> str:
-    return f"{100 * p:.0f} %"
+    return f"{round(100 * p)} %"
 
 
 def lapse_words(row, horizon) -> tuple[str, dict] | None:
