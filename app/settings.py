@@ -415,11 +415,11 @@ CHECK_FIELDS = ["window_end", "cap_per_week"]
 # --- Who is worth winning back (issue #15: flows/targeting.py, flows/offer_policy.py) ---
 declare("lapse_horizon_days", 30, number(7, 365, integer=True),
         "An overdue repeat buyer lapses when an order in this many days is unlikely")
-declare("lapse_max_probability", 0.1, number(0.01, 0.99),
+declare("lapse_max_probability", 0.1, number(Decimal("0.01"), Decimal("0.99")),
         "…that is, when the model's chance of an order in that time is below this (0.01 to 0.99)")
-declare("one_time_lapse_share", 0.2, number(0.01, 0.99),
+declare("one_time_lapse_share", 0.2, number(Decimal("0.01"), Decimal("0.99")),
         "A one-time buyer lapses when fewer than this share of returning customers came back later")
-declare("discount_skip_probability", 0.05, number(0.01, 1),
+declare("discount_skip_probability", 0.05, number(Decimal("0.01"), 1),
         "No discount for a customer at least this likely to order in 30 days anyway (0.01 to 1)")
 declare("discount_min_percent", 5, number(1, 90), "Smallest discount (percent), for the less valuable customers")
 declare("discount_max_percent", 25, number(1, 90), "Largest discount (percent), for the most valuable customers")
