@@ -23,15 +23,16 @@ FROM customer_snapshots WHERE customer_id = ?
 _NOTHING_TO_REMIND = "no code to remind of: an earlier email of this flow went without one"
 
 
-def decision(row, shop, settings, gettext=None) -> dict:
+def decision(row, shop, settings, gettext=None, locale="en") -> dict:
     """{"kind", "percent", "reason"} of a snapshot row (offer_kind, offer_percent, offer_rule,
-    p_purchase_30d, worth_minor); the reason in English, or through `gettext` (see targeting.words_text)."""
+    p_purchase_30d, worth_minor); the reason in English, or through `gettext` (see targeting.words_text)
+    with amounts as `locale` writes them."""
     row = dict(row)
     row["floor_minor"] = floor_minor(settings, shop["currency"])
     unit = 10 ** exponent(shop["currency"])
     if row.get("worth_minor") is not None:  # "worth about €85": whole units
         row["worth_minor"] = round(row["worth_minor"] / unit) * unit
-    words = targeting.offer_words(row, lambda minor: format_money(minor, shop["currency"]), settings)
+    words = targeting.offer_words(row, lambda minor: format_money(minor, shop["currency"], locale), settings)
     kind = row.get("offer_kind") or "none"
     return {"kind": kind, "percent": row.get("offer_percent") if kind == "percent" else None,
             "reason": targeting.words_text(words, gettext)}
@@ -80,3 +81,19 @@ def explained(row, shop, settings, snapshot, gettext=None) -> tuple[list[str], d
     return reasons, {"p_purchase_30d": row["p_purchase_30d"], "predicted_clv_12m": money(row["predicted_clv_12m_minor"]),
                      "worth": money(row["worth_minor"]),
                      "offer": made if row["offer_kind"] is not None else None}
+
+
+def customer_scores(db, shop, customer_id, snapshot, gettext=None, locale="en") -> dict | None:
+    """What the customer's page shows of the stored scores: {"p_purchase_30d", "predicted_clv_12m_minor",
+    "worth_minor", "lapse" (words or None), "offer" ({"kind", "percent", "reason"} or None)}, the words
+    through `gettext`; None for a customer without a stored snapshot row."""
+    row = next(iter(db.query("SELECT * FROM customer_snapshots WHERE customer_id = ?", [customer_id])), None)
+    if row is None:
+        return None
+    settings = get_settings(db, shop["id"])
+    horizon = ((snapshot or {}).get("model") or {}).get("targeting", {}).get("horizon_days",
+                                                                              settings["lapse_horizon_days"])
+    lapse = targeting.lapse_words(row, horizon)
+    return {"p_purchase_30d": row["p_purchase_30d"], "predicted_clv_12m_minor": row["predicted_clv_12m_minor"],
+            "worth_minor": row["worth_minor"], "lapse": targeting.words_text(lapse, gettext),
+            "offer": decision(row, shop, settings, gettext, locale) if row["offer_kind"] is not None else None}

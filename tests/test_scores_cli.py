@@ -99,3 +99,22 @@ def test_a_likely_buyer_gets_the_email_without_a_code(app, db, smtp):
     m = _message(db, "A")
     assert m["discount_code_id"] is None and "what is new" in m["body_text"]
     assert json.loads(m["offer_note"])["kind"] == "none" and "anyway" in json.loads(m["offer_note"])["reason"]
+
+
+def test_customer_page_shows_the_numbers_and_the_offer_decision_in_the_owner_s_language(app, client, login, db):
+    from app.users import ensure_admin
+    from app.timeutil import parse_now
+    from flows.refresh import refresh
+    from tests.conftest import ADMIN_PASSWORD, CHEAP_HASH
+    ensure_admin(db, ADMIN_PASSWORD, method=CHEAP_HASH)
+    shop = crowd(History(db)).write()
+    refresh(db, shop, parse_now("2026-09-01", "UTC"))
+    doc = {r["customer"]: r for r in json.loads(run(app.test_cli_runner(), "scores", "--shop", "s", "--json"))}
+    tiered = next(c for c, r in doc.items() if r["status"] == "lapsed" and r["offer"]["kind"] == "percent")
+    login()
+    page = client.get(f"/shops/s/customers/{tiered}").get_data(as_text=True)
+    assert 'data-test="worth"' in page and 'data-test="predicted_clv_12m"' in page
+    assert f"up to {doc[tiered]['offer']['percent']:g} % off: worth about" in page
+    page = client.get(f"/shops/s/customers/{tiered}", headers={"Accept-Language": "nl"}).get_data(as_text=True)
+    assert f"tot {doc[tiered]['offer']['percent']:g} % korting: teruggewonnen ongeveer" in page
+    assert "kans op een bestelling in de komende 30 dagen" in page
