@@ -421,10 +421,13 @@ declare("one_time_lapse_share", 0.2, number(Decimal("0.01"), Decimal("0.99")),
         "A one-time buyer lapses when fewer than this share of returning customers came back later")
 declare("discount_skip_probability", 0.05, number(Decimal("0.01"), 1),
         "No discount for a customer at least this likely to order in 30 days anyway (0.01 to 1)")
-declare("discount_min_percent", 5, number(1, 90), "Smallest discount (percent), for the less valuable customers")
-declare("discount_max_percent", 25, number(1, 90), "Largest discount (percent), for the most valuable customers")
+declare("discount_min_percent", 5, number(1, 90),
+        "Smallest discount (percent), for the less valuable customers, when the largest is set")
+declare("discount_max_percent", None, number(1, 90, optional=True),
+        "Largest discount (percent), for the most valuable customers (empty: the flows' percentages, for everyone)")
 declare("discount_min_worth", None, number(0, optional=True),
         "No discount for a customer worth less than this if won back (empty: no floor)")
 CHECKS.append(lambda v: Message(N_("the smallest discount cannot be above the largest"))
-              if v["discount_min_percent"] > v["discount_max_percent"] else None)
+              if v["discount_max_percent"] is not None and v["discount_min_percent"] > v["discount_max_percent"]
+              else None)
 CHECK_FIELDS.append("discount_max_percent")

@@ -94,14 +94,18 @@ def decide_offers(p30, worth, *, skip_probability, floor, min_percent, max_perce
 
     No discount ("none") when p30 >= skip_probability (they would likely buy anyway) or worth < floor
     (not worth a discount; floor None: no floor); else a percentage by value tier: the top tier up to
-    `max_percent`, the middle tier halfway, the rest `min_percent`. Without a trusted model estimate
+    `max_percent`, the middle tier halfway, the rest `min_percent` (max_percent None: no sizing, the
+    percent is NaN and the flow's own offer stands). Without a trusted model estimate
     (p30 NaN: a small shop) the floor still applies, else the flow's own offer stands, capped at
     `max_percent`.
     """
     p30 = np.asarray(p30, dtype=float)
     worth = np.asarray(worth, dtype=float)
     top, middle = tiers
-    mid_percent = round((min_percent + max_percent) / 2.0)
+    if max_percent is None:  # no bounds: the flows' own percentages, for everyone
+        min_percent = mid_percent = max_percent = np.nan
+    else:
+        mid_percent = round((min_percent + max_percent) / 2.0)
     no_model = ~np.isfinite(p30)
     likely = ~no_model & (p30 >= skip_probability)
     cheap = ~likely & (floor is not None) & (np.nan_to_num(worth, nan=0.0) < (floor or 0))
@@ -149,11 +153,17 @@ def offer_words(row, money, settings) -> tuple[str, dict]:
     if rule == BELOW_FLOOR:
         return (N_("no discount: worth about %(worth)s if won back, below your floor of %(floor)s"),
                 {"worth": money(row["worth_minor"]), "floor": money(row["floor_minor"])})
+    sized = row.get("offer_percent") is not None
     if rule == NO_MODEL:
+        if not sized:
+            return (N_("not enough history to judge: the flow's own offer"), {})
         return (N_("not enough history to judge: the flow's own offer, at most %(percent)s %%"),
                 {"percent": f"{row['offer_percent']:g}"})
     if rule in (TOP, MIDDLE, LOW):
         tier = TIER_WORDS[rule]
+        if not sized:
+            return (N_("the flow's own offer: worth about %(worth)s if won back (%(tier)s)"),
+                    {"worth": money(row["worth_minor"]), "tier": tier})
         return (N_("up to %(percent)s %% off: worth about %(worth)s if won back (%(tier)s)"),
                 {"percent": f"{row['offer_percent']:g}", "worth": money(row["worth_minor"]), "tier": tier})
     return (N_("no purchases yet: nothing to offer"), {})

@@ -108,6 +108,7 @@ def test_customer_page_shows_the_numbers_and_the_offer_decision_in_the_owner_s_l
     from tests.conftest import ADMIN_PASSWORD, CHEAP_HASH
     ensure_admin(db, ADMIN_PASSWORD, method=CHEAP_HASH)
     shop = crowd(History(db)).write()
+    save_setting(db, shop["id"], "discount_max_percent", "20")  # discounts sized by value, 5 to 20 %
     refresh(db, shop, parse_now("2026-09-01", "UTC"))
     doc = {r["customer"]: r for r in json.loads(run(app.test_cli_runner(), "scores", "--shop", "s", "--json"))}
     tiered = next(c for c, r in doc.items() if r["status"] == "lapsed" and r["offer"]["kind"] == "percent")
