@@ -23,10 +23,7 @@ from . import bgnbd, gammagamma, shrinkage, targeting
 
 EXACT_FROM = 5000  # buyers: from here the exact fit is used as it is (the prior would not move it)
 
-SIDE = """
-SELECT customer_id, status, avg_gap_days, julianday(second_date) - julianday(first_date)
-FROM customer_snapshots WHERE shop_id = ? AND purchases > 0
-"""
+STATUSES = np.array(["active", "lapsed", "lost"])
 
 
 def floor_minor(settings, currency) -> int | None:
@@ -36,14 +33,11 @@ def floor_minor(settings, currency) -> int | None:
 
 
 def predict(db, params, fit, rows) -> dict | None:
-    """Arrays aligned with `rows` (flows.scores.BUYERS) and a summary; None when no model can be fitted."""
-    shop_id = params["shop"]
-    ids = rows[:, 0]
-    side = np.array(db.execute(SIDE, [shop_id]).fetchall(), dtype=object).reshape(-1, 4)
-    order = np.argsort(side[:, 0].astype(np.int64))
-    at = order[np.searchsorted(side[order, 0].astype(np.int64), ids.astype(np.int64))]
-    gaps = side[:, 3][side[:, 3] != None].astype(float)  # noqa: E711 - numpy object compare
-    return compute(rows, side[at, 1].astype(str), gaps, get_settings(db, shop_id), fit, params["currency"])
+    """Arrays aligned with `rows` (flows.scores.BUYERS: its rule status and first-to-second gap in the
+    last two columns) and a summary; None when no model can be fitted."""
+    gaps = rows[:, 8][rows[:, 8] >= 0]
+    return compute(rows[:, :7], STATUSES[rows[:, 7].astype(int)], gaps, get_settings(db, params["shop"]), fit,
+                   params["currency"])
 
 
 def compute(rows, status, gaps, settings, fit, currency) -> dict | None:
