@@ -14,7 +14,6 @@ from app.money import exponent, format_money
 from app.settings import get_settings
 
 from . import targeting
-from .predictions import floor_minor
 
 DECISION = """
 SELECT offer_kind, offer_percent, offer_rule, p_purchase_30d, worth_minor
@@ -28,10 +27,10 @@ def decision(row, shop, settings, gettext=None, locale="en") -> dict:
     p_purchase_30d, worth_minor); the reason in English, or through `gettext` (see targeting.words_text)
     with amounts as `locale` writes them."""
     row = dict(row)
-    row["floor_minor"] = floor_minor(settings, shop["currency"])
+    row["floor_minor"] = targeting.floor_minor(settings, shop["currency"])
     unit = 10 ** exponent(shop["currency"])
     if row.get("worth_minor") is not None:  # "worth about €85": whole units
-        row["worth_minor"] = round(row["worth_minor"] / unit) * unit
+        row["worth_minor"] = targeting.half_up(row["worth_minor"] / unit) * unit
     words = targeting.offer_words(row, lambda minor: format_money(minor, shop["currency"], locale), settings)
     kind = row.get("offer_kind") or "none"
     return {"kind": kind, "percent": row.get("offer_percent") if kind == "percent" else None,

@@ -12,11 +12,8 @@
   Shops with fewer than targeting.MODEL_LAPSE_MIN_BUYERS buyers keep the rule for repeat buyers, and
   their offers are not judged by the chance of an order (only the owner's worth floor applies).
 """
-from decimal import Decimal
-
 import numpy as np
 
-from app.money import to_minor
 from app.settings import get_settings
 
 from . import bgnbd, gammagamma, shrinkage, targeting
@@ -24,12 +21,6 @@ from . import bgnbd, gammagamma, shrinkage, targeting
 EXACT_FROM = 5000  # buyers: from here the exact fit is used as it is (the prior would not move it)
 
 STATUSES = np.array(["active", "lapsed", "lost"])
-
-
-def floor_minor(settings, currency) -> int | None:
-    """The owner's worth floor in minor units of the shop's currency (None: no floor)."""
-    floor = settings.get("discount_min_worth")
-    return None if floor is None else to_minor(Decimal(str(floor)), currency)
 
 
 def predict(db, params, fit, rows) -> dict | None:
@@ -87,7 +78,7 @@ def compute(rows, status, gaps, settings, fit, currency) -> dict | None:
         status = np.where(once & (status != "lost"), np.where(lapsed, "lapsed", "active"), status)
 
     tiers = targeting.value_tiers(worth)
-    floor = floor_minor(settings, currency)
+    floor = targeting.floor_minor(settings, currency)
     kind, percent, rule = targeting.decide_offers(
         p30 if model_lapse else np.full(n, np.nan), worth, skip_probability=settings["discount_skip_probability"], floor=floor,
         min_percent=settings["discount_min_percent"], max_percent=settings["discount_max_percent"], tiers=tiers)

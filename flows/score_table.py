@@ -4,8 +4,9 @@ One pass over the stored snapshot (no refit, nothing recomputed but the words of
 which are cached: customers share a handful of distinct reasons per rule and rounded number).
 """
 import csv
-import json
 from functools import lru_cache
+
+import orjson
 
 from app.money import exponent
 from app.settings import get_settings
@@ -16,13 +17,18 @@ COLUMNS = ("customer", "status", "segments", "p_alive", "p_purchase_30d", "expec
            "expected_next_order", "predicted_clv_12m", "worth", "offer")
 CSV_COLUMNS = COLUMNS[:-1] + ("offer_kind", "offer_percent", "offer_reason")
 
+# Money in the shop's currency units (:unit = 10 ** its exponent; a division by a power of ten gives the
+# shortest decimal), and the cache keys of the offer's words: the worth in whole units, the chance of a
+# likely buyer in whole percents (what the words show).
 ROWS = """
 SELECT c.external_id, s.status, s.p_alive, s.p_purchase_30d, s.expected_90d, s.expected_next_order,
-       s.predicted_clv_12m_minor, s.worth_minor, s.offer_kind, s.offer_percent, s.offer_rule,
+       s.predicted_clv_12m_minor / :unit, s.worth_minor / :unit, s.offer_kind, s.offer_percent, s.offer_rule,
+       CAST(round(s.worth_minor / :unit) AS INTEGER),
+       CASE WHEN s.offer_rule = 'likely_buyer' THEN CAST(round(100 * s.p_purchase_30d) AS INTEGER) END,
        (SELECT group_concat(segment, char(31)) FROM (SELECT segment FROM customer_segments g
                                                 WHERE g.customer_id = s.customer_id ORDER BY segment))
 FROM customer_snapshots s JOIN customers c ON c.id = s.customer_id
-WHERE s.shop_id = ? ORDER BY c.external_id
+WHERE s.shop_id = :shop ORDER BY c.external_id
 """
 
 
@@ -30,23 +36,19 @@ def rows(db, shop):
     """Yield one dict per customer with the keys of COLUMNS (money in the shop's currency units)."""
     settings = get_settings(db, shop["id"])
     digits = exponent(shop["currency"])
-    scale = 10.0 ** -digits
-
-    def money(minor):
-        return None if minor is None else round(minor * scale, digits)
 
     @lru_cache(maxsize=65536)
-    def offer(kind, percent, rule, p30, units):
-        return decision({"offer_kind": kind, "offer_percent": percent, "offer_rule": rule, "p_purchase_30d": p30,
+    def offer(kind, percent, rule, chance, units):
+        return decision({"offer_kind": kind, "offer_percent": percent, "offer_rule": rule,
+                         "p_purchase_30d": None if chance is None else chance / 100,
                          "worth_minor": None if units is None else units * 10 ** digits}, shop, settings)
 
-    for (ext, status, alive, p30, e90, nxt, clv12, worth, kind, percent, rule, segs) in db.execute(ROWS, [shop["id"]]):
-        # The reason shows the chance in whole percents and the worth in whole units: cache on those.
-        made = offer(kind, percent, rule, None if p30 is None or rule != "likely_buyer" else round(100 * p30) / 100,
-                     None if worth is None or rule == "likely_buyer" else round(worth * scale))
+    for (ext, status, alive, p30, e90, nxt, clv12, worth, kind, percent, rule, units, chance,
+         segs) in db.execute(ROWS, {"shop": shop["id"], "unit": float(10 ** digits)}):
         yield {"customer": ext, "status": status, "segments": segs.split("\x1f") if segs else [], "p_alive": alive,
                "p_purchase_30d": p30, "expected_purchases_90d": e90, "expected_next_order": nxt,
-               "predicted_clv_12m": money(clv12), "worth": money(worth), "offer": made}
+               "predicted_clv_12m": clv12, "worth": worth,
+               "offer": offer(kind, percent, rule, chance, None if rule == "likely_buyer" else units)}
 
 
 def write(out, table, fmt):
@@ -55,12 +57,11 @@ def write(out, table, fmt):
     if fmt == "json":
         out.write("[")
         for i, row in enumerate(table):
-            out.write(("," if i else "") + "\n" + json.dumps(row, ensure_ascii=False))
+            out.write(("," if i else "") + "\n" + orjson.dumps(row).decode())
         out.write("\n]\n")
         return
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for row in table:
-        offer = row["offer"]
-        writer.writerow([row["customer"], row["status"], ";".join(row["segments"]), *(
-            row[k] for k in COLUMNS[3:-1]), offer["kind"], offer["percent"], offer["reason"]])
+    writer.writerows((r["customer"], r["status"], ";".join(r["segments"]), r["p_alive"], r["p_purchase_30d"],
+                      r["expected_purchases_90d"], r["expected_next_order"], r["predicted_clv_12m"], r["worth"],
+                      r["offer"]["kind"], r["offer"]["percent"], r["offer"]["reason"]) for r in table)

@@ -18,10 +18,13 @@ English and the web shows the owner's language.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
+from app.money import to_minor
 from app.settings import N_
 
 GONE_BELOW = 0.2            # p_alive under which a customer is "gone": no expected next order
@@ -75,6 +78,12 @@ def return_curve(gaps, ages, purchase_days, min_returners) -> ReturnCurve | None
     return ReturnCurve(gaps=gaps, returning_share=min(max(share, 1e-3), 0.999))
 
 
+def floor_minor(settings, currency) -> int | None:
+    """The owner's worth floor (`discount_min_worth`) in minor units of the shop's currency (None: no floor)."""
+    floor = settings.get("discount_min_worth")
+    return None if floor is None else to_minor(Decimal(str(floor)), currency)
+
+
 def value_tiers(worth) -> tuple[float, float]:
     """The worth at which the top tier and the middle tier start (percentiles over buyers)."""
     worth = np.asarray(worth, dtype=float)
@@ -118,8 +127,13 @@ def decide_offers(p30, worth, *, skip_probability, floor, min_percent, max_perce
 
 
 # ---- words ---------------------------------------------------------------------------------
+def half_up(value) -> int:
+    """Rounded half away from zero for non-negative values, as SQLite's round() (Python's round() goes to even)."""
+    return math.floor(value + 0.5)
+
+
 def _pct(p) -> str:
-    return f"{round(100 * p)} %"
+    return f"{half_up(100 * p)} %"
 
 
 def lapse_words(row, horizon) -> tuple[str, dict] | None:
