@@ -44,8 +44,8 @@ def main():
             errors = np.array(errors)
             if not errors.size:
                 return None
-            return {name: {"median": round(float(np.median(errors[:, i])), 3), "max": round(float(errors[:, i].max()), 3)}
-                    for i, name in enumerate(names)}
+            return {name: {"median": round(float(np.median(errors[:, i])), 3),
+                           "max": round(float(errors[:, i].max()), 3)} for i, name in enumerate(names)}
 
         worst = float(np.max(shrunk))
         print(json.dumps({"benchmark": "shrinkage", "customers": n, "repeats": args.repeats,

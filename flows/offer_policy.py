@@ -77,8 +77,8 @@ def explained(row, shop, settings, snapshot, gettext=None) -> tuple[list[str], d
         reasons.append(targeting.words_text(lapse, gettext))
     if made is not None and row["offer_kind"] is not None:
         reasons.append(made["reason"])
-    return reasons, {"p_purchase_30d": row["p_purchase_30d"], "predicted_clv_12m": money(row["predicted_clv_12m_minor"]),
-                     "worth": money(row["worth_minor"]),
+    return reasons, {"p_purchase_30d": row["p_purchase_30d"],
+                     "predicted_clv_12m": money(row["predicted_clv_12m_minor"]), "worth": money(row["worth_minor"]),
                      "offer": made if row["offer_kind"] is not None else None}
 
 

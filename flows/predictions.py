@@ -80,8 +80,9 @@ def compute(rows, status, gaps, settings, fit, currency) -> dict | None:
     tiers = targeting.value_tiers(worth)
     floor = targeting.floor_minor(settings, currency)
     kind, percent, rule = targeting.decide_offers(
-        p30 if model_lapse else np.full(n, np.nan), worth, skip_probability=settings["discount_skip_probability"], floor=floor,
-        min_percent=settings["discount_min_percent"], max_percent=settings["discount_max_percent"], tiers=tiers)
+        p30 if model_lapse else np.full(n, np.nan), worth, skip_probability=settings["discount_skip_probability"],
+        floor=floor, min_percent=settings["discount_min_percent"], max_percent=settings["discount_max_percent"],
+        tiers=tiers)
     summary = {"fit": "exact" if pfit is fit else "shrunk", "r": pfit.r, "alpha": pfit.alpha, "a": pfit.a,
                "b": pfit.b, "spend": ({"p": spend_fit.p, "q": spend_fit.q, "gamma": spend_fit.gamma}
                                       if spend_fit is not None else None),

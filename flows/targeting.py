@@ -95,7 +95,8 @@ def value_tiers(worth) -> tuple[float, float]:
 
 
 # Offer rules, in the order they are tried.
-LIKELY_BUYER, BELOW_FLOOR, NO_MODEL, TOP, MIDDLE, LOW = "likely_buyer", "below_floor", "no_model", "top", "middle", "low"
+LIKELY_BUYER, BELOW_FLOOR, NO_MODEL = "likely_buyer", "below_floor", "no_model"
+TOP, MIDDLE, LOW = "top", "middle", "low"
 
 
 def decide_offers(p30, worth, *, skip_probability, floor, min_percent, max_percent, tiers):

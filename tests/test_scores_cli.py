@@ -102,8 +102,8 @@ def test_a_likely_buyer_gets_the_email_without_a_code(app, db, smtp):
 
 
 def test_customer_page_shows_the_numbers_and_the_offer_decision_in_the_owner_s_language(app, client, login, db):
-    from app.users import ensure_admin
     from app.timeutil import parse_now
+    from app.users import ensure_admin
     from flows.refresh import refresh
     from tests.conftest import ADMIN_PASSWORD, CHEAP_HASH
     ensure_admin(db, ADMIN_PASSWORD, method=CHEAP_HASH)

@@ -72,7 +72,8 @@ SECTIONS.append((_l("Who is worth winning back, and with what"), [
      _l("What the customer is worth if won back, in the shop's currency. Empty: no floor.")),
     ("discount_max_percent", _l("Largest discount (%)"),
      _l("For the most valuable customers; less valuable ones get less. Empty: the flows' percentages, for everyone.")),
-    ("discount_min_percent", _l("Smallest discount (%)"), _l("For the less valuable half, when a largest discount is set.")),
+    ("discount_min_percent", _l("Smallest discount (%)"),
+     _l("For the less valuable half, when a largest discount is set.")),
 ]))
 
 
