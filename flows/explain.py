@@ -52,6 +52,9 @@ def explain(db, shop, customer, snapshot) -> dict:
             rule += f", and never before {floor} days"
         if row["status"] == "lapsed":
             reasons.append(f"lapsed: {d} days since the last order, {rule}")
+        elif d > max(limit, floor):  # overdue, but the model expects an order soon (flows.predictions)
+            reasons.append(f"overdue but not lapsed: {d} days since the last order, {rule}; an order soon is "
+                           "still likely")
         else:
             reasons.append(f"active: {d} days since the last order; they lapse after "
                            f"{_days(max(limit, floor))} days ({rule})")

@@ -119,3 +119,16 @@ def test_customer_page_shows_the_numbers_and_the_offer_decision_in_the_owner_s_l
     page = client.get(f"/shops/s/customers/{tiered}", headers={"Accept-Language": "nl"}).get_data(as_text=True)
     assert f"tot {doc[tiered]['offer']['percent']:g} % korting: teruggewonnen ongeveer" in page
     assert "kans op een bestelling in de komende 30 dagen" in page
+
+
+def test_an_overdue_repeat_buyer_the_model_expects_back_is_not_lapsed(runner, db):
+    h = crowd(History(db), n=150)
+    for i in range(5):  # steady monthly buyers, 50 days since the last: overdue by the rule (45), but coming back
+        h.repeat(f"W{i}", list(range(0, 181, 30)))
+    h.write()
+    doc = {r["customer"]: r for r in json.loads(run(runner, "scores", "--shop", "s", "--now", "2026-08-19", "--json"))}
+    w = doc["W0"]
+    assert w["status"] == "active" and "lapsed" not in w["segments"] and w["p_purchase_30d"] > 0.1, w
+    explained = json.loads(run(runner, "explain", "--shop", "s", "--customer", "W0", "--now", "2026-08-19", "--json"))
+    assert any(r.startswith("overdue but not lapsed: 50 days since the last order") for r in explained["reasons"])
+    assert any(r.startswith("usually orders every 30 days; 50 days now;") for r in explained["reasons"])
