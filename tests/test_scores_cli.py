@@ -132,3 +132,19 @@ def test_an_overdue_repeat_buyer_the_model_expects_back_is_not_lapsed(runner, db
     explained = json.loads(run(runner, "explain", "--shop", "s", "--customer", "W0", "--now", "2026-08-19", "--json"))
     assert any(r.startswith("overdue but not lapsed: 50 days since the last order") for r in explained["reasons"])
     assert any(r.startswith("usually orders every 30 days; 50 days now;") for r in explained["reasons"])
+
+
+def test_one_time_buyers_are_graded_against_the_shop_s_return_curve(runner, db):
+    h = History(db)
+    for i in range(40):  # 40 returners, second purchase 1..40 days after the first
+        h.repeat(f"R{i}", [0, i + 1])
+    for name, day in (("O10", 90), ("O30", 70), ("O35", 65), ("O100", 0)):  # one-time buyers, days before day 100
+        h.order(name, day)
+    h.write()
+    doc = {r["customer"]: r for r in json.loads(run(runner, "scores", "--shop", "s", "--now", "2026-04-11", "--json"))}
+    alive = [doc[c]["p_alive"] for c in ("O10", "O30", "O35", "O100")]
+    assert alive == sorted(alive, reverse=True) and alive[-1] < 0.05 < alive[0]
+    assert [doc[c]["status"] for c in ("O10", "O30", "O35", "O100")] == ["active", "active", "lapsed", "lapsed"]
+    explained = json.loads(run(runner, "explain", "--shop", "s", "--customer", "O30", "--now", "2026-04-11", "--json"))
+    assert any(r.startswith("bought once, 30 days ago; 25 % of returning customers came back later than that;")
+               for r in explained["reasons"])
