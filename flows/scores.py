@@ -63,7 +63,7 @@ def rfm(recency_days, purchases, clv):
 def fit_shop(db, shop_id):
     """Fit BG/NBD on the shop's buyers; returns (fit or NotEnoughHistory, buyer rows)."""
     rows = np.array(db.execute(BUYERS, [shop_id]).fetchall(), dtype=float).reshape(-1, 9)
-    # In key order, so that the per-customer UPDATE walks the table's B-tree once instead of jumping.
+    # In key order, so that the per-customer updates go through the table's B-tree in order.
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     x, t_x, age = rows[:, 1], rows[:, 2], rows[:, 3]
     # BLAS threads fight over two cores inside the optimiser's small matrix work: one is faster.

@@ -16,6 +16,8 @@ SPEND = (6.0, 4.0, 15.0)           # p, q, gamma (Gamma-Gamma; mean spend p*gamm
 
 @dataclass
 class Shop:
+    """One simulated shop: per customer the calibration summary and the truth."""
+
     x: np.ndarray          # repeat purchase days in the calibration period
     t_x: np.ndarray        # day of the last purchase, counted from the first
     T: np.ndarray          # age at the end of the calibration
