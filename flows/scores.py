@@ -28,6 +28,7 @@ UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, 
 WHERE customer_id = ?
 """
 
+STORE_SLICE = 20_000
 STORE_PREDICTED = """
 UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
     expected_90d = ?, expected_next_order = ?, status = ?, p_purchase_30d = ?, p_purchase_next = ?, return_share = ?,
@@ -107,10 +108,15 @@ def score(db, params) -> dict:
         db.execute(RULE_BASED_NEXT, params)
     else:  # one statement per customer for everything: a second pass over 200k rows costs a second
         p = predicted
-        db.conn.executemany(STORE_PREDICTED, zip(
-            *rfm_cols, *cols, p["status"].tolist(), _nullable(p["p30"]), _nullable(p["p_next"]),
-            _nullable(p["return_share"]), _minor(p["clv12"]), _minor(p["worth"]), p["kind"].tolist(),
-            _nullable(p["percent"]), p["rule"].tolist(), ids.astype(int).tolist()))
+        as_list = np.ndarray.tolist
+        more = ((p["status"], as_list), (p["p30"], _nullable), (p["p_next"], _nullable), (p["return_share"], _nullable),
+                (p["clv12"], _minor), (p["worth"], _minor), (p["kind"], as_list), (p["percent"], _nullable),
+                (p["rule"], as_list), (ids.astype(int), as_list))
+        # In slices: Python objects for 17 columns of 200k customers at once would cost ~100 MB.
+        for start in range(0, n, STORE_SLICE):
+            part = slice(start, start + STORE_SLICE)
+            db.conn.executemany(STORE_PREDICTED, zip(*(c[part] for c in rfm_cols), *(c[part] for c in cols),
+                                                     *(convert(c[part]) for c, convert in more)))
     summary = model_summary(fit, n)
     if predicted is not None:
         summary["targeting"] = predicted["summary"]
