@@ -6,7 +6,7 @@ import pytest
 
 from app.settings import SETTINGS
 from flows import bgnbd, gammagamma, shrinkage
-from tests.simulated import BGNBD, simulate
+from tests.simulated import BGNBD, SPEND, simulate
 from tests.targeting_validation import cdnow_comparison, compare, load_cdnow, score
 
 DEFAULTS = {k: s.default for k, s in SETTINGS.items()}
@@ -69,6 +69,10 @@ def test_shrinkage_keeps_small_shops_parameters_near_the_truth():
     # Within a factor of e^1.2 (3.3) of the true value for every parameter, shop and seed.
     assert small.max() < 1.2 and mid.max() < 1.0 and large.max() < 1.0
     assert np.median(large) < np.median(small)
+    # The spend model with its prior, likewise.
+    spend = np.array([np.abs(np.log(gammagamma.fit(s.n, s.mean_value).params) - np.log(SPEND))
+                      for s in (simulate(n, seed=seed) for n in (100, 300) for seed in seeds)])
+    assert spend.max() < 1.2
 
 
 def test_shrunk_fit_of_a_large_shop_is_the_exact_fit():
