@@ -894,3 +894,21 @@ def segment_remove_command(shop_handle, name):
     shop = _require_shop(shop_handle)
     _segments_call(owner_segments.remove_segment, get_db(), shop, name)
     click.echo(f"Removed segment {name!r}.")
+
+
+# ---- bulk scores (issue #15) -------------------------------------------------------------------
+@commands.command("scores")
+@shop_option
+@now_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a list of customers.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per customer, the offer flattened.")
+def scores_command(shop_handle, now, as_json, as_csv):
+    """Every customer's scores and offer decision, from the stored snapshot, in one pass."""
+    from flows.refresh import ensure_snapshot
+    from flows.score_table import rows as score_rows, write as write_scores
+    if as_json == as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    shop = _require_shop(shop_handle)
+    db = get_db()
+    ensure_snapshot(db, shop, _shop_now(shop, now))
+    write_scores(sys.stdout, score_rows(db, shop), "json" if as_json else "csv")

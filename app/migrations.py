@@ -599,6 +599,24 @@ WHERE key = 'flow:second_order' AND json_valid(value) AND json_array_length(valu
 """)
 
 
+@migrations(name="0023_scores")
+def m0023(db):
+    # Issue #15: every customer's chance of an order in 30 days, predicted 12-month value, value if
+    # won back, and the offer decision (flows/scores.py writes them at each refresh); on a message, what
+    # the discount guardrails changed about its step's offer and why (flows/offer_policy.py).
+    _run(db, """
+ALTER TABLE customer_snapshots ADD COLUMN p_purchase_30d REAL;
+ALTER TABLE customer_snapshots ADD COLUMN p_purchase_next REAL;
+ALTER TABLE customer_snapshots ADD COLUMN return_share REAL;
+ALTER TABLE customer_snapshots ADD COLUMN predicted_clv_12m_minor INTEGER;
+ALTER TABLE customer_snapshots ADD COLUMN worth_minor INTEGER;
+ALTER TABLE customer_snapshots ADD COLUMN offer_kind TEXT;
+ALTER TABLE customer_snapshots ADD COLUMN offer_percent REAL;
+ALTER TABLE customer_snapshots ADD COLUMN offer_rule TEXT;
+ALTER TABLE messages ADD COLUMN offer_note TEXT
+""")
+
+
 @migrations(name="0024_offer_arms")
 def m0024(db):
     # Offer tests (flows/offer_arms.py owns both tables). `offer_arms`: the arm of a step's offer
@@ -632,6 +650,21 @@ CREATE TABLE offer_test_history (
     summary TEXT
 );
 CREATE INDEX offer_test_history_shop ON offer_test_history (shop_id, decided_at)
+""")
+
+
+
+
+
+@migrations(name="0025_first_hour")
+def m0025(db):
+    # The guided start: a newly connected shop's flows wait for the owner's review (flows_review),
+    # which flows were reviewed, when a test email went out, and when the owner went live.
+    _run(db, """
+ALTER TABLE shops ADD COLUMN flows_review INTEGER NOT NULL DEFAULT 0 CHECK (flows_review IN (0, 1));
+ALTER TABLE shops ADD COLUMN flows_reviewed TEXT;
+ALTER TABLE shops ADD COLUMN test_sent_at TEXT;
+ALTER TABLE shops ADD COLUMN live_at TEXT
 """)
 
 
@@ -681,15 +714,3 @@ def init_db(db=None):
     pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)
     return pending
-
-
-@migrations(name="0025_first_hour")
-def m0025(db):
-    # The guided start: a newly connected shop's flows wait for the owner's review (flows_review),
-    # which flows were reviewed, when a test email went out, and when the owner went live.
-    _run(db, """
-ALTER TABLE shops ADD COLUMN flows_review INTEGER NOT NULL DEFAULT 0 CHECK (flows_review IN (0, 1));
-ALTER TABLE shops ADD COLUMN flows_reviewed TEXT;
-ALTER TABLE shops ADD COLUMN test_sent_at TEXT;
-ALTER TABLE shops ADD COLUMN live_at TEXT
-""")

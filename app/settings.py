@@ -430,3 +430,24 @@ def flag():
 # others with confidence the step's offer by itself. Off: the owner decides on the report page.
 declare("offer_test_auto_promote", False, flag(),
         "Offer tests: make an offer that is better with confidence the default by itself")
+
+
+# --- Who is worth winning back (issue #15: flows/targeting.py, flows/offer_policy.py) ---
+declare("lapse_horizon_days", 30, number(7, 365, integer=True),
+        "An overdue repeat buyer lapses when an order in this many days is unlikely")
+declare("lapse_max_probability", 0.1, number(Decimal("0.01"), Decimal("0.99")),
+        "…that is, when the model's chance of an order in that time is below this (0.01 to 0.99)")
+declare("one_time_lapse_share", 0.2, number(Decimal("0.01"), Decimal("0.99")),
+        "A one-time buyer lapses when fewer than this share of returning customers came back later")
+declare("discount_skip_probability", 0.05, number(Decimal("0.01"), 1),
+        "No discount for a customer at least this likely to order in 30 days anyway (0.01 to 1)")
+declare("discount_min_percent", 5, number(1, 90),
+        "Smallest discount (percent), for the less valuable customers, when the largest is set")
+declare("discount_max_percent", None, number(1, 90, optional=True),
+        "Largest discount (percent), for the most valuable customers (empty: the flows' percentages, for everyone)")
+declare("discount_min_worth", None, number(0, optional=True),
+        "No discount for a customer worth less than this if won back (empty: no floor)")
+CHECKS.append(lambda v: Message(N_("the smallest discount cannot be above the largest"))
+              if v["discount_max_percent"] is not None and v["discount_min_percent"] > v["discount_max_percent"]
+              else None)
+CHECK_FIELDS.append("discount_max_percent")

@@ -47,7 +47,7 @@ from app.timeutil import from_db, to_db, utcnow, zone
 from connectors import store
 
 from . import (campaigns, category_winback, clicks, codes, enrolments, journey, messages, nps, offer_arms,
-               products)
+               offer_policy, products)
 from .definitions import FLOW_OFF
 from .enrolments import exit_pass
 from .exits import finish_waiting, live_check
@@ -226,11 +226,14 @@ def claim(db, shop, params, flows, settings, limit) -> Counter:
 def _claim_step(db, shop, e, flow, planned, now):
     now_db = to_db(now)
     offer = offer_arms.offer_for(db, shop["id"], e, flow, now_db)  # the step's offer, or its test's arm
+    offer, note = offer_policy.decide(db, shop, e, offer)  # the discount guardrails, on that offer
     code_id = None
     if offer and not offer.get("reuse"):
         # Reserve the code here; it is created on the platform outside this transaction.
         code_id = codes.reserve(db, shop, e, offer, now, platform=shop["platform"] not in ("demo", "import"))
     messages.claim(db, shop["id"], e, flow["kind"] == "promotional", code_id, now_db, to_db(planned))
+    if note:
+        messages.note_offer(db, e, json.dumps(note))
     enrolments.claimed(db, e["id"], to_db(planned))
 
 
@@ -323,7 +326,7 @@ def _final_problem(row, flow, settings, now, marketing, owns) -> tuple[str | Non
 def _code_for(db, row, step, now):
     """(code dict or None, problem or None) for the message's step."""
     offer = offer_arms.drawn_offer(db, row["enrolment_id"], row["step"], step.get("offer"))
-    if not offer:
+    if not offer or offer_policy.removed(row):
         return None, None
     if offer.get("reuse"):
         code = codes.reusable(db, row["enrolment_id"], now)

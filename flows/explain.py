@@ -5,6 +5,7 @@ from app.money import format_money, from_minor
 from app.settings import get_settings
 from app.timeutil import from_db
 
+from . import offer_policy
 from .definitions import load_flows
 from .engine import preview
 from .messages import flow_state
@@ -51,6 +52,9 @@ def explain(db, shop, customer, snapshot) -> dict:
             rule += f", and never before {floor} days"
         if row["status"] == "lapsed":
             reasons.append(f"lapsed: {d} days since the last order, {rule}")
+        elif d > max(limit, floor):  # overdue, but the model expects an order soon (flows.predictions)
+            reasons.append(f"overdue but not lapsed: {d} days since the last order, {rule}; an order soon is "
+                           "still likely")
         else:
             reasons.append(f"active: {d} days since the last order; they lapse after "
                            f"{_days(max(limit, floor))} days ({rule})")
@@ -98,6 +102,8 @@ def explain(db, shop, customer, snapshot) -> dict:
             reasons.append(f"purchase model: {row['p_alive']:.0%} likely still a customer; expects "
                            f"{row['expected_90d']:.2f} orders in the next 90 days"
                            + (f", the next around {row['expected_next_order']}" if row["expected_next_order"] else ""))
+    score_reasons, score_keys = offer_policy.explained(row, shop, settings, snapshot)
+    reasons.extend(score_reasons)
     if row["stage"]:
         reasons.append(f"RFM {row['r_score']}-{row['f_score']}-{row['m_score']} (recency, frequency, money): "
                        f"{row['stage'].replace('_', ' ')}")
@@ -121,7 +127,7 @@ def explain(db, shop, customer, snapshot) -> dict:
         "expected_next_order": row["expected_next_order"],
         "rfm": {"r": row["r_score"], "f": row["f_score"], "m": row["m_score"], "stage": row["stage"]},
         "accepts_marketing": None if customer["accepts_marketing"] is None else bool(customer["accepts_marketing"]),
-        "reasons": reasons,
+        "reasons": reasons, **score_keys,
     }
 
 

@@ -101,6 +101,11 @@ def claim(db, shop_id, e, marketing: bool, code_id, now_db, planned_db):
          int(marketing), e["email"], code_id, now_db, now_db, planned_db])
 
 
+def note_offer(db, e, note):
+    """Record on the enrolment's claimed step what the discount guardrails did to its offer (JSON)."""
+    db.execute("UPDATE messages SET offer_note = ? WHERE idempotency_key = ?", [note, f"{e['id']}:{e['step']}"])
+
+
 def withhold(db, message_id, reason):
     """A claimed message may not leave: withheld, with the reason."""
     db.execute("UPDATE messages SET status = 'withheld', withheld_reason = ? WHERE id = ?", [reason, message_id])

@@ -77,13 +77,13 @@ FIELDS = {
     "segment": ("segment", None, EQUALITY),
     "p_alive": ("probability", "sn.p_alive", OPS),
     "p_purchase_30d": ("probability", "sn.p_purchase_30d", OPS),
-    "predicted_clv_12m": ("money", "sn.predicted_clv_12m", OPS),
+    "predicted_clv_12m": ("money", "sn.predicted_clv_12m_minor", OPS),
     "rfm_stage": ("stage", "sn.stage", EQUALITY),
     "locale": ("language", _LANGUAGE, EQUALITY),
     "accepts_marketing": ("bool", _CONSENT, ("=", "!=")),
 }
 # Columns another part of Winback adds to customer_snapshots: until it is there, a rule on it is refused.
-OPTIONAL_COLUMNS = {"p_purchase_30d": "p_purchase_30d", "predicted_clv_12m": "predicted_clv_12m"}
+OPTIONAL_COLUMNS = {"p_purchase_30d": "p_purchase_30d", "predicted_clv_12m": "predicted_clv_12m_minor"}
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

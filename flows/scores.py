@@ -8,19 +8,31 @@ import numpy as np
 from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
-from . import bgnbd
+from . import bgnbd, predictions, targeting
 
-# One row per buyer: model inputs (x repeat purchase days, t_x recency, age T) and RFM inputs.
+# One row per buyer: model inputs (x repeat purchase days, t_x recency, age T), RFM inputs, and for
+# flows.predictions the rule's status (0 active, 1 lapsed, 2 lost) and the first-to-second purchase gap
+# (-1: none), as numbers so that the rows load as one float array.
 BUYERS = """
 SELECT customer_id, purchase_days - 1,
        CAST(julianday(last_date) - julianday(first_date) AS INTEGER), days_since_first,
-       days_since_last, purchases, clv_minor
+       days_since_last, purchases, clv_minor,
+       CASE status WHEN 'lapsed' THEN 1 WHEN 'lost' THEN 2 ELSE 0 END,
+       COALESCE(julianday(second_date) - julianday(first_date), -1)
 FROM customer_snapshots WHERE shop_id = ? AND purchases > 0
 """
 
 STORE = """
 UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
     expected_90d = ?, expected_next_order = ?
+WHERE customer_id = ?
+"""
+
+STORE_SLICE = 20_000
+STORE_PREDICTED = """
+UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
+    expected_90d = ?, expected_next_order = ?, status = ?, p_purchase_30d = ?, p_purchase_next = ?, return_share = ?,
+    predicted_clv_12m_minor = ?, worth_minor = ?, offer_kind = ?, offer_percent = ?, offer_rule = ?
 WHERE customer_id = ?
 """
 
@@ -51,7 +63,9 @@ def rfm(recency_days, purchases, clv):
 
 def fit_shop(db, shop_id):
     """Fit BG/NBD on the shop's buyers; returns (fit or NotEnoughHistory, buyer rows)."""
-    rows = np.array(db.execute(BUYERS, [shop_id]).fetchall(), dtype=float).reshape(-1, 7)
+    rows = np.array(db.execute(BUYERS, [shop_id]).fetchall(), dtype=float).reshape(-1, 9)
+    # In key order, so that the per-customer updates go through the table's B-tree in order.
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
     x, t_x, age = rows[:, 1], rows[:, 2], rows[:, 3]
     # BLAS threads fight over two cores inside the optimiser's small matrix work: one is faster.
     with threadpool_limits(limits=1):
@@ -70,28 +84,55 @@ def model_summary(fit, customers) -> dict:
 
 
 def score(db, params) -> dict:
-    """Fit the shop's model and store every buyer's RFM and model scores (caller holds the transaction)."""
+    """Fit the shop's model and store every buyer's RFM and model scores, the model-based lapse and
+    the offer decision (caller holds the transaction; flows.targeting explains the numbers)."""
     fit, rows = fit_shop(db, params["shop"])
-    ids, x, t_x, age, recency, purchases, clv = rows.T
+    ids, x, t_x, age, recency, purchases, clv = rows[:, :7].T
     r, f, m, stage = rfm(recency, purchases, clv)
     n = len(ids)
     none = [None] * n
-    if isinstance(fit, bgnbd.Fit) and n:
-        alive = bgnbd.p_alive(fit, x, t_x, age)
-        alive = np.where(x > 0, alive, np.nan)  # BG/NBD cannot see a one-time buyer leave
-        exp90 = bgnbd.expected_purchases(fit, 90, x, t_x, age)
-        wait = bgnbd.expected_next_purchase_days(fit, x, t_x, age)
-        next_date = np.datetime64(params["now_date"]) + np.round(wait).astype("timedelta64[D]")
-        next_dates = np.where(wait < bgnbd.MAX_DAYS, np.datetime_as_string(next_date, unit="D"), None)
-        cols = (_nullable(alive), exp90.tolist(), next_dates.tolist())
+    with threadpool_limits(limits=1):
+        predicted = predictions.predict(db, params, fit, rows) if n else None
+    if predicted is not None:
+        alive, exp90, wait = predicted["p_alive"], predicted["expected_90d"], predicted["wait"]
+        next_date = np.datetime64(params["now_date"]) + np.round(np.nan_to_num(wait)).astype("timedelta64[D]")
+        # Never an expected next order for a customer the model rates as gone.
+        shown = (wait < bgnbd.MAX_DAYS) & ~(alive < targeting.GONE_BELOW)
+        next_dates = np.where(shown, np.datetime_as_string(next_date, unit="D"), None)
+        cols = (_nullable(alive), _nullable(exp90), next_dates.tolist())
     else:
         cols = (none, none, none)
-    db.conn.executemany(STORE, zip(r.tolist(), f.tolist(), m.tolist(), stage.tolist(), *cols,
-                                   ids.astype(int).tolist()))
-    if not isinstance(fit, bgnbd.Fit):
+    rfm_cols = (r.tolist(), f.tolist(), m.tolist(), stage.tolist())
+    if predicted is None:
+        db.conn.executemany(STORE, zip(*rfm_cols, *cols, ids.astype(int).tolist()))
         db.execute(RULE_BASED_NEXT, params)
-    return model_summary(fit, n)
+    else:  # one statement per customer for everything: a second pass over 200k rows costs a second
+        p = predicted
+        as_list = np.ndarray.tolist
+        more = ((p["status"], as_list), (p["p30"], _nullable), (p["p_next"], _nullable), (p["return_share"], _nullable),
+                (p["clv12"], _minor), (p["worth"], _minor), (p["kind"], as_list), (p["percent"], _nullable),
+                (p["rule"], as_list), (ids.astype(int), as_list))
+        # In slices: Python objects for 17 columns of 200k customers at once would cost ~100 MB.
+        for start in range(0, n, STORE_SLICE):
+            part = slice(start, start + STORE_SLICE)
+            db.conn.executemany(STORE_PREDICTED, zip(*(c[part] for c in rfm_cols), *(c[part] for c in cols),
+                                                     *(convert(c[part]) for c, convert in more)))
+    summary = model_summary(fit, n)
+    if predicted is not None:
+        summary["targeting"] = predicted["summary"]
+    return summary
+
+
+def _minor(values):
+    """Whole minor units, NaN → NULL (in numpy: a Python loop over 200k values costs a tenth of a second)."""
+    missing = np.isnan(values)
+    out = np.where(missing, 0, np.round(values)).astype(np.int64).astype(object)
+    out[missing] = None
+    return out.tolist()
 
 
 def _nullable(values):
-    return [None if v != v else v for v in values.tolist()]  # NaN → NULL
+    values = np.asarray(values, dtype=float)
+    out = values.astype(object)
+    out[np.isnan(values)] = None  # NaN → NULL
+    return out.tolist()

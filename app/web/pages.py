@@ -1,12 +1,13 @@
 """The shop owner's pages: shop list, shop overview, customers and one customer."""
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask_babel import get_locale, gettext as _
 
 from flows import customer_list, nps
 from flows.attribution import report as flow_report
 from flows.delivery import channel_for
 from flows.explain import explain
 from flows.messages import message_log
+from flows.offer_policy import customer_scores
 from flows.refresh import refresh as run_refresh, segment_counts, stored_snapshot
 
 from ..db import get_db
@@ -118,8 +119,10 @@ def customer(handle, customer_id):
     snapshot = stored_snapshot(db, shop)
     why = explain(db, shop, cust, snapshot) if snapshot else None
     messages = message_log(db, shop, limit=50, customer_id=cust["id"])
+    scores = (customer_scores(db, shop, cust["id"], snapshot, gettext=_, locale=str(get_locale()))
+              if snapshot else None)
     return render_template("customer.html", shop=shop, customer=cust, orders=orders, why=why, messages=messages,
-                           nps_answers=nps.for_customer(db, cust["id"]))
+                           scores=scores, nps_answers=nps.for_customer(db, cust["id"]))
 
 
 @bp.get("/shops/<handle>/report")

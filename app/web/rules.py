@@ -62,6 +62,23 @@ SECTIONS = [
     ]),
 ]
 
+# Issue #15: the model's say in who is lapsed, and the discount guardrails (README "Who is worth winning back").
+SECTIONS.append((_l("Who is worth winning back, and with what"), [
+    ("lapse_horizon_days", _l("Lapse horizon (days)"),
+     _l("An overdue repeat buyer lapses only when an order within this many days is unlikely.")),
+    ("lapse_max_probability", _l("Unlikely means a chance below"), _l("0.01 to 0.99; 0.1 means one in ten.")),
+    ("one_time_lapse_share", _l("One-time buyers lapse when fewer returning customers came back later than"),
+     _l("A share, 0.01 to 0.99: 0.2 lapses them once four in five of your returning customers would have been back.")),
+    ("discount_skip_probability", _l("No discount for customers this likely to order anyway"),
+     _l("Their chance of an order within 30 days, 0.01 to 1; they still get the email, without a code.")),
+    ("discount_min_worth", _l("No discount for customers worth less than"),
+     _l("What the customer is worth if won back, in the shop's currency. Empty: no floor.")),
+    ("discount_max_percent", _l("Largest discount (%)"),
+     _l("For the most valuable customers; less valuable ones get less. Empty: the flows' percentages, for everyone.")),
+    ("discount_min_percent", _l("Smallest discount (%)"),
+     _l("For the less valuable half, when a largest discount is set.")),
+]))
+
 
 def _fields(shop) -> list[str]:
     keys = [row[0] for _title, rows in SECTIONS for row in rows]
