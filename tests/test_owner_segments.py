@@ -33,12 +33,12 @@ def scored(db):
     """Known model scores on the snapshot (the tiny shop has no model): A 0.2 / at_risk, B 0.9 /
     champions, C none / potential; and the scores another part of Winback adds, as the merge will."""
     columns = rules.snapshot_columns(db)
-    for column in ("p_purchase_30d", "predicted_clv_12m"):
+    for column in rules.OPTIONAL_COLUMNS.values():
         if column not in columns:
             db.execute(f"ALTER TABLE customer_snapshots ADD COLUMN {column} REAL")
     for ext, alive, stage, p30, clv12 in (("A", 0.2, "at_risk", 0.05, 10000), ("B", 0.9, "champions", 0.6, 90000),
                                           ("C", None, "potential", None, None)):
-        db.execute("UPDATE customer_snapshots SET p_alive = ?, stage = ?, p_purchase_30d = ?, predicted_clv_12m = ?"
+        db.execute("UPDATE customer_snapshots SET p_alive = ?, stage = ?, p_purchase_30d = ?, predicted_clv_12m_minor = ?"
                    " WHERE customer_id = (SELECT id FROM customers WHERE external_id = ?)",
                    [alive, stage, p30, clv12, ext])
     db.conn.commit()
@@ -163,15 +163,17 @@ def test_a_bad_rule_is_refused_with_the_reason_and_nothing_is_saved(db, shop, ru
 def test_a_score_column_this_installation_lacks_is_not_available_yet(db):
     shop = build(db)  # no p_purchase_30d / predicted_clv_12m columns unless another part added them
     columns = rules.snapshot_columns(db)
-    for field in ("p_purchase_30d", "predicted_clv_12m"):
-        if field in columns:
+    for field, column in rules.OPTIONAL_COLUMNS.items():
+        if column in columns:
             assert who(db, shop, cond(field, ">=", 0)) is not None
         else:
             with pytest.raises(RuleError, match=f"{field} is not available yet"):
                 save_segment(db, shop, "Soon", cond(field, ">=", 0))
-            # the column name is what the merge adds: with it, the same rule compiles
-            sql, _ = rules.compile_rule(cond(field, ">=", 0), "EUR", columns | {field})
-            assert f"sn.{field} >= :r0" in sql
+        # without the column the rule is refused; with it, the same rule compiles
+        with pytest.raises(RuleError, match=f"{field} is not available yet"):
+            rules.compile_rule(cond(field, ">=", 0), "EUR", columns - {column})
+        sql, _ = rules.compile_rule(cond(field, ">=", 0), "EUR", columns | {column})
+        assert f"sn.{column} >= :r0" in sql
 
 
 @pytest.mark.parametrize("name, reason", [
