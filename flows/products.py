@@ -35,9 +35,10 @@ ORDER BY COALESCE(s.units, 0) DESC, p.title, p.id
 """
 # The customer's side, from their own orders only: what they bought, their most-bought category and
 # brand (units over paid, non-test orders) and when they last ordered.
+# The unary `+` keeps the planner on the customer's own orders (orders_customer), not the whole shop's.
 _BOUGHT = """
 SELECT DISTINCT l.product_id FROM order_lines l JOIN orders o ON o.id = l.order_id
-WHERE o.shop_id = :shop AND o.customer_id = :customer AND l.product_id IS NOT NULL
+WHERE +o.shop_id = :shop AND o.customer_id = :customer AND l.product_id IS NOT NULL
 """
 _FAVOURITE = """
 SELECT l.{col} FROM order_lines l JOIN orders o ON o.id = l.order_id
@@ -46,7 +47,7 @@ WHERE o.shop_id = :shop AND o.customer_id = :customer AND o.status = 'paid' AND 
 GROUP BY l.{col} ORDER BY SUM(l.quantity) DESC, MAX(o.created_at) DESC, l.{col} LIMIT 1
 """
 _LAST_ORDER = """
-SELECT MAX(created_at) FROM orders WHERE shop_id = :shop AND customer_id = :customer AND status = 'paid'
+SELECT MAX(created_at) FROM orders WHERE +shop_id = :shop AND customer_id = :customer AND status = 'paid'
 """
 _DUE = f"""
 SELECT {_COLUMNS}, CAST(COALESCE(json_extract(d.value, '$.quantity'), 1) AS INTEGER) AS quantity

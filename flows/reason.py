@@ -46,9 +46,10 @@ def new_products_line(count, category, locale) -> str:
     return forms.get(form, forms["other"]).format(n=count, c=category)
 
 
-def default_reason(db, shop_id, customer_id, template, locale) -> str | None:
+def default_reason(db, shop_id, customer_id, template, locale, cache=None) -> str | None:
     """The data's reason for a win-back email to the customer (see the module's docstring); None for
-    other emails, a customer without paid orders in a category, or nothing to say."""
+    other emails, a customer without paid orders in a category, or nothing to say. `cache` (a dict
+    kept for one delivery batch) keeps each category's bestsellers between emails."""
     if template not in WINBACK_TEMPLATES or customer_id is None:
         return None
     category = favourite(db, shop_id, customer_id, "category")
@@ -60,7 +61,13 @@ def default_reason(db, shop_id, customer_id, template, locale) -> str | None:
         if count:
             return new_products_line(count, category, locale)
     bought = bought_ids(db, shop_id, customer_id)
-    for row in db.execute(_BEST, {"shop": shop_id, "category": category}):
+    key = ("category_bestsellers", shop_id, category)
+    best = cache.get(key) if cache is not None else None
+    if best is None:
+        best = db.execute(_BEST, {"shop": shop_id, "category": category}).fetchall()
+        if cache is not None:
+            cache[key] = best
+    for row in best:
         if row[0] not in bought and row[1]:
             return _BESTSELLER[locale].format(t=row[1], c=category)
     return None

@@ -298,7 +298,7 @@ def render(template, *, shop, customer, code=None, products=None, items=None, li
         owner["subject"] = fill(campaign["subject"], values)
     reason = owner["reason"]
     if reason is None and db is not None and shop.get("id") is not None:
-        reason = default_reason(db, shop["id"], customer.get("id"), template, locale)
+        reason = default_reason(db, shop["id"], customer.get("id"), template, locale, cache)
     context = {
         **_brand(shop, settings),
         "locale": locale,
