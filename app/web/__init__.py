@@ -10,8 +10,10 @@ from . import (
     auth,
     dashboard,
     email_links,
+    errors,
     feedback,
     flow_editor,
+    formatting,
     i18n,
     limits,
     outbox,
@@ -20,6 +22,7 @@ from . import (
     rules,
     security,
     shopify,
+    sync_words,
     users,
     woocommerce,
 )
@@ -37,6 +40,9 @@ def register(app):
     limits.init_app(app)
     csrf = CSRFProtect(app)
     i18n.init_app(app)
+    formatting.init_app(app)
+    sync_words.init_app(app)
+    errors.init_app(app)
     security.init_app(app)
     auth.init_app(app)
     for module in NO_CSRF:

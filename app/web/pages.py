@@ -14,7 +14,7 @@ from ..runs import recent_runs
 from ..settings import get_settings
 from ..shops import list_shops
 from ..timeutil import utcnow
-from . import dashboard
+from . import dashboard, formatting
 from .auth import login_required, owned_shop_or_404
 
 bp = Blueprint("pages", __name__)
@@ -24,7 +24,8 @@ MAX_PAGE = 1_000_000
 
 @bp.app_template_filter("money")
 def money_filter(minor, currency):
-    return format_money(minor, currency)
+    """An amount in minor units as the page's language writes it (€ 1.234,50 in Dutch)."""
+    return format_money(minor, currency, formatting.locale())
 
 
 @bp.get("/")

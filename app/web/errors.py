@@ -1,0 +1,48 @@
+"""Error pages of our own, in the viewer's language (not Werkzeug's English ones); the machine
+endpoints (webhooks, feedback, health) answer errors in JSON as they always did."""
+from flask import jsonify, render_template, request
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
+
+MACHINE_PREFIXES = ("/webhooks/", "/feedback/", "/healthz")
+
+
+def _texts(code):
+    """(title, explanation) of an error code, translated."""
+    return {
+        400: (_("Bad request"), _("The request could not be understood: a field is missing, malformed or the form "
+                                  "has expired. Go back, reload the page and try again.")),
+        401: (_("Not signed in"), _("This address needs a valid login or signature.")),
+        403: (_("Not allowed"), _("You may not open this page.")),
+        404: (_("Page not found"), _("There is no such page, or it belongs to another account. The link may be "
+                                     "old or mistyped.")),
+        405: (_("Not allowed"), _("This address does not accept this kind of request.")),
+        413: (_("Too large"), _("What was sent is larger than this address accepts.")),
+        429: (_("Too many attempts"), _("Wait a little, then try again.")),
+        500: (_("Something went wrong"), _("The error has been logged. Try again in a moment.")),
+    }.get(code, (_("Error %(code)s", code=code), _("The request could not be completed.")))
+
+
+def wants_json() -> bool:
+    """A machine endpoint, or a client that asks for JSON rather than a page."""
+    if request.path.startswith(MACHINE_PREFIXES) or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def handle(error: HTTPException):
+    """The error as a page in the viewer's language (or JSON for machines), with its status and headers."""
+    code = error.code or 500
+    if wants_json():
+        response = jsonify(error=error.name, message=error.description)
+    else:
+        title, text = _texts(code)
+        response = render_template("error.html", code=code, title=title, text=text)
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() not in ("content-type", "content-length")]
+    return response, code, headers
+
+
+def init_app(app):
+    """Handle every HTTP error with `handle`."""
+    app.register_error_handler(HTTPException, handle)
