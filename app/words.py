@@ -7,10 +7,11 @@ its msgid and values, so that a page can say it again in the owner's language wi
 numbers, money and dates formatted by Babel for that language. `N_` is one of Babel's default
 extraction keywords, so `pybabel extract` finds the msgids.
 """
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal, format_percent
 
 from .money import format_money
+from .timeutil import from_db, zone
 
 
 class Value:
@@ -82,6 +83,21 @@ class Day(Value):
             return format_date(date.fromisoformat(self.english), format="medium", locale=locale)
         except ValueError:
             return self.english
+
+
+class Moment(Value):
+    """A stored UTC time (`2026-06-15T12:00:00Z`), shown in the shop's time zone `tz`."""
+
+    def __init__(self, text, tz):
+        super().__init__(text)
+        self.tz = tz or "UTC"
+
+    def format(self, locale, translate):
+        try:
+            moment = from_db(self.english)
+        except ValueError:
+            return self.english
+        return format_datetime(moment, "d MMM y HH:mm", tzinfo=zone(self.tz), locale=locale)
 
 
 class Text(str):

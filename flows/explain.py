@@ -4,7 +4,7 @@ import json
 from app.money import from_minor
 from app.settings import get_settings
 from app.timeutil import from_db
-from app.words import N_, Day, Fixed, Money, Num, Percent, Value
+from app.words import N_, Day, Fixed, Moment, Money, Num, Percent
 
 from .labels import exit_label, flow_label, stage_label, status_label, stored_reason
 
@@ -151,7 +151,7 @@ def flow_outlook(db, shop, customer, snapshot) -> tuple[dict | None, list[str]]:
             words.append(N_("in %(flow)s since %(since)s (%(why)s), in its control group: never emailed, so that the "
                             "report can show what the emails earn", flow=flow, since=since, why=why))
         elif state["step"] < steps:
-            due = Value(state["next_due_at"])
+            due = Moment(state["next_due_at"], shop["timezone"])
             if state["deferred_reason"]:
                 words.append(N_("in %(flow)s since %(since)s (%(why)s): email %(n)s of %(steps)s is due %(due)s (held "
                                 "back by the %(held)s)", flow=flow, since=since, why=why, n=state["step"] + 1,
@@ -161,7 +161,7 @@ def flow_outlook(db, shop, customer, snapshot) -> tuple[dict | None, list[str]]:
                                 flow=flow, since=since, why=why, n=state["step"] + 1, steps=steps, due=due))
         else:
             words.append(N_("in %(flow)s: all emails sent; waiting for an answer until %(until)s", flow=flow,
-                            until=Value(state["next_due_at"])))
+                            until=Moment(state["next_due_at"], shop["timezone"])))
         return state, words
     if state:
         parts = {"flow": flow_label(state["flow"]), "status": status_label(state["status"])}

@@ -314,3 +314,78 @@ def test_every_marked_string_has_a_dutch_and_polish_translation():
                           if m.id and (m.string if isinstance(m.string, str) else all(m.string))}
         missing = sorted(ids - translated)
         assert not missing, f"{lang}: {len(missing)} untranslated, e.g. {missing[:8]}"
+
+
+def _switch(client, lang):
+    page = client.get("/shops/demo").get_data(as_text=True)
+    client.post("/language", data={"lang": lang, "next": "/", "csrf_token": _token(page)})
+
+
+def test_money_and_dates_in_the_owners_format_and_the_shops_time_zone(client, login, db, shop):
+    """A Dutch page writes € 1.234,50 and 1 jun 2026; a message sent at 12:00 UTC shows 14:00 in Amsterdam."""
+    assert shop["timezone"] == "Europe/Amsterdam"
+    ext, order = db.execute("SELECT c.external_id, o.id FROM messages m JOIN customers c ON c.id = m.customer_id"
+                            " JOIN orders o ON o.customer_id = c.id WHERE m.sent_at = '2026-06-01T12:00:00Z'"
+                            " ORDER BY o.id LIMIT 1").fetchone()
+    db.execute("UPDATE orders SET total_minor = 123450, order_date = '2026-03-07' WHERE id = ?", [order])
+    db.conn.commit()
+    login()
+    _switch(client, "nl")
+    page = client.get(f"/shops/demo/customers/{ext}").get_data(as_text=True)
+    assert "€\xa01.234,50" in page and "7 mrt 2026" in page
+    assert "1 jun 2026 14:00" in page and "12:00" not in page
+    _switch(client, "pl")
+    page = client.get(f"/shops/demo/customers/{ext}").get_data(as_text=True)
+    assert "1234,50\xa0€" in page or "1\xa0234,50\xa0€" in page
+    assert "7 mar 2026" in page and "14:00" in page
+    _switch(client, "en")
+    page = client.get(f"/shops/demo/customers/{ext}").get_data(as_text=True)
+    assert "€1,234.50" in page and "Mar 7, 2026" in page and "14:00" in page
+    outbox = client.get("/shops/demo/outbox").get_data(as_text=True)
+    assert "14:00" in outbox and "2026-06-01 12:00" not in outbox
+
+
+def test_the_sync_summary_is_a_sentence(client, login, shop):
+    login()
+    _switch(client, "nl")
+    page = client.get("/shops/demo").get_data(as_text=True)
+    assert "Bestellingen: 327 (327 nieuw, 0 gewijzigd); klanten: 120 (120 nieuw, 0 gewijzigd)" in page
+    assert "customers_new" not in page and "orders_unchanged" not in page
+
+
+def test_unsubscribe_page_speaks_the_customers_language_not_the_owners(app, client, db, shop):
+    """A Polish customer of an English-speaking shop, whose browser says English, reads Polish."""
+    assert shop["locale"] == "en"
+    cust = db.execute("SELECT id, shop_id, email FROM customers WHERE email IS NOT NULL ORDER BY id LIMIT 1").fetchone()
+    db.execute("UPDATE customers SET locale = 'pl' WHERE id = ?", [cust[0]])
+    db.conn.commit()
+    path = "/u/" + tokens.make(app, "unsubscribe", cust[1], cust[0])
+    page = client.get(path, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="pl">' in page and "Wypisz się" in page and cust[2] in page and "Unsubscribe" not in page
+    done = client.post(path, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Wypisano Cię" in done
+    one_click = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert one_click.status_code == 200 and one_click.get_data(as_text=True) == "Wypisano.\n"
+    # An English customer of the same shop reads English; a customer without a language, the shop's.
+    db.execute("UPDATE customers SET locale = NULL WHERE id = ?", [cust[0]])
+    db.conn.commit()
+    assert "Unsubscribe" in client.get(path, headers={"Accept-Language": "nl"}).get_data(as_text=True)
+
+
+def test_error_pages_are_ours_and_translated(app, client, login, shop):
+    login()
+    _switch(client, "nl")
+    missing = client.get("/shops/nope")
+    assert missing.status_code == 404 and "Pagina niet gevonden" in missing.get_data(as_text=True)
+    assert "Not Found" not in missing.get_data(as_text=True)
+    refused = client.post("/shops/demo/settings", data={"lapse_factor": "2"})  # no CSRF token
+    assert refused.status_code == 400 and "Ongeldig verzoek" in refused.get_data(as_text=True)
+    _switch(client, "pl")
+    page = client.get("/shops/demo/customers/nobody").get_data(as_text=True)
+    assert '<html lang="pl">' in page and "Nie znaleziono strony" in page
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    big = client.post("/shops/demo/refresh", data={"x": "y" * 5000})
+    assert big.status_code == 413 and "Za duże" in big.get_data(as_text=True)
+    # Machine endpoints keep answering in JSON.
+    hook = client.post("/feedback/postmark", json={})
+    assert hook.status_code in (401, 404) and hook.is_json

@@ -94,4 +94,5 @@ def day(value, length="medium"):
 
 def init_app(app):
     """Install the filters."""
-    app.jinja_env.filters.update(stored_reason=stored_reason, say=say, num=num, pct=pct, points=points, when=when, day=day)
+    app.jinja_env.filters.update(stored_reason=stored_reason, say=say, num=num, pct=pct, points=points, when=when,
+                                 day=day)
