@@ -98,7 +98,8 @@ def explain(db, shop, customer, snapshot) -> dict:
     if row["purchases"] > 0:
         if model.get("status") != "fitted":
             why = model.get("reason")
-            reasons.append(N_("purchase model: %(why)s; the rules above decide", why=why or N_("not fitted")))
+            reasons.append(N_("purchase model: %(why)s; the rules above decide",
+                              why=stored_reason(why) if why else N_("not fitted")))
         elif row["purchase_days"] < 2:
             reasons.append(N_("purchase model: it cannot tell whether a one-time buyer has left, so the rule above "
                               "decides; it expects %(n)s orders in the next 90 days", n=Fixed(row["expected_90d"]))

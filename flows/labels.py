@@ -32,6 +32,9 @@ STORED = {"send window": N_("send window"), "frequency cap": N_("frequency cap")
           "marked inactive by the sunset flow": N_("marked inactive by the sunset flow"),
           "the customer ordered again": N_("the customer ordered again"),
           "turned off": N_("turned off"), "no postal address": N_("no postal address")}
+_FEW = re.compile(r"^not enough history: only ([\d,]+) customers? \(need at least (\d+)\)$")
+_FEW_REPEAT = re.compile(r"^not enough history: only ([\d,]+) customers? bought more than once"
+                         r" \(need at least (\d+)\)$")
 _LATE = re.compile(r"^could not leave within (\d+) h of its planned time$")
 _ENDED = re.compile(r"^the enrolment ended \((.+)\)$")
 _UNDELIVERABLE = re.compile(r"^the address is undeliverable \((.+)\)$")
@@ -97,6 +100,14 @@ def stored_reason(text) -> Value:
     if found:
         return Label(text, N_("%(segment)s: %(days)s days since the last order",
                               segment=segment_label(found.group(1)), days=Num(int(found.group(2)))))
+    few, few_repeat = _FEW.match(text), _FEW_REPEAT.match(text)
+    if few:
+        return Label(text, N_("not enough history: only %(n)s customers (need at least %(min)s)",
+                              n=Num(int(few.group(1).replace(",", ""))), min=Num(int(few.group(2)))))
+    if few_repeat:
+        return Label(text, N_("not enough history: only %(n)s customers bought more than once (need at least "
+                              "%(min)s)", n=Num(int(few_repeat.group(1).replace(",", ""))),
+                              min=Num(int(few_repeat.group(2)))))
     late, ended, bounced = _LATE.match(text), _ENDED.match(text), _UNDELIVERABLE.match(text)
     if late:
         return Label(text, N_("could not leave within %(hours)s h of its planned time", hours=Num(late.group(1))))
@@ -106,4 +117,9 @@ def stored_reason(text) -> Value:
                               why=exit_label(why) if why in EXITS else status_label(why)))
     if bounced:
         return Label(text, N_("the address is undeliverable (%(why)s)", why=bounced.group(1)))
-    return _label(STORED, text) if text in STORED else _label(EXITS, text)
+    if text in STORED:
+        return _label(STORED, text)
+    if text in EXITS:
+        return _label(EXITS, text)
+    # Any other stored English sentence that is a msgid of the catalogue (the purchase model's reasons).
+    return Label(text, Text(text.replace("%", "%%")))

@@ -88,7 +88,7 @@ def data_values(db) -> list[str]:
         ("customers", "first_name last_name email external_id"), ("products", "title brand category sku"),
         ("order_lines", "title sku"), ("orders", "name external_id"),
         ("shops", "name handle platform currency timezone base_url"), ("messages", "subject discount_code email"),
-        ("users", "username email")) for column in columns.split()]
+        ("users", "username email"), ("discount_codes", "code")) for column in columns.split()]
     values = {"Winback", "English", "Nederlands", "Polski", "EN", "NL", "PL", "EUR", "SMTP", "DKIM", "SPF", "DMARC",
               "CSV", "JSON", "URL", "Shopify", "WooCommerce", "RFM", "BG/NBD", "HTML", "VIP", "CSRF"}
     for query in queries:
@@ -133,7 +133,8 @@ def english_in(fragment, data, pieces) -> str | None:
     data = data if isinstance(data, re.Pattern) else _alternation(data)
     pieces = pieces if isinstance(pieces, re.Pattern) else _alternation(pieces, boundaries=True)
     text = data.sub(" ¤ ", fragment)
-    text = re.sub(r"\S+@\S+|https?://\S+|\{\w+\}", " ¤ ", text)  # addresses, links, {placeholders}
+    # addresses, links, {placeholders}, codes (WB-XNHM-L8MY)
+    text = re.sub(r"\S+@\S+|https?://\S+|\{\w+\}|\b[A-Z0-9]+(?:-[A-Z0-9]+)+\b", " ¤ ", text)
     internal = re.search(r"\b[a-z]+(?:_[a-z0-9]+)+\b", text)
     if internal:
         return f"internal name {internal.group(0)!r}"
@@ -389,3 +390,31 @@ def test_error_pages_are_ours_and_translated(app, client, login, shop):
     # Machine endpoints keep answering in JSON.
     hook = client.post("/feedback/postmark", json={})
     assert hook.status_code in (401, 404) and hook.is_json
+
+
+def test_reasons_and_stored_names_are_said_in_the_language_with_its_numbers(app):
+    """What the flows say (English for the CLI) is said again in Dutch/Polish, numbers and money the
+    language's way; internal names become labels."""
+    from flask_babel import force_locale
+
+    from app.web.formatting import say
+    from app.words import N_, Money, Num
+    from flows.labels import segment_label, stored_reason
+    rule = N_("%(factor)s × their usual %(gap)s days is %(limit)s", factor=Num(1.5), gap=Num(52.4), limit=Num(78.6))
+    reason = N_("lapsed: %(days)s days since the last order, %(rule)s", days=Num(1234), rule=rule)
+    vip = N_("%(label)s: spent %(clv)s in total, at least %(vip)s (%(how)s)", label=N_("VIP at risk"),
+             clv=Money(123450, "EUR"), vip=Money(28421, "EUR"), how=N_("the amount you set"))
+    assert reason == "lapsed: 1234 days since the last order, 1.5 × their usual 52.4 days is 78.6"  # the CLI's
+    with app.test_request_context(), force_locale("nl"):
+        assert say(reason) == "afgehaakt: 1.234 dagen sinds de laatste bestelling, 1,5 × hun gebruikelijke 52,4 " \
+                              "dagen is 78,6"
+        assert say(vip) == ("VIP in gevaar: besteedde in totaal €\xa01.234,50, minstens €\xa0284,21 "
+                            "(het bedrag dat je instelde)")
+        assert say(segment_label("category_lapsed:Tea")) == "koopt geen Tea meer"
+        assert say(stored_reason("vip_at_risk: 96 days since the last order")) == \
+            "VIP in gevaar: 96 dagen sinds de laatste bestelling"
+    with app.test_request_context(), force_locale("pl"):
+        assert say(stored_reason("not enough history: only 12 customers (need at least 30)")) == \
+            "za mało historii: tylko klienci w liczbie 12 (potrzeba co najmniej 30)"
+        assert say(stored_reason("frequency cap")) == "limit częstotliwości"
+        assert "1234,50\xa0€" in say(vip).replace("\u202f", "") or "1\xa0234,50\xa0€" in say(vip)

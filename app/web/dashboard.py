@@ -136,7 +136,8 @@ def warnings(app, db, shop, settings) -> list[dict]:
                       [shop["id"]]).fetchone()
     if last and last[0] == "failed":
         out.append({"kind": "sync", "link": None,
-                    "text": _("The last sync failed (%(when)s): %(error)s", when=formatting.when(last[2], shop), error=last[1] or "—")})
+                    "text": _("The last sync failed (%(when)s): %(error)s", when=formatting.when(last[2], shop),
+                              error=last[1] or "—")})
     return out
 
 
