@@ -6,6 +6,9 @@ is a `str` (the English sentence, so JSON output, logs and the CLI stay as they 
 its msgid and values, so that a page can say it again in the owner's language with `Text.say`,
 numbers, money and dates formatted by Babel for that language. `N_` is one of Babel's default
 extraction keywords, so `pybabel extract` finds the msgids.
+
+app.settings.Message is the same idea for a validator's one-line refusal; a Text also formats its
+values for the language (numbers, money, dates) and nests (a rule inside a reason, a label inside both).
 """
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal, format_percent

@@ -11,6 +11,7 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal, format_percent
 from flask_babel import get_locale, gettext
 
+from app.settings import Message
 from app.timeutil import from_db, zone
 from app.words import Text, Value
 from flows.labels import stored_reason
@@ -31,6 +32,8 @@ def say(value):
         return value.say(locale(), _translate)
     if isinstance(value, Value):
         return value.format(locale(), _translate)
+    if isinstance(value, Message):  # a settings validator's refusal
+        return gettext(value.msgid, **value.params)
     return "" if value is None else value
 
 
