@@ -6,10 +6,9 @@ from app.settings import get_settings
 from app.timeutil import from_db
 from app.words import N_, Day, Fixed, Moment, Money, Num, Percent
 
-from .labels import exit_label, flow_label, stage_label, status_label, stored_reason
-
 from .definitions import load_flows
 from .engine import preview
+from .labels import exit_label, flow_label, stage_label, status_label, stored_reason
 from .messages import flow_state
 
 

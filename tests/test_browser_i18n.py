@@ -7,7 +7,6 @@ import sqlite3
 from contextlib import closing
 
 import pytest
-
 from test_browser import PASSWORD, shot
 from test_i18n_pages import _alternation, data_values, english_in, english_msgids
 
