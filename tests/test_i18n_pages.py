@@ -261,6 +261,8 @@ def test_no_english_on_any_page(app, client, login, db, shop, lang):
     pages.update(_posted_pages(client, shop))
     for path in ("/shops/nope", "/shops/demo/customers/nobody"):
         pages[f"{path} (404)"] = client.get(path).get_data(as_text=True)
+    # Before logging in: the browser's language.
+    pages["/login"] = app.test_client().get("/login", headers={"Accept-Language": lang}).get_data(as_text=True)
     data, pieces = _alternation(data_values(db)), _alternation(english_msgids(lang), boundaries=True)
     found = [line for path, html in pages.items() for line in check_page(path, html, lang, data, pieces)]
     unique = list(dict.fromkeys(line.split(": ", 1)[1] for line in found))
