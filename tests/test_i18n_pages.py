@@ -389,6 +389,8 @@ def test_error_pages_are_ours_and_translated(app, client, login, shop):
     app.config["MAX_CONTENT_LENGTH"] = 100
     big = client.post("/shops/demo/refresh", data={"x": "y" * 5000})
     assert big.status_code == 413 and "Za duże" in big.get_data(as_text=True)
+    unset = client.get("/shopify/install").get_data(as_text=True)  # the configuration's words stay as a detail
+    assert "Niedostępne" in unset and "WINBACK_SHOPIFY_CLIENT_ID is not set" in unset
     # Machine endpoints keep answering in JSON.
     hook = client.post("/feedback/postmark", json={})
     assert hook.status_code in (401, 404) and hook.is_json

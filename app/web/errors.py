@@ -20,6 +20,8 @@ def _texts(code):
         413: (_("Too large"), _("What was sent is larger than this address accepts.")),
         429: (_("Too many attempts"), _("Wait a little, then try again.")),
         500: (_("Something went wrong"), _("The error has been logged. Try again in a moment.")),
+        502: (_("The platform did not answer"), _("The shop's platform gave no usable answer. Try again later.")),
+        503: (_("Not available"), _("This part of Winback is not set up on this installation.")),
     }.get(code, (_("Error %(code)s", code=code), _("The request could not be completed.")))
 
 
@@ -38,7 +40,9 @@ def handle(error: HTTPException):
         response = jsonify(error=error.name, message=error.description)
     else:
         title, text = _texts(code)
-        response = render_template("error.html", code=code, title=title, text=text)
+        # A platform's or a configuration's own words help the owner fix it (technical, so as they are).
+        detail = error.description if code in (502, 503) and error.description != type(error).description else None
+        response = render_template("error.html", code=code, title=title, text=text, detail=detail)
     headers = [(k, v) for k, v in error.get_headers() if k.lower() not in ("content-type", "content-length")]
     return response, code, headers
 
