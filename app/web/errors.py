@@ -4,7 +4,7 @@ from flask import jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
-MACHINE_PREFIXES = ("/webhooks/", "/feedback/", "/healthz")
+MACHINE_PREFIXES = ("/webhooks/", "/feedback/", "/healthz", "/woocommerce/callback")
 
 
 def _texts(code):

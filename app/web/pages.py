@@ -71,7 +71,8 @@ def refresh(handle):
     """Recompute the shop's segments and scores now (the scheduler also does this)."""
     shop = owned_shop_or_404(handle)
     result = run_refresh(get_db(), shop, utcnow())
-    flash(_("Segments refreshed for %(n)s customers in %(s)s s.", n=result["customers"], s=result["seconds"]))
+    flash(_("Segments refreshed for %(n)s customers in %(s)s s.", n=formatting.num(result["customers"]),
+            s=formatting.num(result["seconds"], 2)))
     return redirect(url_for("pages.shop", handle=handle))
 
 
