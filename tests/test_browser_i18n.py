@@ -36,11 +36,13 @@ def test_a_dutch_and_a_polish_browser_see_no_english(browser, server, lang, brow
         for path in NAV + [f"/shops/demo/customers/{lapsed}", "/shops/demo/no-such-page"]:
             page.goto(server["url"] + path)
             assert page.locator("html").get_attribute("lang") == lang, path
+            if path.startswith("/shops/demo/customers/"):
+                shot(page, f"customer-{lang}")
             for line in page.locator("body").inner_text().splitlines():
                 why = english_in(" ".join(line.split()), data, pieces) if line.strip() else None
                 if why:
                     found.append(f"{path}: {line.strip()!r} ({why})")
-        shot(page, f"customer-{lang}")
+        shot(page, f"not-found-{lang}")
         assert not found, "\n".join(found[:40])
     finally:
         context.close()
