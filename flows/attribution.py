@@ -20,6 +20,7 @@ import math
 from app.money import from_minor
 from app.settings import get_settings
 from app.timeutil import to_db
+from app.words import N_, Num
 
 from . import journey, nps, offer_tests
 from .clicks import clicked_messages
@@ -146,14 +147,15 @@ def lift(db, shop, flow_name, window_days, now, since=None) -> dict:
                    incremental_revenue=float(from_minor(round(per_treated * treated["n"]), shop["currency"])))
     doc["enough_data"] = treated["n"] >= MIN_GROUP and held["n"] >= MIN_GROUP
     if not doc["enough_data"]:
-        doc["note"] = (f"not enough data yet: {treated['n']} emailed and {held['n']} held-out customers have "
-                       f"finished the {window_days:g}-day window; the comparison needs {MIN_GROUP} of each")
+        doc["note"] = N_("not enough data yet: %(treated)s emailed and %(held)s held-out customers have finished the "
+                         "%(days)s-day window; the comparison needs %(min)s of each", treated=treated["n"],
+                         held=held["n"], days=Num(window_days), min=MIN_GROUP)
     elif doc["ci_low"] > 0:
-        doc["note"] = "the emails brought in orders that would not have happened without them"
+        doc["note"] = N_("the emails brought in orders that would not have happened without them")
     elif doc["ci_high"] < 0:
-        doc["note"] = "customers who got the emails bought less than those who did not"
+        doc["note"] = N_("customers who got the emails bought less than those who did not")
     else:
-        doc["note"] = "no difference that the data can tell apart from chance yet"
+        doc["note"] = N_("no difference that the data can tell apart from chance yet")
     return doc
 
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import optimize, special
 
+from app.words import N_
+
 MIN_CUSTOMERS = 20
 MIN_REPEAT_BUYERS = 10
 PARAM_MIN = 1e-4
@@ -264,21 +266,21 @@ def fit(x, t_x, T, counts=None) -> Fit | NotEnoughHistory:
         return NotEnoughHistory(reason, customers, repeaters)
 
     if customers == 0:
-        return refuse("not enough history: there are no customers with purchases yet")
+        return refuse(N_("not enough history: there are no customers with purchases yet"))
     if customers < MIN_CUSTOMERS:
         return refuse(f"not enough history: only {_plural(customers, 'customer')} "
                       f"(need at least {MIN_CUSTOMERS})")
     if T.max() == 0:
-        return refuse("not enough history: every customer made their first purchase today, "
-                      "so there is no buying pattern to learn from yet")
+        return refuse(N_("not enough history: every customer made their first purchase today, "
+                         "so there is no buying pattern to learn from yet"))
     if repeaters == 0 or t_x.max() == 0:
-        return refuse("not enough history: no customer has come back to buy on a later day yet")
+        return refuse(N_("not enough history: no customer has come back to buy on a later day yet"))
     if repeaters < MIN_REPEAT_BUYERS:
         return refuse(f"not enough history: only {_plural(repeaters, 'customer')} bought more "
                       f"than once (need at least {MIN_REPEAT_BUYERS})")
     if x.size == 1:
-        return refuse("not enough history: every customer has exactly the same purchase "
-                      "history, so the model cannot tell customers apart")
+        return refuse(N_("not enough history: every customer has exactly the same purchase "
+                         "history, so the model cannot tell customers apart"))
 
     data = _Data(x, t_x, T, counts)
     with np.errstate(all="ignore"):
@@ -286,12 +288,12 @@ def fit(x, t_x, T, counts=None) -> Fit | NotEnoughHistory:
         value, grad = _neg_mean_loglik(theta, data)
     params = np.exp(theta)
     if (params < PARAM_MIN).any() or (params > PARAM_MAX).any():
-        return refuse("not enough history: the purchase model cannot be estimated from this "
-                      "shop's purchases yet (its estimates run off to extremes); it needs more "
-                      "customers with varied repeat purchases")
+        return refuse(N_("not enough history: the purchase model cannot be estimated from this "
+                         "shop's purchases yet (its estimates run off to extremes); it needs more "
+                         "customers with varied repeat purchases"))
     if not np.isfinite(value) or np.max(np.abs(grad)) > _GRAD_TOL:
-        return refuse("not enough history: the purchase model could not settle on an answer "
-                      "for this shop's purchases; it needs more customers with repeat purchases")
+        return refuse(N_("not enough history: the purchase model could not settle on an answer "
+                         "for this shop's purchases; it needs more customers with repeat purchases"))
     r, alpha, a, b = (float(v) for v in params)
     return Fit(r=r, alpha=alpha, a=a, b=b, loglik=float(-value * data.n), customers=customers,
                converged=True, unique_rows=int(x.size), iterations=iterations)

@@ -1,19 +1,16 @@
 """One customer, explained: metrics, segments, scores and the reasons in a shop owner's words."""
 import json
 
-from app.money import format_money, from_minor
+from app.money import from_minor
 from app.settings import get_settings
 from app.timeutil import from_db
+from app.words import N_, Day, Fixed, Moment, Money, Num, Percent
 
 from . import offer_policy
 from .definitions import load_flows
 from .engine import preview
+from .labels import exit_label, flow_label, stage_label, status_label, stored_reason
 from .messages import flow_state
-
-
-def _days(value) -> str:
-    value = float(value)
-    return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
 
 
 def find_customer(db, shop_id, customer_ref):
@@ -33,80 +30,97 @@ def explain(db, shop, customer, snapshot) -> dict:
                          [customer["id"]]))
     names = [s["segment"] for s in segs]
     currency = shop["currency"]
-    money = lambda minor: format_money(minor, currency)  # noqa: E731
     reasons = []
     d = row["days_since_last"]
     factor, lost = settings["lapse_factor"], settings["lost_days"]
     otr = snapshot["one_time_return_days"]
 
     if row["purchases"] == 0:
-        reasons.append(f"no purchases before {snapshot['now_date']}: nothing to judge yet")
+        reasons.append(N_("no purchases before %(date)s: nothing to judge yet", date=Day(snapshot["now_date"])))
     elif row["status"] == "lost":
-        reasons.append(f"lost: {d} days since the last order, more than {lost}")
+        reasons.append(N_("lost: %(days)s days since the last order, more than %(lost)s", days=Num(d), lost=Num(lost)))
     elif row["purchase_days"] >= 2:
         gap = row["avg_gap_days"]
         limit = factor * gap
         floor = settings["lapse_min_days"]
-        rule = f"{factor:g} × their usual {_days(gap)} days is {_days(limit)}"
+        rule = N_("%(factor)s × their usual %(gap)s days is %(limit)s", factor=Num(factor, 2, f"{factor:g}"),
+                  gap=Num(gap), limit=Num(limit))
         if limit < floor:
-            rule += f", and never before {floor} days"
+            rule = N_("%(rule)s, and never before %(floor)s days", rule=rule, floor=Num(floor))
         if row["status"] == "lapsed":
-            reasons.append(f"lapsed: {d} days since the last order, {rule}")
+            reasons.append(N_("lapsed: %(days)s days since the last order, %(rule)s", days=Num(d), rule=rule))
         elif d > max(limit, floor):  # overdue, but the model expects an order soon (flows.predictions)
-            reasons.append(f"overdue but not lapsed: {d} days since the last order, {rule}; an order soon is "
-                           "still likely")
+            reasons.append(N_("overdue but not lapsed: %(days)s days since the last order, %(rule)s; an order "
+                              "soon is still likely", days=Num(d), rule=rule))
         else:
-            reasons.append(f"active: {d} days since the last order; they lapse after "
-                           f"{_days(max(limit, floor))} days ({rule})")
+            reasons.append(N_("active: %(days)s days since the last order; they lapse after %(after)s days (%(rule)s)",
+                              days=Num(d), after=Num(max(limit, floor)), rule=rule))
     else:
         learned = (snapshot.get("model") or {}).get("one_time_return_learned")
-        basis = ("80 % of this shop's returning customers come back within" if learned
-                 else "one-time buyers are given")
         if row["status"] == "lapsed":
-            reasons.append(f"lapsed: bought once, {d} days ago; {basis} {_days(otr)} days")
+            reasons.append(N_("lapsed: bought once, %(days)s days ago; 80 %% of this shop's returning customers come "
+                              "back within %(otr)s days", days=Num(d), otr=Num(otr)) if learned else
+                           N_("lapsed: bought once, %(days)s days ago; one-time buyers are given %(otr)s days",
+                              days=Num(d), otr=Num(otr)))
         else:
-            reasons.append(f"one-time buyer: bought once, {d} days ago; {basis} {_days(otr)} days")
+            reasons.append(N_("one-time buyer: bought once, %(days)s days ago; 80 %% of this shop's returning "
+                              "customers come back within %(otr)s days", days=Num(d), otr=Num(otr)) if learned else
+                           N_("one-time buyer: bought once, %(days)s days ago; one-time buyers are given %(otr)s days",
+                              days=Num(d), otr=Num(otr)))
 
     if "new" in names:
-        reasons.append(f"new: first order {row['days_since_first']} days ago (within {settings['new_days']})")
+        reasons.append(N_("new: first order %(days)s days ago (within %(new)s)", days=Num(row["days_since_first"]),
+                          new=Num(settings["new_days"])))
     vip = snapshot["vip_threshold_minor"]
     if "vip" in names or "vip_at_risk" in names:
-        how = (f"the top {100 - settings['vip_percentile']:g} % of customers"
-               if settings.get("vip_min_amount") is None else "the amount you set")
-        reasons.append(f"{'VIP at risk' if 'vip_at_risk' in names else 'VIP'}: spent {money(row['clv_minor'])}"
-                       f" in total, at least {money(vip)} ({how})")
+        how = (N_("the top %(share)s %% of customers", share=Num(100 - settings["vip_percentile"], 2,
+                                                                 f"{100 - settings['vip_percentile']:g}"))
+               if settings.get("vip_min_amount") is None else N_("the amount you set"))
+        label = N_("VIP at risk") if "vip_at_risk" in names else N_("VIP")
+        reasons.append(N_("%(label)s: spent %(clv)s in total, at least %(vip)s (%(how)s)", label=label,
+                          clv=Money(row["clv_minor"], currency), vip=Money(vip, currency), how=how))
     for s in segs:
         detail = json.loads(s["detail"]) if s["detail"] else None
         if s["segment"].startswith("brand_loyal:"):
-            reasons.append(f"loyal to {s['segment'].split(':', 1)[1]}: every one of their "
-                           f"{row['purchases']} orders contained it")
+            reasons.append(N_("loyal to %(brand)s: every one of their %(n)s orders contained it",
+                              brand=s["segment"].split(":", 1)[1], n=Num(row["purchases"])))
         elif s["segment"].startswith("category_lapsed:"):
-            reasons.append(f"stopped buying {detail['category']}: {detail['days_since']} days since the last, "
-                           f"{settings['category_lapse_factor']:g} × their usual {_days(detail['usual_gap'])} "
-                           f"days is {_days(settings['category_lapse_factor'] * detail['usual_gap'])}")
+            cf = settings["category_lapse_factor"]
+            reasons.append(N_("stopped buying %(category)s: %(days)s days since the last, %(factor)s × their usual "
+                              "%(gap)s days is %(limit)s", category=detail["category"], days=Num(detail["days_since"]),
+                              factor=Num(cf, 2, f"{cf:g}"), gap=Num(detail["usual_gap"]),
+                              limit=Num(cf * detail["usual_gap"])))
         elif s["segment"] == "replenish_due":
             for item in detail:
-                reasons.append(f"due to run out of {item['title'] or 'a product'}: bought {item['quantity']} on "
-                               f"{item['last_date']}, each lasts about {_days(item['cycle_days'])} days, "
-                               f"due {item['due_date']}")
+                reasons.append(N_("due to run out of %(title)s: bought %(qty)s on %(last)s, each lasts about "
+                                  "%(cycle)s days, due %(due)s", title=item["title"] or N_("a product"),
+                                  qty=Num(item["quantity"]), last=Day(item["last_date"]),
+                                  cycle=Num(item["cycle_days"]), due=Day(item["due_date"])))
 
     model = snapshot.get("model") or {}
     if row["purchases"] > 0:
         if model.get("status") != "fitted":
-            reasons.append(f"purchase model: {model.get('reason', 'not fitted')}; the rules above decide")
+            why = model.get("reason")
+            reasons.append(N_("purchase model: %(why)s; the rules above decide",
+                              why=stored_reason(why) if why else N_("not fitted")))
         elif row["purchase_days"] < 2:
-            reasons.append("purchase model: it cannot tell whether a one-time buyer has left, so the rule above "
-                           "decides" + (f"; it expects {row['expected_90d']:.2f} orders in the next 90 days"
-                                        if row["expected_90d"] is not None else ""))
+            reasons.append(N_("purchase model: it cannot tell whether a one-time buyer has left, so the rule above "
+                              "decides; it expects %(n)s orders in the next 90 days", n=Fixed(row["expected_90d"]))
+                           if row["expected_90d"] is not None else
+                           N_("purchase model: it cannot tell whether a one-time buyer has left, so the rule above "
+                              "decides"))
+        elif row["expected_next_order"]:
+            reasons.append(N_("purchase model: %(p)s likely still a customer; expects %(n)s orders in the next 90 "
+                              "days, the next around %(next)s", p=Percent(row["p_alive"]),
+                              n=Fixed(row["expected_90d"]), next=Day(row["expected_next_order"])))
         else:
-            reasons.append(f"purchase model: {row['p_alive']:.0%} likely still a customer; expects "
-                           f"{row['expected_90d']:.2f} orders in the next 90 days"
-                           + (f", the next around {row['expected_next_order']}" if row["expected_next_order"] else ""))
+            reasons.append(N_("purchase model: %(p)s likely still a customer; expects %(n)s orders in the next 90 "
+                              "days", p=Percent(row["p_alive"]), n=Fixed(row["expected_90d"])))
     score_reasons, score_keys = offer_policy.explained(row, shop, settings, snapshot)
     reasons.extend(score_reasons)
     if row["stage"]:
-        reasons.append(f"RFM {row['r_score']}-{row['f_score']}-{row['m_score']} (recency, frequency, money): "
-                       f"{row['stage'].replace('_', ' ')}")
+        reasons.append(N_("RFM %(r)s-%(f)s-%(m)s (recency, frequency, money): %(stage)s", r=row["r_score"],
+                          f=row["f_score"], m=row["m_score"], stage=stage_label(row["stage"])))
 
     flow, outlook = flow_outlook(db, shop, customer, snapshot)
     reasons.extend(outlook)
@@ -138,34 +152,51 @@ def flow_outlook(db, shop, customer, snapshot) -> tuple[dict | None, list[str]]:
     words = []
     if state and state["status"] in ("active", "held_out"):
         steps = len(flows[state["flow"]]["steps"])
+        flow, since, why = flow_label(state["flow"]), Day(state["entered_at"]), stored_reason(state["reason"])
         if state["held_out"]:
-            words.append(f"in {state['flow']} since {state['entered_at'][:10]} ({state['reason']}), in its control "
-                         "group: never emailed, so that the report can show what the emails earn")
+            words.append(N_("in %(flow)s since %(since)s (%(why)s), in its control group: never emailed, so that the "
+                            "report can show what the emails earn", flow=flow, since=since, why=why))
         elif state["step"] < steps:
-            due = state["next_due_at"]
-            words.append(f"in {state['flow']} since {state['entered_at'][:10]} ({state['reason']}): email "
-                         f"{state['step'] + 1} of {steps} is due {due}"
-                         + (f" (held back by the {state['deferred_reason']})" if state["deferred_reason"] else ""))
+            due = Moment(state["next_due_at"], shop["timezone"])
+            if state["deferred_reason"]:
+                words.append(N_("in %(flow)s since %(since)s (%(why)s): email %(n)s of %(steps)s is due %(due)s (held "
+                                "back by the %(held)s)", flow=flow, since=since, why=why, n=state["step"] + 1,
+                                steps=steps, due=due, held=stored_reason(state["deferred_reason"])))
+            else:
+                words.append(N_("in %(flow)s since %(since)s (%(why)s): email %(n)s of %(steps)s is due %(due)s",
+                                flow=flow, since=since, why=why, n=state["step"] + 1, steps=steps, due=due))
         else:
-            words.append(f"in {state['flow']}: all emails sent; waiting for an answer until {state['next_due_at']}")
+            words.append(N_("in %(flow)s: all emails sent; waiting for an answer until %(until)s", flow=flow,
+                            until=Moment(state["next_due_at"], shop["timezone"])))
         return state, words
     if state:
-        words.append(f"last flow: {state['flow']}, {state['status']}"
-                     + (f" ({state['exit_reason'].replace('_', ' ')})" if state["exit_reason"] else "")
-                     + (f" on {state['ended_at'][:10]}" if state["ended_at"] else ""))
+        parts = {"flow": flow_label(state["flow"]), "status": status_label(state["status"])}
+        if state["exit_reason"]:
+            parts["why"] = exit_label(state["exit_reason"])
+        if state["ended_at"]:
+            parts["on"] = Day(state["ended_at"])
+        if "why" in parts and "on" in parts:
+            words.append(N_("last flow: %(flow)s, %(status)s (%(why)s) on %(on)s", **parts))
+        elif "why" in parts:
+            words.append(N_("last flow: %(flow)s, %(status)s (%(why)s)", **parts))
+        elif "on" in parts:
+            words.append(N_("last flow: %(flow)s, %(status)s on %(on)s", **parts))
+        else:
+            words.append(N_("last flow: %(flow)s, %(status)s", **parts))
     now = from_db(snapshot["computed_for"])
     entering = preview(db, shop, now, customer_id=customer["id"])
     if entering:
         e = entering[0]
-        words.append(f"would enter {e['flow']} on the next tick ({e['reason']})"
-                     + (", in its control group (no email)" if e["held_out"] else ""))
+        flow, why = flow_label(e["flow"]), stored_reason(e["reason"])
+        words.append(N_("would enter %(flow)s on the next tick (%(why)s), in its control group (no email)", flow=flow,
+                        why=why) if e["held_out"] else
+                     N_("would enter %(flow)s on the next tick (%(why)s)", flow=flow, why=why))
+    elif customer["unsubscribed_at"]:
+        words.append(N_("enters no flow now: unsubscribed"))
+    elif customer["marketing_inactive_at"]:
+        words.append(N_("enters no flow now: marked inactive after the sunset email"))
+    elif customer["accepts_marketing"] != 1:
+        words.append(N_("enters no flow now: no marketing consent (only service emails may reach them)"))
     else:
-        why = []
-        if customer["unsubscribed_at"]:
-            why.append("unsubscribed")
-        elif customer["marketing_inactive_at"]:
-            why.append("marked inactive after the sunset email")
-        elif customer["accepts_marketing"] != 1:
-            why.append("no marketing consent (only service emails may reach them)")
-        words.append("enters no flow now" + (f": {', '.join(why)}" if why else ""))
+        words.append(N_("enters no flow now"))
     return state, words

@@ -11,9 +11,11 @@ from . import (
     campaigns,
     dashboard,
     email_links,
+    errors,
     exports,
     feedback,
     flow_editor,
+    formatting,
     guided_start,
     i18n,
     limits,
@@ -27,6 +29,7 @@ from . import (
     security,
     segments,
     shopify,
+    sync_words,
     users,
     woocommerce,
 )
@@ -45,6 +48,9 @@ def register(app):
     limits.init_app(app)
     csrf = CSRFProtect(app)
     i18n.init_app(app)
+    formatting.init_app(app)
+    sync_words.init_app(app)
+    errors.init_app(app)
     security.init_app(app)
     auth.init_app(app)
     for module in NO_CSRF:

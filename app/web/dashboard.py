@@ -14,7 +14,7 @@ from ..runs import recent_runs
 from ..shops import load_credentials
 from ..timeutil import from_db, utcnow
 from ..webhooks import health
-from . import public_address
+from . import formatting, public_address
 from .auth import login_required
 
 bp = Blueprint("dashboard", __name__)
@@ -143,13 +143,14 @@ def warnings(app, db, shop, settings) -> list[dict]:
         if creds.get(key) and from_db(creds[key]) < utcnow() + timedelta(days=TOKEN_WARN_DAYS):
             out.append({"kind": "token", "link": url_for("dashboard.connect"),
                         "text": _("The Shopify access expires on %(when)s: reconnect the shop.",
-                                  when=creds[key][:10])})
+                                  when=formatting.day(creds[key]))})
     out.extend(public_address.warnings(app))
     last = db.execute("SELECT status, error, started_at FROM sync_runs WHERE shop_id = ? ORDER BY id DESC LIMIT 1",
                       [shop["id"]]).fetchone()
     if last and last[0] == "failed":
         out.append({"kind": "sync", "link": None,
-                    "text": _("The last sync failed (%(when)s): %(error)s", when=last[2][:16], error=last[1] or "—")})
+                    "text": _("The last sync failed (%(when)s): %(error)s", when=formatting.when(last[2], shop),
+                              error=last[1] or "—")})
     return out
 
 

@@ -1,10 +1,12 @@
 """The pages behind the links in emails. They need no login: the signed token is the key."""
 from flask import Blueprint, abort, current_app, redirect, render_template, request
+from flask_babel import force_locale, gettext as _
 from flask_login import current_user
 
 from connectors.demo import CATALOGUE, SHOP_CURRENCY
 from flows import clicks
 from flows.consent import keep_subscribed, unsubscribe as do_unsubscribe
+from flows.render import pick_locale
 
 from .. import tokens
 from ..db import get_db
@@ -18,17 +20,24 @@ def _customer(kind, token):
     if found is None:
         abort(404)
     shop_id, customer_id = found
-    rows = list(get_db().query("SELECT c.*, s.name AS shop_name FROM customers c JOIN shops s ON s.id = c.shop_id"
+    rows = list(get_db().query("SELECT c.*, s.name AS shop_name, s.locale AS shop_locale"
+                               " FROM customers c JOIN shops s ON s.id = c.shop_id"
                                " WHERE c.id = ? AND c.shop_id = ?", [customer_id, shop_id]))
     if not rows:
         abort(404)
     return rows[0]
 
 
+def _in_their_language(template, customer, **context):
+    """A page for the customer in their language (then the shop's), whatever the browser or owner says."""
+    with force_locale(pick_locale(customer["locale"], customer["shop_locale"])):
+        return render_template(template, customer=customer, **context)
+
+
 @bp.get("/k/<token>")
 def keep(token):
     """The sunset email's "yes, keep me subscribed" page (a GET changes nothing)."""
-    return render_template("keep.html", customer=_customer("keep", token), done=False)
+    return _in_their_language("keep.html", _customer("keep", token), done=False)
 
 
 @bp.post("/k/<token>")
@@ -36,13 +45,13 @@ def keep_confirm(token):
     """Record that the customer wants to keep hearing from the shop."""
     customer = _customer("keep", token)
     keep_subscribed(get_db(), customer["id"])
-    return render_template("keep.html", customer=customer, done=True)
+    return _in_their_language("keep.html", customer, done=True)
 
 
 @bp.get("/u/<token>")
 def unsubscribe_page(token):
     """The unsubscribe page with its confirm button; a GET (a link scanner) never unsubscribes."""
-    return render_template("unsubscribe.html", customer=_customer("unsubscribe", token), done=False)
+    return _in_their_language("unsubscribe.html", _customer("unsubscribe", token), done=False)
 
 
 @bp.post("/u/<token>")
@@ -52,8 +61,9 @@ def unsubscribe(token):
     customer = _customer("unsubscribe", token)
     do_unsubscribe(get_db(), customer["shop_id"], customer["id"])
     if request.form.get("List-Unsubscribe") == "One-Click":
-        return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
-    return render_template("unsubscribe.html", customer=customer, done=True)
+        with force_locale(pick_locale(customer["locale"], customer["shop_locale"])):
+            return _("Unsubscribed.") + "\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+    return _in_their_language("unsubscribe.html", customer, done=True)
 
 
 @bp.get("/c/<token>")

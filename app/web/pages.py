@@ -16,7 +16,7 @@ from ..runs import recent_runs
 from ..settings import get_settings
 from ..shops import list_shops
 from ..timeutil import utcnow
-from . import dashboard, guided_start, report_range
+from . import dashboard, formatting, guided_start, report_range
 from .auth import login_required, owned_shop_or_404
 
 bp = Blueprint("pages", __name__)
@@ -26,7 +26,8 @@ MAX_PAGE = 1_000_000
 
 @bp.app_template_filter("money")
 def money_filter(minor, currency):
-    return format_money(minor, currency)
+    """An amount in minor units as the page's language writes it (€ 1.234,50 in Dutch)."""
+    return format_money(minor, currency, formatting.locale())
 
 
 @bp.get("/")
@@ -73,7 +74,8 @@ def refresh(handle):
     """Recompute the shop's segments and scores now (the scheduler also does this)."""
     shop = owned_shop_or_404(handle)
     result = run_refresh(get_db(), shop, utcnow())
-    flash(_("Segments refreshed for %(n)s customers in %(s)s s.", n=result["customers"], s=result["seconds"]))
+    flash(_("Segments refreshed for %(n)s customers in %(s)s s.", n=formatting.num(result["customers"]),
+            s=formatting.num(result["seconds"], 2)))
     return redirect(url_for("pages.shop", handle=handle))
 
 

@@ -2,6 +2,7 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from connectors.woocommerce import WooError
 from connectors.woocommerce.connect import (
@@ -82,11 +83,11 @@ def returned():
     """Where the store sends the owner back after the grant screen."""
     pending = finish_connection(get_db(), request.args.get("user_id", ""), g.user["id"])
     if request.args.get("success") == "1" and pending and pending["data"].get("used"):
-        flash(f"Connected {pending['data']['shop']}. The first sync runs in the background "
-              f"(or now: winback sync --shop {pending['data']['shop']}).")
+        flash(_("Connected %(shop)s. The first sync runs in the background (or now: winback sync --shop "
+                "%(shop)s).", shop=pending["data"]["shop"]))
         return redirect(url_for("pages.shop", handle=pending["data"]["shop"]))
-    flash("The store did not connect (access denied, or its keys never reached Winback). "
-          "You can enter the keys by hand below.")
+    flash(_("The store did not connect (access denied, or its keys never reached Winback). "
+            "You can enter the keys by hand below."))
     return redirect(url_for("woocommerce.connect"))
 
 
@@ -107,7 +108,7 @@ def manual():
         return _page(error=str(exc), store_url=store_url), exc.status
     except (WooError, ShopError, ValueError) as exc:
         return _page(error=str(exc), store_url=store_url), 400
-    flash(f"Connected {shop['handle']}; webhooks created.")
+    flash(_("Connected %(shop)s; webhooks created.", shop=shop["handle"]))
     return redirect(url_for("pages.shop", handle=shop["handle"]))
 
 
