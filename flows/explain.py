@@ -116,7 +116,7 @@ def explain(db, shop, customer, snapshot) -> dict:
         else:
             reasons.append(N_("purchase model: %(p)s likely still a customer; expects %(n)s orders in the next 90 "
                               "days", p=Percent(row["p_alive"]), n=Fixed(row["expected_90d"])))
-    score_reasons, score_keys = offer_policy.explained(row, shop, settings, snapshot)
+    score_reasons, score_keys = offer_policy.explained(row, shop, settings, snapshot, gettext=N_)  # said on pages
     reasons.extend(score_reasons)
     if row["stage"]:
         reasons.append(N_("RFM %(r)s-%(f)s-%(m)s (recency, frequency, money): %(stage)s", r=row["r_score"],
