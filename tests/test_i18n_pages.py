@@ -219,6 +219,7 @@ def crawl(app, client, start) -> dict[str, str]:
         response = client.get(path, follow_redirects=True)
         assert response.status_code == 200, (path, response.status_code)
         if not response.mimetype == "text/html":
+            response.close()  # a CSV download streams: close it, or its request context outlives this one
             continue
         html = response.get_data(as_text=True)
         pages[path] = html
