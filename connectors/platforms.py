@@ -8,16 +8,50 @@ knows every handler from the moment the app exists. A new platform is one more e
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 from app.webhooks import Handler
 
-from . import woocommerce
-from .shopify import webhooks as shopify_hooks
-from .shopify.connector import factory as shopify_factory
-from .woocommerce import webhooks as woo_hooks
-from .woocommerce.consent import consent_source_changed
+
+class Ref:
+    """A function of a platform's package, named "module:function" and imported at its first call.
+
+    The table names every factory and handler explicitly, but importing them would load the platforms'
+    HTTP clients (requests, urllib3, tenacity) into every process that makes the app, `winback
+    explain` included; only what is called is imported, once (Python's import lock makes it safe
+    across threads)."""
+
+    __slots__ = ("path", "_target")
+
+    def __init__(self, path: str):
+        self.path = path
+        self._target = None
+
+    def target(self) -> Callable:
+        """The function itself (imported now if it was not yet)."""
+        if self._target is None:
+            module, _, name = self.path.partition(":")
+            self._target = getattr(importlib.import_module(module), name)
+        return self._target
+
+    def __call__(self, *args, **kwargs):
+        return self.target()(*args, **kwargs)
+
+    def __repr__(self):
+        return f"Ref({self.path!r})"
+
+
+def _shopify(name):
+    return Ref(f"connectors.shopify.webhooks:{name}")
+
+
+def _woo(name):
+    return Ref(f"connectors.woocommerce.webhooks:{name}")
+
+
+WOO_SETUP_TOPIC = "winback.setup"  # connectors.woocommerce.webhooks.SETUP_TOPIC (tests/test_layers.py checks)
 
 
 @dataclass(frozen=True)
@@ -31,28 +65,28 @@ class Platform:
 
 
 PLATFORMS = (
-    Platform("shopify", connector=shopify_factory, webhooks={
-        "orders/create": shopify_hooks.on_order,
-        "orders/updated": shopify_hooks.on_order,
-        "orders/paid": shopify_hooks.on_order,
-        "orders/cancelled": shopify_hooks.on_order,
-        "refunds/create": Handler(fetch=shopify_hooks.fetch_refunded_order, write=shopify_hooks.on_refund),
-        "customers/create": shopify_hooks.on_customer,
-        "customers/update": shopify_hooks.on_customer,
-        "products/update": shopify_hooks.on_product,
-        "app/uninstalled": shopify_hooks.on_uninstalled,
-        "customers/data_request": shopify_hooks.on_data_request,
-        "customers/redact": shopify_hooks.on_customer_redact,
-        "shop/redact": shopify_hooks.on_shop_redact,
+    Platform("shopify", connector=Ref("connectors.shopify.connector:factory"), webhooks={
+        "orders/create": _shopify("on_order"),
+        "orders/updated": _shopify("on_order"),
+        "orders/paid": _shopify("on_order"),
+        "orders/cancelled": _shopify("on_order"),
+        "refunds/create": Handler(fetch=_shopify("fetch_refunded_order"), write=_shopify("on_refund")),
+        "customers/create": _shopify("on_customer"),
+        "customers/update": _shopify("on_customer"),
+        "products/update": _shopify("on_product"),
+        "app/uninstalled": _shopify("on_uninstalled"),
+        "customers/data_request": _shopify("on_data_request"),
+        "customers/redact": _shopify("on_customer_redact"),
+        "shop/redact": _shopify("on_shop_redact"),
     }),
-    Platform("woocommerce", connector=woocommerce.factory, webhooks={
-        woo_hooks.SETUP_TOPIC: Handler(fetch=woo_hooks.fetch_setup, write=woo_hooks.handle_setup),
-        "order.created": Handler(fetch=woo_hooks.fetch_order, write=woo_hooks.handle_order),
-        "order.updated": Handler(fetch=woo_hooks.fetch_order, write=woo_hooks.handle_order),
-        "customer.created": woo_hooks.handle_customer,
-        "customer.updated": woo_hooks.handle_customer,
-        "product.updated": woo_hooks.handle_product,
-    }, setting_hooks={"woo_consent_source": consent_source_changed}),
+    Platform("woocommerce", connector=Ref("connectors.woocommerce:factory"), webhooks={
+        WOO_SETUP_TOPIC: Handler(fetch=_woo("fetch_setup"), write=_woo("handle_setup")),
+        "order.created": Handler(fetch=_woo("fetch_order"), write=_woo("handle_order")),
+        "order.updated": Handler(fetch=_woo("fetch_order"), write=_woo("handle_order")),
+        "customer.created": _woo("handle_customer"),
+        "customer.updated": _woo("handle_customer"),
+        "product.updated": _woo("handle_product"),
+    }, setting_hooks={"woo_consent_source": Ref("connectors.woocommerce.consent:consent_source_changed")}),
 )
 
 

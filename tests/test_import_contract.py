@@ -36,3 +36,31 @@ def test_each_layer_imports_first_on_its_own():
                                 stderr=subprocess.PIPE, text=True) for m in firsts}
     failed = {m: p.communicate(timeout=60)[1].strip().splitlines()[-1:] for m, p in runs.items()}
     assert {m: err for m, err in failed.items() if runs[m].returncode} == {}
+
+
+def test_the_platform_table_names_real_functions():
+    """Every factory, handler and setting hook the platform table names by its path resolves, and the
+    WooCommerce setup topic is the one its webhooks module uses."""
+    from connectors import platforms
+    from connectors.woocommerce.webhooks import SETUP_TOPIC
+    refs = list(platforms.connector_factories().values()) + list(platforms.setting_hooks().values())
+    for handler in platforms.webhook_handlers().values():
+        refs += [f for f in (getattr(handler, "fetch", None), getattr(handler, "write", handler)) if f is not None]
+    assert all(callable(ref.target()) for ref in refs)
+    assert SETUP_TOPIC == platforms.WOO_SETUP_TOPIC
+
+
+def test_a_command_starts_without_the_web_side_or_the_http_clients():
+    """`winback explain` and the other commands make the app without pages: no Flask-WTF, no requests,
+    no dnspython is loaded until a command uses them."""
+    import subprocess
+    import sys
+    code = ("import sys; from app import create_app; create_app({'INSTANCE_PATH': sys.argv[1]}, web=False); "
+            "print(sorted(m for m in ('flask_wtf', 'requests', 'urllib3', 'dns', 'scipy', 'app.web') "
+            "if m in sys.modules))")
+    import tempfile
+    with tempfile.TemporaryDirectory() as instance:
+        out = subprocess.run([sys.executable, "-c", code, instance], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -5,6 +5,6 @@ Modules: `oauth` (signatures, state, grants), `graphql` (throttled client), `bul
 `privacy` (compliance topics), `install` (shop registration and webhook subscriptions).
 
 Nothing registers itself on import: connectors/platforms.py names the factory and the handlers,
-and the app factory hands them to the app.
+and the app factory hands them to the app. The package imports none of its modules, so that
+`connectors.shopify.privacy` (which every app registers) does not bring the HTTP client along.
 """
-from .connector import ShopifyConnector  # noqa: F401  (the package's public class)
