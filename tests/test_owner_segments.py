@@ -149,6 +149,10 @@ BAD = [
      "at most 40 conditions"),
     ("not JSON", '{"all": [', "not JSON"),
     ("not a rule", "[1, 2]", 'a rule is {"all"'),
+    ("field as a list", {"all": [{"field": ["clv"], "op": ">", "value": 1}]}, "a field is a name such as clv"),
+    ("field as an object", {"all": [{"field": {"a": 1}, "op": ">", "value": 1}]}, "a field is a name such as clv"),
+    ("op as a list", {"all": [{"field": "clv", "op": [">"], "value": 1}]}, "clv takes the operators"),
+    ("JSON nested past Python's limit", "[" * 5000 + "]" * 5000, "nests too deep"),
 ]
 
 

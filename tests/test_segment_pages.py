@@ -49,6 +49,18 @@ def test_the_live_count_follows_the_rule_and_saves_nothing(client, login, db):
     assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
 
 
+def test_hostile_rule_json_gets_its_reason_never_a_500(client, login, db):
+    shop_with_history(db)
+    login()
+    token = _csrf(client.get("/shops/corner/segments/new").get_data(as_text=True))
+    for hostile in ('{"all": [{"field": ["clv"], "op": ">", "value": 1}]}', "[" * 5000 + "]" * 5000):
+        live = client.post("/shops/corner/segments/count", data={"csrf_token": token, "rule_json": hostile})
+        assert live.status_code == 200 and live.get_json()["count"] is None and live.get_json()["error"]
+        saved = client.post("/shops/corner/segments/new", data={"csrf_token": token, "name": "Odd", "rule_json": hostile})
+        assert saved.status_code == 422 and "This segment cannot be saved" in saved.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
+
+
 def test_save_refuse_and_remove(client, login, db):
     shop_with_history(db)
     login()
