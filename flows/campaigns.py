@@ -28,7 +28,7 @@ from app.money import from_minor, to_minor
 from app.settings import get_settings
 from app.timeutil import from_db, to_db, utcnow
 
-from . import enrolments, messages
+from . import enrolments, messages, owner_segments
 from .attribution import ATTRIBUTED, lift
 from .copy import SUBJECT_MAX, check_placeholders
 from .definitions import check_offer, offer_kind
@@ -89,8 +89,10 @@ def offer_text(offer) -> str:
 
 def segment_choices(db, shop_id) -> dict:
     """{segment name: members now}: the built-in segments and every other name the stored snapshot
-    holds (brand-loyal, category, the owner's saved segments)."""
-    return segment_counts(db, shop_id)
+    holds (brand-loyal, category, the owner's saved segments, those without members now too: the
+    members are taken when the campaign starts)."""
+    counts = segment_counts(db, shop_id)
+    return counts | {s["name"]: counts.get(s["name"], 0) for s in owner_segments.list_segments(db, shop_id)}
 
 
 def brand_of(segment) -> str | None:
@@ -233,6 +235,14 @@ def start_due(db, shop, params, settings) -> dict:
     return {c["flow"]: as_flow(c) for c in [_row(r) for r in db.query(
         "SELECT * FROM campaigns WHERE shop_id = ? AND started_at IS NOT NULL AND status IN ('sending', 'cancelled')",
         [shop["id"]])]}
+
+
+def taken(db, shop_id, now_db) -> dict:
+    """{"enrolled", "held_out"}: the members the campaigns started at `now_db` took, for the tick's counts."""
+    row = db.execute("SELECT COUNT(*) FILTER (WHERE held_out = 0), COUNT(*) FILTER (WHERE held_out = 1)"
+                     " FROM enrolments WHERE shop_id = ? AND flow LIKE 'campaign:%' AND entered_at = ?",
+                     [shop_id, now_db]).fetchone()
+    return {"enrolled": row[0], "held_out": row[1]}
 
 
 # ---- what the emails show -------------------------------------------------------------------

@@ -310,3 +310,26 @@ def test_cancelling_a_campaign_that_is_sending_withholds_the_rest(app, db, smtp,
     assert smtp.messages == []
     states = {r["status"] for r in db.query("SELECT status FROM enrolments WHERE flow = ?", [f"campaign:{doc['id']}"])}
     assert states == {"exited"}
+
+
+def test_an_owner_segment_empty_today_can_be_the_campaign_s_segment(app, db, smtp, runner):
+    """Members are taken when the campaign starts: a saved segment without members now is still a segment."""
+    active_shop(db, n=2)
+    cli(runner, "refresh", "--shop", "s", "--now", "2026-02-20")
+    saved = cli(runner, "segment", "add", "--shop", "s", "Big spenders", "--rule",
+                '{"all": [{"field": "clv", "op": ">=", "value": 5000}]}')
+    assert saved.exit_code == 0 and "0 customers" in saved.output
+    doc = create(runner, "--segment", "Big spenders", "--template", "vip_early_access", "--now", "2026-02-20T09:00")
+    assert doc["segment"] == "Big spenders" and doc["status"] == "scheduled"
+
+
+def test_run_flows_counts_the_members_a_campaign_takes_and_holds_out(app, db, smtp, runner):
+    active_shop(db)
+    doc = create(runner, "--segment", "active", "--template", "thank_you", "--holdout", "50",
+                 "--now", "2026-02-20T09:00")
+    result = cli(runner, "run-flows", "--shop", "s", "--now", "2026-02-20T10:00", "--json")
+    counts = json.loads(result.output)
+    taken = members(db, doc["id"])
+    held = sum(1 for out in taken.values() if out)
+    assert held and counts["held_out"] >= held
+    assert counts["enrolled"] >= len(taken) - held and counts["sent"] >= len(taken) - held
