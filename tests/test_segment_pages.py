@@ -61,6 +61,19 @@ def test_hostile_rule_json_gets_its_reason_never_a_500(client, login, db):
     assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
 
 
+def test_a_number_that_is_not_finite_in_a_condition_row_gets_its_reason(client, login, db):
+    shop_with_history(db)
+    login()
+    token = _csrf(client.get("/shops/corner/segments/new").get_data(as_text=True))
+    for typed in ("nan", "inf", "-inf", "1e400"):
+        data = {**rows(**{"0": ("clv", ">=", typed)}), "csrf_token": token}
+        live = client.post("/shops/corner/segments/count", data=data)
+        assert live.status_code == 200 and "clv takes a number" in live.get_json()["error"], typed
+        saved = client.post("/shops/corner/segments/new", data={**data, "name": "Odd"})
+        assert saved.status_code == 422 and "clv takes a number" in saved.get_data(as_text=True), typed
+    assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
+
+
 def test_save_refuse_and_remove(client, login, db):
     shop_with_history(db)
     login()
