@@ -24,7 +24,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from app.db import write_transaction
-from app.money import from_minor, to_minor
+from app.money import exponent, from_minor, to_minor
 from app.settings import get_settings
 from app.timeutil import from_db, to_db, utcnow
 
@@ -130,6 +130,10 @@ def create(db, shop, *, segment, template, subject=None, offer=None, at=None, ho
     offer = offer if isinstance(offer, dict) or offer is None else parse_offer(offer)
     if isinstance(offer, dict) and check_offer(offer):
         raise CampaignError(f"offer: {check_offer(offer)}")
+    if offer_kind(offer) == "amount" and to_minor(Decimal(str(offer["amount"])), shop["currency"]) != \
+            Decimal(str(offer["amount"])).scaleb(exponent(shop["currency"])):
+        raise CampaignError(f"offer amount:{offer['amount']:g}: {shop['currency']} has {exponent(shop['currency'])}"
+                            " decimals")
     if offer is not None and template in NO_OFFER:
         raise CampaignError(f"template {template}: a thank-you carries no offer (use --offer none)")
     subject = _clean_subject(subject)

@@ -171,6 +171,7 @@ def test_bad_campaigns_are_refused_with_the_reason(app, db, runner):
         ("--segment", "vip", "--template", "thank_you", "--offer", "percent:15"): "a thank-you carries no offer",
         ("--segment", "vip", "--template", "brand_launch", "--offer", "percent:95"): "at most 90 %",
         ("--segment", "vip", "--template", "brand_launch", "--offer", "gift"): "use percent:15, amount:10",
+        ("--segment", "vip", "--template", "brand_launch", "--offer", "amount:10.001"): "EUR has 2 decimals",
         ("--segment", "vip", "--template", "brand_launch", "--at", "2026-02-19T09:00"): "already past",
         ("--segment", "vip", "--template", "brand_launch", "--at", "tomorrow"): "--at: 'tomorrow' is not",
         ("--segment", "vip", "--template", "brand_launch", "--holdout", "80"): "a percentage from 0 to 50",
@@ -333,3 +334,16 @@ def test_run_flows_counts_the_members_a_campaign_takes_and_holds_out(app, db, sm
     held = sum(1 for out in taken.values() if out)
     assert held and counts["held_out"] >= held
     assert counts["enrolled"] >= len(taken) - held and counts["sent"] >= len(taken) - held
+
+
+def test_an_amount_finer_than_the_currency_is_refused_on_the_page_too(app, db, client, login):
+    shop = active_shop(db, n=3)
+    from flows.refresh import refresh
+    refresh(db, shop, at(50))
+    login()
+    token = _token(client, "/shops/s/campaigns/new")
+    bad = client.post("/shops/s/campaigns/new", data={
+        "csrf_token": token, "segment": "active", "template": "vip_early_access", "offer": "amount", "value": "10.001",
+        "holdout": "10"})
+    assert bad.status_code == 422 and "EUR has 2 decimals" in bad.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM campaigns").fetchone()[0] == 0
