@@ -195,8 +195,10 @@ def cancel(db, shop, campaign_id, now=None) -> dict:
 
 
 def as_flow(campaign) -> dict:
-    """The campaign as the delivery sees a flow: one step, promotional, on while it is sending."""
+    """The campaign as the delivery sees a flow: one step, promotional, on while it is sending; its
+    lateness counts from the campaign's time (`starts_at`), however long the caps or window defer a member."""
     return {"name": campaign["flow"], "entry": campaign["segment"], "kind": "promotional",
+            "starts_at": campaign["scheduled_for"],
             "enabled": campaign["status"] == "sending", "holdout": campaign["holdout"],
             "steps": [{"delay_days": 0, "template": campaign["template"], "offer": campaign["offer"],
                        "campaign": {"id": campaign["id"], "subject": campaign["subject"],

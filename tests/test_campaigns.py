@@ -347,3 +347,19 @@ def test_an_amount_finer_than_the_currency_is_refused_on_the_page_too(app, db, c
         "holdout": "10"})
     assert bad.status_code == 422 and "EUR has 2 decimals" in bad.get_data(as_text=True)
     assert db.execute("SELECT COUNT(*) FROM campaigns").fetchone()[0] == 0
+
+
+def test_a_campaign_deferred_by_the_caps_past_its_lateness_is_withheld_not_sent_late(app, db, smtp, runner):
+    """The campaign's moment holds (a VIP evening is on a date): a member the caps keep waiting past
+    max_lateness_hours after the campaign's time does not get it days later."""
+    from app.settings import save_settings
+    shop = lapsed_shop(db)  # A is lapsed on day 101 and gets the win-back email at 10:00
+    tick(app, db, shop, at(101, 10))
+    save_settings(db, shop["id"], {"max_lateness_hours": 2})
+    doc = create(runner, "--segment", "lapsed", "--template", "thank_you", "--holdout", "0",
+                 "--at", "2026-04-12T11:00", "--now", "2026-04-12T10:30")
+    assert tick(app, db, shop, at(101, 11))["deferred"] == 1  # one marketing email a day: to tomorrow 10:00
+    tick(app, db, shop, at(102, 10, 5))  # 23 h after the campaign's time, 21 h past its lateness
+    assert [m["Subject"] for m in smtp.messages] == ["We miss you at s"]
+    [reason] = [r[0] for r in db.execute("SELECT withheld_reason FROM messages WHERE flow = ?", [f"campaign:{doc['id']}"])]
+    assert "within 2 h" in reason
