@@ -214,6 +214,11 @@ class _Compiler:
         if kind == "bool":
             return f"({neg}{sql})" if values[0] else f"({'' if negate else 'NOT '}{sql})"
         if kind == "every_order":  # `in`: for one of the brands, every order held it
+            # Each brand is a pass over the shop's orders of its own: it counts as a condition.
+            self.conditions += len(values) - 1
+            if self.conditions > MAX_CONDITIONS:
+                raise RuleError(f"a rule has at most {MAX_CONDITIONS} conditions (each brand of a"
+                                " brand_every_order list counts as one)")
             each = [_EVERY_ORDER.format(match=f"{sql} = {self.bind(v)} COLLATE NOCASE") for v in values]
             return f"({neg}(" + " OR ".join(each) + "))"
         names = ", ".join(self.bind(v) for v in values)
