@@ -24,11 +24,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 from app.db import write_transaction
-from app.money import from_minor, to_minor
+from app.money import exponent, from_minor, to_minor
 from app.settings import get_settings
 from app.timeutil import from_db, to_db, utcnow
 
-from . import enrolments, messages
+from . import enrolments, messages, owner_segments
 from .attribution import ATTRIBUTED, lift
 from .copy import SUBJECT_MAX, check_placeholders
 from .definitions import check_offer, offer_kind
@@ -89,8 +89,10 @@ def offer_text(offer) -> str:
 
 def segment_choices(db, shop_id) -> dict:
     """{segment name: members now}: the built-in segments and every other name the stored snapshot
-    holds (brand-loyal, category, the owner's saved segments)."""
-    return segment_counts(db, shop_id)
+    holds (brand-loyal, category, the owner's saved segments, those without members now too: the
+    members are taken when the campaign starts)."""
+    counts = segment_counts(db, shop_id)
+    return counts | {s["name"]: counts.get(s["name"], 0) for s in owner_segments.list_segments(db, shop_id)}
 
 
 def brand_of(segment) -> str | None:
@@ -128,6 +130,10 @@ def create(db, shop, *, segment, template, subject=None, offer=None, at=None, ho
     offer = offer if isinstance(offer, dict) or offer is None else parse_offer(offer)
     if isinstance(offer, dict) and check_offer(offer):
         raise CampaignError(f"offer: {check_offer(offer)}")
+    if offer_kind(offer) == "amount" and to_minor(Decimal(str(offer["amount"])), shop["currency"]) != \
+            Decimal(str(offer["amount"])).scaleb(exponent(shop["currency"])):
+        raise CampaignError(f"offer amount:{offer['amount']:g}: {shop['currency']} has {exponent(shop['currency'])}"
+                            " decimals")
     if offer is not None and template in NO_OFFER:
         raise CampaignError(f"template {template}: a thank-you carries no offer (use --offer none)")
     subject = _clean_subject(subject)
@@ -189,8 +195,10 @@ def cancel(db, shop, campaign_id, now=None) -> dict:
 
 
 def as_flow(campaign) -> dict:
-    """The campaign as the delivery sees a flow: one step, promotional, on while it is sending."""
+    """The campaign as the delivery sees a flow: one step, promotional, on while it is sending; its
+    lateness counts from the campaign's time (`starts_at`), however long the caps or window defer a member."""
     return {"name": campaign["flow"], "entry": campaign["segment"], "kind": "promotional",
+            "starts_at": campaign["scheduled_for"],
             "enabled": campaign["status"] == "sending", "holdout": campaign["holdout"],
             "steps": [{"delay_days": 0, "template": campaign["template"], "offer": campaign["offer"],
                        "campaign": {"id": campaign["id"], "subject": campaign["subject"],
@@ -233,6 +241,14 @@ def start_due(db, shop, params, settings) -> dict:
     return {c["flow"]: as_flow(c) for c in [_row(r) for r in db.query(
         "SELECT * FROM campaigns WHERE shop_id = ? AND started_at IS NOT NULL AND status IN ('sending', 'cancelled')",
         [shop["id"]])]}
+
+
+def taken(db, shop_id, now_db) -> dict:
+    """{"enrolled", "held_out"}: the members the campaigns started at `now_db` took, for the tick's counts."""
+    row = db.execute("SELECT COUNT(*) FILTER (WHERE held_out = 0), COUNT(*) FILTER (WHERE held_out = 1)"
+                     " FROM enrolments WHERE shop_id = ? AND flow LIKE 'campaign:%' AND entered_at = ?",
+                     [shop_id, now_db]).fetchone()
+    return {"enrolled": row[0], "held_out": row[1]}
 
 
 # ---- what the emails show -------------------------------------------------------------------

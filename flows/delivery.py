@@ -206,7 +206,8 @@ def claim(db, shop, params, flows, settings, limit) -> Counter:
                 frees = cap_frees_at(sent.get(e["customer_id"], []), now, settings["cap_per_day"], settings["cap_per_week"])
                 if frees is not None:
                     hold_until, why = frees, "frequency cap"
-            if now > planned + lateness:
+            late_from = from_db(flow["starts_at"]) if flow.get("starts_at") else planned  # a campaign: its time
+            if now > late_from + lateness:
                 _withhold_step(db, shop, e, flow, _late_reason(settings["max_lateness_hours"]), now, end=False)
                 counts["withheld"] += 1
                 continue

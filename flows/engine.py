@@ -19,7 +19,7 @@ from app.db import write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db
 
-from . import (category_winback, codes, delivery, enrolments, journey, lease, offer_arms, offer_promotion,
+from . import (campaigns, category_winback, codes, delivery, enrolments, journey, lease, offer_arms, offer_promotion,
                owner_flows)
 from .definitions import load_flows
 from .enrolments import exit_pass
@@ -176,6 +176,7 @@ def tick(app, db, shop, now, connector=None, *, realtime=False, channel=None) ->
         if channel is not None:
             counts.update(delivery.drain(app, db, shop, params, flows, settings, channel, connector,
                                          realtime=realtime, heartbeat=_heartbeat(db, name, holder, ttl)))
+            counts.update(campaigns.taken(db, shop["id"], params["now_db"]))  # started in the delivery
         keys = ("enrolled", "sent", "held_out", "exited", "deferred", "withheld", "completed", "failed", "retry",
                 "unknown")
         return {key: counts.get(key, 0) for key in keys} | {

@@ -88,13 +88,23 @@ def save_segment(db, shop, name, rule, *, replace=False, now=None) -> dict:
     return {"name": name, "rule": rule, "count": count}
 
 
+def campaigns_on(db, shop_id, name) -> list[int]:
+    """The ids of the shop's campaigns still to go out (scheduled or sending) to the segment `name`."""
+    return [r[0] for r in db.execute("SELECT id FROM campaigns WHERE shop_id = ? AND segment = ?"
+                                     " AND status IN ('scheduled', 'sending') ORDER BY id", [shop_id, name])]
+
+
 def remove_segment(db, shop, name) -> None:
-    """Remove a segment and its members. While a flow enters from it, SegmentError says so and
-    nothing changes."""
+    """Remove a segment and its members. While a flow enters from it, or a campaign still to go
+    out goes to it, SegmentError says so and nothing changes."""
     row = get_segment(db, shop["id"], name)
     in_use = [flow for flow, f in load_flows(db, shop["id"]).items() if f["entry"] == row["name"]]
     if in_use:
         raise SegmentError(f"{name!r} is the segment of the flow {', '.join(in_use)}: remove the flow first")
+    campaigns = campaigns_on(db, shop["id"], row["name"])
+    if campaigns:
+        raise SegmentError(f"{name!r} is the segment of campaign {', '.join(map(str, campaigns))}:"
+                           " cancel the campaign first")
     with write_transaction(db):
         segments.drop_members(db, shop["id"], row["name"])
         db.execute("DELETE FROM owner_segments WHERE shop_id = ? AND name = ?", [shop["id"], row["name"]])

@@ -101,6 +101,8 @@ def parse(rule) -> dict:
             rule = json.loads(rule)
         except ValueError as exc:
             raise RuleError(f"the rule is not JSON: {exc}") from None
+        except RecursionError:  # "[[[[...": deeper than the JSON decoder goes
+            raise RuleError(f"the rule nests too deep (at most {MAX_DEPTH} rules deep)") from None
     if not isinstance(rule, dict):
         raise RuleError('a rule is {"all": [...]} or {"any": [...]}')
     return rule
@@ -147,6 +149,8 @@ class _Compiler:
         if set(cond) != {"field", "op", "value"}:
             raise RuleError(f'{where}: a condition is {{"field", "op", "value"}}')
         field, op, value = cond["field"], cond["op"], cond["value"]
+        if not isinstance(field, str):
+            raise RuleError(f"{where}: a field is a name such as clv (the fields are {', '.join(FIELDS)})")
         if field not in FIELDS:
             raise RuleError(f"{where}: unknown field {field!r} (the fields are {', '.join(FIELDS)})")
         kind, sql, ops = FIELDS[field]
@@ -210,6 +214,11 @@ class _Compiler:
         if kind == "bool":
             return f"({neg}{sql})" if values[0] else f"({'' if negate else 'NOT '}{sql})"
         if kind == "every_order":  # `in`: for one of the brands, every order held it
+            # Each brand is a pass over the shop's orders of its own: it counts as a condition.
+            self.conditions += len(values) - 1
+            if self.conditions > MAX_CONDITIONS:
+                raise RuleError(f"a rule has at most {MAX_CONDITIONS} conditions (each brand of a"
+                                " brand_every_order list counts as one)")
             each = [_EVERY_ORDER.format(match=f"{sql} = {self.bind(v)} COLLATE NOCASE") for v in values]
             return f"({neg}(" + " OR ".join(each) + "))"
         names = ", ".join(self.bind(v) for v in values)

@@ -171,6 +171,7 @@ def test_bad_campaigns_are_refused_with_the_reason(app, db, runner):
         ("--segment", "vip", "--template", "thank_you", "--offer", "percent:15"): "a thank-you carries no offer",
         ("--segment", "vip", "--template", "brand_launch", "--offer", "percent:95"): "at most 90 %",
         ("--segment", "vip", "--template", "brand_launch", "--offer", "gift"): "use percent:15, amount:10",
+        ("--segment", "vip", "--template", "brand_launch", "--offer", "amount:10.001"): "EUR has 2 decimals",
         ("--segment", "vip", "--template", "brand_launch", "--at", "2026-02-19T09:00"): "already past",
         ("--segment", "vip", "--template", "brand_launch", "--at", "tomorrow"): "--at: 'tomorrow' is not",
         ("--segment", "vip", "--template", "brand_launch", "--holdout", "80"): "a percentage from 0 to 50",
@@ -310,3 +311,55 @@ def test_cancelling_a_campaign_that_is_sending_withholds_the_rest(app, db, smtp,
     assert smtp.messages == []
     states = {r["status"] for r in db.query("SELECT status FROM enrolments WHERE flow = ?", [f"campaign:{doc['id']}"])}
     assert states == {"exited"}
+
+
+def test_an_owner_segment_empty_today_can_be_the_campaign_s_segment(app, db, smtp, runner):
+    """Members are taken when the campaign starts: a saved segment without members now is still a segment."""
+    active_shop(db, n=2)
+    cli(runner, "refresh", "--shop", "s", "--now", "2026-02-20")
+    saved = cli(runner, "segment", "add", "--shop", "s", "Big spenders", "--rule",
+                '{"all": [{"field": "clv", "op": ">=", "value": 5000}]}')
+    assert saved.exit_code == 0 and "0 customers" in saved.output
+    doc = create(runner, "--segment", "Big spenders", "--template", "vip_early_access", "--now", "2026-02-20T09:00")
+    assert doc["segment"] == "Big spenders" and doc["status"] == "scheduled"
+
+
+def test_run_flows_counts_the_members_a_campaign_takes_and_holds_out(app, db, smtp, runner):
+    active_shop(db)
+    doc = create(runner, "--segment", "active", "--template", "thank_you", "--holdout", "50",
+                 "--now", "2026-02-20T09:00")
+    result = cli(runner, "run-flows", "--shop", "s", "--now", "2026-02-20T10:00", "--json")
+    counts = json.loads(result.output)
+    taken = members(db, doc["id"])
+    held = sum(1 for out in taken.values() if out)
+    assert held and counts["held_out"] >= held
+    assert counts["enrolled"] >= len(taken) - held and counts["sent"] >= len(taken) - held
+
+
+def test_an_amount_finer_than_the_currency_is_refused_on_the_page_too(app, db, client, login):
+    shop = active_shop(db, n=3)
+    from flows.refresh import refresh
+    refresh(db, shop, at(50))
+    login()
+    token = _token(client, "/shops/s/campaigns/new")
+    bad = client.post("/shops/s/campaigns/new", data={
+        "csrf_token": token, "segment": "active", "template": "vip_early_access", "offer": "amount", "value": "10.001",
+        "holdout": "10"})
+    assert bad.status_code == 422 and "EUR has 2 decimals" in bad.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM campaigns").fetchone()[0] == 0
+
+
+def test_a_campaign_deferred_by_the_caps_past_its_lateness_is_withheld_not_sent_late(app, db, smtp, runner):
+    """The campaign's moment holds (a VIP evening is on a date): a member the caps keep waiting past
+    max_lateness_hours after the campaign's time does not get it days later."""
+    from app.settings import save_settings
+    shop = lapsed_shop(db)  # A is lapsed on day 101 and gets the win-back email at 10:00
+    tick(app, db, shop, at(101, 10))
+    save_settings(db, shop["id"], {"max_lateness_hours": 2})
+    doc = create(runner, "--segment", "lapsed", "--template", "thank_you", "--holdout", "0",
+                 "--at", "2026-04-12T11:00", "--now", "2026-04-12T10:30")
+    assert tick(app, db, shop, at(101, 11))["deferred"] == 1  # one marketing email a day: to tomorrow 10:00
+    tick(app, db, shop, at(102, 10, 5))  # 23 h after the campaign's time, 21 h past its lateness
+    assert [m["Subject"] for m in smtp.messages] == ["We miss you at s"]
+    [reason] = [r[0] for r in db.execute("SELECT withheld_reason FROM messages WHERE flow = ?", [f"campaign:{doc['id']}"])]
+    assert "within 2 h" in reason

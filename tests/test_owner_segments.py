@@ -149,6 +149,15 @@ BAD = [
      "at most 40 conditions"),
     ("not JSON", '{"all": [', "not JSON"),
     ("not a rule", "[1, 2]", 'a rule is {"all"'),
+    ("field as a list", {"all": [{"field": ["clv"], "op": ">", "value": 1}]}, "a field is a name such as clv"),
+    ("field as an object", {"all": [{"field": {"a": 1}, "op": ">", "value": 1}]}, "a field is a name such as clv"),
+    ("op as a list", {"all": [{"field": "clv", "op": [">"], "value": 1}]}, "clv takes the operators"),
+    ("JSON nested past Python's limit", "[" * 5000 + "]" * 5000, "nests too deep"),
+    # each brand of brand_every_order's list is a pass over the orders of its own: 40 in all, as conditions
+    ("too many every-order brands", {"any": [{"field": "brand_every_order", "op": "in",
+                                              "value": [f"B{i}" for i in range(41)]}]}, "at most 40 conditions"),
+    ("every-order brands and conditions", {"all": [cond("orders", ">", 0)["all"][0]] * 39 + [
+        {"field": "brand_every_order", "op": "in", "value": ["Wella", "Dyson"]}]}, "at most 40 conditions"),
 ]
 
 

@@ -49,6 +49,31 @@ def test_the_live_count_follows_the_rule_and_saves_nothing(client, login, db):
     assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
 
 
+def test_hostile_rule_json_gets_its_reason_never_a_500(client, login, db):
+    shop_with_history(db)
+    login()
+    token = _csrf(client.get("/shops/corner/segments/new").get_data(as_text=True))
+    for hostile in ('{"all": [{"field": ["clv"], "op": ">", "value": 1}]}', "[" * 5000 + "]" * 5000):
+        live = client.post("/shops/corner/segments/count", data={"csrf_token": token, "rule_json": hostile})
+        assert live.status_code == 200 and live.get_json()["count"] is None and live.get_json()["error"]
+        saved = client.post("/shops/corner/segments/new", data={"csrf_token": token, "name": "Odd", "rule_json": hostile})
+        assert saved.status_code == 422 and "This segment cannot be saved" in saved.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
+
+
+def test_a_number_that_is_not_finite_in_a_condition_row_gets_its_reason(client, login, db):
+    shop_with_history(db)
+    login()
+    token = _csrf(client.get("/shops/corner/segments/new").get_data(as_text=True))
+    for typed in ("nan", "inf", "-inf", "1e400"):
+        data = {**rows(**{"0": ("clv", ">=", typed)}), "csrf_token": token}
+        live = client.post("/shops/corner/segments/count", data=data)
+        assert live.status_code == 200 and "clv takes a number" in live.get_json()["error"], typed
+        saved = client.post("/shops/corner/segments/new", data={**data, "name": "Odd"})
+        assert saved.status_code == 422 and "clv takes a number" in saved.get_data(as_text=True), typed
+    assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
+
+
 def test_save_refuse_and_remove(client, login, db):
     shop_with_history(db)
     login()
@@ -117,3 +142,20 @@ def test_another_user_s_shop_is_not_found(client, login, db, make_user):
     login("eve", "a long password here")
     for url in ("/shops/corner/segments", "/shops/corner/segments/new", "/shops/corner/segment/Mine"):
         assert client.get(url).status_code == 404
+
+
+def test_a_segment_a_scheduled_campaign_goes_to_is_kept_until_the_campaign_is_cancelled(client, login, db, runner):
+    shop = shop_with_history(db)
+    owner_segments.save_segment(db, shop, "Big", {"all": [{"field": "clv", "op": ">=", "value": 100}]})
+    made = runner.invoke(args=["campaign", "create", "--shop", "corner", "--segment", "Big", "--template", "thank_you",
+                               "--at", "2026-03-10T10:00", "--now", "2026-03-01", "--json"])
+    campaign = json.loads(made.output)["id"]
+    refused = runner.invoke(args=["segment", "remove", "--shop", "corner", "Big"])
+    assert refused.exit_code == 1 and f"campaign {campaign}" in refused.output and refused.output.count("\n") == 1
+    login()
+    token = _csrf(client.get("/shops/corner/segment/Big").get_data(as_text=True))
+    page = client.post("/shops/corner/segment/Big/remove", data={"csrf_token": token}, follow_redirects=True)
+    assert "Big is the segment of a scheduled campaign: cancel the campaign first." in page.get_data(as_text=True)
+    assert owner_segments.get_segment(db, shop["id"], "Big")["count"] == 1
+    runner.invoke(args=["campaign", "cancel", "--shop", "corner", str(campaign), "--now", "2026-03-02"])
+    assert runner.invoke(args=["segment", "remove", "--shop", "corner", "Big"]).exit_code == 0

@@ -561,7 +561,7 @@ def _rule_value(kind, text):
             number = float(text.replace(",", "."))
         except ValueError:
             return text  # refused by the rule's check, with the reason
-        return int(number) if number == int(number) and math.isfinite(number) else number
+        return int(number) if math.isfinite(number) and number == int(number) else number
     if kind == "bool":
         lowered = text.lower()
         return True if lowered in _TRUE else False if lowered in _FALSE else text

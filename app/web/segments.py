@@ -148,7 +148,11 @@ def remove(handle, name):
     try:
         owner_segments.remove_segment(get_db(), shop, segment["name"])
     except SegmentError:
-        flash(_("%(name)s is the segment of a flow: remove the flow first.", name=segment["name"]), "error")
+        if owner_segments.campaigns_on(get_db(), shop["id"], segment["name"]):
+            flash(_("%(name)s is the segment of a scheduled campaign: cancel the campaign first.",
+                    name=segment["name"]), "error")
+        else:
+            flash(_("%(name)s is the segment of a flow: remove the flow first.", name=segment["name"]), "error")
         return redirect(url_for("segment_pages.edit", handle=handle, name=segment["name"]))
     flash(_("Removed the segment %(name)s.", name=segment["name"]))
     return redirect(url_for("segment_pages.index", handle=handle))
