@@ -29,7 +29,7 @@ def refresh(db, shop, now, settings=None) -> dict:
             metrics.fill_snapshot(db, shop, now)
             rhythm = metrics.shop_rhythm(db, shop, settings)
             params = segments.rule_params(shop, now, settings, rhythm)
-            segments.classify(db, params)
+            # The rule's status and lapse day (segments.classify) are stored by scores.score.
             from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
             model = scores.score(db, params)
             line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)

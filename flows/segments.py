@@ -11,17 +11,21 @@ from .metrics import drop_purchases, materialise_purchases, query_params
 
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
 
-CLASSIFY = """
-UPDATE customer_snapshots SET
-    lapse_after_days = CASE WHEN purchase_days >= 2 THEN MAX(:factor * avg_gap_days, :min_days)
-                            WHEN purchase_days = 1 THEN :otr END,
-    status = CASE
+# The rule's lapse day and status of a customer_snapshots row, as SQL expressions over its columns.
+LAPSE_AFTER = """CASE WHEN purchase_days >= 2 THEN MAX(:factor * avg_gap_days, :min_days)
+                            WHEN purchase_days = 1 THEN :otr END"""
+RULE_STATUS = """CASE
         WHEN purchases = 0 THEN NULL
         WHEN days_since_last > :lost THEN 'lost'
         WHEN purchase_days >= 2 AND days_since_last > :factor * avg_gap_days
              AND days_since_last >= :min_days THEN 'lapsed'
         WHEN purchase_days = 1 AND days_since_last > :otr THEN 'lapsed'
-        ELSE 'active' END
+        ELSE 'active' END"""
+
+CLASSIFY = f"""
+UPDATE customer_snapshots SET
+    lapse_after_days = {LAPSE_AFTER},
+    status = {RULE_STATUS}
 WHERE shop_id = :shop
 """
 
