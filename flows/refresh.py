@@ -25,7 +25,7 @@ def refresh(db, shop, now, settings=None) -> dict:
         # connection, on the other core, while this one builds the snapshot.
         lines = pool.submit(_line_rules, path, shop, now, settings) if path else None
         with write_transaction(db):
-            metrics.materialise_purchases(db, shop, now, lines=lines is None)
+            metrics.materialise_purchases(db, shop, now, days=False, lines=lines is None)
             metrics.fill_snapshot(db, shop, now)
             rhythm = metrics.shop_rhythm(db, shop, settings)
             params = segments.rule_params(shop, now, settings, rhythm)
