@@ -32,8 +32,9 @@ def refresh(db, shop, now, settings=None) -> dict:
             # The rule's status and lapse day (segments.classify) are stored by scores.score.
             from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
             model = scores.score(db, params)
+            segments.fill_rule_segments(db, params)
             line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)
-            segments.fill_segments(db, params, line_rows)
+            segments.add_line_segments(db, params, line_rows)
             owner_segments.refresh_members(db, shop, params["now"])
             metrics.drop_purchases(db)
             snapshot_marks.clear(db, shop["id"])  # this snapshot has seen every change so far

@@ -1,6 +1,7 @@
 """Segment rules (SPEC "Business rules and defaults"), each one set-based SQL over the snapshot.
 
-`classify` sets each customer's status (active, lapsed, lost); `fill_segments` writes segment
+`classify` sets each customer's status (active, lapsed, lost; a refresh stores the same rule, as
+LAPSE_AFTER and RULE_STATUS, with the scores in flows.scores); `fill_segments` writes segment
 memberships, with a JSON `detail` where a segment is about a brand, category or product.
 """
 import json
@@ -123,11 +124,22 @@ def classify(db, params):
 def fill_segments(db, params, line_rows):
     """Replace the shop's segment memberships: the snapshot rules, and the rows of `line_segments`
     (caller holds the transaction)."""
+    fill_rule_segments(db, params)
+    add_line_segments(db, params, line_rows)
+
+
+def fill_rule_segments(db, params):
+    """Replace the shop's segment memberships with those of the snapshot rules; the line rules'
+    rows follow with `add_line_segments` (a refresh writes these while the line rules still run)."""
     db.execute("DELETE FROM customer_segments WHERE shop_id = ?", [params["shop"]])
     for name, condition in SIMPLE_RULES.items():
         db.execute(f"INSERT INTO customer_segments (customer_id, shop_id, segment)"
                    f" SELECT customer_id, shop_id, '{name}' FROM customer_snapshots"
                    f" WHERE shop_id = :shop AND {condition}", params)
+
+
+def add_line_segments(db, params, line_rows):
+    """Add the (customer_id, segment, detail) rows of `line_segments` to the shop's memberships."""
     db.conn.executemany("INSERT INTO customer_segments (customer_id, shop_id, segment, detail) VALUES (?, ?, ?, ?)",
                         ((cid, params["shop"], segment, detail) for cid, segment, detail in line_rows))
 
