@@ -42,19 +42,17 @@ SIMPLE_RULES = {
 
 # Rules over purchased lines: each SELECT gives (customer_id, segment, detail) rows. They read only
 # committed orders, so a refresh runs them on a second connection while it builds the snapshot.
+# A brand is loyal when every paid order has it: its orders are counted per (customer, brand) first,
+# and only groups of two or more look up the customer's order count (an index seek each) instead of
+# joining every group with a materialised count per customer.
 BRAND_LOYAL = """
-WITH purchases AS (
-    SELECT customer_id, COUNT(*) AS n FROM orders
-    WHERE shop_id = :shop AND status = 'paid' AND is_test = 0 AND customer_id IS NOT NULL
-      AND +created_at < :now
-    GROUP BY customer_id
-)
 SELECT b.customer_id, 'brand_loyal:' || b.brand, NULL
 FROM (SELECT customer_id, brand, COUNT(DISTINCT order_id) AS n
       FROM temp.purchase_lines WHERE brand IS NOT NULL AND brand <> ''
-      GROUP BY customer_id, brand) b
-JOIN purchases p ON p.customer_id = b.customer_id
-WHERE p.n >= 2 AND b.n = p.n
+      GROUP BY customer_id, brand HAVING COUNT(DISTINCT order_id) >= 2) b
+WHERE b.n = (SELECT COUNT(*) FROM orders o
+             WHERE o.shop_id = :shop AND o.customer_id = b.customer_id AND o.status = 'paid' AND o.is_test = 0
+               AND +o.created_at < :now)
 """
 
 CATEGORY_STATS = """
