@@ -91,12 +91,12 @@ def run_refresh(path):
     from flows.refresh import refresh
     db = connect(path)
     shop = get_shop(db, "bench")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     out = refresh(db, shop, parse_now(NOW, "UTC"))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     orders = db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
     print(json.dumps({"benchmark": "refresh", "customers": out["customers"], "orders": orders,
-                      "seconds": round(seconds, 2), "model": out["model"],
+                      "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "model": out["model"],
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
@@ -107,7 +107,7 @@ def run_lifetimes(path):
     import pandas as pd
     from lifetimes import BetaGeoFitter
     from lifetimes.utils import summary_data_from_transaction_data
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     conn = sqlite3.connect(path)
     orders = pd.read_sql_query(
         "SELECT customer_id, order_date FROM orders WHERE status = 'paid' AND is_test = 0"
@@ -117,6 +117,7 @@ def run_lifetimes(path):
                                                  freq="D")
     BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
     print(json.dumps({"seconds": round(time.perf_counter() - started, 2), "read_seconds": round(read, 2),
+                      "cpu_seconds": round(time.process_time() - cpu, 2),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 
@@ -149,7 +150,10 @@ def main():
     if theirs.returncode == 0:
         lifetimes = json.loads(theirs.stdout)
         doc.update(lifetimes_seconds=lifetimes["seconds"], lifetimes_peak_rss_mb=lifetimes["peak_rss_mb"],
-                   ratio_to_lifetimes=round(ours["seconds"] / lifetimes["seconds"], 2))
+                   ratio_to_lifetimes=round(ours["seconds"] / lifetimes["seconds"], 2),
+                   # On a shared machine the wall clock measures the neighbours too: CPU time beside it.
+                   lifetimes_cpu_seconds=lifetimes["cpu_seconds"],
+                   cpu_ratio_to_lifetimes=round(ours["cpu_seconds"] / lifetimes["cpu_seconds"], 2))
     else:
         doc["lifetimes"] = "not installed (pip install -e '.[bench]')"
     doc["met"] = (doc["seconds"] <= 5.0 and doc["peak_rss_mb"] <= 1024

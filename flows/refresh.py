@@ -25,15 +25,16 @@ def refresh(db, shop, now, settings=None) -> dict:
         # connection, on the other core, while this one builds the snapshot.
         lines = pool.submit(_line_rules, path, shop, now, settings) if path else None
         with write_transaction(db):
-            metrics.materialise_purchases(db, shop, now, lines=lines is None)
+            metrics.materialise_purchases(db, shop, now, days=False, lines=lines is None)
             metrics.fill_snapshot(db, shop, now)
             rhythm = metrics.shop_rhythm(db, shop, settings)
             params = segments.rule_params(shop, now, settings, rhythm)
-            segments.classify(db, params)
+            # The rule's status and lapse day (segments.classify) are stored by scores.score.
             from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
             model = scores.score(db, params)
+            segments.fill_rule_segments(db, params)
             line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)
-            segments.fill_segments(db, params, line_rows)
+            segments.add_line_segments(db, params, line_rows)
             owner_segments.refresh_members(db, shop, params["now"])
             metrics.drop_purchases(db)
             snapshot_marks.clear(db, shop["id"])  # this snapshot has seen every change so far

@@ -9,22 +9,25 @@ from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 from . import bgnbd, predictions, targeting
+from .segments import LAPSE_AFTER, RULE_STATUS
 
 # One row per buyer: model inputs (x repeat purchase days, t_x recency, age T), RFM inputs, and for
 # flows.predictions the rule's status (0 active, 1 lapsed, 2 lost) and the first-to-second purchase gap
-# (-1: none), as numbers so that the rows load as one float array.
-BUYERS = """
+# (-1: none), as numbers so that the rows load as one float array; last the rule's lapse day. The rule
+# (flows.segments) is applied here and stored with the scores: one write of each row instead of two.
+BUYERS = f"""
 SELECT customer_id, purchase_days - 1,
        CAST(julianday(last_date) - julianday(first_date) AS INTEGER), days_since_first,
        days_since_last, purchases, clv_minor,
-       CASE status WHEN 'lapsed' THEN 1 WHEN 'lost' THEN 2 ELSE 0 END,
-       COALESCE(julianday(second_date) - julianday(first_date), -1)
-FROM customer_snapshots WHERE shop_id = ? AND purchases > 0
+       CASE {RULE_STATUS} WHEN 'lapsed' THEN 1 WHEN 'lost' THEN 2 ELSE 0 END,
+       COALESCE(julianday(second_date) - julianday(first_date), -1),
+       {LAPSE_AFTER}
+FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0
 """
 
 STORE = """
 UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
-    expected_90d = ?, expected_next_order = ?
+    expected_90d = ?, expected_next_order = ?, status = ?, lapse_after_days = ?
 WHERE customer_id = ?
 """
 
@@ -32,7 +35,8 @@ STORE_SLICE = 20_000
 STORE_PREDICTED = """
 UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
     expected_90d = ?, expected_next_order = ?, status = ?, p_purchase_30d = ?, p_purchase_next = ?, return_share = ?,
-    predicted_clv_12m_minor = ?, worth_minor = ?, offer_kind = ?, offer_percent = ?, offer_rule = ?
+    predicted_clv_12m_minor = ?, worth_minor = ?, offer_kind = ?, offer_percent = ?, offer_rule = ?,
+    lapse_after_days = ?
 WHERE customer_id = ?
 """
 
@@ -61,9 +65,10 @@ def rfm(recency_days, purchases, clv):
     return r, f, m, stage
 
 
-def fit_shop(db, shop_id):
-    """Fit BG/NBD on the shop's buyers; returns (fit or NotEnoughHistory, buyer rows)."""
-    rows = np.array(db.execute(BUYERS, [shop_id]).fetchall(), dtype=float).reshape(-1, 9)
+def fit_shop(db, params):
+    """Fit BG/NBD on the shop's buyers (`params`: flows.segments.rule_params); returns (fit or
+    NotEnoughHistory, buyer rows)."""
+    rows = np.array(db.execute(BUYERS, params).fetchall(), dtype=float).reshape(-1, 10)
     # In key order, so that the per-customer updates go through the table's B-tree in order.
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     x, t_x, age = rows[:, 1], rows[:, 2], rows[:, 3]
@@ -86,7 +91,7 @@ def model_summary(fit, customers) -> dict:
 def score(db, params) -> dict:
     """Fit the shop's model and store every buyer's RFM and model scores, the model-based lapse and
     the offer decision (caller holds the transaction; flows.targeting explains the numbers)."""
-    fit, rows = fit_shop(db, params["shop"])
+    fit, rows = fit_shop(db, params)
     ids, x, t_x, age, recency, purchases, clv = rows[:, :7].T
     r, f, m, stage = rfm(recency, purchases, clv)
     n = len(ids)
@@ -103,15 +108,17 @@ def score(db, params) -> dict:
     else:
         cols = (none, none, none)
     rfm_cols = (r.tolist(), f.tolist(), m.tolist(), stage.tolist())
+    lapse_after = rows[:, 9].tolist()
     if predicted is None:
-        db.conn.executemany(STORE, zip(*rfm_cols, *cols, ids.astype(int).tolist()))
+        status = predictions.STATUSES[rows[:, 7].astype(int)].tolist()
+        db.conn.executemany(STORE, zip(*rfm_cols, *cols, status, lapse_after, ids.astype(int).tolist()))
         db.execute(RULE_BASED_NEXT, params)
     else:  # one statement per customer for everything: a second pass over 200k rows costs a second
         p = predicted
         as_list = np.ndarray.tolist
         more = ((p["status"], as_list), (p["p30"], _nullable), (p["p_next"], _nullable), (p["return_share"], _nullable),
                 (p["clv12"], _minor), (p["worth"], _minor), (p["kind"], as_list), (p["percent"], _nullable),
-                (p["rule"], as_list), (ids.astype(int), as_list))
+                (p["rule"], as_list), (rows[:, 9], as_list), (ids.astype(int), as_list))
         # In slices: Python objects for 17 columns of 200k customers at once would cost ~100 MB.
         for start in range(0, n, STORE_SLICE):
             part = slice(start, start + STORE_SLICE)

@@ -1,6 +1,7 @@
 """Segment rules (SPEC "Business rules and defaults"), each one set-based SQL over the snapshot.
 
-`classify` sets each customer's status (active, lapsed, lost); `fill_segments` writes segment
+`classify` sets each customer's status (active, lapsed, lost; a refresh stores the same rule, as
+LAPSE_AFTER and RULE_STATUS, with the scores in flows.scores); `fill_segments` writes segment
 memberships, with a JSON `detail` where a segment is about a brand, category or product.
 """
 import json
@@ -11,17 +12,21 @@ from .metrics import drop_purchases, materialise_purchases, query_params
 
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
 
-CLASSIFY = """
-UPDATE customer_snapshots SET
-    lapse_after_days = CASE WHEN purchase_days >= 2 THEN MAX(:factor * avg_gap_days, :min_days)
-                            WHEN purchase_days = 1 THEN :otr END,
-    status = CASE
+# The rule's lapse day and status of a customer_snapshots row, as SQL expressions over its columns.
+LAPSE_AFTER = """CASE WHEN purchase_days >= 2 THEN MAX(:factor * avg_gap_days, :min_days)
+                            WHEN purchase_days = 1 THEN :otr END"""
+RULE_STATUS = """CASE
         WHEN purchases = 0 THEN NULL
         WHEN days_since_last > :lost THEN 'lost'
         WHEN purchase_days >= 2 AND days_since_last > :factor * avg_gap_days
              AND days_since_last >= :min_days THEN 'lapsed'
         WHEN purchase_days = 1 AND days_since_last > :otr THEN 'lapsed'
-        ELSE 'active' END
+        ELSE 'active' END"""
+
+CLASSIFY = f"""
+UPDATE customer_snapshots SET
+    lapse_after_days = {LAPSE_AFTER},
+    status = {RULE_STATUS}
 WHERE shop_id = :shop
 """
 
@@ -37,19 +42,17 @@ SIMPLE_RULES = {
 
 # Rules over purchased lines: each SELECT gives (customer_id, segment, detail) rows. They read only
 # committed orders, so a refresh runs them on a second connection while it builds the snapshot.
+# A brand is loyal when every paid order has it: its orders are counted per (customer, brand) first,
+# and only groups of two or more look up the customer's order count (an index seek each) instead of
+# joining every group with a materialised count per customer.
 BRAND_LOYAL = """
-WITH purchases AS (
-    SELECT customer_id, COUNT(*) AS n FROM orders
-    WHERE shop_id = :shop AND status = 'paid' AND is_test = 0 AND customer_id IS NOT NULL
-      AND +created_at < :now
-    GROUP BY customer_id
-)
 SELECT b.customer_id, 'brand_loyal:' || b.brand, NULL
 FROM (SELECT customer_id, brand, COUNT(DISTINCT order_id) AS n
       FROM temp.purchase_lines WHERE brand IS NOT NULL AND brand <> ''
-      GROUP BY customer_id, brand) b
-JOIN purchases p ON p.customer_id = b.customer_id
-WHERE p.n >= 2 AND b.n = p.n
+      GROUP BY customer_id, brand HAVING COUNT(DISTINCT order_id) >= 2) b
+WHERE b.n = (SELECT COUNT(*) FROM orders o
+             WHERE o.shop_id = :shop AND o.customer_id = b.customer_id AND o.status = 'paid' AND o.is_test = 0
+               AND +o.created_at < :now)
 """
 
 CATEGORY_STATS = """
@@ -119,11 +122,22 @@ def classify(db, params):
 def fill_segments(db, params, line_rows):
     """Replace the shop's segment memberships: the snapshot rules, and the rows of `line_segments`
     (caller holds the transaction)."""
+    fill_rule_segments(db, params)
+    add_line_segments(db, params, line_rows)
+
+
+def fill_rule_segments(db, params):
+    """Replace the shop's segment memberships with those of the snapshot rules; the line rules'
+    rows follow with `add_line_segments` (a refresh writes these while the line rules still run)."""
     db.execute("DELETE FROM customer_segments WHERE shop_id = ?", [params["shop"]])
     for name, condition in SIMPLE_RULES.items():
         db.execute(f"INSERT INTO customer_segments (customer_id, shop_id, segment)"
                    f" SELECT customer_id, shop_id, '{name}' FROM customer_snapshots"
                    f" WHERE shop_id = :shop AND {condition}", params)
+
+
+def add_line_segments(db, params, line_rows):
+    """Add the (customer_id, segment, detail) rows of `line_segments` to the shop's memberships."""
     db.conn.executemany("INSERT INTO customer_segments (customer_id, shop_id, segment, detail) VALUES (?, ?, ?, ?)",
                         ((cid, params["shop"], segment, detail) for cid, segment, detail in line_rows))
 
