@@ -22,11 +22,13 @@ SELECT substr(sent_at, 1, 13) AS hour, COUNT(*) FROM messages
 WHERE shop_id = :shop AND status = 'sent' AND sent_at >= :since AND sent_at < :now GROUP BY 1
 """
 
+# `+m.status`: without the unary plus SQLite reads the messages by status (every sent email of the
+# installation, once per order) instead of by customer: 28 s instead of 0.06 s on the demo.
 CONVERTED = """
 WITH candidates AS (
     SELECT e.id AS enrolment_id, o.created_at,
            (SELECT MAX(m.sent_at) FROM messages m WHERE m.customer_id = e.customer_id AND m.enrolment_id = e.id
-                AND m.status = 'sent'
+                AND +m.status = 'sent'
                 AND m.sent_at < :now AND m.sent_at < o.created_at) AS last_sent,
            EXISTS (SELECT 1 FROM discount_codes d WHERE d.enrolment_id = e.id AND d.used_order_id = o.id) AS with_code
     FROM enrolments e
