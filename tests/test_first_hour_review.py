@@ -1,0 +1,55 @@
+"""What an outside-in review of the owner's first hour (issue 17) found on main, each with its fix:
+the demo report's weekly trend read every sent email once per order (44 s for the demo's report
+page), the public-address warning told owners on the right address that "this page" was opened
+elsewhere, and the segment editor's refusals were English on Dutch and Polish pages."""
+import logging
+import re
+import sqlite3
+
+from app import create_app
+from app.db import connect
+from app.migrations import init_db
+from app.users import ensure_admin
+from app.web.public_address import serve_address
+from conftest import ADMIN_PASSWORD, CHEAP_HASH
+from flows import trend
+from tests.builders import make_shop
+
+
+def test_the_trend_reads_an_orders_emails_by_customer_not_every_sent_email(tmp_path):
+    """The report's weekly trend finds the last email before each order through the customer's
+    messages; read by status it went through every sent email of the installation per order."""
+    db = sqlite3.connect(tmp_path / "w.db")
+    init_db(connect(tmp_path / "w.db"))
+    params = {"shop": 1, "now": "2026-12-05T12:00:00Z", "since": "", "days": 5, "currency": "EUR"}
+    plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + trend.CONVERTED, params)]
+    reads = [step for step in plan if re.search(r"\bm USING", step)]
+    assert reads and all("messages_customer" in step for step in reads), plan
+
+
+def _login(client, base):
+    page = client.get("/login", base_url=base)
+    token = page.get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
+    client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token},
+                base_url=base)
+
+
+def test_the_address_warning_is_for_the_page_opened_elsewhere_not_for_the_right_address(tmp_path, caplog):
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "i"), "DATABASE": str(tmp_path / "w.db"),
+                      "PASSWORD_HASH_METHOD": CHEAP_HASH})
+    with app.app_context():
+        from app.db import get_db
+        init_db(get_db())
+        ensure_admin(get_db(), ADMIN_PASSWORD, method=CHEAP_HASH)
+    serve_address(app, "127.0.0.1", 8000)
+    make_shop(connect(app.config["DATABASE"]), "s")
+    elsewhere, right = app.test_client(), app.test_client()
+    with caplog.at_level(logging.WARNING, logger="winback.address"):
+        _login(elsewhere, "http://localhost:8000")
+        page = elsewhere.get("/shops/s", base_url="http://localhost:8000").get_data(as_text=True)
+    assert 'data-warning="public_address"' in page and "localhost:8000" in page
+    _login(right, "http://127.0.0.1:8000")
+    page = right.get("/shops/s", base_url="http://127.0.0.1:8000").get_data(as_text=True)
+    # The owner on the public address is not told "this page was opened at localhost:8000".
+    assert 'data-warning="public_address"' not in page and "localhost:8000" not in page
+    assert len([r for r in caplog.records if "localhost:8000" in r.getMessage()]) == 1
