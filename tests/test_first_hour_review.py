@@ -53,3 +53,25 @@ def test_the_address_warning_is_for_the_page_opened_elsewhere_not_for_the_right_
     # The owner on the public address is not told "this page was opened at localhost:8000".
     assert 'data-warning="public_address"' not in page and "localhost:8000" not in page
     assert len([r for r in caplog.records if "localhost:8000" in r.getMessage()]) == 1
+
+
+def test_a_refused_segment_row_says_why_in_polish_next_to_it_and_keeps_what_was_typed(client, login, db):
+    from test_segment_pages import rows, shop_with_history
+    from tests.conftest import _csrf
+    shop_with_history(db)
+    login()
+    client.post("/language", data={"lang": "pl", "next": "/", "csrf_token": _csrf(client.get("/shops/corner").get_data(as_text=True))})
+    token = _csrf(client.get("/shops/corner/segments/new").get_data(as_text=True))
+    refused = client.post("/shops/corner/segments/new", data={
+        **rows(**{"0": ("orders", ">=", "2"), "1": ("clv", ">=", "dużo"), "2": ("accepts_marketing", "=", "może")}),
+        "name": "Stali klienci", "csrf_token": token})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'lang="pl"' in page
+    row = re.search(r'<div class="condition" data-row="1">(.*?)</div>', page, re.S).group(1)
+    assert 'id="error-conditions-1-value">wpisz liczbę<' in row and 'aria-invalid="true"' in row
+    row = re.search(r'<div class="condition" data-row="2">(.*?)</div>', page, re.S).group(1)
+    assert "wpisz tak lub nie" in row
+    assert "takes a number" not in page and "rule.all" not in page  # the rule's English, internal names
+    for typed in ('value="dużo"', 'value="może"', 'value="Stali klienci"', 'value="2"'):
+        assert typed in page
+    assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
