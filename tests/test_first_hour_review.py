@@ -75,3 +75,14 @@ def test_a_refused_segment_row_says_why_in_polish_next_to_it_and_keeps_what_was_
     for typed in ('value="dużo"', 'value="może"', 'value="Stali klienci"', 'value="2"'):
         assert typed in page
     assert db.execute("SELECT COUNT(*) FROM owner_segments").fetchone()[0] == 0
+
+
+def test_the_dry_run_summary_keeps_one_column_for_long_flow_names(app, db, runner):
+    from tests.builders import lapsed_shop
+    lapsed_shop(db)
+    out = runner.invoke(args=["run-flows", "--shop", "s", "--now", "2026-04-12T10:00:00+00:00", "--dry-run"]).output
+    summary = out.split("Per flow:", 1)[1].splitlines()[1:]
+    assert any(line.split()[0] == "category_winback" for line in summary)
+    # The count (or "nobody") of every flow ends in the same column, category_winback's too.
+    ends = {re.match(r"\s+\S+\s+\S+", line).end() for line in summary}
+    assert len(ends) == 1, summary
