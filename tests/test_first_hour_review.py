@@ -60,7 +60,8 @@ def test_a_refused_segment_row_says_why_in_polish_next_to_it_and_keeps_what_was_
     from tests.conftest import _csrf
     shop_with_history(db)
     login()
-    client.post("/language", data={"lang": "pl", "next": "/", "csrf_token": _csrf(client.get("/shops/corner").get_data(as_text=True))})
+    home = client.get("/shops/corner").get_data(as_text=True)
+    client.post("/language", data={"lang": "pl", "next": "/", "csrf_token": _csrf(home)})
     token = _csrf(client.get("/shops/corner/segments/new").get_data(as_text=True))
     refused = client.post("/shops/corner/segments/new", data={
         **rows(**{"0": ("orders", ">=", "2"), "1": ("clv", ">=", "dużo"), "2": ("accepts_marketing", "=", "może")}),
@@ -86,3 +87,20 @@ def test_the_dry_run_summary_keeps_one_column_for_long_flow_names(app, db, runne
     # The count (or "nobody") of every flow ends in the same column, category_winback's too.
     ends = {re.match(r"\s+\S+\s+\S+", line).end() for line in summary}
     assert len(ends) == 1, summary
+
+
+def test_the_live_count_of_a_new_segment_says_nothing_in_english(client, login, db):
+    """Opening the editor (no condition yet) and typing a word where a number goes: the live count's
+    message is empty, then in the page's language; never the rule's English."""
+    from test_segment_pages import rows, shop_with_history
+    from tests.conftest import _csrf
+    shop_with_history(db)
+    login()
+    home = client.get("/shops/corner").get_data(as_text=True)
+    client.post("/language", data={"lang": "nl", "next": "/", "csrf_token": _csrf(home)})
+    token = _csrf(client.get("/shops/corner/segments/new").get_data(as_text=True))
+    empty = client.post("/shops/corner/segments/count", data={**rows(), "csrf_token": token}).get_json()
+    assert empty == {"count": None, "sample": [], "error": None}
+    typed = client.post("/shops/corner/segments/count", data={**rows(**{"0": ("clv", ">=", "veel")}),
+                                                              "csrf_token": token}).get_json()
+    assert typed["count"] is None and typed["error"] == "vul een getal in"
