@@ -103,7 +103,7 @@ def test_the_live_count_of_a_new_segment_says_nothing_in_english(client, login, 
     assert empty == {"count": None, "sample": [], "error": None}
     typed = client.post("/shops/corner/segments/count", data={**rows(**{"0": ("clv", ">=", "veel")}),
                                                               "csrf_token": token}).get_json()
-    assert typed["count"] is None and typed["error"] == "vul een getal in"
+    assert typed["count"] is None and typed["error"] == "Voorwaarde 1: vul een getal in"
 
 
 def test_a_shop_without_campaigns_reports_none_without_reading_its_orders(db):
@@ -119,3 +119,16 @@ def test_a_shop_without_campaigns_reports_none_without_reading_its_orders(db):
     finally:
         db.conn.set_trace_callback(None)
     assert statements and not [s for s in statements if "orders" in s], statements
+
+
+def test_a_report_range_that_is_not_one_says_why_in_the_page_language(client, login, db):
+    from test_segment_pages import shop_with_history
+    from tests.conftest import _csrf
+    shop_with_history(db)
+    login()
+    home = client.get("/shops/corner").get_data(as_text=True)
+    client.post("/language", data={"lang": "pl", "next": "/", "csrf_token": _csrf(home)})
+    page = client.get("/shops/corner/report?from=2026-06-10&to=2026-06-01").get_data(as_text=True)
+    assert "zakres kończy się przed początkiem" in page and "ends before it starts" not in page
+    page = client.get("/shops/corner/report?from=wczoraj").get_data(as_text=True)
+    assert "pierwszy dzień, &#39;wczoraj&#39;, nie jest datą" in page and "is not a date" not in page

@@ -129,7 +129,8 @@ def count(handle):
     rule = form.rule()
     if isinstance(rule, dict) and not next(iter(rule.values())):
         return jsonify(count=None, sample=[], error=None)  # no condition typed yet: nothing to say
-    problems = [row.form.value.errors[0] for row in form.conditions if row.form.value.errors]
+    problems = [_("Condition %(n)s: %(reason)s", n=n, reason=row.form.value.errors[0])
+                for n, row in enumerate(form.conditions, 1) if row.form.value.errors]
     if problems:
         return jsonify(count=None, sample=[], error=problems[0])
     try:
