@@ -72,6 +72,9 @@ def test_a_refused_segment_row_says_why_in_polish_next_to_it_and_keeps_what_was_
     assert 'id="error-conditions-1-value">wpisz liczbę<' in row and 'aria-invalid="true"' in row
     row = re.search(r'<div class="condition" data-row="2">(.*?)</div>', page, re.S).group(1)
     assert "wpisz tak lub nie" in row
+    brand = client.post("/shops/corner/segments/new", data={**rows(**{"0": ("brand", "<", "Wella")}),
+                                                           "name": "Fani", "csrf_token": token}).get_data(as_text=True)
+    assert "dla tego pola wybierz = != in" in brand and "takes the operators" not in brand
     assert "takes a number" not in page and "rule.all" not in page  # the rule's English, internal names
     for typed in ('value="dużo"', 'value="może"', 'value="Stali klienci"', 'value="2"'):
         assert typed in page

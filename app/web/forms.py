@@ -559,9 +559,12 @@ class ConditionForm(Form):
         the value (the rule's own check, in flows/rules.py, speaks English with the rule's internal
         names); True when the row is empty or fine."""
         field, op, raw = self.field.data, self.op.data, (self.value.data or "").strip()
-        kind = RULE_FIELDS.get(field, ("text",))[0] if field else None
-        if kind is None:
-            return True
+        if field not in RULE_FIELDS:
+            return True  # empty row (or a field no form offers: the rule's check refuses it)
+        kind, _sql, ops = RULE_FIELDS[field]
+        if op not in ops:
+            self.value.errors = [gettext("this field takes %(ops)s", ops=" ".join(ops))]
+            return False
         parts = [p.strip() for p in raw.split(",") if p.strip()] if op == "in" else [raw]
         if not parts or not all(parts):
             self.value.errors = [gettext("a value is required")]
