@@ -41,7 +41,7 @@ def test_the_live_count_follows_the_rule_and_saves_nothing(client, login, db):
     assert doc["count"] == 2 and doc["error"] is None
     bad = client.post("/shops/corner/segments/count", data={**rows(**{"0": ("clv", ">=", "lots")}),
                                                             "csrf_token": token}).get_json()
-    assert bad["count"] is None and bad["error"] == "Condition 1: enter a number"  # the row's own check, in the page's language
+    assert bad["count"] is None and bad["error"] == "Condition 1: enter a number"
     raw = client.post("/shops/corner/segments/count", data={"csrf_token": token, "rule_json": json.dumps(
         {"any": [{"field": "orders", "op": ">", "value": 1}, {"all": [{"field": "clv", "op": ">", "value": 400}]}]})})
     assert raw.get_json()["count"] == 2
