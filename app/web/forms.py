@@ -34,8 +34,12 @@ from flows.copy import (
     check_placeholders,
 )
 from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, PRIORITY, offer_kind
-from flows.rules import FIELDS as RULE_FIELDS, MAX_COUNT as RULE_MAX_COUNT, MAX_MONEY as RULE_MAX_MONEY, \
-    OPS as RULE_OPS
+from flows.rules import (
+    FIELDS as RULE_FIELDS,
+    MAX_COUNT as RULE_MAX_COUNT,
+    MAX_MONEY as RULE_MAX_MONEY,
+    OPS as RULE_OPS,
+)
 
 from ..money import exponent
 from ..settings import SETTINGS, Message, email_address, refusal, text
