@@ -294,6 +294,9 @@ def report(db, shop, now) -> list[dict]:
     """Per campaign: {"id", "name", "template", "segment", "status", "scheduled_for", "recipients"
     (members meant to get it), "held_out", "sent", "withheld", "converted", "revenue", "lift"}, the lift
     over `conversion_days` after the start against the held-out members."""
+    campaigns = list_campaigns(db, shop)
+    if not campaigns:
+        return []  # the attribution below reads every flow's orders (1.3 s on the demo) for the campaigns' rows
     settings = get_settings(db, shop["id"])
     # Every campaign, whatever the report's range (`since` "" is before any moment).
     params = {"shop": shop["id"], "now": to_db(now), "currency": shop["currency"], "days": settings["conversion_days"],
@@ -302,7 +305,7 @@ def report(db, shop, now) -> list[dict]:
     groups = {r["flow"]: r for r in db.query(GROUPS, params)}
     sent = {r["flow"]: r for r in db.query(SENT, params)}
     out = []
-    for c in list_campaigns(db, shop):
+    for c in campaigns:
         a, g, s = attributed.get(c["flow"], {}), groups.get(c["flow"], {}), sent.get(c["flow"], {})
         out.append({"id": c["id"], "name": c["subject"] or c["template"], "template": c["template"],
                     "segment": c["segment"], "offer": offer_text(c["offer"]), "status": c["status"],

@@ -57,12 +57,13 @@ def summary(db, shop, now) -> list[dict]:
 def summary_lines(rows) -> list[str]:
     """The summary as text lines, one per flow that anyone would enter."""
     lines = ["Per flow: would enter, held out, would send now, deferred, withheld:"]
+    width = max((len(r["flow"]) for r in rows), default=0)  # one column, whatever the flows' names
     for r in rows:
         if not r["would_enter"]:
-            lines.append(f"  {r['flow']:13} nobody")
+            lines.append(f"  {r['flow']:{width}} {'nobody':>6}")
             continue
         why = "; ".join(f"{reason}: {n}" for reason, n in r["reasons"].items())
-        lines.append(f"  {r['flow']:13} {r['would_enter']:>6} enter, {r['held_out']} held out, "
+        lines.append(f"  {r['flow']:{width}} {r['would_enter']:>6} enter, {r['held_out']} held out, "
                      f"{r['would_send']} send, {r['deferred']} deferred, {r['withheld']} withheld"
                      + (f" ({why})" if why else ""))
     return lines

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 
 from app.money import from_minor
-from app.settings import get_settings
+from app.settings import Message, N_, get_settings
 from app.timeutil import from_db, start_of_day, to_db, zone
 
 from .definitions import PRIORITY, load_flows
@@ -22,11 +22,13 @@ SELECT substr(sent_at, 1, 13) AS hour, COUNT(*) FROM messages
 WHERE shop_id = :shop AND status = 'sent' AND sent_at >= :since AND sent_at < :now GROUP BY 1
 """
 
+# `+m.status`: without the unary plus SQLite reads the messages by status (every sent email of the
+# installation, once per order) instead of by customer: 28 s instead of 0.06 s on the demo.
 CONVERTED = """
 WITH candidates AS (
     SELECT e.id AS enrolment_id, o.created_at,
            (SELECT MAX(m.sent_at) FROM messages m WHERE m.customer_id = e.customer_id AND m.enrolment_id = e.id
-                AND m.status = 'sent'
+                AND +m.status = 'sent'
                 AND m.sent_at < :now AND m.sent_at < o.created_at) AS last_sent,
            EXISTS (SELECT 1 FROM discount_codes d WHERE d.enrolment_id = e.id AND d.used_order_id = o.id) AS with_code
     FROM enrolments e
@@ -108,14 +110,15 @@ def date_range(shop, first: str | None, last: str | None, now):
     included; either may be empty): since is 00:00 of `first`, until is 00:00 after `last`, never
     later than `now`. ValueError with a reason for a date that is not one or a range that ends
     before it starts."""
-    def parse(text, name):
+    def parse(text, refused):
         try:
             return date.fromisoformat(text.strip()) if text and text.strip() else None
         except ValueError:
-            raise ValueError(f"{name}: {text!r} is not a date like 2026-06-01") from None
-    start, end = parse(first, "from"), parse(last, "to")
+            raise ValueError(Message(refused, value=repr(text))) from None
+    start = parse(first, N_("the first day, %(value)s, is not a date like 2026-06-01"))
+    end = parse(last, N_("the last day, %(value)s, is not a date like 2026-06-01"))
     if start and end and end < start:
-        raise ValueError("the range ends before it starts")
+        raise ValueError(Message(N_("the range ends before it starts")))
     since = start_of_day(start, shop["timezone"]) if start else None
     until = min(start_of_day(end + timedelta(days=1), shop["timezone"]), now) if end else now
     return since, until

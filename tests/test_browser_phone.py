@@ -1,4 +1,4 @@
-"""Every page on a 390 px phone, in English and Polish (issue 17): nothing is wider than the screen.
+"""Every page on a 390 px phone, in English, Dutch and Polish (issue 17): nothing is wider than the screen.
 
 The owner's pages are opened logged in; the login page, the customer-facing unsubscribe and keep
 pages and an error page without a session. Screenshots go to test-artifacts/phone-<lang>-<name>.png.
@@ -83,7 +83,7 @@ def _customer_links(server):
                          "bad-token": "/u/not-a-token"}
 
 
-@pytest.mark.parametrize("lang", ["en", "pl"])
+@pytest.mark.parametrize("lang", ["en", "nl", "pl"])
 def test_no_page_is_wider_than_a_phone(browser, server, lang):
     external_id, public = _customer_links(server)
     too_wide = {}

@@ -31,7 +31,7 @@ def test_the_editor_counts_while_typing_and_saves(browser, server):
         page.select_option('select[name="conditions-1-field"]', "orders")
         page.select_option('select[name="conditions-1-op"]', ">=")
         page.fill('input[name="conditions-1-value"]', "lots")
-        expect(page.locator("#segment-problem")).to_contain_text("orders takes a number")
+        expect(page.locator("#segment-problem")).to_have_text("Condition 2: enter a number")
         page.fill('input[name="conditions-1-value"]', "2")
         expect(page.locator("#segment-problem")).to_have_text("")
         narrowed = int(page.locator("#segment-count").inner_text())

@@ -34,7 +34,12 @@ from flows.copy import (
     check_placeholders,
 )
 from flows.definitions import MAX_AMOUNT, MAX_MIN_ORDER, MAX_PERCENT, PRIORITY, offer_kind
-from flows.rules import FIELDS as RULE_FIELDS, OPS as RULE_OPS
+from flows.rules import (
+    FIELDS as RULE_FIELDS,
+    MAX_COUNT as RULE_MAX_COUNT,
+    MAX_MONEY as RULE_MAX_MONEY,
+    OPS as RULE_OPS,
+)
 
 from ..money import exponent
 from ..settings import SETTINGS, Message, email_address, refusal, text
@@ -553,6 +558,44 @@ class ConditionForm(Form):
         values = [_rule_value(RULE_FIELDS.get(field, ("text",))[0], p) for p in parts if p or op != "in"]
         return {"field": field, "op": op, "value": values if op == "in" else values[0]}
 
+    def check_value(self) -> bool:
+        """The typed value(s) checked for the row's field, the error in the page's language next to
+        the value (the rule's own check, in flows/rules.py, speaks English with the rule's internal
+        names); True when the row is empty or fine."""
+        field, op, raw = self.field.data, self.op.data, (self.value.data or "").strip()
+        if field not in RULE_FIELDS:
+            return True  # empty row (or a field no form offers: the rule's check refuses it)
+        kind, _sql, ops = RULE_FIELDS[field]
+        if op not in ops:
+            self.value.errors = [gettext("this field takes %(ops)s", ops=" ".join(ops))]
+            return False
+        parts = [p.strip() for p in raw.split(",") if p.strip()] if op == "in" else [raw]
+        if not parts or not all(parts):
+            self.value.errors = [gettext("a value is required")]
+            return False
+        number = _ROW_NUMBERS.get(kind)
+        for part in parts:
+            try:
+                if number:
+                    number(self, _Typed(part))
+                elif kind == "bool" and part.lower() not in _TRUE + _FALSE:
+                    raise ValidationError(_l("enter yes or no"))
+            except ValidationError as exc:
+                self.value.errors = [str(exc.args[0])]
+                return False
+        return True
+
+
+class _Typed:
+    """One typed value, as a field for a validator."""
+
+    def __init__(self, data):
+        self.data = data
+
+
+_ROW_NUMBERS = {"money": Number(0, RULE_MAX_MONEY, integer=False), "count": Number(0, RULE_MAX_COUNT),
+                "probability": Number(0, 1, integer=False)}
+
 
 def _rule_value(kind, text):
     """What the owner typed, as the rule's JSON holds it (the rule's checks judge it)."""
@@ -576,6 +619,13 @@ class SegmentForm(FlaskForm):
                         default="all")
     conditions = FieldList(FormField(ConditionForm), min_entries=CONDITION_ROWS)
     rule_json = TextAreaField()
+
+    def validate(self, extra_validators=None):
+        """The fields, and each condition row's value for its field (unless the JSON is given)."""
+        ok = super().validate(extra_validators)
+        if not (self.rule_json.data or "").strip():
+            ok = all([row.form.check_value() for row in self.conditions]) and ok
+        return ok
 
     def rule(self):
         """The rule: the JSON when given, else the condition rows (flows.rules checks either)."""

@@ -8,7 +8,9 @@ from flows.attribution import report
 from flows.trend import date_range, weekly_trend
 
 from ..db import get_db
+from ..settings import refusal
 from ..timeutil import local_date, utcnow
+from .forms import translated
 
 
 def report_context(shop) -> dict:
@@ -19,7 +21,7 @@ def report_context(shop) -> dict:
     try:
         since, until = date_range(shop, first, last, now)
     except ValueError as exc:
-        error, since, until = str(exc), None, now
+        error, since, until = translated(refusal(exc)), None, now
         first = last = ""
     db = get_db()
     trend = weekly_trend(db, shop, until, since)

@@ -126,8 +126,15 @@ def count(handle):
     form.validate()
     if form.csrf_token.errors:
         abort(400)
+    rule = form.rule()
+    if isinstance(rule, dict) and not next(iter(rule.values())):
+        return jsonify(count=None, sample=[], error=None)  # no condition typed yet: nothing to say
+    problems = [_("Condition %(n)s: %(reason)s", n=n, reason=row.form.value.errors[0])
+                for n, row in enumerate(form.conditions, 1) if row.form.value.errors]
+    if problems:
+        return jsonify(count=None, sample=[], error=problems[0])
     try:
-        doc = owner_segments.preview(get_db(), shop, form.rule())
+        doc = owner_segments.preview(get_db(), shop, rule)
     except RuleError as exc:
         return jsonify(count=None, sample=[], error=str(exc))
     sample = [{"customer": s["customer"], "first_name": s["first_name"],
