@@ -7,8 +7,9 @@ accepts and counts them and talks to no mail server: the demo can never mail any
 
 Then the simulated customers answer: some click (recorded through flows/clicks.py as a person's
 click, well after delivery), and some order within a few days, more often than they would have
-anyway, using the email's code. Held-out customers get no emails, so they only order as the demo's
-own history has them order: the report's lift is the difference. Orders are written through the
+anyway, using the email's code. Everyone who enters a flow, held out or not, may also order within a
+few days on their own (BASELINE_RATE, no code), so the control group converts too: the report's lift
+is the difference. Orders are written through the
 connectors' writer, as a sync would, and the engine sees each one only once its `now` has passed it.
 """
 import random
@@ -35,6 +36,8 @@ TICK_HOUR = 10  # shop time: inside the default send window (09:00-20:00)
 CLICK_RATE = 0.22
 ORDER_RATE = {0: 0.035, 1: 0.02, 2: 0.03}  # by step: the first email, the reminder, the last chance
 ORDER_PREFIX = "S"
+BASELINE_RATE = 0.03  # an entrant who orders within five days anyway, emailed or held out
+BASELINE_PREFIX = "B"
 
 
 class DemoTransport:
@@ -101,6 +104,13 @@ def build_history(app, db, shop, *, days=HISTORY_DAYS, now, seed=1, progress=Fal
             "seconds": round(time.monotonic() - started, 2)}
 
 
+ENTERED_TODAY = """
+SELECT e.id, e.customer_id, c.external_id, c.email, NULL AS code, NULL AS kind, NULL AS percent, NULL AS amount_minor
+FROM enrolments e JOIN customers c ON c.id = e.customer_id
+WHERE e.shop_id = :shop AND e.entered_at = :now_db AND e.flow NOT LIKE 'campaign:%'
+ORDER BY e.id
+"""
+
 SENT_TODAY = """
 SELECT m.id, m.step, m.sent_at, m.customer_id, c.external_id, c.email, d.code, d.kind, d.percent, d.amount_minor
 FROM messages m JOIN customers c ON c.id = m.customer_id
@@ -137,13 +147,19 @@ def _customers_answer(db, shop, moment, end, rng) -> Counter:
         order = _order(db, shop, m, ordered_at)
         if order is not None:
             orders.append(order)
+    for e in db.query(ENTERED_TODAY, {"shop": shop["id"], "now_db": to_db(moment)}):
+        ordered_at = moment + timedelta(hours=rng.uniform(1, 120))
+        if rng.random() < BASELINE_RATE and ordered_at < end:
+            order = _order(db, shop, e, ordered_at, prefix=BASELINE_PREFIX)
+            if order is not None:
+                orders.append(order)
     if orders:
         ShopWriter(db, shop).write_orders(orders)
         counts["orders"] += len(orders)
     return counts
 
 
-def _order(db, shop, m, ordered_at) -> OrderRecord | None:
+def _order(db, shop, m, ordered_at, prefix=ORDER_PREFIX) -> OrderRecord | None:
     rows = list(db.query(LAST_LINES, [m["customer_id"], to_db(ordered_at)]))
     if not rows:
         return None
@@ -156,7 +172,7 @@ def _order(db, shop, m, ordered_at) -> OrderRecord | None:
     elif m["kind"] == "amount" and m["amount_minor"]:
         subtotal = max(subtotal - from_minor(m["amount_minor"], shop["currency"]), Decimal(0))
     return OrderRecord(
-        external_id=f"{ORDER_PREFIX}{m['id']}", created_at=ordered_at, total=subtotal, currency=shop["currency"],
+        external_id=f"{prefix}{m['id']}", created_at=ordered_at, total=subtotal, currency=shop["currency"],
         status="paid", financial_status="paid", discount_codes=[m["code"]] if m["code"] else [],
         updated_at=ordered_at, customer=CustomerRecord(external_id=m["external_id"], email=m["email"]),
         lines=lines)
