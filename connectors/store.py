@@ -347,16 +347,18 @@ class ShopWriter:
             new = len(inserts)
             self.stats["customers_new"] += new
             self.stats["customers_updated"] += changed - new
-            self._mark_addresses(merged, ids, problems)
+            self._mark_addresses(merged, ids, problems, {row[2] for row in inserts})
             self._absorb_guests([r[1].strip().lower() for r in merged.values() if r[0] and r[1]])
         for email, external_id in alias.items():
             ids[email] = ids[external_id]
         return ids
 
-    def _mark_addresses(self, merged: dict[str, tuple], ids: dict[str, int], problems: dict | None):
+    def _mark_addresses(self, merged: dict[str, tuple], ids: dict[str, int], problems: dict | None,
+                        new: set = frozenset()):
         """Mark customers whose address cannot be mailed as undeliverable, with the reason (and clear
         that mark once a valid address arrives), so that one bad address never stops a delivery run.
-        `problems`: {email: address_problem(email)} known already (see prepare_orders)."""
+        `problems`: {email: address_problem(email)} known already (see prepare_orders); `new`: keys
+        of customers inserted just now (no mark to clear)."""
         bad, good = [], []
         now = to_db(utcnow())
         problems = problems or {}
@@ -366,7 +368,7 @@ class ShopWriter:
                 problem = problems[email] if email in problems else address_problem(email)
                 if problem:
                     bad.append((now, problem, ids[key]))
-                else:
+                elif key not in new:
                     good.append(ids[key])
         if bad:
             self.db.conn.executemany(
@@ -508,9 +510,8 @@ class ShopWriter:
                     self._execute(UPSERT_LINE, upserts)
             self.stats["lines"] += count
             # New orders, and old ones whose lines may have gained a key (updates mark themselves).
-            snapshot_marks.mark_customers(self.db, shop_id, (
-                customer_ids.get(o[2]) if o[2] is not None else None
-                for o in orders if o[0] not in existing or o[14]))
+            snapshot_marks.mark_customers(self.db, shop_id, {
+                customer_ids.get(o[2]) for o in orders if o[2] is not None and (o[0] not in existing or o[14])})
 
     # ---- product details learnt later (WooCommerce orders written from their delivery) ---------
     def mark_details_pending(self, product_ids: Iterable[str]):
