@@ -71,6 +71,29 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (shop_id, external_id) DO UPDATE SET {_CUSTOMER_SET} WHERE {_CUSTOMER_WHERE}
 """
 INSERT_CUSTOMER = _plain_insert(UPSERT_CUSTOMER)
+# The upsert for a customer whose row id the writer has just looked up: the same merge as an UPDATE by
+# id (the failed INSERT and the unique-index probe before the upsert's update cost about as much as
+# the update itself). Parameters: ?1 the row id, ?2..?9 the values after (shop_id, external_id).
+_CUSTOMER_VALUES = ("email", "first_name", "last_name", "locale", "accepts_marketing", "marketing_updated_at",
+                    "created_at", "updated_at")
+
+
+def _by_id(merge: dict[str, str], values: tuple[str, ...]) -> dict[str, str]:
+    """`merge` with each `excluded.<column>` replaced by its numbered parameter (?2, ?3, ...)."""
+    out = {}
+    for col, expr in merge.items():
+        # Longest names first: "excluded.marketing_updated_at" before "excluded.updated_at".
+        for n, name in sorted(enumerate(values, start=2), key=lambda p: -len(p[1])):
+            expr = expr.replace(f"excluded.{name}", f"?{n}")
+        assert "excluded." not in expr, expr
+        out[col] = expr
+    return out
+
+
+_CUSTOMER_SET_BY_ID, _CUSTOMER_WHERE_BY_ID = _merge_sql("customers", _by_id(_CUSTOMER_MERGE, _CUSTOMER_VALUES))
+UPDATE_CUSTOMER_BY_ID = f"""
+UPDATE customers SET {_CUSTOMER_SET_BY_ID} WHERE id = ?1 AND {_CUSTOMER_WHERE_BY_ID}
+"""
 
 # Product data from a product sync wins; data seen on order lines only fills gaps.
 _PRODUCT_DETAILS = ("url", "image_url", "published", "in_stock", "variant_id", "created_at")
@@ -335,14 +358,15 @@ class ShopWriter:
             next_id = self._next_id("customers")
             inserts, upserts = [], []
             for key, r in merged.items():
-                row = (shop_id, key, (r[1] or "").strip().lower() or None, *r[2:])
-                if key in ids:
-                    upserts.append(row)
+                email = (r[1] or "").strip().lower() or None
+                known = ids.get(key)
+                if known is not None:
+                    upserts.append((known, email, *r[2:]))
                 else:
                     ids[key] = next_id
-                    inserts.append((next_id, *row))
+                    inserts.append((next_id, shop_id, key, email, *r[2:]))
                     next_id += 1
-            changed = self._execute(INSERT_CUSTOMER, inserts) + self._execute(UPSERT_CUSTOMER, upserts)
+            changed = self._execute(INSERT_CUSTOMER, inserts) + self._execute(UPDATE_CUSTOMER_BY_ID, upserts)
             snapshot_marks.mark_customers(self.db, shop_id, (row[0] for row in inserts))
             new = len(inserts)
             self.stats["customers_new"] += new
@@ -469,12 +493,13 @@ class ShopWriter:
             # the upsert, which only writes what differs.
             inserts, upserts = [], []
             for o in orders:
-                row = (shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13])
                 if o[0] in existing:
-                    upserts.append(row)
+                    upserts.append((shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None,
+                                    *o[3:13]))
                 else:
                     order_ids[o[0]] = next_id
-                    inserts.append((next_id, *row))
+                    inserts.append((next_id, shop_id, o[0], o[1],
+                                    customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13]))
                     next_id += 1
             changed = self._execute(INSERT_ORDER, inserts) + self._execute(UPSERT_ORDER, upserts)
             new = len(inserts)
