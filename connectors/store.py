@@ -158,25 +158,26 @@ class _Conversions:
     def __init__(self, timezone: str):
         self.zone = zone(timezone)
         self.times: dict = {}
+        self.folded: dict = {}  # times with fold=1 (equal to their fold=0 twin, but another instant)
         self.dates: dict = {}
         self.minors: dict = {}
 
     def time(self, dt):
         if dt is None:
             return None
-        key = (dt, dt.fold)
-        text = self.times.get(key)
+        times = self.folded if dt.fold else self.times
+        text = times.get(dt)
         if text is None:
             utc = dt.astimezone(UTC) if dt.tzinfo is not None else None
             if utc is None or utc.year < 1000:
                 text = to_db(dt)  # the reference formatting (and its error for naive times)
             else:
                 text = utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
-            self.times[key] = text
+            times[dt] = text
         return text
 
     def date(self, dt):
-        key = (dt, dt.fold)
+        key = (dt, 1) if dt.fold else dt
         text = self.dates.get(key)
         if text is None:
             text = self.dates[key] = dt.astimezone(self.zone).date().isoformat()
@@ -287,6 +288,9 @@ def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str)
                         setattr(prod, name, getattr(line, name))
     products = _product_rows(line_products.values(), conv, currency)
     rows = []
+    # One object for each distinct line text of the batch: the batch pickles (and unpickles in the
+    # writer) each string once, not once per line.
+    texts: dict[tuple, tuple] = {}
     for rec in orders.values():
         cur = rec.currency
         total = conv.minor(rec.total, cur)
@@ -296,9 +300,11 @@ def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str)
             status = "refunded"
         codes = sorted({c.strip().lower() for c in rec.discount_codes if c and c.strip()}) \
             if rec.discount_codes else None
-        lines = [(line.line_key, line.product_external_id, line.sku, line.title, line.brand, line.category,
-                  int(line.quantity), conv.minor(line.price, cur) if line.price is not None else None)
-                 for line in rec.lines]
+        lines = []
+        for line in rec.lines:
+            text = (line.line_key, line.product_external_id, line.sku, line.title, line.brand, line.category)
+            lines.append(texts.setdefault(text, text)
+                         + (int(line.quantity), conv.minor(line.price, cur) if line.price is not None else None))
         rows.append((rec.external_id, rec.name, rec.customer.key if rec.customer else None,
                      conv.time(rec.created_at), conv.date(rec.created_at), cur, total, refunded, status,
                      rec.financial_status, int(bool(rec.test)), json.dumps(codes) if codes else None,
