@@ -71,9 +71,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (shop_id, external_id) DO UPDATE SET {_CUSTOMER_SET} WHERE {_CUSTOMER_WHERE}
 """
 INSERT_CUSTOMER = _plain_insert(UPSERT_CUSTOMER)
-# The upsert for a customer whose row id the writer has just looked up: the same merge as an UPDATE by
-# id (the failed INSERT and the unique-index probe before the upsert's update cost about as much as
-# the update itself). Parameters: ?1 the row id, ?2..?9 the values after (shop_id, external_id).
+# The upsert for a customer whose row id the writer has just looked up: the same merge, as an update
+# of that row (the upsert's failed insert and unique-index probe cost about as much as the update
+# itself). Parameters: ?1 the row id, ?2..?9 the values after (shop_id, external_id).
 _CUSTOMER_VALUES = ("email", "first_name", "last_name", "locale", "accepts_marketing", "marketing_updated_at",
                     "created_at", "updated_at")
 
