@@ -247,8 +247,9 @@ class PreparedOrders(NamedTuple):
     """A batch of orders turned into plain rows (no database needed): what `ShopWriter.write_prepared`
     writes. `customers` {key: customer row}; `products` {external id: product row}; `orders`
     [(external_id, name, customer key, created_at, order_date, currency, total_minor, refunded_minor,
-    status, financial_status, is_test, discount_codes, updated_at, merge_lines, lines)], each line
-    (line_key, product external id, sku, title, brand, category, quantity, price_minor); `problems`
+    status, financial_status, is_test, discount_codes, updated_at, merge_lines, lines, repeats)], each
+    line (line_key, product external id, sku, title, brand, category, quantity, price_minor), `repeats`
+    whether a line key occurs more than once among them; `problems`
     {email: address_problem(email)} of the customers."""
     customers: dict
     products: dict
@@ -308,7 +309,8 @@ def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str)
         rows.append((rec.external_id, rec.name, rec.customer.key if rec.customer else None,
                      conv.time(rec.created_at), conv.date(rec.created_at), cur, total, refunded, status,
                      rec.financial_status, int(bool(rec.test)), json.dumps(codes) if codes else None,
-                     conv.time(rec.updated_at), rec.merge_lines, lines))
+                     conv.time(rec.updated_at), rec.merge_lines, lines,
+                     len(lines) > 1 and len({line[0] for line in lines}) < len(lines)))
     problems = {r[1]: address_problem(r[1]) for r in customers.values() if r[1]}
     return PreparedOrders(customers, products, rows, problems)
 
@@ -522,7 +524,7 @@ class ShopWriter:
                 lines = o[14]
                 old = o[0] in existing
                 target = upserts if old else inserts
-                keys = set() if not old and len(lines) > 1 else None
+                keys = set() if not old and o[15] else None
                 for line in lines:
                     row = (shop_id, oid, line[0], product_ids.get(line[1]), *line[2:])
                     if keys is not None:
