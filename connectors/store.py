@@ -364,9 +364,11 @@ class ShopWriter:
             ids = self._ids("customers", merged)
             shop_id = self.shop_id
             next_id = self._next_id("customers")
-            inserts, upserts = [], []
+            inserts, upserts, emails = [], [], []
             for key, r in merged.items():
                 email = (r[1] or "").strip().lower() or None
+                if r[0] and email:
+                    emails.append(email)
                 known = ids.get(key)
                 if known is not None:
                     upserts.append((known, email, *r[2:]))
@@ -380,7 +382,7 @@ class ShopWriter:
             self.stats["customers_new"] += new
             self.stats["customers_updated"] += changed - new
             self._mark_addresses(merged, ids, problems, {row[2] for row in inserts})
-            self._absorb_guests([r[1].strip().lower() for r in merged.values() if r[0] and r[1]])
+            self._absorb_guests(emails)  # (a blank email matches no guest: guests are keyed by email)
         for email, external_id in alias.items():
             ids[email] = ids[external_id]
         return ids
