@@ -50,8 +50,8 @@ PARALLEL_BATCH_SIZE = 15_000
 PARALLEL_CACHE_KIB = 96 * 1024
 # Orders per write transaction when reading in parallel: a few prepared batches share one commit,
 # since each commit writes out every index page the batch touched (random customers: most of them)
-# whatever the batch's size. Four batches hold the write lock two to three seconds.
-PARALLEL_TRANSACTION_ORDERS = 60_000
+# whatever the batch's size. Three batches hold the write lock about two seconds.
+PARALLEL_TRANSACTION_ORDERS = 45_000
 # Amounts and quantities beyond these would overflow SQLite's 64-bit integers in minor units.
 MAX_AMOUNT = Decimal(10) ** 12
 MAX_QUANTITY = 10 ** 9
