@@ -62,6 +62,7 @@ def main(argv=None):
         parallel = False if args.serial else None
         result = import_orders(db, shop, path, parallel=parallel)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the first import's reader (not --twice's)
         again = None
         if args.twice:
             start2 = time.perf_counter()
@@ -75,7 +76,6 @@ def main(argv=None):
         db.close()
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak_child = children.ru_maxrss / 1024
     rate = round(result["lines"] / seconds) if seconds else None
     cpu_rate = round(result["lines"] / max(cpu, children.ru_utime + children.ru_stime))
