@@ -62,6 +62,7 @@ def main(argv=None):
         parallel = False if args.serial else None
         result = import_orders(db, shop, path, parallel=parallel)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the first import's reader (not --twice's)
         again = None
         if args.twice:
             start2 = time.perf_counter()
@@ -75,9 +76,10 @@ def main(argv=None):
         db.close()
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak_child = children.ru_maxrss / 1024
     rate = round(result["lines"] / seconds) if seconds else None
+    cpu_rate = round(result["lines"] / max(cpu, children.ru_utime + children.ru_stime))
+    memory_met = peak + peak_child <= TARGET_PEAK_MB
     doc = {
         "file": os.path.relpath(path),
         "lines": result["lines"],
@@ -92,11 +94,13 @@ def main(argv=None):
         "reader_cpu_seconds": round(children.ru_utime + children.ru_stime, 2),
         # The rate with a free core for each process (the slower one sets the pace): what wall time
         # shows on an idle two-core machine, not on a shared one.
-        "cpu_bound_lines_per_second": round(result["lines"] / max(cpu, children.ru_utime + children.ru_stime)),
+        "cpu_bound_lines_per_second": cpu_rate,
         "peak_rss_mb": round(peak, 1),
         "reader_peak_rss_mb": round(peak_child, 1),
         "target_peak_mb": TARGET_PEAK_MB,
-        "met": bool(rate and rate >= TARGET_LINES_PER_S and peak + peak_child <= TARGET_PEAK_MB),
+        "met": bool(rate and rate >= TARGET_LINES_PER_S and memory_met),
+        # The same with the CPU-bound rate (wall time on a shared machine waits for other programs).
+        "met_cpu_bound": cpu_rate >= TARGET_LINES_PER_S and memory_met,
     }
     if again is not None:
         doc["reimport"] = again

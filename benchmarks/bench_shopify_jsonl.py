@@ -157,14 +157,19 @@ def main():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     rate = round(counted / seconds)
+    reader_cpu = children.ru_utime + children.ru_stime
+    cpu_rate = round(counted / max(cpu, reader_cpu))
+    memory_met = peak + children.ru_maxrss / 1024 <= TARGET_PEAK_MB
     print(json.dumps({"lines": counted, "orders": orders, "lines_stored": stored, "seconds": round(seconds, 2),
                       "lines_per_s": rate, "target_lines_per_s": TARGET_LINES_PER_S,
-                      "cpu_seconds": round(cpu, 2), "reader_cpu_seconds": round(children.ru_utime + children.ru_stime, 2),
+                      "cpu_seconds": round(cpu, 2), "reader_cpu_seconds": round(reader_cpu, 2),
                       # with a free core for each process (the slower one sets the pace)
-                      "cpu_bound_lines_per_s": round(counted / max(cpu, children.ru_utime + children.ru_stime)),
+                      "cpu_bound_lines_per_s": cpu_rate,
                       "http": args.http, "serial": args.serial, "peak_rss_mb": round(peak),
                       "reader_peak_rss_mb": round(children.ru_maxrss / 1024), "target_peak_mb": TARGET_PEAK_MB,
-                      "met": rate >= TARGET_LINES_PER_S and peak + children.ru_maxrss / 1024 <= TARGET_PEAK_MB}))
+                      "met": rate >= TARGET_LINES_PER_S and memory_met,
+                      # the same with the CPU-bound rate (wall time on a shared machine waits for others)
+                      "met_cpu_bound": cpu_rate >= TARGET_LINES_PER_S and memory_met}))
 
 
 if __name__ == "__main__":

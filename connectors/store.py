@@ -71,6 +71,29 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (shop_id, external_id) DO UPDATE SET {_CUSTOMER_SET} WHERE {_CUSTOMER_WHERE}
 """
 INSERT_CUSTOMER = _plain_insert(UPSERT_CUSTOMER)
+# The upsert for a customer whose row id the writer has just looked up: the same merge, as an update
+# of that row (the upsert's failed insert and unique-index probe cost about as much as the update
+# itself). Parameters: ?1 the row id, ?2..?9 the values after (shop_id, external_id).
+_CUSTOMER_VALUES = ("email", "first_name", "last_name", "locale", "accepts_marketing", "marketing_updated_at",
+                    "created_at", "updated_at")
+
+
+def _by_id(merge: dict[str, str], values: tuple[str, ...]) -> dict[str, str]:
+    """`merge` with each `excluded.<column>` replaced by its numbered parameter (?2, ?3, ...)."""
+    out = {}
+    for col, expr in merge.items():
+        # Longest names first: "excluded.marketing_updated_at" before "excluded.updated_at".
+        for n, name in sorted(enumerate(values, start=2), key=lambda p: -len(p[1])):
+            expr = expr.replace(f"excluded.{name}", f"?{n}")
+        assert "excluded." not in expr, expr
+        out[col] = expr
+    return out
+
+
+_CUSTOMER_SET_BY_ID, _CUSTOMER_WHERE_BY_ID = _merge_sql("customers", _by_id(_CUSTOMER_MERGE, _CUSTOMER_VALUES))
+UPDATE_CUSTOMER_BY_ID = f"""
+UPDATE customers SET {_CUSTOMER_SET_BY_ID} WHERE id = ?1 AND {_CUSTOMER_WHERE_BY_ID}
+"""
 
 # Product data from a product sync wins; data seen on order lines only fills gaps.
 _PRODUCT_DETAILS = ("url", "image_url", "published", "in_stock", "variant_id", "created_at")
@@ -135,25 +158,26 @@ class _Conversions:
     def __init__(self, timezone: str):
         self.zone = zone(timezone)
         self.times: dict = {}
+        self.folded: dict = {}  # times with fold=1 (equal to their fold=0 twin, but another instant)
         self.dates: dict = {}
         self.minors: dict = {}
 
     def time(self, dt):
         if dt is None:
             return None
-        key = (dt, dt.fold)
-        text = self.times.get(key)
+        times = self.folded if dt.fold else self.times
+        text = times.get(dt)
         if text is None:
             utc = dt.astimezone(UTC) if dt.tzinfo is not None else None
             if utc is None or utc.year < 1000:
                 text = to_db(dt)  # the reference formatting (and its error for naive times)
             else:
                 text = utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
-            self.times[key] = text
+            times[dt] = text
         return text
 
     def date(self, dt):
-        key = (dt, dt.fold)
+        key = (dt, 1) if dt.fold else dt
         text = self.dates.get(key)
         if text is None:
             text = self.dates[key] = dt.astimezone(self.zone).date().isoformat()
@@ -223,8 +247,9 @@ class PreparedOrders(NamedTuple):
     """A batch of orders turned into plain rows (no database needed): what `ShopWriter.write_prepared`
     writes. `customers` {key: customer row}; `products` {external id: product row}; `orders`
     [(external_id, name, customer key, created_at, order_date, currency, total_minor, refunded_minor,
-    status, financial_status, is_test, discount_codes, updated_at, merge_lines, lines)], each line
-    (line_key, product external id, sku, title, brand, category, quantity, price_minor); `problems`
+    status, financial_status, is_test, discount_codes, updated_at, merge_lines, lines, repeats)], each
+    line (line_key, product external id, sku, title, brand, category, quantity, price_minor), `repeats`
+    whether a line key occurs more than once among them; `problems`
     {email: address_problem(email)} of the customers."""
     customers: dict
     products: dict
@@ -264,6 +289,9 @@ def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str)
                         setattr(prod, name, getattr(line, name))
     products = _product_rows(line_products.values(), conv, currency)
     rows = []
+    # One object for each distinct line text of the batch: the batch pickles (and unpickles in the
+    # writer) each string once, not once per line.
+    texts: dict[tuple, tuple] = {}
     for rec in orders.values():
         cur = rec.currency
         total = conv.minor(rec.total, cur)
@@ -273,13 +301,16 @@ def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str)
             status = "refunded"
         codes = sorted({c.strip().lower() for c in rec.discount_codes if c and c.strip()}) \
             if rec.discount_codes else None
-        lines = [(line.line_key, line.product_external_id, line.sku, line.title, line.brand, line.category,
-                  int(line.quantity), conv.minor(line.price, cur) if line.price is not None else None)
-                 for line in rec.lines]
+        lines = []
+        for line in rec.lines:
+            text = (line.line_key, line.product_external_id, line.sku, line.title, line.brand, line.category)
+            lines.append(texts.setdefault(text, text)
+                         + (int(line.quantity), conv.minor(line.price, cur) if line.price is not None else None))
         rows.append((rec.external_id, rec.name, rec.customer.key if rec.customer else None,
                      conv.time(rec.created_at), conv.date(rec.created_at), cur, total, refunded, status,
                      rec.financial_status, int(bool(rec.test)), json.dumps(codes) if codes else None,
-                     conv.time(rec.updated_at), rec.merge_lines, lines))
+                     conv.time(rec.updated_at), rec.merge_lines, lines,
+                     len(lines) > 1 and len({line[0] for line in lines}) < len(lines)))
     problems = {r[1]: address_problem(r[1]) for r in customers.values() if r[1]}
     return PreparedOrders(customers, products, rows, problems)
 
@@ -333,30 +364,35 @@ class ShopWriter:
             ids = self._ids("customers", merged)
             shop_id = self.shop_id
             next_id = self._next_id("customers")
-            inserts, upserts = [], []
+            inserts, upserts, emails = [], [], []
             for key, r in merged.items():
-                row = (shop_id, key, (r[1] or "").strip().lower() or None, *r[2:])
-                if key in ids:
-                    upserts.append(row)
+                email = (r[1] or "").strip().lower() or None
+                if r[0] and email:
+                    emails.append(email)
+                known = ids.get(key)
+                if known is not None:
+                    upserts.append((known, email, *r[2:]))
                 else:
                     ids[key] = next_id
-                    inserts.append((next_id, *row))
+                    inserts.append((next_id, shop_id, key, email, *r[2:]))
                     next_id += 1
-            changed = self._execute(INSERT_CUSTOMER, inserts) + self._execute(UPSERT_CUSTOMER, upserts)
+            changed = self._execute(INSERT_CUSTOMER, inserts) + self._execute(UPDATE_CUSTOMER_BY_ID, upserts)
             snapshot_marks.mark_customers(self.db, shop_id, (row[0] for row in inserts))
             new = len(inserts)
             self.stats["customers_new"] += new
             self.stats["customers_updated"] += changed - new
-            self._mark_addresses(merged, ids, problems)
-            self._absorb_guests([r[1].strip().lower() for r in merged.values() if r[0] and r[1]])
+            self._mark_addresses(merged, ids, problems, {row[2] for row in inserts})
+            self._absorb_guests(emails)  # (a blank email matches no guest: guests are keyed by email)
         for email, external_id in alias.items():
             ids[email] = ids[external_id]
         return ids
 
-    def _mark_addresses(self, merged: dict[str, tuple], ids: dict[str, int], problems: dict | None):
+    def _mark_addresses(self, merged: dict[str, tuple], ids: dict[str, int], problems: dict | None,
+                        new: set = frozenset()):
         """Mark customers whose address cannot be mailed as undeliverable, with the reason (and clear
         that mark once a valid address arrives), so that one bad address never stops a delivery run.
-        `problems`: {email: address_problem(email)} known already (see prepare_orders)."""
+        `problems`: {email: address_problem(email)} known already (see prepare_orders); `new`: keys
+        of customers inserted just now (no mark to clear)."""
         bad, good = [], []
         now = to_db(utcnow())
         problems = problems or {}
@@ -366,7 +402,7 @@ class ShopWriter:
                 problem = problems[email] if email in problems else address_problem(email)
                 if problem:
                     bad.append((now, problem, ids[key]))
-                else:
+                elif key not in new:
                     good.append(ids[key])
         if bad:
             self.db.conn.executemany(
@@ -467,12 +503,13 @@ class ShopWriter:
             # the upsert, which only writes what differs.
             inserts, upserts = [], []
             for o in orders:
-                row = (shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13])
                 if o[0] in existing:
-                    upserts.append(row)
+                    upserts.append((shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None,
+                                    *o[3:13]))
                 else:
                     order_ids[o[0]] = next_id
-                    inserts.append((next_id, *row))
+                    inserts.append((next_id, shop_id, o[0], o[1],
+                                    customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13]))
                     next_id += 1
             changed = self._execute(INSERT_ORDER, inserts) + self._execute(UPSERT_ORDER, upserts)
             new = len(inserts)
@@ -489,7 +526,7 @@ class ShopWriter:
                 lines = o[14]
                 old = o[0] in existing
                 target = upserts if old else inserts
-                keys = set() if not old and len(lines) > 1 else None
+                keys = set() if not old and o[15] else None
                 for line in lines:
                     row = (shop_id, oid, line[0], product_ids.get(line[1]), *line[2:])
                     if keys is not None:
@@ -508,9 +545,8 @@ class ShopWriter:
                     self._execute(UPSERT_LINE, upserts)
             self.stats["lines"] += count
             # New orders, and old ones whose lines may have gained a key (updates mark themselves).
-            snapshot_marks.mark_customers(self.db, shop_id, (
-                customer_ids.get(o[2]) if o[2] is not None else None
-                for o in orders if o[0] not in existing or o[14]))
+            snapshot_marks.mark_customers(self.db, shop_id, {
+                customer_ids.get(o[2]) for o in orders if o[2] is not None and (o[0] not in existing or o[14])})
 
     # ---- product details learnt later (WooCommerce orders written from their delivery) ---------
     def mark_details_pending(self, product_ids: Iterable[str]):
