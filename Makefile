@@ -30,7 +30,6 @@ test: install chromium
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	for b in import refresh cli flows delivery campaign codes_during_intake shopify_jsonl shopify_webhooks webhooks_load scores shrinkage; do \
 		$(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 
