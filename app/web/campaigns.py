@@ -19,14 +19,12 @@ from flows.campaigns import (
 from flows.storefront import shop_target
 
 from ..db import get_db
-from ..mailer import build, smtp_url_for
 from ..settings import get_settings
 from ..timeutil import from_db, utcnow, zone
-from ..users import set_email
+from . import test_send
 from .auth import TokenForm, login_required, owned_shop_or_404
 from .forms import CampaignForm, TestSendForm
 from .i18n import LANGUAGES, select_locale
-from .quick_send import SendFailed, send_now
 
 bp = Blueprint("campaign_pages", __name__)
 
@@ -130,11 +128,8 @@ def preview(handle, campaign_id):
     origin = request.host_url.rstrip("/")  # the demo shop's pictures, as the browser reaches this server
     email = _render(shop, campaign, _lang(), customer, origin)
     if request.args.get("part") == "text":
-        return Response(email.subject + "\n\n" + email.text, mimetype="text/plain")
-    response = Response(email.html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = (f"sandbox; default-src 'none'; img-src https: data: {origin};"
-                                                   " style-src 'unsafe-inline'")
-    return response
+        return test_send.text_response(email, with_subject=True)
+    return test_send.html_response(email, origin)
 
 
 @bp.post("/shops/<handle>/campaigns/<int:campaign_id>/test")
@@ -152,31 +147,12 @@ def send_test(handle, campaign_id):
         flash(_("The test email could not be sent: %(error)s", error=str(form.email.errors[0])), "error")
         return redirect(back)
     db = get_db()
-    to = form.email.parsed
-    set_email(db, g.user["id"], to)
-    settings = get_settings(db, shop["id"])
-    try:
-        url = smtp_url_for(current_app, settings)
-    except ValueError:  # saved under another encryption key
-        flash(_("The saved SMTP server cannot be read with this installation's key: enter it again under Rules."),
-              "error")
-        return redirect(back)
-    if not url:
-        flash(_("No SMTP server is configured, so nothing was sent. Set one under Rules → SMTP server."), "error")
-        return redirect(back)
-    customer = sample_member(db, shop, campaign)
-    if customer is None:
-        flash(_("No customer to show the email for yet."), "error")
-        return redirect(back)
-    email = _render(shop, campaign, lang, customer, current_app.config["APP_URL"])
-    row = {"id": 0, "email": to, "subject": "[TEST] " + email.subject, "body_text": email.text,
-           "body_html": email.html, "message_id": None, "is_marketing": 0, "customer_id": None}
-    try:  # within quick_send.TIMEOUT seconds, through the configured server only
-        send_now(url, build(current_app, shop, settings, row))
-    except (SendFailed, ValueError) as exc:
-        flash(_("The test email could not be sent: %(error)s", error=str(exc)), "error")
-        return redirect(back)
-    flash(_("A test email was sent to %(to)s.", to=to))
+
+    def email():
+        customer = sample_member(db, shop, campaign)
+        return _render(shop, campaign, lang, customer, current_app.config["APP_URL"]) if customer else None
+
+    test_send.send(shop, form.email.parsed, email)
     return redirect(back)
 
 

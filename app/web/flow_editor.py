@@ -17,16 +17,13 @@ from flows.render import render
 from flows.storefront import shop_target
 
 from ..db import get_db
-from ..mailer import build, smtp_url_for
 from ..money import to_minor
 from ..settings import get_settings, refusal
 from ..timeutil import to_db, utcnow
-from ..users import set_email
-from . import guided_start
+from . import guided_start, test_send
 from .auth import TokenForm, login_required, owned_shop_or_404
 from .forms import CopyForm, TestSendForm, flow_form, translated
 from .i18n import LANGUAGES, select_locale
-from .quick_send import SendFailed, send_now
 
 bp = Blueprint("flow_pages", __name__)
 COPY_FIELDS = ("subject", "preheader", "heading", "intro", "reason", "button", "products")
@@ -225,11 +222,8 @@ def preview(handle, name, step):
     origin = request.host_url.rstrip("/")
     email = render_step(db, shop, flow, step, _lang(), customer, override, app_url=origin)
     if request.args.get("part") == "text":
-        return Response(email.text, mimetype="text/plain")
-    response = Response(email.html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = (f"sandbox; default-src 'none'; img-src https: data: {origin};"
-                                                   " style-src 'unsafe-inline'")
-    return response
+        return test_send.text_response(email)
+    return test_send.html_response(email, origin)
 
 
 @bp.post("/shops/<handle>/flows/<name>/<int:step>/test")
@@ -246,29 +240,11 @@ def send_test(handle, name, step):
     if not form.validate():  # the flow form and the texts stay as saved: only this address was refused
         return _editor(shop, flow, lang, {f"test{step}_email": str(form.email.errors[0])},
                        typed={"email": form.email.data or ""}, status=422)
-    to = form.email.parsed
-    set_email(db, g.user["id"], to)
-    settings = get_settings(db, shop["id"])
-    try:
-        url = smtp_url_for(current_app, settings)
-    except ValueError:  # saved under another encryption key
-        flash(_("The saved SMTP server cannot be read with this installation's key: enter it again under Rules."), "error")
-        return redirect(back)
-    if not url:
-        flash(_("No SMTP server is configured, so nothing was sent. Set one under Rules → SMTP server."), "error")
-        return redirect(back)
-    customer = sample_customer(db, shop, flow)
-    if customer is None:
-        flash(_("No customer to show the email for yet."), "error")
-        return redirect(back)
-    email = render_step(db, shop, flow, step, lang, customer)
-    row = {"id": 0, "email": to, "subject": "[TEST] " + email.subject, "body_text": email.text,
-           "body_html": email.html, "message_id": None, "is_marketing": 0, "customer_id": None}
-    try:  # within quick_send.TIMEOUT seconds, through the configured server only
-        send_now(url, build(current_app, shop, settings, row))
-    except (SendFailed, ValueError) as exc:  # the owner sees why
-        flash(_("The test email could not be sent: %(error)s", error=str(exc)), "error")
-        return redirect(back)
-    guided_start.note_test_sent(shop)
-    flash(_("A test email was sent to %(to)s.", to=to))
+
+    def email():
+        customer = sample_customer(db, shop, flow)
+        return render_step(db, shop, flow, step, lang, customer) if customer else None
+
+    if test_send.send(shop, form.email.parsed, email):
+        guided_start.note_test_sent(shop)
     return redirect(back)
