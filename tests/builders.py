@@ -120,3 +120,21 @@ def lost_shop(db):
     for i in range(5):
         h.repeat(f"R{i}", [0, 380, 390])
     return ready_to_send(db, h.write())
+
+
+def seeded_demo_file(path, password, method, now, customers=120):
+    """A database file at `path` with the admin (`password`, hashed by `method`) and the demo shop of
+    `customers` customers, refreshed as of `now`: seeded once, copied into each test's database."""
+    from app.db import connect
+    from app.migrations import init_db
+    from app.shops import get_shop
+    from app.users import ensure_admin
+    from connectors.demo import seed_demo
+    from flows.refresh import refresh
+    db = connect(path)
+    init_db(db)
+    ensure_admin(db, password, method=method)
+    seed_demo(db, customers=customers, seed=1, now=now)
+    refresh(db, get_shop(db, "demo"), now)
+    db.close()
+    return path

@@ -22,6 +22,7 @@ from app import tokens
 from app.shops import get_shop
 from app.timeutil import parse_now
 from app.web.i18n import TRANSLATIONS
+from tests.builders import seeded_demo_file
 from tests.conftest import ADMIN_PASSWORD, CHEAP_HASH
 
 NOW = parse_now("2026-06-01T12:00:00Z")
@@ -163,19 +164,7 @@ def check_page(path, html, lang, data, pieces) -> list[str]:
 @pytest.fixture(scope="module")
 def shop_template(tmp_path_factory):
     """The demo shop (120 customers, refreshed), seeded once into a database file."""
-    from app.db import connect
-    from app.migrations import init_db
-    from app.users import ensure_admin
-    from connectors.demo import seed_demo
-    from flows.refresh import refresh
-    path = tmp_path_factory.mktemp("i18n") / "demo.db"
-    db = connect(path)
-    init_db(db)
-    ensure_admin(db, ADMIN_PASSWORD, method=CHEAP_HASH)
-    seed_demo(db, customers=120, seed=1, now=NOW)
-    refresh(db, get_shop(db, "demo"), NOW)
-    db.close()
-    return path
+    return seeded_demo_file(tmp_path_factory.mktemp("i18n") / "demo.db", ADMIN_PASSWORD, CHEAP_HASH, NOW)
 
 
 @pytest.fixture

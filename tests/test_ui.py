@@ -6,6 +6,7 @@ import pytest
 
 from app.shops import get_shop
 from app.timeutil import parse_now
+from tests.builders import seeded_demo_file
 from tests.conftest import ADMIN_PASSWORD, CHEAP_HASH
 
 NOW = parse_now("2026-06-01T12:00:00Z")
@@ -14,19 +15,7 @@ NOW = parse_now("2026-06-01T12:00:00Z")
 @pytest.fixture(scope="module")
 def demo_template(tmp_path_factory):
     """The admin and the demo shop (120 customers, refreshed), seeded once into a database file."""
-    from app.db import connect
-    from app.migrations import init_db
-    from app.users import ensure_admin
-    from connectors.demo import seed_demo
-    from flows.refresh import refresh
-    path = tmp_path_factory.mktemp("demo") / "demo.db"
-    db = connect(path)
-    init_db(db)
-    ensure_admin(db, ADMIN_PASSWORD, method=CHEAP_HASH)
-    seed_demo(db, customers=120, seed=1, now=NOW)
-    refresh(db, get_shop(db, "demo"), NOW)
-    db.close()
-    return path
+    return seeded_demo_file(tmp_path_factory.mktemp("demo") / "demo.db", ADMIN_PASSWORD, CHEAP_HASH, NOW)
 
 
 @pytest.fixture
