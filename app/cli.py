@@ -321,7 +321,7 @@ def refresh_command(shop_handle, now, as_json):
     """Recompute and store every customer's metrics, segments, model scores and RFM."""
     from flows.refresh import refresh
     shop = _require_shop(shop_handle)
-    result = refresh(get_db(), shop, _shop_now(shop, now))
+    result = refresh(get_db(), shop, _shop_now(shop, now), full=True)
     if as_json:
         echo_json(result)
     else:

@@ -708,6 +708,22 @@ def m0026(db):
         db.execute(f"CREATE TRIGGER snapshot_marks_{name} {when} BEGIN {body}; END")
 
 
+
+@migrations(name="0027_learned_shop_model")
+def m0027(db):
+    # What a refresh learned about the whole shop (model fits, thresholds, percentiles) and for
+    # which day: the refreshes of that day score changed customers with it (flows/shop_model.py).
+    db.execute("ALTER TABLE shop_snapshots ADD COLUMN learned TEXT")
+    # A product change marks the whole shop only when something a refresh reads really changed: a
+    # sync's upsert names these columns whenever it updates a product (its price, say).
+    read = ("title", "brand", "category", "replenishable", "replenish_days")
+    db.execute("DROP TRIGGER snapshot_marks_product_update")
+    db.execute("CREATE TRIGGER snapshot_marks_product_update AFTER UPDATE OF " + ", ".join(read) + " ON products"
+               " WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in read) + " BEGIN INSERT INTO snapshot_marks"
+               " SELECT NEW.shop_id, 0 WHERE NOT EXISTS (SELECT 1 FROM snapshot_marks WHERE shop_id = NEW.shop_id"
+               " AND customer_id = 0); END")
+
+
 def init_db(db=None):
     """Create or migrate the schema; returns the names of the migrations applied now."""
     db = db or get_db()

@@ -36,3 +36,8 @@ def has_marks(db, shop_id: int) -> bool:
 def clear(db, shop_id: int) -> None:
     """Forget the shop's marks: the snapshot being stored has seen all of them."""
     db.execute("DELETE FROM snapshot_marks WHERE shop_id = ?", [shop_id])
+
+
+def marked(db, shop_id: int) -> list[int]:
+    """The shop's marked customers (WHOLE_SHOP among them when the whole shop changed)."""
+    return [row[0] for row in db.execute("SELECT customer_id FROM snapshot_marks WHERE shop_id = ?", [shop_id])]

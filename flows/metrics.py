@@ -43,7 +43,7 @@ FROM orders o
 JOIN order_lines l ON l.order_id = o.id
 LEFT JOIN products pr ON pr.id = l.product_id
 WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
-  AND +o.created_at < :now
+  AND +o.created_at < :now {only}
 ORDER BY o.customer_id
 """
 
@@ -69,15 +69,16 @@ FROM (
                  MIN(order_date) AS first_date, MAX(order_date) AS last_date
           FROM orders
           WHERE shop_id = :shop AND status = 'paid' AND is_test = 0 AND customer_id IS NOT NULL
-            AND +created_at < :now
+            AND +created_at < :now {only}
           GROUP BY customer_id) AS a
 )
 """
 
 # Customers without a purchase before :now get an empty row.
+# `{only}` in these statements narrows them to some customers (CHANGED): an incremental refresh.
 FILL_NON_BUYERS = """
 INSERT OR IGNORE INTO customer_snapshots (customer_id, shop_id)
-SELECT id, shop_id FROM customers WHERE shop_id = :shop
+SELECT id, shop_id FROM customers WHERE shop_id = :shop {only}
 """
 
 
@@ -100,15 +101,28 @@ def query_params(shop, now) -> dict:
             "now_date": local_date(now, shop["timezone"])}
 
 
-def materialise_purchases(db, shop, now, days=True, lines=True):
-    """Create the temp tables `purchase_days` and/or `purchase_lines` for `now` (see above)."""
+# The customers an incremental refresh recomputes (flows/refresh.py fills temp.refresh_customers).
+CHANGED = "AND customer_id IN (SELECT customer_id FROM temp.refresh_customers)"
+
+
+def narrowed(sql, only="") -> str:
+    """A statement over a shop's snapshot rows with its `{only}` filled in; narrowed to the changed
+    customers, their ids pick the rows: the planner would otherwise read all of the shop's rows
+    through its shop_id index to keep a thousand of them."""
+    sql = sql.format(only=only)
+    return sql.replace("shop_id = :shop", "+shop_id = :shop") if only else sql
+
+
+def materialise_purchases(db, shop, now, days=True, lines=True, only=""):
+    """Create the temp tables `purchase_days` and/or `purchase_lines` for `now` (see above); `only`
+    (CHANGED) keeps the lines of the changed customers only."""
     params = query_params(shop, now)
     drop_purchases(db)
     if days:
         db.execute(PURCHASE_DAYS_TABLE)
         db.execute(PURCHASE_DAYS, params)
     if lines:
-        db.execute(PURCHASE_LINES, params)
+        db.execute(PURCHASE_LINES.format(only=only.replace("customer_id", "o.customer_id", 1)), params)
 
 
 def drop_purchases(db):
@@ -117,13 +131,13 @@ def drop_purchases(db):
     db.execute("DROP TABLE IF EXISTS temp.purchase_lines")
 
 
-def fill_snapshot(db, shop, now):
-    """Replace the shop's per-customer metrics with those as of `now`, read from the orders (caller
-    holds the transaction)."""
+def fill_snapshot(db, shop, now, only=""):
+    """Replace the shop's per-customer metrics (`only`: the changed customers', CHANGED) with those
+    as of `now`, read from the orders (caller holds the transaction)."""
     params = query_params(shop, now)
-    db.execute("DELETE FROM customer_snapshots WHERE shop_id = ?", [shop["id"]])
-    db.execute(FILL_SNAPSHOT, params)
-    db.execute(FILL_NON_BUYERS, params)
+    db.execute(narrowed("DELETE FROM customer_snapshots WHERE shop_id = :shop {only}", only), params)
+    db.execute(FILL_SNAPSHOT.format(only=only), params)
+    db.execute(narrowed(FILL_NON_BUYERS, only.replace("customer_id IN", "id IN", 1)), params)
 
 
 def shop_rhythm(db, shop, settings) -> ShopRhythm:

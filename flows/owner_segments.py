@@ -162,10 +162,12 @@ def preview(db, shop, rule, limit=SAMPLE) -> dict:
     return {"count": count, "sample": sample, "snapshot": snapshot_now}
 
 
-def refresh_members(db, shop, now_db) -> dict:
+def refresh_members(db, shop, now_db, changed=False) -> dict:
     """Write every segment's members for the snapshot just computed for `now_db` (the refresh holds
-    the transaction). A rule that no longer compiles (a field this installation lost) keeps its
-    reason on the segment and leaves it empty; the others go on. Returns {name: members}."""
+    the transaction; `changed`: an incremental refresh, which removed the changed customers'
+    memberships, so only they are matched again). A rule that no longer compiles (a field this
+    installation lost) keeps its reason on the segment and leaves it empty; the others go on.
+    Returns {name: members}."""
     counts = {}
     for row in db.query("SELECT name, rule FROM owner_segments WHERE shop_id = ?", [shop["id"]]):
         try:
@@ -176,7 +178,11 @@ def refresh_members(db, shop, now_db) -> dict:
                        " AND name = ?", [now_db, str(exc), shop["id"], row["name"]])
             counts[row["name"]] = 0
             continue
-        counts[row["name"]] = _fill(db, shop, row["name"], sql, params, now_db)
+        if changed:
+            segments.add_members(db, shop["id"], row["name"], sql, {**params, "now": now_db})
+            counts[row["name"]] = segments.count_members(db, shop["id"], row["name"])
+        else:
+            counts[row["name"]] = _fill(db, shop, row["name"], sql, params, now_db)
         db.execute("UPDATE owner_segments SET members = ?, refreshed_for = ?, error = NULL WHERE shop_id = ?"
                    " AND name = ?", [counts[row["name"]], now_db, shop["id"], row["name"]])
     return counts

@@ -12,6 +12,8 @@
   Shops with fewer than targeting.MODEL_LAPSE_MIN_BUYERS buyers keep the rule for repeat buyers, and
   their offers are not judged by the chance of an order (only the owner's worth floor applies).
 """
+from dataclasses import asdict
+
 import numpy as np
 
 from app.settings import get_settings
@@ -23,24 +25,56 @@ EXACT_FROM = 5000  # buyers: from here the exact fit is used as it is (the prior
 STATUSES = np.array(["active", "lapsed", "lost"])
 
 
-def predict(db, params, fit, rows) -> dict | None:
-    """Arrays aligned with `rows` (flows.scores.BUYERS: its rule status and first-to-second gap in the
-    last two columns) and a summary; None when no model can be fitted."""
-    gaps = rows[:, 8][rows[:, 8] >= 0]
-    return compute(rows[:, :7], STATUSES[rows[:, 7].astype(int)], gaps, get_settings(db, params["shop"]), fit,
-                   params["currency"])
+def predict(db, params, fit, rows, learned=None) -> tuple[dict | None, dict | None]:
+    """(arrays aligned with `rows`, and a summary; the learned state) for the shop's buyers `rows`
+    (flows.scores.BUYERS: its rule status and first-to-second gap in the last two columns).
+
+    `learned` is what an earlier refresh of the day learned from every buyer (see `learn`); without it
+    it is learned from `rows`, which must then be every buyer. The arrays are None when no model can
+    be fitted."""
+    settings = get_settings(db, params["shop"])
+    status = STATUSES[rows[:, 7].astype(int)]
+    if learned is None:
+        learned, chances = learn(rows, status, rows[:, 8][rows[:, 8] >= 0], settings, fit)
+    else:
+        chances = _chances(learned, rows[:, :7], status, settings) if learned["purchase"] else None
+    if chances is None:
+        return None, learned
+    return _offers(learned, chances, settings, params["currency"]), learned
 
 
 def compute(rows, status, gaps, settings, fit, currency) -> dict | None:
     """`predict` on arrays: rows as flows.scores.BUYERS, each buyer's rule status, the shop's
     first-to-second purchase gaps, its settings and exact fit (or NotEnoughHistory)."""
-    ids, x, t_x, age, recency, purchases, clv = rows.T
+    learned, chances = learn(rows, status, gaps, settings, fit)
+    return None if chances is None else _offers(learned, chances, settings, currency)
+
+
+def learn(rows, status, gaps, settings, fit) -> tuple[dict, dict | None]:
+    """What every buyer (`rows`) teaches about each of them, as a JSON-able state: the purchase model
+    (exact or shrunk), the spend model, the return curve and the value tiers; and the buyers' chances
+    (None, and no purchase model in the state, when none can be fitted)."""
+    ids, x, t_x, age, recency, purchases, clv = rows[:, :7].T
     n = ids.size
     pfit = fit if isinstance(fit, bgnbd.Fit) and n >= EXACT_FROM else shrinkage.fit(
         x, t_x, age, start=fit if isinstance(fit, bgnbd.Fit) else None)
     if pfit is None:
-        return None
+        return {"purchase": None}, None
+    curve = targeting.return_curve(gaps, age, x + 1, settings["one_time_return_min_returners"])
+    spend_fit = gammagamma.fit(x + 1, clv / (x + 1), prior=True)
+    learned = {"purchase": asdict(pfit), "exact": pfit is fit,
+               "spend": asdict(spend_fit) if spend_fit is not None else None,
+               "curve": curve.to_state() if curve is not None else None, "buyers": int(n)}
+    chances = _chances(learned, rows[:, :7], status, settings)
+    learned["tiers"] = [v if np.isfinite(v) else None for v in targeting.value_tiers(chances["worth"])]
+    return learned, chances
 
+
+def _chances(learned, rows, status, settings) -> dict:
+    """Per buyer: the chances, values and model-based lapse status under the learned models."""
+    ids, x, t_x, age, recency, purchases, clv = rows.T
+    n = ids.size
+    pfit = bgnbd.Fit(**learned["purchase"])
     horizon = settings["lapse_horizon_days"]
     with np.errstate(all="ignore"):
         alive = bgnbd.p_alive(pfit, x, t_x, age)
@@ -54,7 +88,7 @@ def compute(rows, status, gaps, settings, fit, currency) -> dict | None:
     once = x == 0
     alive = np.where(once, np.nan, alive)
     share = np.full(n, np.nan)
-    curve = targeting.return_curve(gaps, age, x + 1, settings["one_time_return_min_returners"])
+    curve = targeting.ReturnCurve.from_state(learned["curve"]) if learned["curve"] else None
     if curve is not None and once.any():
         left, back, nxt = curve.one_time(recency[once], horizon)
         share[once], alive[once], p_next[once] = left, back, nxt
@@ -62,33 +96,41 @@ def compute(rows, status, gaps, settings, fit, currency) -> dict | None:
         exp90[once] *= back
         exp365[once] *= back
 
-    spend_fit = gammagamma.fit(x + 1, clv / (x + 1), prior=True)
+    spend_fit = gammagamma.SpendFit(**learned["spend"]) if learned["spend"] else None
     spend = (spend_fit.expected_spend(x + 1, clv / (x + 1)) if spend_fit is not None
              else np.maximum(clv, 0) / (x + 1))
     spend = np.nan_to_num(spend, nan=0.0)
     clv12 = exp365 * spend
     worth = spend * (1.0 + if_alive365)
 
-    model_lapse = n >= targeting.MODEL_LAPSE_MIN_BUYERS
-    if model_lapse:
+    if _model_lapse(learned):
         status = np.where(~once & (status == "lapsed") & (p_next >= settings["lapse_max_probability"]),
                           "active", status)
     if curve is not None and settings.get("one_time_return_days") is None:
         lapsed = once & (status != "lost") & (share < settings["one_time_lapse_share"])
         status = np.where(once & (status != "lost"), np.where(lapsed, "lapsed", "active"), status)
+    return {"p_alive": alive, "expected_90d": exp90, "wait": wait, "status": status, "p30": p30,
+            "p_next": p_next, "return_share": share, "clv12": clv12, "worth": worth}
 
-    tiers = targeting.value_tiers(worth)
-    floor = targeting.floor_minor(settings, currency)
+
+def _model_lapse(learned) -> bool:
+    return learned["buyers"] >= targeting.MODEL_LAPSE_MIN_BUYERS
+
+
+def _offers(learned, chances, settings, currency) -> dict:
+    """The chances with each buyer's offer decision (kind, percent, rule) and the summary."""
+    n = chances["worth"].size
+    model_lapse = _model_lapse(learned)
+    tiers = tuple(np.inf if v is None else v for v in learned["tiers"])
     kind, percent, rule = targeting.decide_offers(
-        p30 if model_lapse else np.full(n, np.nan), worth, skip_probability=settings["discount_skip_probability"],
-        floor=floor, min_percent=settings["discount_min_percent"], max_percent=settings["discount_max_percent"],
-        tiers=tiers)
-    summary = {"fit": "exact" if pfit is fit else "shrunk", "r": pfit.r, "alpha": pfit.alpha, "a": pfit.a,
-               "b": pfit.b, "spend": ({"p": spend_fit.p, "q": spend_fit.q, "gamma": spend_fit.gamma}
-                                      if spend_fit is not None else None),
-               "horizon_days": horizon, "model_lapse": bool(model_lapse), "return_curve": curve is not None,
-               "returning_share": curve.returning_share if curve is not None else None,
-               "tiers_minor": [None if not np.isfinite(v) else round(v) for v in tiers]}
-    return {"p_alive": alive, "expected_90d": exp90, "wait": wait,
-            "status": status, "p30": p30, "p_next": p_next, "return_share": share, "clv12": clv12, "worth": worth,
-            "kind": kind, "percent": percent, "rule": rule, "summary": summary}
+        chances["p30"] if model_lapse else np.full(n, np.nan), chances["worth"],
+        skip_probability=settings["discount_skip_probability"], floor=targeting.floor_minor(settings, currency),
+        min_percent=settings["discount_min_percent"], max_percent=settings["discount_max_percent"], tiers=tiers)
+    pfit, spend, curve = learned["purchase"], learned["spend"], learned["curve"]
+    summary = {"fit": "exact" if learned["exact"] else "shrunk", "r": pfit["r"], "alpha": pfit["alpha"],
+               "a": pfit["a"], "b": pfit["b"],
+               "spend": {"p": spend["p"], "q": spend["q"], "gamma": spend["gamma"]} if spend else None,
+               "horizon_days": settings["lapse_horizon_days"], "model_lapse": bool(model_lapse),
+               "return_curve": curve is not None, "returning_share": curve["share"] if curve else None,
+               "tiers_minor": [None if v is None else round(v) for v in learned["tiers"]]}
+    return {**chances, "kind": kind, "percent": percent, "rule": rule, "summary": summary}

@@ -2,6 +2,15 @@
 
 The UI and the flows read the stored snapshot (`customer_snapshots`, `customer_segments`,
 `shop_snapshots`) instead of recomputing.
+
+What a refresh learns from the whole shop (the purchase and spend models, the return curve, the RFM
+cut points and value tiers, the rhythm thresholds, the replenish cycles) is learned by the first
+refresh of the shop's day and kept with the snapshot (`shop_snapshots.learned`). The day's later
+refreshes recompute only the customers whose data changed since (their snapshot marks, and whoever
+ordered between the two moments) and score them with what was learned: exactly what recomputing
+everyone with it gives, in a fraction of the time. It is learned again on the next day (every
+customer's chances move with the calendar), when a setting or a product changed, or when more than
+RELEARN_SHARE of the customers changed (an import).
 """
 import json
 import time
@@ -14,58 +23,153 @@ from app.timeutil import local_date, to_db, utcnow
 
 from . import metrics, owner_segments, segments
 
+LEARNED_VERSION = 1
+RELEARN_SHARE = 0.02  # changed customers, as a share of all, above which the shop is learned again
 
-def refresh(db, shop, now, settings=None) -> dict:
-    """Recompute and store the shop's intelligence as of `now`; returns a summary."""
+
+def refresh(db, shop, now, settings=None, full=False) -> dict:
+    """Recompute and store the shop's intelligence as of `now`; returns a summary.
+
+    Only the changed customers are recomputed when the day's learned state still holds, unless
+    `full`: then every customer is (with the day's learned state when it holds, so both agree)."""
     started = time.perf_counter()
     settings = settings or get_settings(db, shop["id"])
-    path = db.execute("PRAGMA database_list").fetchone()[2]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # The line-based rules read committed orders only: on a file database they run on a second
-        # connection, on the other core, while this one builds the snapshot.
-        lines = pool.submit(_line_rules, path, shop, now, settings) if path else None
-        with write_transaction(db):
-            metrics.materialise_purchases(db, shop, now, days=False, lines=lines is None)
-            metrics.fill_snapshot(db, shop, now)
-            rhythm = metrics.shop_rhythm(db, shop, settings)
-            params = segments.rule_params(shop, now, settings, rhythm)
-            # The rule's status and lapse day (segments.classify) are stored by scores.score.
-            from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
-            model = scores.score(db, params)
-            segments.fill_rule_segments(db, params)
-            line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings)
-            segments.add_line_segments(db, params, line_rows)
-            owner_segments.refresh_members(db, shop, params["now"])
-            metrics.drop_purchases(db)
-            snapshot_marks.clear(db, shop["id"])  # this snapshot has seen every change so far
-            seconds = round(time.perf_counter() - started, 3)
-            db.execute("""
-                INSERT INTO shop_snapshots (shop_id, computed_for, computed_at, now_date, customers,
-                    retention_days, one_time_return_days, vip_threshold_minor, model, seconds)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (shop_id) DO UPDATE SET computed_for = excluded.computed_for,
-                    computed_at = excluded.computed_at, now_date = excluded.now_date,
-                    customers = excluded.customers, retention_days = excluded.retention_days,
-                    one_time_return_days = excluded.one_time_return_days,
-                    vip_threshold_minor = excluded.vip_threshold_minor, model = excluded.model,
-                    seconds = excluded.seconds""",
-                [shop["id"], to_db(now), to_db(utcnow()), local_date(now, shop["timezone"]), rhythm.customers,
-                 rhythm.retention_days, rhythm.one_time_return_days, rhythm.vip_threshold_minor,
-                 json.dumps({**model, "replenish_cycles": {str(k): v for k, v in cycles.items()},
-                             "one_time_return_learned": rhythm.one_time_return_learned,
-                             "returners": rhythm.returners}),
-                 seconds])
+    with write_transaction(db):
+        stored, changed = _plan(db, shop, now)
+        if full or stored is None:
+            changed = None
+        if changed is None:
+            rhythm, learned = _everyone(db, shop, now, settings, stored and stored["learned"])
+        else:
+            rhythm, learned = _changed_only(db, shop, now, settings, stored["learned"], changed)
+        snapshot_marks.clear(db, shop["id"])  # this snapshot has seen every change so far
+        seconds = round(time.perf_counter() - started, 3)
+        if stored is None:
+            model = _store_learned(db, shop, now, rhythm, learned, seconds)
+        else:
+            model = stored["model"]
+            db.execute("UPDATE shop_snapshots SET computed_for = ?, computed_at = ?, customers = ?, seconds = ?"
+                       " WHERE shop_id = ?", [to_db(now), to_db(utcnow()), rhythm.customers, seconds, shop["id"]])
     return {"customers": rhythm.customers, "seconds": seconds, "now": to_db(now),
             "retention_days": rhythm.retention_days,
             "one_time_return_days": rhythm.one_time_return_days,
-            "vip_threshold_minor": rhythm.vip_threshold_minor, "model": model.get("status")}
+            "vip_threshold_minor": rhythm.vip_threshold_minor, "model": model.get("status"),
+            "recomputed": rhythm.customers if changed is None else len(changed), "learned": stored is None}
 
 
-def _line_rules(path, shop, now, settings):
+def _plan(db, shop, now) -> tuple[dict | None, list[int] | None]:
+    """(the stored snapshot's learned state and model, when they still hold for `now`; the customers
+    changed since it was stored), or (None, None): learn the shop again."""
+    row = db.execute("SELECT computed_for, learned, model FROM shop_snapshots WHERE shop_id = ?",
+                     [shop["id"]]).fetchone()
+    if row is None or row[1] is None:
+        return None, None
+    learned = json.loads(row[1])
+    if learned.get("version") != LEARNED_VERSION or learned["now_date"] != local_date(now, shop["timezone"]):
+        return None, None
+    marked = snapshot_marks.marked(db, shop["id"])
+    if snapshot_marks.WHOLE_SHOP in marked:
+        return None, None
+    # Orders created between the two moments change what their customers had bought by `now`.
+    low, high = sorted((row[0], to_db(now)))
+    between = [r[0] for r in db.execute(
+        "SELECT DISTINCT customer_id FROM orders WHERE shop_id = ? AND created_at >= ? AND created_at < ?"
+        " AND customer_id IS NOT NULL", [shop["id"], low, high])]
+    changed = sorted(set(marked) | set(between))
+    if len(changed) > RELEARN_SHARE * max(learned["customers"], 1):
+        return None, None
+    return {"learned": learned, "model": json.loads(row[2]) if row[2] else {}}, changed
+
+
+def _everyone(db, shop, now, settings, learned) -> tuple:
+    """Recompute every customer: with `learned` (the day's), or learning the shop anew (None)."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    cycles = _cycles(learned["cycles"]) if learned else None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The line-based rules read committed orders only: on a file database they run on a second
+        # connection, on the other core, while this one builds the snapshot (no one else can commit
+        # meanwhile: this transaction holds the write lock).
+        lines = pool.submit(_line_rules, path, shop, now, settings, cycles) if path else None
+        metrics.materialise_purchases(db, shop, now, days=False, lines=lines is None)
+        metrics.fill_snapshot(db, shop, now)
+        rhythm = metrics.shop_rhythm(db, shop, settings) if learned is None else _rhythm(db, shop, learned)
+        params = segments.rule_params(shop, now, settings, rhythm)
+        # The rule's status and lapse day (segments.classify) are stored by scores.score.
+        from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
+        summary, taught = scores.score(db, params, learned and learned["scores"])
+        segments.fill_rule_segments(db, params)
+        line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings, cycles)
+        segments.add_line_segments(db, params, line_rows)
+        owner_segments.refresh_members(db, shop, params["now"])
+        metrics.drop_purchases(db)
+    if learned is not None:
+        return rhythm, learned
+    return rhythm, {"version": LEARNED_VERSION, "now_date": params["now_date"], "customers": rhythm.customers,
+                    "rhythm": {"retention_days": rhythm.retention_days,
+                               "one_time_return_days": rhythm.one_time_return_days,
+                               "one_time_return_learned": rhythm.one_time_return_learned,
+                               "returners": rhythm.returners, "vip_threshold_minor": rhythm.vip_threshold_minor},
+                    "cycles": {str(k): v for k, v in cycles.items()}, "scores": taught, "model": summary}
+
+
+def _changed_only(db, shop, now, settings, learned, changed) -> tuple:
+    """Recompute the `changed` customers only, with the day's learned state."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS refresh_customers (customer_id INTEGER PRIMARY KEY)")
+    db.execute("DELETE FROM temp.refresh_customers")
+    db.conn.executemany("INSERT INTO temp.refresh_customers VALUES (?)", ((c,) for c in changed))
+    only = metrics.CHANGED
+    try:
+        metrics.fill_snapshot(db, shop, now, only)
+        rhythm = _rhythm(db, shop, learned)
+        params = segments.rule_params(shop, now, settings, rhythm)
+        from . import scores
+        scores.score(db, params, learned["scores"], only)
+        segments.fill_rule_segments(db, params, only)
+        metrics.materialise_purchases(db, shop, now, days=False, only=only)
+        line_rows, _ = segments.line_segments(db, shop, now, settings, _cycles(learned["cycles"]))
+        segments.add_line_segments(db, params, line_rows)
+        owner_segments.refresh_members(db, shop, params["now"], changed=True)
+    finally:
+        metrics.drop_purchases(db)
+        db.execute("DROP TABLE IF EXISTS temp.refresh_customers")
+    return rhythm, learned
+
+
+def _rhythm(db, shop, learned) -> metrics.ShopRhythm:
+    """The learned rhythm thresholds, with the shop's customers counted now."""
+    customers = db.execute("SELECT COUNT(*) FROM customers WHERE shop_id = ?", [shop["id"]]).fetchone()[0]
+    return metrics.ShopRhythm(customers=customers, buyers=None, repeat_buyers=None, **learned["rhythm"])
+
+
+def _cycles(stored) -> dict[int, float]:
+    return {int(k): v for k, v in stored.items()}
+
+
+def _store_learned(db, shop, now, rhythm, learned, seconds) -> dict:
+    """Store the shop-level snapshot of a refresh that learned the shop anew; returns its model."""
+    model = {**learned["model"], "replenish_cycles": learned["cycles"],
+             "one_time_return_learned": rhythm.one_time_return_learned, "returners": rhythm.returners}
+    db.execute("""
+        INSERT INTO shop_snapshots (shop_id, computed_for, computed_at, now_date, customers,
+            retention_days, one_time_return_days, vip_threshold_minor, model, seconds, learned)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (shop_id) DO UPDATE SET computed_for = excluded.computed_for,
+            computed_at = excluded.computed_at, now_date = excluded.now_date,
+            customers = excluded.customers, retention_days = excluded.retention_days,
+            one_time_return_days = excluded.one_time_return_days,
+            vip_threshold_minor = excluded.vip_threshold_minor, model = excluded.model,
+            seconds = excluded.seconds, learned = excluded.learned""",
+        [shop["id"], to_db(now), to_db(utcnow()), local_date(now, shop["timezone"]), rhythm.customers,
+         rhythm.retention_days, rhythm.one_time_return_days, rhythm.vip_threshold_minor, json.dumps(model),
+         seconds, json.dumps(learned)])
+    return model
+
+
+def _line_rules(path, shop, now, settings, cycles=None):
     db = connect(path)
     try:
         metrics.materialise_purchases(db, shop, now, days=False)
-        return segments.line_segments(db, shop, now, settings)
+        return segments.line_segments(db, shop, now, settings, cycles)
     finally:
         db.close()
 

@@ -4,11 +4,13 @@ The model is fitted on the unique (x, t_x, T) rows of the shop's buyers with the
 what makes a 200,000-customer shop fast. One-time buyers keep their rule-based status: BG/NBD says
 p_alive = 1 for them whatever the time, so their p_alive is left empty.
 """
+from contextlib import nullcontext
+
 import numpy as np
-from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 from . import bgnbd, predictions, targeting
+from .metrics import narrowed
 from .segments import LAPSE_AFTER, RULE_STATUS
 
 # One row per buyer: model inputs (x repeat purchase days, t_x recency, age T), RFM inputs, and for
@@ -22,7 +24,7 @@ SELECT customer_id, purchase_days - 1,
        CASE {RULE_STATUS} WHEN 'lapsed' THEN 1 WHEN 'lost' THEN 2 ELSE 0 END,
        COALESCE(julianday(second_date) - julianday(first_date), -1),
        {LAPSE_AFTER}
-FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0
+FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0 {{only}}
 """
 
 STORE = """
@@ -44,33 +46,57 @@ WHERE customer_id = ?
 RULE_BASED_NEXT = """
 UPDATE customer_snapshots SET
     expected_next_order = date(last_date, '+' || CAST(round(avg_gap_days) AS INTEGER) || ' days')
-WHERE shop_id = :shop AND purchase_days >= 2 AND status = 'active'
+WHERE shop_id = :shop AND purchase_days >= 2 AND status = 'active' {only}
 """
 
 STAGES = ("champions", "loyal", "potential", "at_risk", "hibernating", "lost")
 
 
-def rfm(recency_days, purchases, clv):
-    """RFM scores 1–5 by percent rank (ties share a score; one-time buyers all get F = 1) and the
-    named stage of each buyer."""
-    def score(values):
-        n = len(values)
-        if n < 2:
-            return np.full(n, 3)
-        pct = (rankdata(values, method="min") - 1) / (n - 1)
-        return 1 + np.minimum(4, (pct * 5).astype(int))
-    r, f, m = score(-recency_days), score(purchases), score(clv)
+def rfm_cutpoints(recency_days, purchases, clv) -> dict:
+    """What RFM scoring learns from every buyer: per dimension the value a buyer must exceed for each
+    score above 1. Scores are 1-5 by percent rank (ties share the lowest rank; one-time buyers all
+    get F = 1); a score of k + 1 needs at least m_k buyers below, i.e. a value above the m_k-th
+    smallest, so four numbers per dimension score any buyer exactly as ranking among these would."""
+    n = len(recency_days)
+    if n < 2:
+        return {"n": n}
+    # The percent rank of a value with `below` buyers under it, as ranking computes it.
+    score = 1 + np.minimum(4, ((np.arange(n) / (n - 1)) * 5).astype(int))
+    below = np.searchsorted(score, np.arange(2, 6), side="left")
+    cuts = {}
+    for name, values in (("r", -np.asarray(recency_days, dtype=float)), ("f", purchases), ("m", clv)):
+        ordered = np.sort(np.asarray(values, dtype=float))
+        cuts[name] = [float(ordered[k - 1]) if k < n else None for k in below.tolist()]
+    return {"n": n, **cuts}
+
+
+def rfm(cuts, recency_days, purchases, clv):
+    """RFM scores 1-5 of buyers against the learned cut points (`rfm_cutpoints`), and the named stage
+    of each buyer."""
+    def score(name, values):
+        values = np.asarray(values, dtype=float)
+        if cuts["n"] < 2:
+            return np.full(values.size, 3)
+        return np.ones(values.size, dtype=int) + sum(
+            ((values > cut).astype(int) for cut in cuts[name] if cut is not None), np.zeros(values.size, dtype=int))
+    r, f, m = score("r", -np.asarray(recency_days, dtype=float)), score("f", purchases), score("m", clv)
     stage = np.select([(r >= 4) & (f >= 4), (r >= 3) & (f >= 3), r >= 3, f >= 3, r == 2],
                       list(STAGES[:5]), default=STAGES[5])
     return r, f, m, stage
 
 
+def buyer_rows(db, params, only="") -> np.ndarray:
+    """The BUYERS rows (of the customers `only` selects, a SQL condition; default every buyer) as
+    one float array in customer order."""
+    rows = np.array(db.execute(narrowed(BUYERS, only), params).fetchall(), dtype=float).reshape(-1, 10)
+    # In key order, so that the per-customer updates go through the table's B-tree in order.
+    return rows[np.argsort(rows[:, 0], kind="stable")]
+
+
 def fit_shop(db, params):
     """Fit BG/NBD on the shop's buyers (`params`: flows.segments.rule_params); returns (fit or
     NotEnoughHistory, buyer rows)."""
-    rows = np.array(db.execute(BUYERS, params).fetchall(), dtype=float).reshape(-1, 10)
-    # In key order, so that the per-customer updates go through the table's B-tree in order.
-    rows = rows[np.argsort(rows[:, 0], kind="stable")]
+    rows = buyer_rows(db, params)
     x, t_x, age = rows[:, 1], rows[:, 2], rows[:, 3]
     # BLAS threads fight over two cores inside the optimiser's small matrix work: one is faster.
     with threadpool_limits(limits=1):
@@ -88,16 +114,27 @@ def model_summary(fit, customers) -> dict:
             "customers": customers, "converged": fit.converged}
 
 
-def score(db, params) -> dict:
-    """Fit the shop's model and store every buyer's RFM and model scores, the model-based lapse and
-    the offer decision (caller holds the transaction; flows.targeting explains the numbers)."""
-    fit, rows = fit_shop(db, params)
+def score(db, params, learned=None, only="") -> tuple[dict | None, dict]:
+    """Store every buyer's RFM and model scores, the model-based lapse and the offer decision (caller
+    holds the transaction; flows.targeting explains the numbers); returns (the model summary, what was
+    learned).
+
+    Without `learned` the shop's models and cut points are first learned from every buyer (the model
+    summary is then returned); with it, what an earlier refresh of the day learned scores the buyers
+    (`only`: a SQL condition on customer_id, e.g. the changed customers; no summary is returned)."""
+    if learned is None:
+        fit, rows = fit_shop(db, params)
+        cuts = rfm_cutpoints(*rows[:, 4:7].T)
+    else:
+        fit, rows, cuts = None, buyer_rows(db, params, only), learned["rfm"]
     ids, x, t_x, age, recency, purchases, clv = rows[:, :7].T
-    r, f, m, stage = rfm(recency, purchases, clv)
+    r, f, m, stage = rfm(cuts, recency, purchases, clv)
     n = len(ids)
     none = [None] * n
-    with threadpool_limits(limits=1):
-        predicted = predictions.predict(db, params, fit, rows) if n else None
+    # Finding the BLAS libraries to limit costs 60 ms: worth it only for a whole shop's arrays.
+    with threadpool_limits(limits=1) if n > STORE_SLICE else nullcontext():
+        predicted, taught = (predictions.predict(db, params, fit, rows, learned and learned["predictions"])
+                             if n else (None, learned["predictions"] if learned else {"purchase": None}))
     if predicted is not None:
         alive, exp90, wait = predicted["p_alive"], predicted["expected_90d"], predicted["wait"]
         next_date = np.datetime64(params["now_date"]) + np.round(np.nan_to_num(wait)).astype("timedelta64[D]")
@@ -112,7 +149,7 @@ def score(db, params) -> dict:
     if predicted is None:
         status = predictions.STATUSES[rows[:, 7].astype(int)].tolist()
         db.conn.executemany(STORE, zip(*rfm_cols, *cols, status, lapse_after, ids.astype(int).tolist()))
-        db.execute(RULE_BASED_NEXT, params)
+        db.execute(narrowed(RULE_BASED_NEXT, only), params)
     else:  # one statement per customer for everything: a second pass over 200k rows costs a second
         p = predicted
         as_list = np.ndarray.tolist
@@ -124,10 +161,13 @@ def score(db, params) -> dict:
             part = slice(start, start + STORE_SLICE)
             db.conn.executemany(STORE_PREDICTED, zip(*(c[part] for c in rfm_cols), *(c[part] for c in cols),
                                                      *(convert(c[part]) for c, convert in more)))
+    taught = {"rfm": cuts, "predictions": taught}
+    if learned is not None:
+        return None, taught
     summary = model_summary(fit, n)
     if predicted is not None:
         summary["targeting"] = predicted["summary"]
-    return summary
+    return summary, taught
 
 
 def _minor(values):

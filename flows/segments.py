@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from .metrics import drop_purchases, materialise_purchases, query_params
+from .metrics import drop_purchases, materialise_purchases, narrowed, query_params
 
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
 
@@ -126,14 +126,15 @@ def fill_segments(db, params, line_rows):
     add_line_segments(db, params, line_rows)
 
 
-def fill_rule_segments(db, params):
-    """Replace the shop's segment memberships with those of the snapshot rules; the line rules'
-    rows follow with `add_line_segments` (a refresh writes these while the line rules still run)."""
-    db.execute("DELETE FROM customer_segments WHERE shop_id = ?", [params["shop"]])
+def fill_rule_segments(db, params, only=""):
+    """Replace the shop's segment memberships (`only`: the changed customers', metrics.CHANGED) with
+    those of the snapshot rules; the line rules' rows follow with `add_line_segments` (a refresh
+    writes these while the line rules still run), the owner's segments after them."""
+    db.execute(narrowed("DELETE FROM customer_segments WHERE shop_id = :shop {only}", only), params)
     for name, condition in SIMPLE_RULES.items():
-        db.execute(f"INSERT INTO customer_segments (customer_id, shop_id, segment)"
-                   f" SELECT customer_id, shop_id, '{name}' FROM customer_snapshots"
-                   f" WHERE shop_id = :shop AND {condition}", params)
+        db.execute(narrowed(f"INSERT INTO customer_segments (customer_id, shop_id, segment)"
+                            f" SELECT customer_id, shop_id, '{name}' FROM customer_snapshots"
+                            f" WHERE shop_id = :shop AND {condition} {{only}}", only), params)
 
 
 def add_line_segments(db, params, line_rows):
@@ -142,10 +143,10 @@ def add_line_segments(db, params, line_rows):
                         ((cid, params["shop"], segment, detail) for cid, segment, detail in line_rows))
 
 
-def line_segments(db, shop, now, settings) -> tuple[list, dict]:
-    """The brand, category and replenishment segments, and the replenish cycles, computed on a
-    connection that holds `temp.purchase_lines`; returns (rows, cycles)."""
-    cycles = replenish_cycles(db, shop, now)
+def line_segments(db, shop, now, settings, cycles=None) -> tuple[list, dict]:
+    """The brand, category and replenishment segments, and the replenish cycles (learned unless
+    given), computed on a connection that holds `temp.purchase_lines`; returns (rows, cycles)."""
+    cycles = replenish_cycles(db, shop, now) if cycles is None else cycles
     params = {**query_params(shop, now), "category_factor": settings["category_lapse_factor"],
               "lead": settings["replenish_lead_days"],
               "cycles": json.dumps({str(k): v for k, v in cycles.items()})}
@@ -223,6 +224,22 @@ def replenish_candidates(db, shop, now, min_gaps=20, max_spread=0.5) -> list[dic
         for c in out:
             c["title"] = titles.get(c["product_id"])
     return sorted(out, key=lambda c: -c["gaps"])
+
+
+def add_members(db, shop_id, segment, condition, params) -> None:
+    """Add to one segment the snapshot's customers matching `condition` (as `replace_members`) among
+    those whose memberships an incremental refresh has just removed (flows/refresh.py)."""
+    db.execute("INSERT INTO customer_segments (customer_id, shop_id, segment)"
+               " SELECT sn.customer_id, sn.shop_id, :member_segment FROM customer_snapshots sn"
+               " JOIN customers c ON c.id = sn.customer_id"
+               f" WHERE +sn.shop_id = :shop AND sn.customer_id IN (SELECT customer_id FROM temp.refresh_customers)"
+               f" AND {condition}", {**params, "member_segment": segment})
+
+
+def count_members(db, shop_id, segment) -> int:
+    """How many customers one segment holds."""
+    return db.execute("SELECT COUNT(*) FROM customer_segments WHERE shop_id = ? AND segment = ?",
+                      [shop_id, segment]).fetchone()[0]
 
 
 def replace_members(db, shop_id, segment, condition, params) -> int:

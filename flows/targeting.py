@@ -61,6 +61,17 @@ class ReturnCurve:
         rest = 1.0 - pi * f_now
         return 1.0 - f_now, pi * (1.0 - f_now) / rest, pi * (self.share_by(np.asarray(days) + horizon) - f_now) / rest
 
+    def to_state(self) -> dict:
+        """The curve as JSON-able numbers (each gap once, with how many returners had it)."""
+        days, counts = np.unique(self.gaps, return_counts=True)
+        return {"days": days.tolist(), "counts": counts.tolist(), "share": self.returning_share}
+
+    @classmethod
+    def from_state(cls, state) -> ReturnCurve:
+        """The curve `to_state` gave."""
+        return cls(gaps=np.repeat(np.asarray(state["days"], dtype=float), state["counts"]),
+                   returning_share=state["share"])
+
 
 def return_curve(gaps, ages, purchase_days, min_returners) -> ReturnCurve | None:
     """The shop's return curve from first-to-second gaps, buyers' ages (days since the first purchase)

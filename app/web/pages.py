@@ -73,7 +73,7 @@ def shop(handle):
 def refresh(handle):
     """Recompute the shop's segments and scores now (the scheduler also does this)."""
     shop = owned_shop_or_404(handle)
-    result = run_refresh(get_db(), shop, utcnow())
+    result = run_refresh(get_db(), shop, utcnow(), full=True)
     flash(_("Segments refreshed for %(n)s customers in %(s)s s.", n=formatting.num(result["customers"]),
             s=formatting.num(result["seconds"], 2)))
     return redirect(url_for("pages.shop", handle=handle))
