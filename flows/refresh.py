@@ -37,9 +37,7 @@ def refresh(db, shop, now, settings=None, full=False) -> dict:
     with write_transaction(db):
         stored, changed = _plan(db, shop, now)
         if full or stored is None:
-            changed = None
-        if changed is None:
-            rhythm, learned = _everyone(db, shop, now, settings, stored and stored["learned"])
+            rhythm, learned = _everyone(db, shop, now, settings, stored and stored["learned"], changed)
         else:
             rhythm, learned = _changed_only(db, shop, now, settings, stored["learned"], changed)
         snapshot_marks.clear(db, shop["id"])  # this snapshot has seen every change so far
@@ -54,18 +52,16 @@ def refresh(db, shop, now, settings=None, full=False) -> dict:
             "retention_days": rhythm.retention_days,
             "one_time_return_days": rhythm.one_time_return_days,
             "vip_threshold_minor": rhythm.vip_threshold_minor, "model": model.get("status"),
-            "recomputed": rhythm.customers if changed is None else len(changed), "learned": stored is None}
+            "recomputed": rhythm.customers if full or stored is None else len(changed), "learned": stored is None}
 
 
 def _plan(db, shop, now) -> tuple[dict | None, list[int] | None]:
-    """(the stored snapshot's learned state and model, when they still hold for `now`; the customers
-    changed since it was stored), or (None, None): learn the shop again."""
+    """(the stored snapshot's learned state and model when they still hold for `now`, else None; the
+    customers whose stored metrics changed since, or None when every customer's may have: no
+    snapshot yet, or the whole shop changed)."""
     row = db.execute("SELECT computed_for, learned, model FROM shop_snapshots WHERE shop_id = ?",
                      [shop["id"]]).fetchone()
-    if row is None or row[1] is None:
-        return None, None
-    learned = json.loads(row[1])
-    if learned.get("version") != LEARNED_VERSION or learned["now_date"] != local_date(now, shop["timezone"]):
+    if row is None:
         return None, None
     marked = snapshot_marks.marked(db, shop["id"])
     if snapshot_marks.WHOLE_SHOP in marked:
@@ -76,13 +72,18 @@ def _plan(db, shop, now) -> tuple[dict | None, list[int] | None]:
         "SELECT DISTINCT customer_id FROM orders WHERE shop_id = ? AND created_at >= ? AND created_at < ?"
         " AND customer_id IS NOT NULL", [shop["id"], low, high])]
     changed = sorted(set(marked) | set(between))
-    if len(changed) > RELEARN_SHARE * max(learned["customers"], 1):
-        return None, None
+    learned = json.loads(row[1]) if row[1] else None
+    if (learned is None or learned.get("version") != LEARNED_VERSION
+            or learned["now_date"] != local_date(now, shop["timezone"])
+            or len(changed) > RELEARN_SHARE * max(learned["customers"], 1)):
+        return None, changed
     return {"learned": learned, "model": json.loads(row[2]) if row[2] else {}}, changed
 
 
-def _everyone(db, shop, now, settings, learned) -> tuple:
-    """Recompute every customer: with `learned` (the day's), or learning the shop anew (None)."""
+def _everyone(db, shop, now, settings, learned, changed) -> tuple:
+    """Recompute every customer: with `learned` (the day's), or learning the shop anew (None). Only
+    the `changed` customers' metrics are read from their orders again (None: everyone's): the
+    others' still hold, and their days are counted to `now` with the scores."""
     path = db.execute("PRAGMA database_list").fetchone()[2]
     cycles = _cycles(learned["cycles"]) if learned else None
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -91,7 +92,10 @@ def _everyone(db, shop, now, settings, learned) -> tuple:
         # meanwhile: this transaction holds the write lock).
         lines = pool.submit(_line_rules, path, shop, now, settings, cycles) if path else None
         metrics.materialise_purchases(db, shop, now, days=False, lines=lines is None)
-        metrics.fill_snapshot(db, shop, now)
+        if changed is None:
+            metrics.fill_snapshot(db, shop, now)
+        else:
+            _metrics_of(db, shop, now, changed)
         rhythm = metrics.shop_rhythm(db, shop, settings) if learned is None else _rhythm(db, shop, learned)
         params = segments.rule_params(shop, now, settings, rhythm)
         # The rule's status and lapse day (segments.classify) are stored by scores.score.
@@ -114,9 +118,7 @@ def _everyone(db, shop, now, settings, learned) -> tuple:
 
 def _changed_only(db, shop, now, settings, learned, changed) -> tuple:
     """Recompute the `changed` customers only, with the day's learned state."""
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS refresh_customers (customer_id INTEGER PRIMARY KEY)")
-    db.execute("DELETE FROM temp.refresh_customers")
-    db.conn.executemany("INSERT INTO temp.refresh_customers VALUES (?)", ((c,) for c in changed))
+    _mark_changed(db, changed)
     only = metrics.CHANGED
     try:
         metrics.fill_snapshot(db, shop, now, only)
@@ -133,6 +135,22 @@ def _changed_only(db, shop, now, settings, learned, changed) -> tuple:
         metrics.drop_purchases(db)
         db.execute("DROP TABLE IF EXISTS temp.refresh_customers")
     return rhythm, learned
+
+
+def _mark_changed(db, changed):
+    """Fill temp.refresh_customers (metrics.CHANGED reads it) with the changed customers."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS refresh_customers (customer_id INTEGER PRIMARY KEY)")
+    db.execute("DELETE FROM temp.refresh_customers")
+    db.conn.executemany("INSERT INTO temp.refresh_customers VALUES (?)", ((c,) for c in changed))
+
+
+def _metrics_of(db, shop, now, changed):
+    """Read the `changed` customers' metrics from their orders again."""
+    _mark_changed(db, changed)
+    try:
+        metrics.fill_snapshot(db, shop, now, metrics.CHANGED)
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.refresh_customers")
 
 
 def _rhythm(db, shop, learned) -> metrics.ShopRhythm:

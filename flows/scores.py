@@ -17,6 +17,8 @@ from .segments import LAPSE_AFTER, RULE_STATUS
 # flows.predictions the rule's status (0 active, 1 lapsed, 2 lost) and the first-to-second purchase gap
 # (-1: none), as numbers so that the rows load as one float array; last the rule's lapse day. The rule
 # (flows.segments) is applied here and stored with the scores: one write of each row instead of two.
+# The days since the first and last purchase are counted to :now_date here and stored with them too:
+# a refresh on a new day rewrites only the changed customers' metrics (flows/refresh.py).
 BUYERS = f"""
 SELECT customer_id, purchase_days - 1,
        CAST(julianday(last_date) - julianday(first_date) AS INTEGER), days_since_first,
@@ -24,12 +26,17 @@ SELECT customer_id, purchase_days - 1,
        CASE {RULE_STATUS} WHEN 'lapsed' THEN 1 WHEN 'lost' THEN 2 ELSE 0 END,
        COALESCE(julianday(second_date) - julianday(first_date), -1),
        {LAPSE_AFTER}
-FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0 {{only}}
+FROM (SELECT customer_id, purchase_days, purchases, clv_minor, avg_gap_days, first_date, second_date, last_date,
+             CAST(julianday(:now_date) - julianday(first_date) AS INTEGER) AS days_since_first,
+             CAST(julianday(:now_date) - julianday(last_date) AS INTEGER) AS days_since_last
+      FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0 {{only}})
 """
 
 STORE = """
 UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
-    expected_90d = ?, expected_next_order = ?, status = ?, lapse_after_days = ?
+    expected_90d = ?, expected_next_order = ?, status = ?, lapse_after_days = ?, days_since_first = ?,
+    days_since_last = ?, p_purchase_30d = NULL, p_purchase_next = NULL, return_share = NULL,
+    predicted_clv_12m_minor = NULL, worth_minor = NULL, offer_kind = NULL, offer_percent = NULL, offer_rule = NULL
 WHERE customer_id = ?
 """
 
@@ -38,7 +45,7 @@ STORE_PREDICTED = """
 UPDATE customer_snapshots SET r_score = ?, f_score = ?, m_score = ?, stage = ?, p_alive = ?,
     expected_90d = ?, expected_next_order = ?, status = ?, p_purchase_30d = ?, p_purchase_next = ?, return_share = ?,
     predicted_clv_12m_minor = ?, worth_minor = ?, offer_kind = ?, offer_percent = ?, offer_rule = ?,
-    lapse_after_days = ?
+    lapse_after_days = ?, days_since_first = ?, days_since_last = ?
 WHERE customer_id = ?
 """
 
@@ -146,16 +153,18 @@ def score(db, params, learned=None, only="") -> tuple[dict | None, dict]:
         cols = (none, none, none)
     rfm_cols = (r.tolist(), f.tolist(), m.tolist(), stage.tolist())
     lapse_after = rows[:, 9].tolist()
+    days = (age.astype(int).tolist(), recency.astype(int).tolist())
     if predicted is None:
         status = predictions.STATUSES[rows[:, 7].astype(int)].tolist()
-        db.conn.executemany(STORE, zip(*rfm_cols, *cols, status, lapse_after, ids.astype(int).tolist()))
+        db.conn.executemany(STORE, zip(*rfm_cols, *cols, status, lapse_after, *days, ids.astype(int).tolist()))
         db.execute(narrowed(RULE_BASED_NEXT, only), params)
     else:  # one statement per customer for everything: a second pass over 200k rows costs a second
         p = predicted
         as_list = np.ndarray.tolist
         more = ((p["status"], as_list), (p["p30"], _nullable), (p["p_next"], _nullable), (p["return_share"], _nullable),
                 (p["clv12"], _minor), (p["worth"], _minor), (p["kind"], as_list), (p["percent"], _nullable),
-                (p["rule"], as_list), (rows[:, 9], as_list), (ids.astype(int), as_list))
+                (p["rule"], as_list), (rows[:, 9], as_list), (age.astype(int), as_list),
+                (recency.astype(int), as_list), (ids.astype(int), as_list))
         # In slices: Python objects for 17 columns of 200k customers at once would cost ~100 MB.
         for start in range(0, n, STORE_SLICE):
             part = slice(start, start + STORE_SLICE)

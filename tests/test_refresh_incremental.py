@@ -97,3 +97,22 @@ def test_a_large_change_learns_the_shop_again(db):
     h.write()
     result = refresh(db, shop, at(401, 1, 0))
     assert result["learned"] and result["recomputed"] == result["customers"]
+
+
+def test_the_next_days_refresh_equals_one_from_nothing(db, tmp_path):
+    """On a new day only the changed customers' metrics are read again from their orders; the result
+    is what a refresh with nothing stored gives."""
+    shop, _ = _shop_with_changes(db)
+    other = _copy(db, tmp_path / "scratch.db")
+    try:
+        other.execute("DELETE FROM shop_snapshots")
+        other.execute("DELETE FROM customer_snapshots")
+        other.execute("DELETE FROM customer_segments")
+        other.conn.commit()
+        for handle_db in (db, other):
+            result = refresh(handle_db, get_shop(handle_db, "big"), at(402, 12, 0))
+            assert result["learned"]
+        got, want = _results(db, shop), _results(other, get_shop(other, "big"))
+    finally:
+        other.close()
+    assert got == want
