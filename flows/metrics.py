@@ -143,17 +143,15 @@ def fill_snapshot(db, shop, now, only=""):
 def shop_rhythm(db, shop, settings) -> ShopRhythm:
     """Retention days, one-time return days and the VIP threshold from the filled snapshot."""
     sid = shop["id"]
-    customers, buyers, repeaters = db.execute(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE purchases > 0), COUNT(*) FILTER (WHERE purchase_days >= 2)"
-        " FROM customer_snapshots WHERE shop_id = ?", [sid]).fetchone()
-    gaps = np.array([r[0] for r in db.execute(
-        "SELECT avg_gap_days FROM customer_snapshots WHERE shop_id = ? AND avg_gap_days IS NOT NULL", [sid])],
-        dtype=float)
+    customers = db.execute("SELECT COUNT(*) FROM customer_snapshots WHERE shop_id = ?", [sid]).fetchone()[0]
+    # One pass over the buyers (NULL -> NaN): their usual gap, first-to-second gap, value, purchase days.
+    rows = np.array(db.execute(
+        "SELECT avg_gap_days, julianday(second_date) - julianday(first_date), clv_minor, purchase_days"
+        " FROM customer_snapshots WHERE shop_id = ? AND purchases > 0", [sid]).fetchall(), dtype=float).reshape(-1, 4)
+    buyers, repeaters = len(rows), int((rows[:, 3] >= 2).sum())
+    gaps = rows[:, 0][~np.isnan(rows[:, 0])]
     retention = round(float(np.median(gaps)), 1) if gaps.size else None
-
-    firsts = np.array([r[0] for r in db.execute(
-        "SELECT julianday(second_date) - julianday(first_date) FROM customer_snapshots"
-        " WHERE shop_id = ? AND second_date IS NOT NULL", [sid])], dtype=float)
+    firsts = rows[:, 1][~np.isnan(rows[:, 1])]
     if settings.get("one_time_return_days") is not None:
         otr, learned = float(settings["one_time_return_days"]), False
     elif firsts.size >= settings["one_time_return_min_returners"]:
@@ -164,8 +162,7 @@ def shop_rhythm(db, shop, settings) -> ShopRhythm:
     if settings.get("vip_min_amount") is not None:
         vip = to_minor(Decimal(str(settings["vip_min_amount"])), shop["currency"])
     else:
-        clv = np.array([r[0] for r in db.execute(
-            "SELECT clv_minor FROM customer_snapshots WHERE shop_id = ? AND purchases > 0", [sid])], dtype=float)
+        clv = rows[:, 2]
         vip = int(np.ceil(np.percentile(clv, settings["vip_percentile"]))) if clv.size else None
     return ShopRhythm(customers=customers, buyers=buyers, repeat_buyers=repeaters, retention_days=retention,
                       one_time_return_days=otr, one_time_return_learned=learned, returners=int(firsts.size),

@@ -101,9 +101,9 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
         # The rule's status and lapse day (segments.classify) are stored by scores.score.
         from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
         summary, taught = scores.score(db, params, learned and learned["scores"])
-        segments.fill_rule_segments(db, params)
+        segments.stage_segments(db, params)
         line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings, cycles)
-        segments.add_line_segments(db, params, line_rows)
+        segments.apply_segments(db, params, line_rows)
         owner_segments.refresh_members(db, shop, params["now"])
         metrics.drop_purchases(db)
     if learned is not None:

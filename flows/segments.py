@@ -137,6 +137,40 @@ def fill_rule_segments(db, params, only=""):
                             f" WHERE shop_id = :shop AND {condition} {{only}}", only), params)
 
 
+def stage_segments(db, params):
+    """Compute the snapshot rules' memberships of the whole shop into temp.new_segments; the line
+    rules' rows follow, and `apply_segments` writes what changed (a refresh stages these while the
+    line rules still run)."""
+    db.execute("DROP TABLE IF EXISTS temp.new_segments")
+    db.execute("CREATE TEMP TABLE new_segments (customer_id INTEGER NOT NULL, segment TEXT NOT NULL, detail TEXT,"
+               " PRIMARY KEY (customer_id, segment)) WITHOUT ROWID")
+    for name, condition in SIMPLE_RULES.items():
+        db.execute(f"INSERT INTO temp.new_segments (customer_id, segment) SELECT customer_id, '{name}'"
+                   f" FROM customer_snapshots WHERE shop_id = :shop AND {condition}", params)
+
+
+def apply_segments(db, params, line_rows):
+    """Bring the shop's built-in memberships to the staged ones and the `line_segments` rows, writing
+    only the differences: from one day to the next few customers change segments, and rewriting the
+    hundreds of thousands of rows of a large shop would cost seconds. The owner's segments are left
+    to flows/owner_segments.py; rows of any other segment (one the owner removed) go."""
+    try:
+        db.conn.executemany("INSERT INTO temp.new_segments (customer_id, segment, detail) VALUES (?, ?, ?)", line_rows)
+        db.execute("""
+            DELETE FROM customer_segments WHERE shop_id = :shop
+              AND segment NOT IN (SELECT name FROM owner_segments WHERE shop_id = :shop)
+              AND NOT EXISTS (SELECT 1 FROM temp.new_segments n WHERE n.customer_id = customer_segments.customer_id
+                              AND n.segment = customer_segments.segment AND n.detail IS customer_segments.detail)""",
+                   params)
+        db.execute("""
+            INSERT INTO customer_segments (customer_id, shop_id, segment, detail)
+            SELECT n.customer_id, :shop, n.segment, n.detail FROM temp.new_segments n
+            WHERE NOT EXISTS (SELECT 1 FROM customer_segments s
+                              WHERE s.customer_id = n.customer_id AND s.segment = n.segment)""", params)
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.new_segments")
+
+
 def add_line_segments(db, params, line_rows):
     """Add the (customer_id, segment, detail) rows of `line_segments` to the shop's memberships."""
     db.conn.executemany("INSERT INTO customer_segments (customer_id, shop_id, segment, detail) VALUES (?, ?, ?, ?)",
