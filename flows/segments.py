@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 
+from . import line_rules
 from .metrics import drop_purchases, materialise_purchases, narrowed, query_params
 
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
@@ -40,68 +41,10 @@ SIMPLE_RULES = {
     "vip_at_risk": "clv_minor > 0 AND clv_minor >= :vip AND status = 'lapsed'",
 }
 
-# Rules over purchased lines: each SELECT gives (customer_id, segment, detail) rows. They read only
-# committed orders, so a refresh runs them on a second connection while it builds the snapshot.
-# A brand is loyal when every paid order has it: its orders are counted per (customer, brand) first,
-# and only groups of two or more look up the customer's order count (an index seek each) instead of
-# joining every group with a materialised count per customer.
-BRAND_LOYAL = """
-SELECT b.customer_id, 'brand_loyal:' || b.brand, NULL
-FROM (SELECT customer_id, brand, COUNT(DISTINCT order_id) AS n
-      FROM temp.purchase_lines WHERE brand IS NOT NULL AND brand <> ''
-      GROUP BY customer_id, brand HAVING COUNT(DISTINCT order_id) >= 2) b
-WHERE b.n = (SELECT COUNT(*) FROM orders o
-             WHERE o.shop_id = :shop AND o.customer_id = b.customer_id AND o.status = 'paid' AND o.is_test = 0
-               AND +o.created_at < :now)
-"""
+# The rules over purchased lines (brand_loyal:*, category_lapsed:*, replenish_due) are in
+# flows/line_rules.py. They read only committed orders, so a refresh runs them on a second connection
+# while it builds the snapshot.
 
-CATEGORY_STATS = """
-    SELECT customer_id, category, COUNT(DISTINCT order_date) AS days,
-           MIN(order_date) AS first_date, MAX(order_date) AS last_date,
-           (julianday(MAX(order_date)) - julianday(MIN(order_date))) / (COUNT(DISTINCT order_date) - 1) AS gap,
-           CAST(julianday(:now_date) - julianday(MAX(order_date)) AS INTEGER) AS days_since
-    FROM temp.purchase_lines
-    WHERE category IS NOT NULL AND category <> ''
-    GROUP BY customer_id, category
-    HAVING COUNT(DISTINCT order_date) >= 2
-"""
-
-CATEGORY_LAPSED = f"""
-SELECT customer_id, 'category_lapsed:' || category,
-       json_object('category', category, 'days_since', days_since, 'usual_gap', round(gap, 1),
-                   'purchase_days', days)
-FROM ({CATEGORY_STATS})
-WHERE days_since > :category_factor * gap
-"""
-
-# Per customer and replenishable product: the day it was last bought and how many were bought then.
-REPLENISH_LAST = """
-    WITH pl AS (
-        SELECT customer_id, product_id, order_date, SUM(quantity) AS qty
-        FROM temp.purchase_lines
-        WHERE product_id IN (SELECT CAST(key AS INTEGER) FROM json_each(:cycles))
-        GROUP BY customer_id, product_id, order_date
-    )
-    SELECT customer_id, product_id, order_date AS last_date, MAX(qty, 1) AS qty,
-           json_extract(:cycles, '$."' || product_id || '"') AS cycle
-    FROM (SELECT pl.*, ROW_NUMBER() OVER (PARTITION BY customer_id, product_id
-                                          ORDER BY order_date DESC) AS latest
-          FROM pl)
-    WHERE latest = 1
-"""
-
-REPLENISH_DUE = f"""
-SELECT customer_id, 'replenish_due',
-       json_group_array(json_object('product_id', product_id, 'title', title, 'last_date', last_date,
-                                    'quantity', qty, 'cycle_days', cycle, 'due_date', due_date))
-FROM (
-    SELECT r.customer_id, r.product_id, pr.title, r.last_date, r.qty, r.cycle,
-           date(r.last_date, '+' || CAST(round(r.cycle * r.qty) AS INTEGER) || ' days') AS due_date
-    FROM ({REPLENISH_LAST}) r JOIN products pr ON pr.id = r.product_id
-)
-WHERE julianday(:now_date) BETWEEN julianday(due_date) - :lead AND julianday(due_date) + cycle
-GROUP BY customer_id
-"""
 
 def rule_params(shop, now, settings, rhythm) -> dict:
     """Parameters of the segment rules for one shop at `now`."""
@@ -178,52 +121,39 @@ def add_line_segments(db, params, line_rows):
 
 
 def line_segments(db, shop, now, settings, cycles=None) -> tuple[list, dict]:
-    """The brand, category and replenishment segments, and the replenish cycles (learned unless
-    given), computed on a connection that holds `temp.purchase_lines`; returns (rows, cycles)."""
-    cycles = replenish_cycles(db, shop, now) if cycles is None else cycles
+    """The brand, category and replenishment segments, and the replenish cycles (`cycles` when given,
+    else learned), computed on a connection that holds `temp.purchase_lines`, for the customers it
+    holds; returns (rows, cycles)."""
+    lines = line_rules.read_lines(db)
+    if cycles is None:
+        cycles = _cycles(db, shop, lines)
     params = {**query_params(shop, now), "category_factor": settings["category_lapse_factor"],
-              "lead": settings["replenish_lead_days"],
-              "cycles": json.dumps({str(k): v for k, v in cycles.items()})}
-    rows = db.execute(BRAND_LOYAL, params).fetchall() + db.execute(CATEGORY_LAPSED, params).fetchall()
-    if cycles:
-        rows += db.execute(REPLENISH_DUE, params).fetchall()
+              "lead": settings["replenish_lead_days"]}
+    rows = (line_rules.brand_loyal(db, lines, params) + line_rules.category_lapsed(db, lines, params)
+            + line_rules.replenish_due(db, lines, params, cycles))
     return rows, cycles
 
 
 def repurchase_gaps(db, shop, now, product_ids=None) -> dict[int, np.ndarray]:
     """Per product: the gaps in days between a customer's consecutive purchases of it, per unit bought.
 
-    Reads the refresh's temp table `purchase_lines` (see flows.metrics.materialise_purchases).
+    Reads the refresh's temp view `purchase_lines` (see flows.metrics.materialise_purchases), made for
+    `shop` and `now`.
     """
-    params = query_params(shop, now)
-    only = ""
-    if product_ids is not None:
-        only = "AND product_id IN (SELECT value FROM json_each(:ids))"
-        params["ids"] = json.dumps(list(product_ids))
-    rows = db.execute(f"""
-        WITH pl AS (
-            SELECT customer_id, product_id, order_date, SUM(quantity) AS qty
-            FROM temp.purchase_lines WHERE product_id IS NOT NULL {only}
-            GROUP BY customer_id, product_id, order_date
-        )
-        SELECT product_id, gap FROM (
-            SELECT product_id,
-                   (julianday(order_date) - julianday(LAG(order_date) OVER w))
-                   / MAX(LAG(qty) OVER w, 1) AS gap
-            FROM pl WINDOW w AS (PARTITION BY customer_id, product_id ORDER BY order_date)
-        ) WHERE gap IS NOT NULL""", params).fetchall()
-    out: dict[int, list] = {}
-    for product_id, gap in rows:
-        out.setdefault(product_id, []).append(gap)
-    return {k: np.array(v, dtype=float) for k, v in out.items()}
+    return line_rules.repurchase_gaps(line_rules.read_lines(db), product_ids)
 
 
 def replenish_cycles(db, shop, now) -> dict[int, float]:
-    """Cycle in days of every product the owner marked replenishable: theirs, else the learned median."""
+    """Cycle in days of every product the owner marked replenishable: theirs, else the learned median
+    (reads `temp.purchase_lines`, made for `shop` and `now`)."""
+    return _cycles(db, shop, line_rules.read_lines(db))
+
+
+def _cycles(db, shop, lines) -> dict[int, float]:
     marked = db.execute("SELECT id, replenish_days FROM products WHERE shop_id = ? AND replenishable = 1",
                         [shop["id"]]).fetchall()
     learn = [pid for pid, days in marked if not days]
-    gaps = repurchase_gaps(db, shop, now, learn) if learn else {}
+    gaps = line_rules.repurchase_gaps(lines, learn) if learn else {}
     cycles = {}
     for pid, days in marked:
         if days:
