@@ -14,6 +14,7 @@ Target: ≤ 2 s of CPU at 200,000 customers / 1,000,000 orders, with the same ro
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -160,7 +161,8 @@ def main():
     lines = db.execute("SELECT COUNT(*) FROM order_lines WHERE shop_id = ?", [shop["id"]]).fetchone()[0]
     doc = {"benchmark": "line_rules", "customers": args.customers, "order_lines": lines, "now": args.now,
            "rows": len(rows), "cpu_seconds": round(cpu, 2), "seconds": round(seconds, 2),
-           "target_cpu_seconds": TARGET_CPU}
+           "target_cpu_seconds": TARGET_CPU,
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     same = True
     if not args.no_reference:
         started, ref_cpu = time.perf_counter(), time.process_time()

@@ -62,9 +62,6 @@ class Lines:
     customers: np.ndarray
     rank: np.ndarray
 
-    def __len__(self):
-        return len(self.customer)
-
 
 def read_lines(db) -> Lines:
     """The connection's `temp.purchase_lines` as arrays, in one pass."""
