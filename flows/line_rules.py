@@ -65,19 +65,27 @@ class Lines:
 
 def read_lines(db) -> Lines:
     """The connection's `temp.purchase_lines` as arrays, in one pass."""
-    n, customers, days, orders, products, quantities, own_brands, own_categories = db.execute(READ_LINES).fetchone()
-    customer, order, product, quantity = (_ints(s, n) for s in (customers, orders, products, quantities))
+    row = list(db.execute(READ_LINES).fetchone())
+    n = row[0]
+
+    def take(i):  # each column's string is let go once read (tens of MB at a million lines)
+        text, row[i] = row[i], None
+        return text
+
+    customer, order, product, quantity = (_ints(take(i), n) for i in (1, 3, 4, 5))
+    days = take(2)
     if n and len(days) != 10 * n:
         raise ValueError("an order date is not YYYY-MM-DD")
     day = (np.frombuffer(days.encode("ascii"), dtype="S10").astype("datetime64[D]").astype(np.int64) if n
            else np.zeros(0, dtype=np.int64))
+    del days
     ids, at = _rank(product)
     attrs = {pid: (brand, category) for pid, brand, category in db.execute(
         "SELECT id, brand, category FROM products WHERE id IN (SELECT value FROM json_each(?))",
         [json.dumps(ids.tolist())])}
     of_product = [attrs.get(pid, (None, None)) for pid in ids.tolist()]
-    brand, brands = _texts(json.loads(own_brands), [b for b, _ in of_product], at)
-    category, categories = _texts(json.loads(own_categories), [c for _, c in of_product], at)
+    brand, brands = _texts(json.loads(take(6)), [b for b, _ in of_product], at)
+    category, categories = _texts(json.loads(take(7)), [c for _, c in of_product], at)
     return Lines(customer, day, order, product, quantity, brand, category, brands, categories, *_rank(customer))
 
 
