@@ -3,8 +3,9 @@ import contextlib
 import os
 import sqlite3
 
-import sqlite_utils
 from flask import current_app, g
+
+from .sqlite_lib import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 

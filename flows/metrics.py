@@ -8,8 +8,6 @@ count as purchases).
 from dataclasses import dataclass
 from decimal import Decimal
 
-import numpy as np
-
 from app.money import to_minor
 from app.timeutil import local_date, to_db
 
@@ -128,6 +126,7 @@ def fill_snapshot(db, shop, now):
 
 def shop_rhythm(db, shop, settings) -> ShopRhythm:
     """Retention days, one-time return days and the VIP threshold from the filled snapshot."""
+    import numpy as np
     sid = shop["id"]
     customers, buyers, repeaters = db.execute(
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE purchases > 0), COUNT(*) FILTER (WHERE purchase_days >= 2)"

@@ -4,11 +4,15 @@
 LAPSE_AFTER and RULE_STATUS, with the scores in flows.scores); `fill_segments` writes segment
 memberships, with a JSON `detail` where a segment is about a brand, category or product.
 """
-import json
+from __future__ import annotations
 
-import numpy as np
+import json
+from typing import TYPE_CHECKING
 
 from .metrics import drop_purchases, materialise_purchases, query_params
+
+if TYPE_CHECKING:  # numpy is imported by each function that computes: `segments` reads the stored snapshot
+    import numpy as np
 
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
 
@@ -160,6 +164,7 @@ def repurchase_gaps(db, shop, now, product_ids=None) -> dict[int, np.ndarray]:
 
     Reads the refresh's temp table `purchase_lines` (see flows.metrics.materialise_purchases).
     """
+    import numpy as np
     params = query_params(shop, now)
     only = ""
     if product_ids is not None:
@@ -185,6 +190,7 @@ def repurchase_gaps(db, shop, now, product_ids=None) -> dict[int, np.ndarray]:
 
 def replenish_cycles(db, shop, now) -> dict[int, float]:
     """Cycle in days of every product the owner marked replenishable: theirs, else the learned median."""
+    import numpy as np
     marked = db.execute("SELECT id, replenish_days FROM products WHERE shop_id = ? AND replenishable = 1",
                         [shop["id"]]).fetchall()
     learn = [pid for pid, days in marked if not days]
@@ -203,6 +209,7 @@ def replenish_candidates(db, shop, now, min_gaps=20, max_spread=0.5) -> list[dic
 
     Steady means the interquartile range is at most `max_spread` × the median gap.
     """
+    import numpy as np
     materialise_purchases(db, shop, now)
     try:
         gaps = repurchase_gaps(db, shop, now)

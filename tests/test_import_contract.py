@@ -64,3 +64,40 @@ def test_a_command_starts_without_the_web_side_or_the_http_clients():
                              timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# What a command that answers from the stored snapshot must not load: the model fitter (numpy, scipy),
+# the mailer and its DKIM signing, the pages, the HTTP clients. Each costs `explain` a share of its
+# blink (issue 18: < 0.3 s for `explain` and `segments` in a fresh process).
+NOT_FOR_ANSWERS = ("numpy", "scipy", "app.mailer", "app.dkim", "flows.delivery", "flows.campaigns", "flask_wtf",
+                   "requests", "urllib3", "dns", "app.web")
+ANSWER_COMMANDS = {
+    "--help": ["--help"],
+    "explain": ["explain", "--shop", "s", "--customer", "A", "--now", "2026-05-01", "--json"],
+    "segments": ["segments", "--shop", "s", "--now", "2026-05-01", "--json"],
+}
+
+
+def test_help_explain_and_segments_start_without_numpy_or_the_mailer(app, db, runner):
+    """Each command runs as `winback` runs it, in a fresh interpreter, on a shop refreshed for its --now;
+    it answers (exit 0, its JSON) and has loaded none of NOT_FOR_ANSWERS."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.builders import lapsed_shop
+    lapsed_shop(db)
+    assert runner.invoke(args=["refresh", "--shop", "s", "--now", "2026-05-01"]).exit_code == 0
+    code = ("import sys; from app.__main__ import main\n"
+            "try:\n    main(sys.argv[1:], prog_name='winback')\nexcept SystemExit as exc:\n    status = exc.code\n"
+            f"print(status, sorted(m for m in {NOT_FOR_ANSWERS!r} if m in sys.modules), file=sys.stderr)")
+    env = {**os.environ, "WINBACK_DATABASE": app.config["DATABASE"], "WINBACK_INSTANCE_PATH": app.instance_path}
+    runs = {name: subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for name, args in ANSWER_COMMANDS.items()}
+    outputs = {name: p.communicate(timeout=60) for name, p in runs.items()}
+    assert {name: err.strip().splitlines()[-1] for name, (_, err) in outputs.items()} == {
+        name: "0 []" for name in ANSWER_COMMANDS}
+    assert json.loads(outputs["explain"][0])["segments"] == ["lapsed"]
+    assert json.loads(outputs["segments"][0])["counts"]["lapsed"] == 1
+    assert "explain" in outputs["--help"][0]
