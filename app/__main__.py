@@ -43,6 +43,10 @@ class WinbackGroup(FlaskGroup):
             info.create_app = partial(create_app, web=name in SERVING)
         return super().get_command(ctx, name)
 
+    def _load_plugin_commands(self):
+        """No plugin commands: other packages' `flask.commands` mean nothing to a Winback operator, and
+        finding them reads every installed package's metadata at each start of a command."""
+
     def list_commands(self, ctx):
         """Flask's list; when the app cannot start (e.g. its encryption key is missing), one line
         and a non-zero exit instead of Flask's traceback."""

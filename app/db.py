@@ -29,7 +29,9 @@ def connect(path) -> sqlite_utils.Database:
     # Deleted rows are overwritten with zeros, not left in free space: a redacted customer's data
     # must not survive in the file (see connectors/shopify/privacy.py).
     conn.execute("PRAGMA secure_delete = ON")
-    return sqlite_utils.Database(conn)
+    # No sqlite-utils plugins: Winback's connections are its own (and looking for plugins reads the
+    # metadata of every installed package, at each start of a command).
+    return sqlite_utils.Database(conn, execute_plugins=False)
 
 
 def _owner_only(path):
