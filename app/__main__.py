@@ -1,13 +1,13 @@
 """`winback` (and `python -m app`): the command line's way in, a Flask CLI group bound to the app
-factory, which registers the commands of app/cli.py on every app it makes."""
-import os
-import sys
+factory, which registers the commands of app/cli.py on every app it makes. (The `winback` script
+starts in app/entry.py, which answers `explain` and `segments` without Flask.)"""
 from functools import partial
 
 import click
 from flask.cli import FlaskGroup, ScriptInfo
 
 from . import create_app
+from .cli_options import one_line_failures
 from .keys import EncryptionKeyError
 
 
@@ -23,18 +23,7 @@ class WinbackGroup(FlaskGroup):
     """Flask's group, with every failure reported as one clear line on stderr (no traceback)."""
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            # The reader went away (`winback messages | head`): that ends the output, not in failure.
-            quiet_stdout()
-            ctx.exit(0)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the promise is "never a traceback"
-            if current_app_debug():
-                raise
-            raise click.ClickException(f"{exc}" if str(exc) else type(exc).__name__) from exc
+        return one_line_failures(ctx, partial(super().invoke, ctx))
 
     def get_command(self, ctx, name):
         """Flask's lookup, on an app with its pages only for the command that serves them."""
@@ -56,18 +45,6 @@ class WinbackGroup(FlaskGroup):
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
         return super().list_commands(ctx)
-
-
-def quiet_stdout():
-    """Point stdout at /dev/null after a broken pipe, as Python's documentation of SIGPIPE advises:
-    the flush at exit would otherwise fail again and print "Exception ignored ... BrokenPipeError"."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-
-
-def current_app_debug():
-    """WINBACK_DEBUG=1 shows the traceback of a failing command."""
-    return os.environ.get("WINBACK_DEBUG") == "1"
 
 
 @click.group(cls=WinbackGroup, create_app=cli_app, add_default_commands=False,

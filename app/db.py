@@ -3,8 +3,6 @@ import contextlib
 import os
 import sqlite3
 
-from flask import current_app, g
-
 from .sqlite_lib import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
@@ -84,6 +82,7 @@ def after_commit(db: sqlite_utils.Database, func):
 
 def get_db() -> sqlite_utils.Database:
     """The request's (or CLI command's) database handle, opened on first use."""
+    from flask import current_app, g  # here: `winback explain` opens its database without Flask (app/entry.py)
     if "db" not in g:
         g.db = connect(current_app.config["DATABASE"])
     return g.db
@@ -91,6 +90,7 @@ def get_db() -> sqlite_utils.Database:
 
 def close_db(exc=None):
     """Close the handle at the end of the app context."""
+    from flask import g
     db = g.pop("db", None)
     if db is not None:
         db.close()
