@@ -4,11 +4,14 @@ They sit on the app's CLI group like every command (app/cli.py registers them), 
 and `flask --app` run them in the app's context. The `winback` script runs them without Flask
 (app/entry.py: loading Flask would be half of their time): then `answer` opens the database itself.
 """
+import os
 from functools import update_wrapper
 
 import click
 
+from . import keys
 from .cli_options import echo_json, json_option, now_option, one_line_failures, shop_in, shop_now, shop_option
+from .db import connect, get_db
 from .money import from_minor
 
 
@@ -33,13 +36,10 @@ def with_database(f):
     def run(ctx, /, *args, **kwargs):
         direct = ctx.find_object(Database)
         if direct is not None:
-            from .db import connect
             db = connect(direct.path)
             ctx.call_on_close(db.close)
             return f(db, *args, **kwargs)
         from flask.cli import with_appcontext
-
-        from .db import get_db
         return ctx.invoke(with_appcontext(lambda: f(get_db(), *args, **kwargs)))
     return update_wrapper(run, f)
 
@@ -107,9 +107,6 @@ COMMANDS = {command.name: command for command in (segments_command, explain_comm
 def answer(name, args, app):
     """Run `winback <name> <args>` (a command of COMMANDS) without Flask, on the database and keys of
     `app` (its `config` and `instance_path`, read as the app factory reads them: see app/entry.py)."""
-    import os
-
-    from . import keys
     os.makedirs(app.instance_path, exist_ok=True)
     try:
         keys.init_app(app)  # as the app factory does: the keys are made, or checked, before any command runs
