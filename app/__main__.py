@@ -7,7 +7,7 @@ import click
 from flask.cli import FlaskGroup, ScriptInfo
 
 from . import create_app
-from .cli_options import one_line_failures
+from .cli_options import WINBACK_HELP, one_line_failures
 from .keys import EncryptionKeyError
 
 
@@ -47,13 +47,10 @@ class WinbackGroup(FlaskGroup):
         return super().list_commands(ctx)
 
 
-@click.group(cls=WinbackGroup, create_app=cli_app, add_default_commands=False,
+@click.group(cls=WinbackGroup, create_app=cli_app, help=WINBACK_HELP, add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main():
-    """Winback: win-back, VIP and replenishment flows for Shopify and WooCommerce shops.
-
-    Settings come from WINBACK_* environment variables (see README).
-    """
+    """The `winback` group; its help is WINBACK_HELP, which the script's own `--help` shows too (app/entry.py)."""
 
 
 

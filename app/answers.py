@@ -2,14 +2,12 @@
 
 They sit on the app's CLI group like every command (app/cli.py registers them), so the test runner
 and `flask --app` run them in the app's context. The `winback` script runs them without Flask
-(app/entry.py: loading Flask would be half of their time): then `answer` opens the database itself.
+(app/entry.py: loading Flask would be half of their time): then `answer` names the database.
 """
-import os
 from functools import update_wrapper
 
 import click
 
-from . import keys
 from .cli_options import echo_json, json_option, now_option, one_line_failures, shop_in, shop_now, shop_option
 from .db import connect, get_db
 from .money import from_minor
@@ -104,13 +102,6 @@ def explain_command(db, shop_handle, customer, now, as_json):
 COMMANDS = {command.name: command for command in (segments_command, explain_command)}
 
 
-def answer(name, args, app):
-    """Run `winback <name> <args>` (a command of COMMANDS) without Flask, on the database and keys of
-    `app` (its `config` and `instance_path`, read as the app factory reads them: see app/entry.py)."""
-    os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        keys.init_app(app)  # as the app factory does: the keys are made, or checked, before any command runs
-    except keys.EncryptionKeyError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        return 1
-    return COMMANDS[name].main(args, prog_name=f"winback {name}", obj=Database(app.config["DATABASE"]))
+def answer(name, args, database):
+    """Run `winback <name> <args>` (a command of COMMANDS) without Flask, on this database file."""
+    return COMMANDS[name].main(args, prog_name=f"winback {name}", obj=Database(database))

@@ -1,6 +1,7 @@
 """The `winback` commands. They live on the app's CLI group (`app.cli`, registered by the app
 factory, as in Flask's tutorial), so that the test runner and `flask --app` see them too; the
-`winback` entry point itself is app/__main__.py.
+`winback` script starts in app/entry.py (the Flask group is app/__main__.py). Importing them loads
+no Flask (app/cli_options.py): `winback --help` lists them without it.
 
 Each command imports what it works with inside its function: `winback --help` and `explain` must
 answer in a blink, not after loading the platforms' HTTP clients, the mailer and the model fitter.
@@ -9,12 +10,11 @@ import json
 import sys
 
 import click
-from flask import current_app
-from flask.cli import AppGroup
 
 
 from . import answers
-from .cli_options import echo_json, json_option, now_option, shop_now as _shop_now, shop_option
+from .cli_options import (AppGroup, current_app, echo_json, json_option, now_option, shop_now as _shop_now,
+                          shop_option)
 from .db import get_db
 from .shops import ShopError, get_or_create_shop, get_shop, list_shops, require_shop
 

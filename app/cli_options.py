@@ -1,8 +1,13 @@
 """What the `winback` commands share, with Flask (app/cli.py) or without it (app/answers.py): their
-options, their JSON output, the moment they answer for, and failures said in one line."""
+group, their options, their JSON output, the moment they answer for, and failures said in one line.
+
+Nothing here loads Flask: `winback --help` lists the commands without it (app/entry.py), and a
+command loads Flask when it runs in the app's context.
+"""
 import json
 import os
 import sys
+from functools import update_wrapper
 
 import click
 
@@ -71,3 +76,46 @@ def quiet_stdout():
 def current_app_debug():
     """WINBACK_DEBUG=1 shows the traceback of a failing command."""
     return os.environ.get("WINBACK_DEBUG") == "1"
+
+
+WINBACK_HELP = """Winback: win-back, VIP and replenishment flows for Shopify and WooCommerce shops.
+
+Settings come from WINBACK_* environment variables (see README).
+"""
+
+
+class AppGroup(click.Group):
+    """Flask's `AppGroup` (each command runs in the app's context, subgroups alike), with Flask loaded
+    only when a command runs."""
+
+    def command(self, *args, **kwargs):
+        wrap = kwargs.pop("with_appcontext", True)
+
+        def decorator(f):
+            return click.Group.command(self, *args, **kwargs)(with_appcontext(f) if wrap else f)
+        return decorator
+
+    def group(self, *args, **kwargs):
+        kwargs.setdefault("cls", AppGroup)
+        return super().group(*args, **kwargs)
+
+
+def with_appcontext(f):
+    """Flask's `with_appcontext`, imported when the command runs."""
+    @click.pass_context
+    def run(ctx, /, *args, **kwargs):
+        from flask.cli import with_appcontext as flask_with_appcontext
+        return ctx.invoke(flask_with_appcontext(f), *args, **kwargs)
+    return update_wrapper(run, f)
+
+
+class CurrentApp:
+    """Flask's `current_app` for the commands of app/cli.py: the app of the running command, looked
+    up when a command uses it."""
+
+    def __getattr__(self, name):
+        from flask import current_app as flask_current_app
+        return getattr(flask_current_app, name)
+
+
+current_app = CurrentApp()

@@ -1,6 +1,6 @@
-"""The `winback` script (app/entry.py) answers `explain` and `segments` without Flask: the same answers,
-the same errors and the same key checks as the commands on the app, on the database the app factory
-would open."""
+"""The `winback` script (app/entry.py) answers `--help`, `explain` and `segments` without Flask: the same
+answers, the same errors and the same key checks as the commands on the app, on the database the app
+factory would open."""
 import json
 import os
 import subprocess
@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = "2026-05-01"
 
 
-def winback(app, *args, **env):
-    """`winback args` as the script runs it, in a fresh process, on `app`'s database and instance folder:
-    (exit code, stdout, stderr)."""
-    code = "import sys\nfrom app.entry import main\nsys.exit(main())"
+def winback(app, *args, flask=False, **env):
+    """`winback args` as the script runs it (with `flask`: as the Flask group runs it), in a fresh process,
+    on `app`'s database and instance folder: (exit code, stdout, stderr)."""
+    code = ("import sys\nfrom app.__main__ import main\nmain(prog_name='winback')" if flask else
+            "import sys\nfrom app.entry import main\nsys.exit(main())")
     env = {**os.environ, "WINBACK_DATABASE": app.config["DATABASE"], "WINBACK_INSTANCE_PATH": app.instance_path,
            **env}
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -64,9 +65,16 @@ def test_the_script_fails_as_the_app_does(app, db, runner):
         assert "Traceback" not in err
 
 
-def test_the_script_refuses_an_encryption_key_that_is_no_key_as_every_command_does(app, db):
+def test_the_script_lists_every_command_as_the_flask_group_does(app):
+    code, out, err = winback(app, "--help")
+    assert (code, out, err) == winback(app, "--help", flask=True)
+    assert "Usage: winback [OPTIONS] COMMAND [ARGS]..." in out and "  explain " in out and "  serve " in out
+
+
+@pytest.mark.parametrize("args", [["--help"], ["segments", "--shop", "s", "--now", NOW]])
+def test_the_script_refuses_an_encryption_key_that_is_no_key_as_every_command_does(app, db, args):
     lapsed_shop(db)
-    code, out, err = winback(app, "segments", "--shop", "s", "--now", NOW, WINBACK_ENCRYPTION_KEY="not-a-key")
+    code, out, err = winback(app, *args, WINBACK_ENCRYPTION_KEY="not-a-key")
     assert (code, out) == (1, "") and err.startswith("Error: WINBACK_ENCRYPTION_KEY is not a valid key")
 
 
