@@ -1,6 +1,6 @@
 """`winback` (and `python -m app`): the command line's way in, a Flask CLI group bound to the app
 factory, which registers the commands of app/cli.py on every app it makes. (The `winback` script
-starts in app/entry.py, which answers `explain` and `segments` without Flask.)"""
+starts in app/entry.py, which runs `--help`, `explain` and `segments` without Flask.)"""
 from functools import partial
 
 import click
@@ -9,7 +9,6 @@ from flask.cli import FlaskGroup, ScriptInfo
 from . import create_app
 from .cli_options import WINBACK_HELP, one_line_failures
 from .keys import EncryptionKeyError
-
 
 SERVING = {"serve"}  # the commands that serve the pages; the others need no web side (and start faster)
 

@@ -11,10 +11,8 @@ import sys
 
 import click
 
-
 from . import answers
-from .cli_options import (AppGroup, current_app, echo_json, json_option, now_option, shop_now as _shop_now,
-                          shop_option)
+from .cli_options import AppGroup, current_app, echo_json, json_option, now_option, shop_now as _shop_now, shop_option
 from .db import get_db
 from .shops import ShopError, get_or_create_shop, get_shop, list_shops, require_shop
 

@@ -37,6 +37,7 @@ TOP_SHARE, MIDDLE_SHARE = 0.2, 0.3  # value tiers: the top 20 % of buyers, the n
 def p_purchase(fit, x, t_x, T, days) -> np.ndarray:
     """P(at least one purchase in the next `days` days | x, t_x, T) under BG/NBD (see above)."""
     import numpy as np
+
     from . import bgnbd  # scipy is loaded by the refresh only
     r, alpha, _, _ = fit.params
     alive = bgnbd.p_alive(fit, x, t_x, T)
