@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Winback's own modules are compiled to bytecode here: an editable install does not compile them, and
+# with PYTHONDONTWRITEBYTECODE set Python would compile them again at every start of a command.
 install: $(STAMP)
+	$(BIN)/python -m compileall -q app flows connectors
 
 run: install
 	$(BIN)/winback init-db

@@ -2,8 +2,6 @@
 import os
 from pathlib import Path
 
-from flask import Flask
-
 from . import db, keys, settings, webhooks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +43,7 @@ def create_app(test_config=None, *, web=True):
     (which may also name an `INSTANCE_PATH`). Keys not configured are generated once into the
     instance folder. `web=False` leaves out the pages, for command-line work that serves nothing.
     """
+    from flask import Flask  # here, not at the top: `winback explain` answers without Flask (app/entry.py)
     instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("WINBACK_INSTANCE_PATH")
     app = Flask(
         __name__,

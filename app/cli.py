@@ -1,6 +1,7 @@
 """The `winback` commands. They live on the app's CLI group (`app.cli`, registered by the app
 factory, as in Flask's tutorial), so that the test runner and `flask --app` see them too; the
-`winback` entry point itself is app/__main__.py.
+`winback` script starts in app/entry.py (the Flask group is app/__main__.py). Importing them loads
+no Flask (app/cli_options.py): `winback --help` lists them without it.
 
 Each command imports what it works with inside its function: `winback --help` and `explain` must
 answer in a blink, not after loading the platforms' HTTP clients, the mailer and the model fitter.
@@ -9,33 +10,11 @@ import json
 import sys
 
 import click
-from flask import current_app
-from flask.cli import AppGroup
 
-
+from . import answers
+from .cli_options import AppGroup, current_app, echo_json, json_option, now_option, shop_now as _shop_now, shop_option
 from .db import get_db
-from .money import from_minor
 from .shops import ShopError, get_or_create_shop, get_shop, list_shops, require_shop
-from .timeutil import parse_now
-
-
-def echo_json(doc):
-    """Print one JSON document on stdout."""
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
-
-
-def shop_option(f):
-    return click.option("--shop", "shop_handle", required=True, metavar="HANDLE",
-                        help="The shop's handle (see `winback shop list`).")(f)
-
-
-def now_option(f):
-    return click.option("--now", metavar="ISO",
-                        help="Evaluate as of this time (a date means 00:00 shop time); default: now.")(f)
-
-
-def json_option(f):
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(f)
 
 
 def _require_shop(handle):
@@ -306,13 +285,6 @@ def import_orders_command(shop_handle, file, fmt, currency, tz, as_json):
 
 
 # ---- intelligence, flows, reports (later issues) ---------------------------------------------
-def _shop_now(shop, now):
-    try:
-        return parse_now(now, shop["timezone"])
-    except ValueError as exc:
-        raise click.ClickException(f"--now: {exc}") from None
-
-
 @commands.command("refresh")
 @shop_option
 @now_option
@@ -329,32 +301,9 @@ def refresh_command(shop_handle, now, as_json):
                    f"in {result['seconds']} s (purchase model: {result['model']}).")
 
 
-@commands.command("segments")
-@shop_option
-@now_option
-@click.option("--members", is_flag=True, help="List each segment's customers too.")
-@json_option
-def segments_command(shop_handle, now, members, as_json):
-    """Segment counts (and members), from the stored snapshot for the same --now, else after a refresh."""
-    from flows.refresh import ensure_snapshot, segment_counts, segment_members
-    shop = _require_shop(shop_handle)
-    db = get_db()
-    snap = ensure_snapshot(db, shop, _shop_now(shop, now))
-    counts = segment_counts(db, shop["id"])
-    doc = {"shop": shop_handle, "now": snap["computed_for"], "customers": snap["customers"],
-           "retention_days": snap["retention_days"], "one_time_return_days": snap["one_time_return_days"],
-           "vip_threshold": (float(from_minor(snap["vip_threshold_minor"], shop["currency"]))
-                             if snap["vip_threshold_minor"] is not None else None),
-           "counts": counts, "members": segment_members(db, shop["id"]) if members else {}}
-    if as_json:
-        echo_json(doc)
-        return
-    click.echo(f"{shop_handle} as of {doc['now']}: {doc['customers']} customers; usual gap between orders "
-               f"{doc['retention_days']} days; one-time buyers lapse after {doc['one_time_return_days']} days.")
-    for name, n in counts.items():
-        click.echo(f"  {name:40} {n:>7}")
-        if members:
-            click.echo("    " + ", ".join(doc["members"].get(name, [])))
+# `segments` and `explain` answer from the stored snapshot; the `winback` script runs them without
+# Flask (app/answers.py, app/entry.py).
+commands.add_command(answers.segments_command)
 
 
 @commands.command("model")
@@ -377,33 +326,7 @@ def model_command(shop_handle, now, as_json):
                    f"alpha={model['alpha']:.4g} a={model['a']:.4g} b={model['b']:.4g} loglik={model['loglik']:.2f}")
 
 
-@commands.command("explain")
-@shop_option
-@click.option("--customer", required=True, metavar="ID", help="Platform customer id, or email for guests.")
-@now_option
-@json_option
-def explain_command(shop_handle, customer, now, as_json):
-    """One customer's metrics, segments, scores and the reasons, and what the flows would do."""
-    from flows.explain import explain, find_customer
-    from flows.messages import message_log
-    from flows.refresh import ensure_snapshot
-    shop = _require_shop(shop_handle)
-    db = get_db()
-    found = find_customer(db, shop["id"], customer)
-    if found is None:
-        raise click.ClickException(f"no customer {customer!r} in shop {shop_handle!r}")
-    snap = ensure_snapshot(db, shop, _shop_now(shop, now))
-    doc = explain(db, shop, found, snap)
-    if as_json:
-        echo_json(doc)
-        return
-    click.echo(f"{doc['customer']} ({doc['email'] or 'no email'}) as of {doc['now']}: "
-               f"{doc['orders']} orders, {doc['clv']} {doc['currency']} in total; segments: "
-               f"{', '.join(doc['segments']) or 'none'}")
-    for reason in doc["reasons"]:
-        click.echo(f"  - {reason}")
-    for m in message_log(db, shop, limit=10, customer_id=found["id"]):
-        click.echo(f"  · {m['created_at'][:16]} {m['flow']} email {m['step'] + 1}: {m['subject']} ({m['status']})")
+commands.add_command(answers.explain_command)
 
 
 @commands.command("run-flows")

@@ -3,8 +3,7 @@ import contextlib
 import os
 import sqlite3
 
-import sqlite_utils
-from flask import current_app, g
+from .sqlite_lib import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -28,7 +27,9 @@ def connect(path) -> sqlite_utils.Database:
     # Deleted rows are overwritten with zeros, not left in free space: a redacted customer's data
     # must not survive in the file (see connectors/shopify/privacy.py).
     conn.execute("PRAGMA secure_delete = ON")
-    return sqlite_utils.Database(conn)
+    # No sqlite-utils plugins: Winback's connections are its own (and looking for plugins reads the
+    # metadata of every installed package, at each start of a command).
+    return sqlite_utils.Database(conn, execute_plugins=False)
 
 
 def _owner_only(path):
@@ -102,6 +103,7 @@ def after_commit(db: sqlite_utils.Database, func):
 
 def get_db() -> sqlite_utils.Database:
     """The request's (or CLI command's) database handle, opened on first use."""
+    from flask import current_app, g  # here: `winback explain` opens its database without Flask (app/entry.py)
     if "db" not in g:
         g.db = connect(current_app.config["DATABASE"])
     return g.db
@@ -109,6 +111,7 @@ def get_db() -> sqlite_utils.Database:
 
 def close_db(exc=None):
     """Close the handle at the end of the app context."""
+    from flask import g
     db = g.pop("db", None)
     if db is not None:
         db.close()

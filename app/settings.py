@@ -88,6 +88,7 @@ def _stored_json(app, setting, value) -> str:
     if not setting.secret or value is None:
         return json.dumps(value)
     if app is None:
+        from flask import current_app, has_app_context  # only a save needs the app; reading needs no Flask
         if not has_app_context():
             raise ValueError(f"{setting.key}: saving a secret needs the app (its encryption key)")
         app = current_app
@@ -253,7 +254,6 @@ import re as _re
 from urllib.parse import urlsplit as _urlsplit
 
 _CONTROL = _re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-from flask import current_app, has_app_context
 
 from . import keys
 from .addresses import EMAIL as _EMAIL

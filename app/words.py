@@ -10,7 +10,6 @@ extraction keywords, so `pybabel extract` finds the msgids.
 app.settings.Message is the same idea for a validator's one-line refusal; a Text also formats its
 values for the language (numbers, money, dates) and nests (a rule inside a reason, a label inside both).
 """
-from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal, format_percent
 
 from .money import format_money
@@ -82,6 +81,8 @@ class Day(Value):
 
     def format(self, locale, translate):
         from datetime import date
+
+        from babel.dates import format_date  # only a page needs it: the CLI says dates as they are stored
         try:
             return format_date(date.fromisoformat(self.english), format="medium", locale=locale)
         except ValueError:
@@ -100,6 +101,7 @@ class Moment(Value):
             moment = from_db(self.english)
         except ValueError:
             return self.english
+        from babel.dates import format_datetime
         return format_datetime(moment, "d MMM y HH:mm", tzinfo=zone(self.tz), locale=locale)
 
 

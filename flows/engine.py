@@ -19,8 +19,7 @@ from app.db import write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db
 
-from . import (campaigns, category_winback, codes, delivery, enrolments, journey, lease, offer_arms, offer_promotion,
-               owner_flows)
+from . import category_winback, codes, enrolments, journey, lease, offer_arms, offer_promotion, owner_flows
 from .definitions import load_flows
 from .enrolments import exit_pass
 from .refresh import ensure_snapshot
@@ -160,6 +159,7 @@ def tick(app, db, shop, now, connector=None, *, realtime=False, channel=None) ->
     "withheld", "mode"}. `mode` is "live" when the shop has a delivery channel, else "preview"
     (nothing enrolled or queued). With `realtime` (the scheduler) emails leave at the wall clock.
     `channel` replaces the shop's SMTP server (the demo's recording transport, flows/demo_history.py)."""
+    from . import campaigns, delivery  # the mailer and its DKIM signing: `explain` uses `preview` without them
     holder, name, ttl = lease.holder_id(), lease_name(shop), _lease_seconds(app)
     if not lease.acquire(db, name, holder, ttl):
         raise TickBusy(f"another tick of shop {shop['handle']!r} is running")
@@ -188,6 +188,7 @@ def tick(app, db, shop, now, connector=None, *, realtime=False, channel=None) ->
 
 def deliver_due(app, db, shop, now, connector=None, *, realtime=True) -> dict | None:
     """Between ticks: deliver what fell due since (no enrolment, no refresh). None without a channel."""
+    from . import delivery
     holder, name, ttl = lease.holder_id(), lease_name(shop), _lease_seconds(app)
     settings = get_settings(db, shop["id"])
     channel = delivery.channel_for(app, settings)

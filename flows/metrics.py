@@ -8,8 +8,6 @@ count as purchases).
 from dataclasses import dataclass
 from decimal import Decimal
 
-import numpy as np
-
 from app.money import to_minor
 from app.timeutil import local_date, to_db
 
@@ -163,6 +161,7 @@ def fill_snapshot(db, shop, now, only=""):
 
 def shop_rhythm(db, shop, settings) -> ShopRhythm:
     """Retention days, one-time return days and the VIP threshold from the filled snapshot."""
+    import numpy as np
     sid = shop["id"]
     customers = db.execute("SELECT COUNT(*) FROM customer_snapshots WHERE shop_id = ?", [sid]).fetchone()[0]
     # One pass over the buyers (NULL -> NaN): their usual gap, first-to-second gap, value, purchase days.

@@ -4,12 +4,15 @@
 LAPSE_AFTER and RULE_STATUS, with the scores in flows.scores); `fill_segments` writes segment
 memberships, with a JSON `detail` where a segment is about a brand, category or product.
 """
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from . import line_rules
 from .metrics import drop_purchases, materialise_purchases, narrowed, query_params
+
+if TYPE_CHECKING:  # numpy is imported by each function that computes: `segments` reads the stored snapshot
+    import numpy as np
 
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
 
@@ -124,6 +127,7 @@ def line_segments(db, shop, now, settings, cycles=None) -> tuple[list, dict]:
     """The brand, category and replenishment segments, and the replenish cycles (`cycles` when given,
     else learned), computed on a connection that holds `temp.purchase_lines`, for the customers it
     holds; returns (rows, cycles)."""
+    from . import line_rules  # numpy: `segments` and `explain` read the stored snapshot without it
     lines = line_rules.read_lines(db)
     if cycles is None:
         cycles = _cycles(db, shop, lines)
@@ -140,16 +144,21 @@ def repurchase_gaps(db, shop, now, product_ids=None) -> dict[int, np.ndarray]:
     Reads the refresh's temp view `purchase_lines` (see flows.metrics.materialise_purchases), made for
     `shop` and `now`.
     """
+    from . import line_rules
     return line_rules.repurchase_gaps(line_rules.read_lines(db), product_ids)
 
 
 def replenish_cycles(db, shop, now) -> dict[int, float]:
     """Cycle in days of every product the owner marked replenishable: theirs, else the learned median
     (reads `temp.purchase_lines`, made for `shop` and `now`)."""
+    from . import line_rules
     return _cycles(db, shop, line_rules.read_lines(db))
 
 
 def _cycles(db, shop, lines) -> dict[int, float]:
+    import numpy as np
+
+    from . import line_rules
     marked = db.execute("SELECT id, replenish_days FROM products WHERE shop_id = ? AND replenishable = 1",
                         [shop["id"]]).fetchall()
     learn = [pid for pid, days in marked if not days]
@@ -168,6 +177,7 @@ def replenish_candidates(db, shop, now, min_gaps=20, max_spread=0.5) -> list[dic
 
     Steady means the interquartile range is at most `max_spread` × the median gap.
     """
+    import numpy as np
     materialise_purchases(db, shop, now)
     try:
         gaps = repurchase_gaps(db, shop, now)

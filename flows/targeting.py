@@ -21,11 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from app.money import to_minor
 from app.settings import N_
+
+if TYPE_CHECKING:  # numpy is imported by each function that computes: `explain` uses only the words below
+    import numpy as np
 
 GONE_BELOW = 0.2            # p_alive under which a customer is "gone": no expected next order
 MODEL_LAPSE_MIN_BUYERS = 100  # below this many buyers the rule alone decides who is lapsed
@@ -34,6 +36,8 @@ TOP_SHARE, MIDDLE_SHARE = 0.2, 0.3  # value tiers: the top 20 % of buyers, the n
 
 def p_purchase(fit, x, t_x, T, days) -> np.ndarray:
     """P(at least one purchase in the next `days` days | x, t_x, T) under BG/NBD (see above)."""
+    import numpy as np
+
     from . import bgnbd  # scipy is loaded by the refresh only
     r, alpha, _, _ = fit.params
     alive = bgnbd.p_alive(fit, x, t_x, T)
@@ -51,11 +55,13 @@ class ReturnCurve:
 
     def share_by(self, days) -> np.ndarray:
         """F(d): the share of returning customers back within `days` days of their first purchase."""
+        import numpy as np
         return np.searchsorted(self.gaps, np.asarray(days, dtype=float), side="right") / self.gaps.size
 
     def one_time(self, days, horizon) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(share of returners who come back later than `days`, chance of ever coming back, chance
         of an order within `horizon` more days) for one-time buyers `days` after their purchase."""
+        import numpy as np
         pi = self.returning_share
         f_now = self.share_by(days)
         rest = 1.0 - pi * f_now
@@ -63,12 +69,14 @@ class ReturnCurve:
 
     def to_state(self) -> dict:
         """The curve as JSON-able numbers (each gap once, with how many returners had it)."""
+        import numpy as np
         days, counts = np.unique(self.gaps, return_counts=True)
         return {"days": days.tolist(), "counts": counts.tolist(), "share": self.returning_share}
 
     @classmethod
     def from_state(cls, state) -> ReturnCurve:
         """The curve `to_state` gave."""
+        import numpy as np
         return cls(gaps=np.repeat(np.asarray(state["days"], dtype=float), state["counts"]),
                    returning_share=state["share"])
 
@@ -78,6 +86,7 @@ def return_curve(gaps, ages, purchase_days, min_returners) -> ReturnCurve | None
     and purchase days; None with fewer than `min_returners` gaps. The returning share is measured
     among buyers old enough to have shown it (ages past the 95th percentile gap) when there are at
     least 30 of them, else among all buyers (then it is an underestimate)."""
+    import numpy as np
     gaps = np.sort(np.asarray(gaps, dtype=float))
     if gaps.size < max(min_returners, 1):
         return None
@@ -97,6 +106,7 @@ def floor_minor(settings, currency) -> int | None:
 
 def value_tiers(worth) -> tuple[float, float]:
     """The worth at which the top tier and the middle tier start (percentiles over buyers)."""
+    import numpy as np
     worth = np.asarray(worth, dtype=float)
     worth = worth[np.isfinite(worth)]
     if worth.size == 0:
@@ -120,6 +130,7 @@ def decide_offers(p30, worth, *, skip_probability, floor, min_percent, max_perce
     (p30 NaN: a small shop) the floor still applies, else the flow's own offer stands, capped at
     `max_percent`.
     """
+    import numpy as np
     p30 = np.asarray(p30, dtype=float)
     worth = np.asarray(worth, dtype=float)
     top, middle = tiers

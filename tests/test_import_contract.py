@@ -64,3 +64,43 @@ def test_a_command_starts_without_the_web_side_or_the_http_clients():
                              timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+
+# What `winback --help`, `explain` and `segments` must not load: the model fitter (numpy, scipy), the
+# mailer and its DKIM signing, the pages, the HTTP clients, and not even Flask (app/entry.py). Each
+# costs a share of their blink (issue 18: < 0.3 s in a fresh process).
+NOT_FOR_ANSWERS = ("numpy", "scipy", "app.mailer", "app.dkim", "flows.delivery", "flows.campaigns", "flask_wtf",
+                   "requests", "urllib3", "dns", "app.web")
+WITHOUT_FLASK = NOT_FOR_ANSWERS + ("flask", "werkzeug", "jinja2")
+ANSWER_COMMANDS = {
+    "--help": (["--help"], WITHOUT_FLASK),
+    "explain": (["explain", "--shop", "s", "--customer", "A", "--now", "2026-05-01", "--json"], WITHOUT_FLASK),
+    "segments": (["segments", "--shop", "s", "--now", "2026-05-01", "--json"], WITHOUT_FLASK),
+}
+
+
+def test_help_explain_and_segments_start_without_what_they_do_not_need(app, db, runner):
+    """Each command runs as the `winback` script runs it, in a fresh interpreter, on a shop refreshed for
+    its --now: it answers (exit 0, its JSON) and has loaded none of what it must not load."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.builders import lapsed_shop
+    lapsed_shop(db)
+    assert runner.invoke(args=["refresh", "--shop", "s", "--now", "2026-05-01"]).exit_code == 0
+    code = ("import sys\nfrom app.entry import main\n"
+            "try:\n    status = main()\nexcept SystemExit as exc:\n    status = exc.code\n"
+            "print(status or 0, sorted(m for m in {banned!r} if m in sys.modules), file=sys.stderr)")
+    env = {**os.environ, "WINBACK_DATABASE": app.config["DATABASE"], "WINBACK_INSTANCE_PATH": app.instance_path}
+    runs = {name: subprocess.Popen([sys.executable, "-c", code.format(banned=banned), *args], cwd=ROOT, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name, (args, banned) in ANSWER_COMMANDS.items()}
+    outputs = {name: p.communicate(timeout=60) for name, p in runs.items()}
+    assert {name: err.strip().splitlines()[-1] for name, (_, err) in outputs.items()} == {
+        name: "0 []" for name in ANSWER_COMMANDS}
+    assert json.loads(outputs["explain"][0])["segments"] == ["lapsed"]
+    assert json.loads(outputs["segments"][0])["counts"]["lapsed"] == 1
+    assert "explain" in outputs["--help"][0]
