@@ -116,3 +116,22 @@ def test_the_next_days_refresh_equals_one_from_nothing(db, tmp_path):
     finally:
         other.close()
     assert got == want
+
+
+def test_a_small_shop_too(db, tmp_path):
+    """Too little history for the exact model (the shrunk one scores): the one changed customer,
+    recomputed, equals a full refresh."""
+    shop = _shop(db, "tiny", "UTC", 60, seed=4)
+    first = refresh(db, shop, at(400, 8, 0))
+    assert first["learned"]
+    History(db, shop=shop).order("C1", 400, total="33", at=time(9)).write()
+    other = _copy(db, tmp_path / "full.db")
+    try:
+        part = refresh(db, shop, at(400, 12, 0))
+        full = refresh(other, get_shop(other, "tiny"), at(400, 12, 0), full=True)
+        assert part["recomputed"] == 1 and not part["learned"] and not full["learned"]
+        got, want = _results(db, shop), _results(other, get_shop(other, "tiny"))
+    finally:
+        other.close()
+    assert got == want
+    assert {r["who"]: r for r in got["customer_snapshots"]}["C1"]["days_since_last"] == 0
