@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from app import snapshot_marks
-from app.db import connect, write_transaction
+from app.db import connect, rewriting, write_transaction
 from app.settings import get_settings
 from app.timeutil import local_date, to_db, utcnow
 
@@ -34,7 +34,7 @@ def refresh(db, shop, now, settings=None, full=False) -> dict:
     `full`: then every customer is (with the day's learned state when it holds, so both agree)."""
     started = time.perf_counter()
     settings = settings or get_settings(db, shop["id"])
-    with write_transaction(db):
+    with rewriting(db), write_transaction(db):
         stored, changed = _plan(db, shop, now)
         if full or stored is None:
             rhythm, learned = _everyone(db, shop, now, settings, stored and stored["learned"], changed)
