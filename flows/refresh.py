@@ -57,23 +57,24 @@ def refresh(db, shop, now, settings=None, full=False) -> dict:
 
 def _plan(db, shop, now) -> tuple[dict | None, list[int] | None]:
     """(the stored snapshot's learned state and model when they still hold for `now`, else None; the
-    customers whose stored metrics changed since, or None when every customer's may have: no
-    snapshot yet, or the whole shop changed)."""
+    customers whose stored metrics changed since, or None before the first snapshot).
+
+    A customer's metrics are read from their own orders only, so a mark of the whole shop (a setting,
+    a product, a customer removed with their snapshot row) has the shop learned anew and every
+    customer scored again, but leaves the other customers' metrics as they are."""
     row = db.execute("SELECT computed_for, learned, model FROM shop_snapshots WHERE shop_id = ?",
                      [shop["id"]]).fetchone()
     if row is None:
         return None, None
-    marked = snapshot_marks.marked(db, shop["id"])
-    if snapshot_marks.WHOLE_SHOP in marked:
-        return None, None
+    marked = set(snapshot_marks.marked(db, shop["id"]))
     # Orders created between the two moments change what their customers had bought by `now`.
     low, high = sorted((row[0], to_db(now)))
     between = [r[0] for r in db.execute(
         "SELECT DISTINCT customer_id FROM orders WHERE shop_id = ? AND created_at >= ? AND created_at < ?"
         " AND customer_id IS NOT NULL", [shop["id"], low, high])]
-    changed = sorted(set(marked) | set(between))
+    changed = sorted((marked | set(between)) - {snapshot_marks.WHOLE_SHOP})
     learned = json.loads(row[1]) if row[1] else None
-    if (learned is None or learned.get("version") != LEARNED_VERSION
+    if (learned is None or snapshot_marks.WHOLE_SHOP in marked or learned.get("version") != LEARNED_VERSION
             or learned["now_date"] != local_date(now, shop["timezone"])
             or len(changed) > RELEARN_SHARE * max(learned["customers"], 1)):
         return None, changed

@@ -135,3 +135,25 @@ def test_a_small_shop_too(db, tmp_path):
         other.close()
     assert got == want
     assert {r["who"]: r for r in got["customer_snapshots"]}["C1"]["days_since_last"] == 0
+
+
+def test_after_a_setting_a_product_and_a_removed_customer_too(db, tmp_path):
+    """A mark of the whole shop: learned anew and everyone scored again, the other customers' metrics
+    kept; the result is what a refresh with nothing stored gives."""
+    shop, _ = _shop_with_changes(db)
+    save_setting(db, shop["id"], "vip_percentile", 80)
+    db.execute("UPDATE products SET replenishable = 1 WHERE shop_id = ? AND external_id = 'P3'", [shop["id"]])
+    db.execute("DELETE FROM customers WHERE shop_id = ? AND external_id = 'C7'", [shop["id"]])
+    db.conn.commit()
+    other = _copy(db, tmp_path / "scratch.db")
+    try:
+        for table in ("shop_snapshots", "customer_snapshots", "customer_segments"):
+            other.execute(f"DELETE FROM {table}")
+        other.conn.commit()
+        for handle_db in (db, other):
+            assert refresh(handle_db, get_shop(handle_db, "big"), EVENING)["learned"]
+        got, want = _results(db, shop), _results(other, get_shop(other, "big"))
+    finally:
+        other.close()
+    assert got == want
+    assert "C7" not in {r["who"] for r in got["customer_snapshots"]}
