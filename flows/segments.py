@@ -102,8 +102,10 @@ def apply_segments(db, params, line_rows):
     to flows/owner_segments.py; rows of any other segment (one the owner removed) go."""
     try:
         db.conn.executemany("INSERT INTO temp.new_segments (customer_id, segment, detail) VALUES (?, ?, ?)", line_rows)
+        # One pass over the table in key order (the order of temp.new_segments) rather than through the
+        # shop index, which would look every row up again for its detail: half the time.
         db.execute("""
-            DELETE FROM customer_segments WHERE shop_id = :shop
+            DELETE FROM customer_segments WHERE +shop_id = :shop
               AND segment NOT IN (SELECT name FROM owner_segments WHERE shop_id = :shop)
               AND NOT EXISTS (SELECT 1 FROM temp.new_segments n WHERE n.customer_id = customer_segments.customer_id
                               AND n.segment = customer_segments.segment AND n.detail IS customer_segments.detail)""",
