@@ -30,7 +30,7 @@ from app.money import check_currency, parse_amount
 from app.runs import finish_run, start_run
 from app.timeutil import UTC, zone
 
-from . import pipeline
+from . import pipeline, staging
 from .base import ORDER_STATUSES, Connector, CustomerRecord, LineRecord, OrderRecord, ProductRecord
 from .store import ShopWriter
 
@@ -838,7 +838,7 @@ def _larger_cache(db, kib: int = IMPORT_CACHE_KIB):
 
 
 def _write_grouped(db, writer: ShopWriter, batches, orders_per_transaction: int):
-    """Write prepared batches, several to a transaction (about `orders_per_transaction` orders).
+    """Write staged batches, several to a transaction (about `orders_per_transaction` orders).
 
     A transaction starts only once its first batch is there (the reader checks the whole file
     before its first batch); within it, the next batches are usually queued already.
@@ -849,8 +849,8 @@ def _write_grouped(db, writer: ShopWriter, batches, orders_per_transaction: int)
         with write_transaction(db):
             count = 0
             while batch is not None:
-                writer.write_prepared(batch)
-                count += len(batch.orders)
+                writer.write_staged(batch)
+                count += batch.orders
                 if count >= orders_per_transaction:
                     break
                 batch = next(it, None)
@@ -883,8 +883,9 @@ def import_orders(db, shop, path, *, fmt="generic", progress=False, parallel: bo
                 # The reading process checks the file first: a problem with it arrives here before
                 # any batch, so nothing is written.
                 reading = pipeline.Pipeline(_read, (connector,), timezone=writer.timezone, currency=writer.currency,
-                                    batch_size=PARALLEL_BATCH_SIZE)
-                _write_grouped(db, writer, reading, PARALLEL_TRANSACTION_ORDERS)
+                                            batch_size=PARALLEL_BATCH_SIZE, stage=True)
+                with staging.attached(db):
+                    _write_grouped(db, writer, reading, PARALLEL_TRANSACTION_ORDERS)
                 connector.take_summary(reading.summary)
                 stats = writer.stats
             else:
