@@ -462,6 +462,14 @@ class ShopWriter:
     def _absorb_guests(self, emails: list[str]):
         if not emails:
             return
+        # Which of these emails have a guest row at all (usually none): probed on the unique
+        # (shop_id, external_id) index, a guest's external_id being its email. "+email" keeps SQLite
+        # from taking the email index instead, which reads every registered customer's row.
+        emails = [row[0] for row in self.db.execute(
+            "SELECT external_id FROM customers WHERE shop_id = ? AND external_id IN (SELECT value FROM json_each(?))"
+            " AND +email = external_id", [self.shop_id, json.dumps(emails)])]
+        if not emails:
+            return
         pairs = self.db.execute(
             "SELECT g.id, MIN(r.id) FROM customers g JOIN customers r"
             " ON r.shop_id = g.shop_id AND r.email = g.email AND r.external_id <> r.email"
