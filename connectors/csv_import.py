@@ -643,6 +643,8 @@ def _timestamp(text: str, tz: str, what: str) -> datetime:
         raise ValueError(f"{what} {text!r} is not an ISO 8601 date") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=zone(tz))
+    elif dt.tzinfo is UTC and not dt.microsecond:  # "…Z" or "+00:00": already what the rest gives
+        return dt
     return dt.astimezone(UTC).replace(microsecond=0)
 
 

@@ -196,7 +196,7 @@ class _Conversions:
         times = self.folded if dt.fold else self.times
         text = times.get(dt)
         if text is None:
-            utc = dt.astimezone(UTC) if dt.tzinfo is not None else None
+            utc = (dt if dt.tzinfo is UTC else dt.astimezone(UTC)) if dt.tzinfo is not None else None
             if utc is None or utc.year < 1000:
                 text = to_db(dt)  # the reference formatting (and its error for naive times)
             else:
@@ -208,7 +208,8 @@ class _Conversions:
         key = (dt, 1) if dt.fold else dt
         text = self.dates.get(key)
         if text is None:
-            text = self.dates[key] = dt.astimezone(self.zone).date().isoformat()
+            # (isoformat pads the year to four digits, as date().isoformat() does)
+            text = self.dates[key] = dt.astimezone(self.zone).isoformat()[:10]
         return text
 
     def minor(self, amount, currency):
