@@ -200,7 +200,7 @@ class _Conversions:
             if utc is None or utc.year < 1000:
                 text = to_db(dt)  # the reference formatting (and its error for naive times)
             else:
-                text = utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+                text = utc.isoformat()[:19] + "Z"  # (the offset and any fraction of a second left off)
             times[dt] = text
         return text
 
