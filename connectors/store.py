@@ -165,9 +165,6 @@ FROM {staging.STAGE}.stage_lines l LEFT JOIN temp.import_keys p ON p.kind = 'p' 
 WHERE true ORDER BY l.rowid
 ON CONFLICT (order_id, line_key) DO UPDATE SET {_LINE_SET} WHERE {_LINE_WHERE}
 """
-_STAGED_CUSTOMERS = f"""
-SELECT DISTINCT c.id FROM {staging.STAGE}.stage_orders s JOIN temp.import_keys c ON c.kind = 'c' AND c.key = s.customer_key
-"""
 
 
 def _batches(iterable, size):
@@ -549,8 +546,9 @@ class ShopWriter:
                 return
             db.execute(_KEYS_TABLE)
             db.execute("DELETE FROM temp.import_keys")
-            db.execute("INSERT INTO temp.import_keys SELECT 'c', key, value FROM json_each(?)", [json.dumps(customer_ids)])
-            db.execute("INSERT INTO temp.import_keys SELECT 'p', key, value FROM json_each(?)", [json.dumps(product_ids)])
+            for kind, ids in (("c", customer_ids), ("p", product_ids)):
+                db.execute("INSERT INTO temp.import_keys SELECT ?, key, value FROM json_each(?)",
+                           [kind, json.dumps(ids)])
             first_id = self._next_id("orders")
             new = db.execute(COPY_STAGED_ORDERS, [first_id, shop_id]).rowcount
             self.stats["orders_new"] += new
@@ -558,7 +556,9 @@ class ShopWriter:
             # Repeated line keys of an order: the later line updates the earlier, as in write_prepared.
             self.stats["lines_written"] += db.execute(COPY_STAGED_LINES, [first_id, shop_id]).rowcount
             self.stats["lines"] += db.execute(f"SELECT COUNT(*) FROM {staging.STAGE}.stage_lines").fetchone()[0]
-            snapshot_marks.mark_customers(db, shop_id, (row[0] for row in db.execute(_STAGED_CUSTOMERS)))
+            # Every order is new: its customer is marked. The batch's customers are exactly those of
+            # its orders (prepare_orders takes them from the orders), so their ids are these.
+            snapshot_marks.mark_customers(db, shop_id, customer_ids.values())
             db.execute("DELETE FROM temp.import_keys")
 
     def _write_order_rows(self, orders: list, customer_ids: dict, product_ids: dict):
