@@ -49,11 +49,9 @@ def stage(batch) -> StagedOrders:
     try:
         conn.execute("PRAGMA journal_mode = OFF")  # a scratch copy: nothing to roll back to
         conn.executescript(_SCHEMA)
-        lines = []
-        for seq, o in enumerate(batch.orders):
-            lines += [(seq, *line) for line in o[14]]
-        conn.executemany(_ADD_ORDER, [(seq, *o[:14], o[15]) for seq, o in enumerate(batch.orders)])
-        conn.executemany(_ADD_LINE, lines)
+        orders = batch.orders
+        conn.executemany(_ADD_ORDER, [(seq, *o[:14], o[15]) for seq, o in enumerate(orders)])
+        conn.executemany(_ADD_LINE, [(seq, *line) for seq, o in enumerate(orders) for line in o[14]])
         data = conn.serialize()
     finally:
         conn.close()
