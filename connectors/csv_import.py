@@ -181,7 +181,7 @@ class CsvConnector(Connector):
         """
         if self._columns is not None:
             return
-        _check_utf8(self.path, self.name)
+        plain = _check_utf8(self.path, self.name)
         with open(self.path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
             header = None
@@ -195,7 +195,8 @@ class CsvConnector(Connector):
             columns = self._map_header(header)
             key = columns.get("order_id" if self.fmt == "generic" else "name")
             if key is not None:
-                self._split = _split_keys(reader, key)
+                # Without quotes every record is one line: split by commas, three times faster.
+                self._split = _split_keys_plain(fh, key) if plain else _split_keys(reader, key)
         self._columns = columns
         self._width = len(header)
 
@@ -781,9 +782,39 @@ def _split_keys(reader, column: int) -> set[str]:
     return split
 
 
-def _check_utf8(path: str, name: str):
-    """ValueError naming the line of the first byte that is not UTF-8; also for an empty file."""
+def _split_keys_plain(lines, column: int) -> set[str]:
+    """`_split_keys` for lines without quotes or NUL bytes, whose records are the lines split by
+    commas (as the csv module reads them, records too large for it left out as it leaves them)."""
+    seen, split = set(), set()
+    prev = None
+    limit = csv.field_size_limit()
+    for line in lines:
+        text = line.rstrip("\r\n")
+        if len(text) > limit and any(len(value) > limit for value in text.split(",")):
+            prev = None  # the csv module's error for a field over its limit
+            continue
+        values = text.split(",", column + 1)
+        key = values[column].strip() if len(values) > column else ""
+        if not key:
+            if text.strip(","):  # a record with some value, but none in the key's column
+                prev = None
+            continue
+        if key == prev:
+            continue
+        if key in seen:
+            split.add(key)
+        else:
+            seen.add(key)
+        prev = key
+    return split
+
+
+def _check_utf8(path: str, name: str) -> bool:
+    """ValueError naming the line of the first byte that is not UTF-8; also for an empty file.
+
+    Returns whether the file is plain: no quote and no NUL byte anywhere (see `_split_keys_plain`)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
+    plain = True
     offset = 0
     newlines = 0
     with open(path, "rb") as fh:
@@ -798,6 +829,7 @@ def _check_utf8(path: str, name: str):
                                  "save it as CSV UTF-8 and import it again") from None
             offset += len(chunk)
             newlines += chunk.count(b"\n")
+            plain = plain and b'"' not in chunk and b"\0" not in chunk
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
@@ -805,6 +837,7 @@ def _check_utf8(path: str, name: str):
                              "save it as CSV UTF-8 and import it again") from None
     if offset == 0:
         raise ValueError(f"{name} is empty: expected a header row and order rows")
+    return plain
 
 
 # ---- the import --------------------------------------------------------------------------

@@ -165,3 +165,26 @@ def test_new_orders_read_in_a_second_process_mark_their_customers_for_the_increm
             "SELECT c.external_id FROM snapshot_marks m JOIN customers c ON c.id = m.customer_id")}
         db.close()
     assert marked[True] == marked[False] == {"C1", "C2", "C7"}
+
+
+@pytest.mark.parametrize("column", [0, 1, 3])
+def test_the_quick_scan_of_a_file_without_quotes_finds_the_split_orders_the_csv_reader_finds(tmp_path, column):
+    import csv
+    import io
+
+    def row(key, other="v"):
+        values = [other] * 5
+        values[column] = key
+        return ",".join(values)
+    blocks = [
+        [row("A1"), ",,,,,", row("A1")],  # values all empty: A1 goes on
+        [row("A2"), "", row("A2")],  # a blank line: A2 goes on
+        [row("A3"), row(" A3 "), row("A3")],  # the same key, spaced
+        [row("B1"), ",".join(["x"] * column) if column else ",x", row("B1")],  # a record with no key: B1 is split
+        [row("B2"), row("  "), row("B2")],  # an empty key among values: B2 is split
+        [row("B3"), row("C1"), row("B3")],  # another order between: B3 is split
+    ]
+    text = "\r\n".join(line for block in blocks for line in block) + "\n"
+    found = csv_import._split_keys(csv.reader(io.StringIO(text, newline="")), column)
+    assert found == {"B1", "B2", "B3"}
+    assert csv_import._split_keys_plain(io.StringIO(text, newline=""), column) == found
