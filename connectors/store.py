@@ -283,9 +283,11 @@ class PreparedOrders(NamedTuple):
     problems: dict
 
 
-def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str) -> PreparedOrders:
+def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str,
+                   check_addresses: bool = True) -> PreparedOrders:
     """Turn one batch of order records into the rows ShopWriter writes (status rules, amounts in
-    minor units, times as text). Pure: it may run in another process than the writer."""
+    minor units, times as text). Pure: it may run in another process than the writer.
+    `check_addresses=False` leaves `problems` empty: the writer checks the addresses itself."""
     conv = _Conversions(timezone)
     orders: dict[str, OrderRecord] = {}
     for rec in records:
@@ -337,7 +339,7 @@ def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str)
                      rec.financial_status, int(bool(rec.test)), json.dumps(codes) if codes else None,
                      conv.time(rec.updated_at), rec.merge_lines, lines,
                      len(lines) > 1 and len({line[0] for line in lines}) < len(lines)))
-    problems = {r[1]: address_problem(r[1]) for r in customers.values() if r[1]}
+    problems = {r[1]: address_problem(r[1]) for r in customers.values() if r[1]} if check_addresses else {}
     return PreparedOrders(customers, products, rows, problems)
 
 
