@@ -77,7 +77,7 @@ def load(db, batch: StagedOrders):
 def order_rows(db) -> list[tuple]:
     """The loaded batch's orders in PreparedOrders.orders form (each with its lines), in batch order."""
     lines: dict[int, list] = {}
-    for seq, *line in db.execute(f"SELECT {', '.join(LINE_COLUMNS)} FROM {STAGE}.stage_lines ORDER BY rowid"):
-        lines.setdefault(seq, []).append(tuple(line))
+    for row in db.execute(f"SELECT {', '.join(LINE_COLUMNS)} FROM {STAGE}.stage_lines ORDER BY rowid"):
+        lines.setdefault(row[0], []).append(row[1:])
     return [(*row[1:15], lines.get(row[0], []), row[15])
             for row in db.execute(f"SELECT seq, {', '.join(ORDER_COLUMNS)} FROM {STAGE}.stage_orders ORDER BY seq")]
