@@ -2,8 +2,9 @@
 
 A large import spends about half its time reading and converting records (CSV or JSON parsing,
 dates, amounts) and half in SQLite. The child runs a record source and `store.prepare_orders` and
-sends each prepared batch (plain tuples, cheap to pickle) through a bounded queue; the caller's
-ShopWriter writes them, one short transaction per batch, on its own connection. Both run at once on
+sends each prepared batch (plain tuples, cheap to pickle; with `stage`, its orders and lines as a
+small SQLite database: connectors/staging.py) through a bounded queue; the caller's ShopWriter
+writes them, one short transaction per batch, on its own connection. Both run at once on
 two cores, and the database is only ever written by the caller.
 
 multiprocessing rather than a thread: the parsing is Python code and would share the GIL with the
