@@ -30,7 +30,7 @@ from app.money import check_currency, parse_amount
 from app.runs import finish_run, start_run
 from app.timeutil import UTC, zone
 
-from . import pipeline
+from . import pipeline, staging
 from .base import ORDER_STATUSES, Connector, CustomerRecord, LineRecord, OrderRecord, ProductRecord
 from .store import ShopWriter
 
@@ -181,7 +181,7 @@ class CsvConnector(Connector):
         """
         if self._columns is not None:
             return
-        _check_utf8(self.path, self.name)
+        plain = _check_utf8(self.path, self.name)
         with open(self.path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
             header = None
@@ -195,7 +195,8 @@ class CsvConnector(Connector):
             columns = self._map_header(header)
             key = columns.get("order_id" if self.fmt == "generic" else "name")
             if key is not None:
-                self._split = _split_keys(reader, key)
+                # Without quotes every record is one line: split by commas, three times faster.
+                self._split = _split_keys_plain(fh, key) if plain else _split_keys(reader, key)
         self._columns = columns
         self._width = len(header)
 
@@ -643,6 +644,8 @@ def _timestamp(text: str, tz: str, what: str) -> datetime:
         raise ValueError(f"{what} {text!r} is not an ISO 8601 date") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=zone(tz))
+    elif dt.tzinfo is UTC and not dt.microsecond:  # "…Z" or "+00:00": already what the rest gives
+        return dt
     return dt.astimezone(UTC).replace(microsecond=0)
 
 
@@ -779,9 +782,39 @@ def _split_keys(reader, column: int) -> set[str]:
     return split
 
 
-def _check_utf8(path: str, name: str):
-    """ValueError naming the line of the first byte that is not UTF-8; also for an empty file."""
+def _split_keys_plain(lines, column: int) -> set[str]:
+    """`_split_keys` for lines without quotes or NUL bytes, whose records are the lines split by
+    commas (as the csv module reads them, records too large for it left out as it leaves them)."""
+    seen, split = set(), set()
+    prev = None
+    limit = csv.field_size_limit()
+    for line in lines:
+        text = line.rstrip("\r\n")
+        if len(text) > limit and any(len(value) > limit for value in text.split(",")):
+            prev = None  # the csv module's error for a field over its limit
+            continue
+        values = text.split(",", column + 1)
+        key = values[column].strip() if len(values) > column else ""
+        if not key:
+            if text.strip(","):  # a record with some value, but none in the key's column
+                prev = None
+            continue
+        if key == prev:
+            continue
+        if key in seen:
+            split.add(key)
+        else:
+            seen.add(key)
+        prev = key
+    return split
+
+
+def _check_utf8(path: str, name: str) -> bool:
+    """ValueError naming the line of the first byte that is not UTF-8; also for an empty file.
+
+    Returns whether the file is plain: no quote and no NUL byte anywhere (see `_split_keys_plain`)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
+    plain = True
     offset = 0
     newlines = 0
     with open(path, "rb") as fh:
@@ -796,6 +829,7 @@ def _check_utf8(path: str, name: str):
                                  "save it as CSV UTF-8 and import it again") from None
             offset += len(chunk)
             newlines += chunk.count(b"\n")
+            plain = plain and b'"' not in chunk and b"\0" not in chunk
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
@@ -803,6 +837,7 @@ def _check_utf8(path: str, name: str):
                              "save it as CSV UTF-8 and import it again") from None
     if offset == 0:
         raise ValueError(f"{name} is empty: expected a header row and order rows")
+    return plain
 
 
 # ---- the import --------------------------------------------------------------------------
@@ -838,7 +873,7 @@ def _larger_cache(db, kib: int = IMPORT_CACHE_KIB):
 
 
 def _write_grouped(db, writer: ShopWriter, batches, orders_per_transaction: int):
-    """Write prepared batches, several to a transaction (about `orders_per_transaction` orders).
+    """Write staged batches, several to a transaction (about `orders_per_transaction` orders).
 
     A transaction starts only once its first batch is there (the reader checks the whole file
     before its first batch); within it, the next batches are usually queued already.
@@ -849,8 +884,8 @@ def _write_grouped(db, writer: ShopWriter, batches, orders_per_transaction: int)
         with write_transaction(db):
             count = 0
             while batch is not None:
-                writer.write_prepared(batch)
-                count += len(batch.orders)
+                writer.write_staged(batch)
+                count += batch.orders
                 if count >= orders_per_transaction:
                     break
                 batch = next(it, None)
@@ -883,8 +918,9 @@ def import_orders(db, shop, path, *, fmt="generic", progress=False, parallel: bo
                 # The reading process checks the file first: a problem with it arrives here before
                 # any batch, so nothing is written.
                 reading = pipeline.Pipeline(_read, (connector,), timezone=writer.timezone, currency=writer.currency,
-                                    batch_size=PARALLEL_BATCH_SIZE)
-                _write_grouped(db, writer, reading, PARALLEL_TRANSACTION_ORDERS)
+                                            batch_size=PARALLEL_BATCH_SIZE, stage=True)
+                with staging.attached(db):
+                    _write_grouped(db, writer, reading, PARALLEL_TRANSACTION_ORDERS)
                 connector.take_summary(reading.summary)
                 stats = writer.stats
             else:

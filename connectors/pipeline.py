@@ -2,8 +2,9 @@
 
 A large import spends about half its time reading and converting records (CSV or JSON parsing,
 dates, amounts) and half in SQLite. The child runs a record source and `store.prepare_orders` and
-sends each prepared batch (plain tuples, cheap to pickle) through a bounded queue; the caller's
-ShopWriter writes them, one short transaction per batch, on its own connection. Both run at once on
+sends each prepared batch (plain tuples, cheap to pickle; with `stage`, its orders and lines as a
+small SQLite database: connectors/staging.py) through a bounded queue; the caller's ShopWriter
+writes them, one short transaction per batch, on its own connection. Both run at once on
 two cores, and the database is only ever written by the caller.
 
 multiprocessing rather than a thread: the parsing is Python code and would share the GIL with the
@@ -19,6 +20,7 @@ import queue
 from itertools import islice
 from typing import Callable, Iterator
 
+from . import staging
 from .store import PreparedOrders, prepare_orders
 
 # Prepared batches waiting in the queue: enough to keep the writer busy, few enough to keep memory
@@ -27,16 +29,19 @@ QUEUE_BATCHES = 2
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
-def _produce(source: Callable, args: tuple, timezone: str, currency: str, batch_size: int, out):
-    """The child: run `source(*args)` -> (records, summary function), send prepared batches, then
-    ("done", summary()); an exception goes to the caller as ("error", exception)."""
+def _produce(source: Callable, args: tuple, timezone: str, currency: str, batch_size: int, out, stage=False):
+    """The child: run `source(*args)` -> (records, summary function), send prepared batches (staged
+    ones with `stage`), then ("done", summary()); an exception goes to the caller as ("error", exception)."""
     gc.disable()  # millions of short-lived acyclic objects: reference counting frees them
     try:
         records, summary = source(*args)
         it = iter(records)
         while batch := list(islice(it, batch_size)):
-            prepared = prepare_orders(batch, timezone, currency)
+            # A staged batch leaves the writer time to spare: it checks the email addresses then.
+            prepared = prepare_orders(batch, timezone, currency, check_addresses=not stage)
             del batch
+            if stage:
+                prepared = staging.stage(prepared)
             # Pickled here rather than by the queue's thread: the batch is freed before the next
             # one is read, so the process holds one batch at a time.
             data = pickle.dumps(prepared, pickle.HIGHEST_PROTOCOL)
@@ -58,20 +63,23 @@ class Pipeline:
 
     `source` is a module-level function (the child imports it) returning (an iterator of
     OrderRecords, a function giving a picklable summary of the reading once it is done). Iterate
-    over the pipeline to get PreparedOrders; `summary` is set when the iteration ends. An exception
-    in the child is raised here; leaving the iteration early stops the child.
+    over the pipeline to get PreparedOrders (with `stage`: staging.StagedOrders, for
+    `ShopWriter.write_staged`); `summary` is set when the iteration ends. An exception in the child
+    is raised here; leaving the iteration early stops the child.
     """
 
-    def __init__(self, source: Callable, args: tuple, *, timezone: str, currency: str, batch_size: int):
+    def __init__(self, source: Callable, args: tuple, *, timezone: str, currency: str, batch_size: int,
+                 stage: bool = False):
         self.source, self.args = source, args
         self.timezone, self.currency, self.batch_size = timezone, currency, batch_size
+        self.stage = stage
         self.summary = None
 
-    def __iter__(self) -> Iterator[PreparedOrders]:
+    def __iter__(self) -> Iterator[PreparedOrders | staging.StagedOrders]:
         out = _CONTEXT.Queue(maxsize=QUEUE_BATCHES)
         child = _CONTEXT.Process(
             target=_produce, name="winback-import-reader", daemon=True,
-            args=(self.source, self.args, self.timezone, self.currency, self.batch_size, out))
+            args=(self.source, self.args, self.timezone, self.currency, self.batch_size, out, self.stage))
         child.start()
         try:
             while True:

@@ -21,6 +21,7 @@ from app.db import write_transaction
 from app.money import to_minor
 from app.timeutil import UTC, to_db, utcnow, zone
 
+from . import staging
 from .base import ORDER_STATUSES, CustomerRecord, OrderRecord, ProductRecord
 
 
@@ -141,6 +142,30 @@ DELETE FROM order_lines
 WHERE order_id = ? AND line_key NOT IN (SELECT value FROM json_each(?))
 """
 
+# Copying a staged batch (connectors/staging.py) of orders all new to the shop: order ids follow on
+# from ?1 in batch order (as write_prepared numbers them); customer and product ids from temp.import_keys.
+_KEYS_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS import_keys (kind TEXT, key TEXT, id INTEGER,"
+               " PRIMARY KEY (kind, key)) WITHOUT ROWID")
+_STAGED_KNOWN = f"""
+SELECT 1 FROM {staging.STAGE}.stage_orders s JOIN orders o ON o.shop_id = ? AND o.external_id = s.external_id LIMIT 1
+"""
+COPY_STAGED_ORDERS = f"""
+INSERT INTO orders (id, shop_id, external_id, name, customer_id, created_at, order_date, currency,
+                    total_minor, refunded_minor, status, financial_status, is_test, discount_codes, updated_at)
+SELECT ?1 + s.seq, ?2, s.external_id, s.name, c.id, s.created_at, s.order_date, s.currency,
+       s.total_minor, s.refunded_minor, s.status, s.financial_status, s.is_test, s.discount_codes, s.updated_at
+FROM {staging.STAGE}.stage_orders s LEFT JOIN temp.import_keys c ON c.kind = 'c' AND c.key = s.customer_key
+ORDER BY s.seq
+"""
+COPY_STAGED_LINES = f"""
+INSERT INTO order_lines (shop_id, order_id, line_key, product_id, sku, title, brand, category,
+                         quantity, price_minor)
+SELECT ?2, ?1 + l.order_seq, l.line_key, p.id, l.sku, l.title, l.brand, l.category, l.quantity, l.price_minor
+FROM {staging.STAGE}.stage_lines l LEFT JOIN temp.import_keys p ON p.kind = 'p' AND p.key = l.product_key
+WHERE true ORDER BY l.rowid
+ON CONFLICT (order_id, line_key) DO UPDATE SET {_LINE_SET} WHERE {_LINE_WHERE}
+"""
+
 
 def _batches(iterable, size):
     it = iter(iterable)
@@ -168,11 +193,11 @@ class _Conversions:
         times = self.folded if dt.fold else self.times
         text = times.get(dt)
         if text is None:
-            utc = dt.astimezone(UTC) if dt.tzinfo is not None else None
+            utc = (dt if dt.tzinfo is UTC else dt.astimezone(UTC)) if dt.tzinfo is not None else None
             if utc is None or utc.year < 1000:
                 text = to_db(dt)  # the reference formatting (and its error for naive times)
             else:
-                text = utc.replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+                text = utc.isoformat()[:19] + "Z"  # (the offset and any fraction of a second left off)
             times[dt] = text
         return text
 
@@ -180,7 +205,8 @@ class _Conversions:
         key = (dt, 1) if dt.fold else dt
         text = self.dates.get(key)
         if text is None:
-            text = self.dates[key] = dt.astimezone(self.zone).date().isoformat()
+            # (isoformat pads the year to four digits, as date().isoformat() does)
+            text = self.dates[key] = dt.astimezone(self.zone).isoformat()[:10]
         return text
 
     def minor(self, amount, currency):
@@ -257,9 +283,11 @@ class PreparedOrders(NamedTuple):
     problems: dict
 
 
-def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str) -> PreparedOrders:
+def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str,
+                   check_addresses: bool = True) -> PreparedOrders:
     """Turn one batch of order records into the rows ShopWriter writes (status rules, amounts in
-    minor units, times as text). Pure: it may run in another process than the writer."""
+    minor units, times as text). Pure: it may run in another process than the writer.
+    `check_addresses=False` leaves `problems` empty: the writer checks the addresses itself."""
     conv = _Conversions(timezone)
     orders: dict[str, OrderRecord] = {}
     for rec in records:
@@ -311,7 +339,7 @@ def prepare_orders(records: Iterable[OrderRecord], timezone: str, currency: str)
                      rec.financial_status, int(bool(rec.test)), json.dumps(codes) if codes else None,
                      conv.time(rec.updated_at), rec.merge_lines, lines,
                      len(lines) > 1 and len({line[0] for line in lines}) < len(lines)))
-    problems = {r[1]: address_problem(r[1]) for r in customers.values() if r[1]}
+    problems = {r[1]: address_problem(r[1]) for r in customers.values() if r[1]} if check_addresses else {}
     return PreparedOrders(customers, products, rows, problems)
 
 
@@ -434,6 +462,14 @@ class ShopWriter:
     def _absorb_guests(self, emails: list[str]):
         if not emails:
             return
+        # Which of these emails have a guest row at all (usually none): probed on the unique
+        # (shop_id, external_id) index, a guest's external_id being its email. "+email" keeps SQLite
+        # from taking the email index instead, which reads every registered customer's row.
+        emails = [row[0] for row in self.db.execute(
+            "SELECT external_id FROM customers WHERE shop_id = ? AND external_id IN (SELECT value FROM json_each(?))"
+            " AND +email = external_id", [self.shop_id, json.dumps(emails)])]
+        if not emails:
+            return
         pairs = self.db.execute(
             "SELECT g.id, MIN(r.id) FROM customers g JOIN customers r"
             " ON r.shop_id = g.shop_id AND r.email = g.email AND r.external_id <> r.email"
@@ -491,62 +527,96 @@ class ShopWriter:
 
     def write_prepared(self, batch: PreparedOrders):
         """Write one batch from `prepare_orders` in one transaction."""
-        shop_id = self.shop_id
         with write_transaction(self.db):
             customer_ids = self._write_customers(batch.customers, batch.problems)
             product_ids = self._write_products(batch.products, fill_only=True)
-            orders = batch.orders
-            existing = self._ids("orders", (o[0] for o in orders))
-            order_ids = dict(existing)
-            next_id = self._next_id("orders")
-            # Rows known to be new take a plain INSERT (much cheaper than the upsert); the rest
-            # the upsert, which only writes what differs.
-            inserts, upserts = [], []
-            for o in orders:
-                if o[0] in existing:
-                    upserts.append((shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None,
-                                    *o[3:13]))
-                else:
-                    order_ids[o[0]] = next_id
-                    inserts.append((next_id, shop_id, o[0], o[1],
-                                    customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13]))
-                    next_id += 1
-            changed = self._execute(INSERT_ORDER, inserts) + self._execute(UPSERT_ORDER, upserts)
-            new = len(inserts)
-            self.stats["orders_new"] += new
-            self.stats["orders_updated"] += changed - new
-            self.stats["orders_unchanged"] += len(orders) - changed
+            self._write_order_rows(batch.orders, customer_ids, product_ids)
 
-            # A new order's lines are new too, except a line key repeated within the order: its
-            # later occurrences go through the upsert, after the inserts, as they did in sequence.
-            inserts, upserts, stale = [], [], []
-            count = 0
-            for o in orders:
-                oid = order_ids[o[0]]
-                lines = o[14]
-                old = o[0] in existing
-                target = upserts if old else inserts
-                keys = set() if not old and o[15] else None
-                for line in lines:
-                    row = (shop_id, oid, line[0], product_ids.get(line[1]), *line[2:])
-                    if keys is not None:
-                        if line[0] in keys:
-                            upserts.append(row)
-                            continue
-                        keys.add(line[0])
-                    target.append(row)
-                count += len(lines)
-                if old and not o[13]:
-                    stale.append((oid, json.dumps([line[0] for line in lines])))
-            if stale:
-                self.stats["lines_removed"] += self.db.conn.executemany(DELETE_STALE_LINES, stale).rowcount
-            if inserts or upserts:
-                self.stats["lines_written"] += self._execute(INSERT_LINE, inserts) + \
-                    self._execute(UPSERT_LINE, upserts)
-            self.stats["lines"] += count
-            # New orders, and old ones whose lines may have gained a key (updates mark themselves).
-            snapshot_marks.mark_customers(self.db, shop_id, {
-                customer_ids.get(o[2]) for o in orders if o[2] is not None and (o[0] not in existing or o[14])})
+    def write_staged(self, batch: staging.StagedOrders):
+        """Write one batch from `staging.stage` in one transaction (STAGE attached: `staging.attached`).
+
+        Orders new to the shop (a first import) are copied in by SQLite; a batch holding an order
+        the shop has already goes through the same rows and rules as `write_prepared`.
+        """
+        db, shop_id = self.db, self.shop_id
+        with write_transaction(db):
+            staging.load(db, batch)
+            customer_ids = self._write_customers(batch.customers, batch.problems)
+            product_ids = self._write_products(batch.products, fill_only=True)
+            if db.execute(_STAGED_KNOWN, [shop_id]).fetchone():
+                self._write_order_rows(staging.order_rows(db), customer_ids, product_ids)
+                return
+            db.execute(_KEYS_TABLE)
+            db.execute("DELETE FROM temp.import_keys")
+            for kind, ids in (("c", customer_ids), ("p", product_ids)):
+                db.execute("INSERT INTO temp.import_keys SELECT ?, key, value FROM json_each(?)",
+                           [kind, json.dumps(ids)])
+            first_id = self._next_id("orders")
+            new = db.execute(COPY_STAGED_ORDERS, [first_id, shop_id]).rowcount
+            self.stats["orders_new"] += new
+            self.stats["orders_unchanged"] += batch.orders - new  # (none: every order was new)
+            # Repeated line keys of an order: the later line updates the earlier, as in write_prepared.
+            self.stats["lines_written"] += db.execute(COPY_STAGED_LINES, [first_id, shop_id]).rowcount
+            self.stats["lines"] += db.execute(f"SELECT COUNT(*) FROM {staging.STAGE}.stage_lines").fetchone()[0]
+            # Every order is new: its customer is marked. The batch's customers are exactly those of
+            # its orders (prepare_orders takes them from the orders), so their ids are these.
+            snapshot_marks.mark_customers(db, shop_id, customer_ids.values())
+            db.execute("DELETE FROM temp.import_keys")
+
+    def _write_order_rows(self, orders: list, customer_ids: dict, product_ids: dict):
+        """Write PreparedOrders.orders rows, their customers and products written already."""
+        shop_id = self.shop_id
+        existing = self._ids("orders", (o[0] for o in orders))
+        order_ids = dict(existing)
+        next_id = self._next_id("orders")
+        # Rows known to be new take a plain INSERT (much cheaper than the upsert); the rest
+        # the upsert, which only writes what differs.
+        inserts, upserts = [], []
+        for o in orders:
+            if o[0] in existing:
+                upserts.append((shop_id, o[0], o[1], customer_ids.get(o[2]) if o[2] is not None else None,
+                                *o[3:13]))
+            else:
+                order_ids[o[0]] = next_id
+                inserts.append((next_id, shop_id, o[0], o[1],
+                                customer_ids.get(o[2]) if o[2] is not None else None, *o[3:13]))
+                next_id += 1
+        changed = self._execute(INSERT_ORDER, inserts) + self._execute(UPSERT_ORDER, upserts)
+        new = len(inserts)
+        self.stats["orders_new"] += new
+        self.stats["orders_updated"] += changed - new
+        self.stats["orders_unchanged"] += len(orders) - changed
+
+        # A new order's lines are new too, except a line key repeated within the order: its
+        # later occurrences go through the upsert, after the inserts, as they did in sequence.
+        inserts, upserts, stale = [], [], []
+        count = 0
+        for o in orders:
+            oid = order_ids[o[0]]
+            lines = o[14]
+            old = o[0] in existing
+            target = upserts if old else inserts
+            keys = set() if not old and o[15] else None
+            for line in lines:
+                row = (shop_id, oid, line[0], product_ids.get(line[1]), *line[2:])
+                if keys is not None:
+                    if line[0] in keys:
+                        upserts.append(row)
+                        continue
+                    keys.add(line[0])
+                target.append(row)
+            count += len(lines)
+            if old and not o[13]:
+                stale.append((oid, json.dumps([line[0] for line in lines])))
+        if stale:
+            self.stats["lines_removed"] += self.db.conn.executemany(DELETE_STALE_LINES, stale).rowcount
+        if inserts or upserts:
+            self.stats["lines_written"] += self._execute(INSERT_LINE, inserts) + \
+                self._execute(UPSERT_LINE, upserts)
+        self.stats["lines"] += count
+        # New orders, and old ones whose lines may have gained a key (updates mark themselves).
+        snapshot_marks.mark_customers(self.db, shop_id, {
+            customer_ids.get(o[2]) for o in orders if o[2] is not None and (o[0] not in existing or o[14])})
 
     # ---- product details learnt later (WooCommerce orders written from their delivery) ---------
     def mark_details_pending(self, product_ids: Iterable[str]):

@@ -143,3 +143,48 @@ def test_a_large_shopify_bulk_export_is_read_in_a_second_process_with_the_same_r
     assert again.get("orders_new", 0) == again.get("orders_updated", 0) == again.get("lines_removed", 0) == 0
     assert dump(sdb) == landed
     assert get_shop(sdb, SHOP)["id"] == shop["id"]
+
+
+def test_new_orders_read_in_a_second_process_mark_their_customers_for_the_incremental_refresh(tmp_path, small_batches):
+    from app import snapshot_marks
+    first, later = tmp_path / "first.csv", tmp_path / "later.csv"
+    first.write_text(HEADER + "\n".join(ROWS[:6]) + "\n")
+    # new orders of two known customers (C2 and the guest merged into C1) and of a new one
+    later.write_text(HEADER + "\n".join([
+        "B1,2024-04-01T10:00:00Z,C2,bob@example.org,Bob,de,false,EUR,paid,20.00,,P3,,Socks,,,1,20.00",
+        "B2,2024-04-02T10:00:00Z,,ann@example.com,Ann,en,,EUR,paid,10.00,,P1,S1,Tea,Acme,Tea,1,10.00",
+        "B3,2024-04-03T10:00:00Z,C7,gus@example.com,Gus,en,,EUR,paid,10.00,,P1,S1,Tea,Acme,Tea,1,10.00",
+    ]) + "\n")
+    marked = {}
+    for parallel in (False, True):
+        db, shop = fresh(tmp_path / f"marks-{parallel}.db")
+        import_orders(db, shop, first, parallel=parallel)
+        snapshot_marks.clear(db, shop["id"])  # as a refresh leaves it
+        import_orders(db, shop, later, parallel=parallel)
+        marked[parallel] = {row[0] for row in db.execute(
+            "SELECT c.external_id FROM snapshot_marks m JOIN customers c ON c.id = m.customer_id")}
+        db.close()
+    assert marked[True] == marked[False] == {"C1", "C2", "C7"}
+
+
+@pytest.mark.parametrize("column", [0, 1, 3])
+def test_the_quick_scan_of_a_file_without_quotes_finds_the_split_orders_the_csv_reader_finds(tmp_path, column):
+    import csv
+    import io
+
+    def row(key, other="v"):
+        values = [other] * 5
+        values[column] = key
+        return ",".join(values)
+    blocks = [
+        [row("A1"), ",,,,,", row("A1")],  # values all empty: A1 goes on
+        [row("A2"), "", row("A2")],  # a blank line: A2 goes on
+        [row("A3"), row(" A3 "), row("A3")],  # the same key, spaced
+        [row("B1"), ",".join(["x"] * column) if column else ",x", row("B1")],  # a record with no key: B1 is split
+        [row("B2"), row("  "), row("B2")],  # an empty key among values: B2 is split
+        [row("B3"), row("C1"), row("B3")],  # another order between: B3 is split
+    ]
+    text = "\r\n".join(line for block in blocks for line in block) + "\n"
+    found = csv_import._split_keys(csv.reader(io.StringIO(text, newline="")), column)
+    assert found == {"B1", "B2", "B3"}
+    assert csv_import._split_keys_plain(io.StringIO(text, newline=""), column) == found

@@ -42,6 +42,9 @@ OWNERS = {
     "offer_arms": "flows/offer_arms.py",
     "offer_test_history": "flows/offer_arms.py",
     "owner_segments": "flows/owner_segments.py",
+    # the scratch database of a batch being imported (not the shop's database)
+    "stage_orders": "connectors/staging.py",
+    "stage_lines": "connectors/staging.py",
 }
 
 # Writers besides the owner, each with the reason it is still there. Keep this list short.
