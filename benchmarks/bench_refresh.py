@@ -133,8 +133,9 @@ def prepare(path):
     from flows.refresh import refresh
     db = connect(path)
     init_db(db)
-    row = db.execute("SELECT now_date FROM shop_snapshots").fetchone()
-    if row is None or row[0] != YESTERDAY:
+    from flows.refresh import LEARNED_VERSION
+    row = db.execute("SELECT now_date, json_extract(learned, '$.version') FROM shop_snapshots").fetchone()
+    if row is None or row[0] != YESTERDAY or row[1] != LEARNED_VERSION:  # or stored by an older Winback
         refresh(db, get_shop(db, "bench"), parse_now(YESTERDAY, "UTC"), full=True)
     db.close()
 

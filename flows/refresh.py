@@ -23,7 +23,7 @@ from app.timeutil import local_date, to_db, utcnow
 
 from . import metrics, owner_segments, segments
 
-LEARNED_VERSION = 1
+LEARNED_VERSION = 2
 RELEARN_SHARE = 0.02  # changed customers, as a share of all, above which the shop is learned again
 
 
@@ -57,7 +57,8 @@ def refresh(db, shop, now, settings=None, full=False) -> dict:
 
 def _plan(db, shop, now) -> tuple[dict | None, list[int] | None]:
     """(the stored snapshot's learned state and model when they still hold for `now`, else None; the
-    customers whose stored metrics changed since, or None before the first snapshot).
+    customers whose stored metrics changed since, or None when everyone's are to be read: no
+    snapshot yet, or one read in another currency or time zone).
 
     A customer's metrics are read from their own orders only, so a mark of the whole shop (a setting,
     a product, a customer removed with their snapshot row) has the shop learned anew and every
@@ -66,6 +67,9 @@ def _plan(db, shop, now) -> tuple[dict | None, list[int] | None]:
                      [shop["id"]]).fetchone()
     if row is None:
         return None, None
+    learned = json.loads(row[1]) if row[1] else None
+    if learned is None or learned.get("read_as") != _read_as(shop):
+        return None, None  # the stored metrics were read in another currency or time zone (or unknown)
     marked = set(snapshot_marks.marked(db, shop["id"]))
     # Orders created between the two moments change what their customers had bought by `now`.
     low, high = sorted((row[0], to_db(now)))
@@ -73,8 +77,7 @@ def _plan(db, shop, now) -> tuple[dict | None, list[int] | None]:
         "SELECT DISTINCT customer_id FROM orders WHERE shop_id = ? AND created_at >= ? AND created_at < ?"
         " AND customer_id IS NOT NULL", [shop["id"], low, high])]
     changed = sorted((marked | set(between)) - {snapshot_marks.WHOLE_SHOP})
-    learned = json.loads(row[1]) if row[1] else None
-    if (learned is None or snapshot_marks.WHOLE_SHOP in marked or learned.get("version") != LEARNED_VERSION
+    if (snapshot_marks.WHOLE_SHOP in marked or learned.get("version") != LEARNED_VERSION
             or learned["now_date"] != local_date(now, shop["timezone"])
             or len(changed) > RELEARN_SHARE * max(learned["customers"], 1)):
         return None, changed
@@ -109,7 +112,8 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
         metrics.drop_purchases(db)
     if learned is not None:
         return rhythm, learned
-    return rhythm, {"version": LEARNED_VERSION, "now_date": params["now_date"], "customers": rhythm.customers,
+    return rhythm, {"version": LEARNED_VERSION, "now_date": params["now_date"], "read_as": _read_as(shop),
+                    "customers": rhythm.customers,
                     "rhythm": {"retention_days": rhythm.retention_days,
                                "one_time_return_days": rhythm.one_time_return_days,
                                "one_time_return_learned": rhythm.one_time_return_learned,
@@ -136,6 +140,12 @@ def _changed_only(db, shop, now, settings, learned, changed) -> tuple:
         metrics.drop_purchases(db)
         db.execute("DROP TABLE IF EXISTS temp.refresh_customers")
     return rhythm, learned
+
+
+def _read_as(shop) -> list:
+    """What a customer's stored metrics depend on besides their own orders: the shop's currency (money
+    in other currencies is not summed) and time zone (its calendar days)."""
+    return [shop["currency"], shop["timezone"]]
 
 
 def _mark_changed(db, changed):

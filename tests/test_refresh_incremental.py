@@ -157,3 +157,24 @@ def test_after_a_setting_a_product_and_a_removed_customer_too(db, tmp_path):
         other.close()
     assert got == want
     assert "C7" not in {r["who"] for r in got["customer_snapshots"]}
+
+
+def test_a_new_currency_reads_every_customer_again(db, tmp_path):
+    """Money in other currencies is not summed: when the shop's currency changes, every customer's
+    metrics are read again (as a refresh from nothing reads them)."""
+    shop, _ = _shop_with_changes(db)
+    refresh(db, shop, EVENING)
+    db.execute("UPDATE shops SET currency = 'USD' WHERE id = ?", [shop["id"]])
+    db.conn.commit()
+    shop = get_shop(db, "big")
+    other = _copy(db, tmp_path / "scratch.db")
+    try:
+        for table in ("shop_snapshots", "customer_snapshots", "customer_segments"):
+            other.execute(f"DELETE FROM {table}")
+        other.conn.commit()
+        for handle_db in (db, other):
+            assert refresh(handle_db, get_shop(handle_db, "big"), at(401, 12, 0))["learned"]
+        got, want = _results(db, shop), _results(other, get_shop(other, "big"))
+    finally:
+        other.close()
+    assert got == want
