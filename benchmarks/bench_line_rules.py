@@ -5,7 +5,7 @@ replenish cycles) on a large shop, and that they give the rows the SQL they repl
                                                     [--repeat 3] [--no-reference]
 
 Uses (or builds) the refresh benchmark's database (benchmarks/bench_refresh.py; 1.45M order lines at the
-default size). Times what a refresh's second connection does (`materialise_purchases(..., days=False)`
+default size). Times what a refresh's second connection does (`materialise_purchases(...)`
 then `segments.line_segments`) `--repeat` times and keeps the least CPU time (the machine is shared);
 then runs the SQL rules of before (REFERENCE below, on a temp table of the lines) once, for their time
 and to compare every (customer, segment, detail) row and the cycles. Prints one JSON line.
@@ -153,7 +153,7 @@ def main():
     runs = []
     for _ in range(args.repeat):
         started, cpu = time.perf_counter(), time.process_time()
-        metrics.materialise_purchases(db, shop, now, days=False)
+        metrics.materialise_purchases(db, shop, now)
         rows, cycles = segments.line_segments(db, shop, now, settings)
         runs.append((time.process_time() - cpu, time.perf_counter() - started))
         metrics.drop_purchases(db)

@@ -11,28 +11,10 @@ from decimal import Decimal
 from app.money import to_minor
 from app.timeutil import local_date, to_db
 
-# The shop's purchases before :now can be materialised as temp objects (per connection, dropped at the
-# end): a table with one row per customer and purchase day, and a view with one row per purchased line.
-# The line rules read the lines instead of re-deriving them; the snapshot's metrics are read from the
-# orders index. The WHERE terms match the partial index `orders_purchases`, which covers this scan; the
-# unary `+` keeps the planner from preferring the created_at index, whose row lookups cost 5× more.
-PURCHASE_DAYS_TABLE = """
-CREATE TEMP TABLE purchase_days (
-    customer_id INTEGER NOT NULL, order_date TEXT NOT NULL, n INTEGER, net INTEGER,
-    first_at TEXT, last_at TEXT, PRIMARY KEY (customer_id, order_date)
-) WITHOUT ROWID
-"""
-PURCHASE_DAYS = """
-INSERT INTO temp.purchase_days
-SELECT customer_id, order_date, COUNT(*) AS n,
-       SUM(CASE WHEN currency = :currency THEN total_minor - refunded_minor ELSE 0 END) AS net,
-       MIN(created_at) AS first_at, MAX(created_at) AS last_at
-FROM orders
-WHERE shop_id = :shop AND status = 'paid' AND is_test = 0 AND customer_id IS NOT NULL
-  AND +created_at < :now
-GROUP BY customer_id, order_date
-"""
-
+# The shop's purchased lines before :now can be materialised as a temp view (per connection, dropped
+# at the end); the line rules read it. The snapshot's metrics are read from the orders index: the
+# WHERE terms match the partial index `orders_purchases`, which covers that scan; the unary `+` keeps
+# the planner from preferring the created_at index, whose row lookups cost 5× more.
 # The lines are a view, not a table: the line rules read them once (flows/line_rules.py), and writing
 # a million rows to a temp table cost as much as reading them. A view takes no parameters: the shop and
 # `now` are in the one-row temp table purchase_scope; `{only}` narrows it to some customers (CHANGED).
@@ -128,24 +110,19 @@ def narrowed(sql, only="") -> str:
     return sql.replace("shop_id = :shop", "+shop_id = :shop") if only else sql
 
 
-def materialise_purchases(db, shop, now, days=True, lines=True, only=""):
-    """Create the temp table `purchase_days` and/or the temp view `purchase_lines` for `now` (see
-    above); `only` (CHANGED) keeps the lines of the changed customers only."""
+def materialise_purchases(db, shop, now, only=""):
+    """Create the temp view `purchase_lines` for `now` (see above); `only` (CHANGED) keeps the lines
+    of the changed customers only."""
     params = query_params(shop, now)
     drop_purchases(db)
-    if days:
-        db.execute(PURCHASE_DAYS_TABLE)
-        db.execute(PURCHASE_DAYS, params)
-    if lines:
-        db.execute(PURCHASE_SCOPE, params)
-        lines_first = bool(only) or (db.execute(ORDER_SHARE, params).fetchone()[0] or 0) >= 0.4
-        db.execute(PURCHASE_LINES.format(p="+" if lines_first else "",
-                                         only=only.replace("customer_id", "o.customer_id", 1)))
+    db.execute(PURCHASE_SCOPE, params)
+    lines_first = bool(only) or (db.execute(ORDER_SHARE, params).fetchone()[0] or 0) >= 0.4
+    db.execute(PURCHASE_LINES.format(p="+" if lines_first else "",
+                                     only=only.replace("customer_id", "o.customer_id", 1)))
 
 
 def drop_purchases(db):
-    """Drop the refresh's temp tables and view."""
-    db.execute("DROP TABLE IF EXISTS temp.purchase_days")
+    """Drop the refresh's temp view and its scope."""
     db.execute("DROP VIEW IF EXISTS temp.purchase_lines")
     db.execute("DROP TABLE IF EXISTS temp.purchase_scope")
 

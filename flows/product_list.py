@@ -12,7 +12,7 @@ from app.timeutil import from_db
 from .metrics import drop_purchases, materialise_purchases
 from .segments import repurchase_gaps
 
-MIN_GAPS, MAX_SPREAD = 20, 0.5  # a suggestion: as flows.segments.replenish_candidates judges one
+MIN_GAPS, MAX_SPREAD = 20, 0.5  # a suggestion: at least this many repurchases on a steady cycle
 # (database file, shop id) -> (the snapshot's computed_at, its learned cycles). Learning reads every
 # purchase of the shop (seconds at 200,000 customers), so a page computes it once per refresh, as of
 # the snapshot's time, and keeps it in the process until the next refresh.

@@ -95,14 +95,15 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
         # connection, on the other core, while this one builds the snapshot (no one else can commit
         # meanwhile: this transaction holds the write lock).
         lines = pool.submit(_line_rules, path, shop, now, settings, cycles) if path else None
-        metrics.materialise_purchases(db, shop, now, days=False, lines=lines is None)
+        if lines is None:  # an in-memory database: no second connection
+            metrics.materialise_purchases(db, shop, now)
         if changed is None:
             metrics.fill_snapshot(db, shop, now)
         else:
             _metrics_of(db, shop, now, changed)
         rhythm = metrics.shop_rhythm(db, shop, settings) if learned is None else _rhythm(db, shop, learned)
         params = segments.rule_params(shop, now, settings, rhythm)
-        # The rule's status and lapse day (segments.classify) are stored by scores.score.
+        # The rule's status and lapse day (segments.RULE_STATUS, LAPSE_AFTER) are stored by scores.score.
         from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
         summary, taught = scores.score(db, params, learned and learned["scores"])
         segments.stage_segments(db, params)
@@ -132,7 +133,7 @@ def _changed_only(db, shop, now, settings, learned, changed) -> tuple:
         from . import scores
         scores.score(db, params, learned["scores"], only)
         segments.fill_rule_segments(db, params, only)
-        metrics.materialise_purchases(db, shop, now, days=False, only=only)
+        metrics.materialise_purchases(db, shop, now, only=only)
         line_rows, _ = segments.line_segments(db, shop, now, settings, _cycles(learned["cycles"]))
         segments.add_line_segments(db, params, line_rows)
         owner_segments.refresh_members(db, shop, params["now"], changed=True)
@@ -197,7 +198,7 @@ def _store_learned(db, shop, now, rhythm, learned, seconds) -> dict:
 def _line_rules(path, shop, now, settings, cycles=None):
     db = connect(path)
     try:
-        metrics.materialise_purchases(db, shop, now, days=False)
+        metrics.materialise_purchases(db, shop, now)
         return segments.line_segments(db, shop, now, settings, cycles)
     finally:
         db.close()

@@ -1,15 +1,15 @@
 """Segment rules (SPEC "Business rules and defaults"), each one set-based SQL over the snapshot.
 
-`classify` sets each customer's status (active, lapsed, lost; a refresh stores the same rule, as
-LAPSE_AFTER and RULE_STATUS, with the scores in flows.scores); `fill_segments` writes segment
-memberships, with a JSON `detail` where a segment is about a brand, category or product.
+A customer's status (active, lapsed, lost) and lapse day are the SQL expressions RULE_STATUS and
+LAPSE_AFTER, which flows.scores stores with the scores; `stage_segments`/`apply_segments` (a whole
+shop) and `fill_rule_segments` (changed customers) write segment memberships, with a JSON `detail`
+where a segment is about a brand, category or product.
 """
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from .metrics import drop_purchases, materialise_purchases, narrowed, query_params
+from .metrics import narrowed, query_params
 
 if TYPE_CHECKING:  # numpy is imported by each function that computes: `segments` reads the stored snapshot
     import numpy as np
@@ -26,13 +26,6 @@ RULE_STATUS = """CASE
              AND days_since_last >= :min_days THEN 'lapsed'
         WHEN purchase_days = 1 AND days_since_last > :otr THEN 'lapsed'
         ELSE 'active' END"""
-
-CLASSIFY = f"""
-UPDATE customer_snapshots SET
-    lapse_after_days = {LAPSE_AFTER},
-    status = {RULE_STATUS}
-WHERE shop_id = :shop
-"""
 
 SIMPLE_RULES = {
     "new": "purchases > 0 AND days_since_first <= :new_days",
@@ -58,18 +51,6 @@ def rule_params(shop, now, settings, rhythm) -> dict:
             "vip": rhythm.vip_threshold_minor if rhythm.vip_threshold_minor is not None else -1,
             "category_factor": settings["category_lapse_factor"],
             "lead": settings["replenish_lead_days"]}
-
-
-def classify(db, params):
-    """Set each customer's status (active / lapsed / lost) and the day they lapse."""
-    db.execute(CLASSIFY, params)
-
-
-def fill_segments(db, params, line_rows):
-    """Replace the shop's segment memberships: the snapshot rules, and the rows of `line_segments`
-    (caller holds the transaction)."""
-    fill_rule_segments(db, params)
-    add_line_segments(db, params, line_rows)
 
 
 def fill_rule_segments(db, params, only=""):
@@ -172,34 +153,6 @@ def _cycles(db, shop, lines) -> dict[int, float]:
         elif pid in gaps and gaps[pid].size:
             cycles[pid] = round(float(np.median(gaps[pid])), 1)
     return cycles
-
-
-def replenish_candidates(db, shop, now, min_gaps=20, max_spread=0.5) -> list[dict]:
-    """Products worth marking replenishable: ≥ `min_gaps` repurchase gaps with a steady cycle.
-
-    Steady means the interquartile range is at most `max_spread` × the median gap.
-    """
-    import numpy as np
-    materialise_purchases(db, shop, now)
-    try:
-        gaps = repurchase_gaps(db, shop, now)
-    finally:
-        drop_purchases(db)
-    out = []
-    for pid, values in gaps.items():
-        if values.size < min_gaps:
-            continue
-        median = float(np.median(values))
-        q1, q3 = np.percentile(values, [25, 75])
-        if median > 0 and (q3 - q1) <= max_spread * median:
-            out.append({"product_id": pid, "gaps": int(values.size), "median_days": round(median, 1),
-                        "iqr_days": round(float(q3 - q1), 1)})
-    if out:
-        titles = dict(db.execute("SELECT id, title FROM products WHERE id IN (SELECT value FROM json_each(?))",
-                                 [json.dumps([c["product_id"] for c in out])]).fetchall())
-        for c in out:
-            c["title"] = titles.get(c["product_id"])
-    return sorted(out, key=lambda c: -c["gaps"])
 
 
 def add_members(db, shop_id, segment, condition, params) -> None:

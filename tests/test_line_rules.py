@@ -87,7 +87,7 @@ def test_the_rules_read_only_the_customers_of_the_lines_view(db, p):
     shop = _shop(db)
     now = parse_now(now_at(120), "UTC")
     settings = get_settings(db, shop["id"])
-    metrics.materialise_purchases(db, shop, now, days=False)
+    metrics.materialise_purchases(db, shop, now)
     full, cycles = segments.line_segments(db, shop, now, settings)
     assert {s.split(":")[0] for _, s, _ in full} == {"brand_loyal", "category_lapsed", "replenish_due"}
     db.execute("DROP VIEW temp.purchase_lines")
@@ -96,7 +96,7 @@ def test_the_rules_read_only_the_customers_of_the_lines_view(db, p):
     some = [cid for cid, in db.execute("SELECT id FROM customers WHERE external_id IN ('C1', 'C3', 'C4')")]
     db.execute("CREATE TEMP TABLE refresh_customers AS SELECT value AS customer_id FROM json_each(?)",
                [json.dumps(some)])
-    metrics.materialise_purchases(db, shop, now, days=False, only=metrics.CHANGED)
+    metrics.materialise_purchases(db, shop, now, only=metrics.CHANGED)
     part, same_cycles = segments.line_segments(db, shop, now, settings, cycles=cycles)
     assert same_cycles == cycles
     assert sorted(part, key=repr) == sorted([r for r in full if r[0] in some], key=repr)
