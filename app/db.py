@@ -54,21 +54,32 @@ REWRITE_CACHE_KIB = 262_144  # page cache while rewriting derived tables (SQLite
 
 
 @contextlib.contextmanager
+def larger_cache(db: sqlite_utils.Database, kib: int):
+    """Give the connection a page cache of at least `kib` KiB for a bulk job, then the one it had."""
+    previous = db.execute("PRAGMA cache_size").fetchone()[0]
+    if previous < 0 and -previous >= kib:
+        yield db
+        return
+    db.execute(f"PRAGMA cache_size = -{kib}")
+    try:
+        yield db
+    finally:
+        db.execute(f"PRAGMA cache_size = {int(previous)}")
+
+
+@contextlib.contextmanager
 def rewriting(db: sqlite_utils.Database):
     """Settings for rewriting a shop's derived tables (a refresh's snapshot): a page cache large
     enough for them, and deleted rows zeroed only where that costs no extra I/O (secure_delete FAST).
     The rows a refresh deletes are ones it writes again; a redacted customer's rows were zeroed when
     they were deleted. Both settings are restored afterwards."""
-    conn = db.conn
-    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
-    secure = conn.execute("PRAGMA secure_delete").fetchone()[0]
-    conn.execute(f"PRAGMA cache_size = -{REWRITE_CACHE_KIB}")
-    conn.execute("PRAGMA secure_delete = FAST")
+    secure = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete = FAST")
     try:
-        yield db
+        with larger_cache(db, REWRITE_CACHE_KIB):
+            yield db
     finally:
-        conn.execute(f"PRAGMA cache_size = {int(cache)}")
-        conn.execute(f"PRAGMA secure_delete = {int(secure)}")
+        db.execute(f"PRAGMA secure_delete = {int(secure)}")
 
 
 @contextlib.contextmanager

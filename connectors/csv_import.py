@@ -25,7 +25,7 @@ from typing import Iterator
 from babel.numbers import is_currency
 from tqdm import tqdm
 
-from app.db import write_transaction
+from app.db import larger_cache, write_transaction
 from app.money import check_currency, parse_amount
 from app.runs import finish_run, start_run
 from app.timeutil import UTC, zone
@@ -858,20 +858,6 @@ def _without_cyclic_gc():
             gc.enable()
 
 
-@contextlib.contextmanager
-def _larger_cache(db, kib: int = IMPORT_CACHE_KIB):
-    """Give the connection a larger page cache (`kib` KiB) for the import, then the one it had."""
-    previous = db.execute("PRAGMA cache_size").fetchone()[0]
-    if previous < 0 and -previous >= kib:
-        yield
-        return
-    db.execute(f"PRAGMA cache_size = -{kib}")
-    try:
-        yield
-    finally:
-        db.execute(f"PRAGMA cache_size = {previous}")
-
-
 def _write_grouped(db, writer: ShopWriter, batches, orders_per_transaction: int):
     """Write staged batches, several to a transaction (about `orders_per_transaction` orders).
 
@@ -913,7 +899,7 @@ def import_orders(db, shop, path, *, fmt="generic", progress=False, parallel: bo
         writer = ShopWriter(db, shop, batch_size=BATCH_SIZE)
         if parallel is None:
             parallel = os.path.getsize(connector.path) >= PARALLEL_MIN_BYTES
-        with _larger_cache(db, PARALLEL_CACHE_KIB if parallel else IMPORT_CACHE_KIB), _without_cyclic_gc():
+        with larger_cache(db, PARALLEL_CACHE_KIB if parallel else IMPORT_CACHE_KIB), _without_cyclic_gc():
             if parallel:
                 # The reading process checks the file first: a problem with it arrives here before
                 # any batch, so nothing is written.
