@@ -754,52 +754,46 @@ def _records(reader) -> Iterator:
 
 def _split_keys(reader, column: int) -> set[str]:
     """Order keys whose rows appear in more than one run (non-contiguous orders)."""
-    seen, split = set(), set()
-    prev = None
-    for record in _records(reader):
-        if not isinstance(record, list):
-            prev = None
-            continue
-        if len(record) <= column:
-            if any(record):
-                prev = None
-            continue
-        key = record[column]
-        if key == prev:
-            continue
-        key = key.strip()
-        if not key:
-            if any(record):
-                prev = None
-            continue
-        if key == prev:
-            continue
-        if key in seen:
-            split.add(key)
-        else:
-            seen.add(key)
-        prev = key
-    return split
+    def keys():
+        for record in _records(reader):
+            if not isinstance(record, list):
+                yield None
+            elif len(record) <= column:
+                yield None if any(record) else ""
+            else:
+                key = record[column].strip()
+                yield key or (None if any(record) else "")
+    return _repeated_runs(keys())
 
 
 def _split_keys_plain(lines, column: int) -> set[str]:
     """`_split_keys` for lines without quotes or NUL bytes, whose records are the lines split by
     commas (as the csv module reads them, records too large for it left out as it leaves them)."""
+    limit = csv.field_size_limit()
+
+    def keys():
+        for line in lines:
+            text = line.rstrip("\r\n")
+            if len(text) > limit and any(len(value) > limit for value in text.split(",")):
+                yield None  # the csv module's error for a field over its limit
+                continue
+            values = text.split(",", column + 1)
+            key = values[column].strip() if len(values) > column else ""
+            # A record with some value but none in the key's column ends a run; an empty one does not.
+            yield key or (None if text.strip(",") else "")
+    return _repeated_runs(keys())
+
+
+def _repeated_runs(keys) -> set[str]:
+    """The keys that come back after another key's run: each of `keys` is a record's key, "" for an
+    empty record (which does not end a run) or None for a record that ends the run without a key."""
     seen, split = set(), set()
     prev = None
-    limit = csv.field_size_limit()
-    for line in lines:
-        text = line.rstrip("\r\n")
-        if len(text) > limit and any(len(value) > limit for value in text.split(",")):
-            prev = None  # the csv module's error for a field over its limit
+    for key in keys:
+        if key == "" or key == prev:
             continue
-        values = text.split(",", column + 1)
-        key = values[column].strip() if len(values) > column else ""
-        if not key:
-            if text.strip(","):  # a record with some value, but none in the key's column
-                prev = None
-            continue
-        if key == prev:
+        if key is None:
+            prev = None
             continue
         if key in seen:
             split.add(key)
