@@ -15,6 +15,7 @@ RELEARN_SHARE of the customers changed (an import).
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from app import snapshot_marks
 from app.db import connect, rewriting, write_transaction
@@ -23,7 +24,7 @@ from app.timeutil import local_date, to_db, utcnow
 
 from . import metrics, owner_segments, segments
 
-LEARNED_VERSION = 2
+LEARNED_VERSION = 3
 RELEARN_SHARE = 0.02  # changed customers, as a share of all, above which the shop is learned again
 
 
@@ -37,13 +38,13 @@ def refresh(db, shop, now, settings=None, full=False) -> dict:
     with rewriting(db), write_transaction(db):
         stored, changed = _plan(db, shop, now)
         if full or stored is None:
-            rhythm, learned = _everyone(db, shop, now, settings, stored and stored["learned"], changed)
+            rhythm, learned, summary = _everyone(db, shop, now, settings, stored and stored["learned"], changed)
         else:
             rhythm, learned = _changed_only(db, shop, now, settings, stored["learned"], changed)
         snapshot_marks.clear(db, shop["id"])  # this snapshot has seen every change so far
         seconds = round(time.perf_counter() - started, 3)
         if stored is None:
-            model = _store_learned(db, shop, now, rhythm, learned, seconds)
+            model = _store_learned(db, shop, now, rhythm, learned, summary, seconds)
         else:
             model = stored["model"]
             db.execute("UPDATE shop_snapshots SET computed_for = ?, computed_at = ?, customers = ?, seconds = ?"
@@ -85,7 +86,8 @@ def _plan(db, shop, now) -> tuple[dict | None, list[int] | None]:
 
 
 def _everyone(db, shop, now, settings, learned, changed) -> tuple:
-    """Recompute every customer: with `learned` (the day's), or learning the shop anew (None). Only
+    """Recompute every customer: with `learned` (the day's), or learning the shop anew (None; then the
+    new learned state and the model's summary are returned with the rhythm). Only
     the `changed` customers' metrics are read from their orders again (None: everyone's): the
     others' still hold, and their days are counted to `now` with the scores."""
     path = db.execute("PRAGMA database_list").fetchone()[2]
@@ -100,7 +102,8 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
         if changed is None:
             metrics.fill_snapshot(db, shop, now)
         else:
-            _metrics_of(db, shop, now, changed)
+            with _changed_customers(db, changed) as only:
+                metrics.fill_snapshot(db, shop, now, only)
         rhythm = metrics.shop_rhythm(db, shop, settings) if learned is None else _rhythm(db, shop, learned)
         params = segments.rule_params(shop, now, settings, rhythm)
         # The rule's status and lapse day (segments.RULE_STATUS, LAPSE_AFTER) are stored by scores.score.
@@ -112,21 +115,19 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
         owner_segments.refresh_members(db, shop, params["now"])
         metrics.drop_purchases(db)
     if learned is not None:
-        return rhythm, learned
+        return rhythm, learned, None
     return rhythm, {"version": LEARNED_VERSION, "now_date": params["now_date"], "read_as": _read_as(shop),
                     "customers": rhythm.customers,
                     "rhythm": {"retention_days": rhythm.retention_days,
                                "one_time_return_days": rhythm.one_time_return_days,
                                "one_time_return_learned": rhythm.one_time_return_learned,
                                "returners": rhythm.returners, "vip_threshold_minor": rhythm.vip_threshold_minor},
-                    "cycles": {str(k): v for k, v in cycles.items()}, "scores": taught, "model": summary}
+                    "cycles": {str(k): v for k, v in cycles.items()}, "scores": taught}, summary
 
 
 def _changed_only(db, shop, now, settings, learned, changed) -> tuple:
     """Recompute the `changed` customers only, with the day's learned state."""
-    _mark_changed(db, changed)
-    only = metrics.CHANGED
-    try:
+    with _changed_customers(db, changed) as only:
         metrics.fill_snapshot(db, shop, now, only)
         rhythm = _rhythm(db, shop, learned)
         params = segments.rule_params(shop, now, settings, rhythm)
@@ -137,9 +138,7 @@ def _changed_only(db, shop, now, settings, learned, changed) -> tuple:
         line_rows, _ = segments.line_segments(db, shop, now, settings, _cycles(learned["cycles"]))
         segments.add_line_segments(db, params, line_rows)
         owner_segments.refresh_members(db, shop, params["now"], changed=True)
-    finally:
         metrics.drop_purchases(db)
-        db.execute("DROP TABLE IF EXISTS temp.refresh_customers")
     return rhythm, learned
 
 
@@ -149,18 +148,14 @@ def _read_as(shop) -> list:
     return [shop["currency"], shop["timezone"]]
 
 
-def _mark_changed(db, changed):
-    """Fill temp.refresh_customers (metrics.CHANGED reads it) with the changed customers."""
+@contextmanager
+def _changed_customers(db, changed):
+    """temp.refresh_customers (metrics.CHANGED reads it) holding the changed customers, for the block."""
     db.execute("CREATE TEMP TABLE IF NOT EXISTS refresh_customers (customer_id INTEGER PRIMARY KEY)")
     db.execute("DELETE FROM temp.refresh_customers")
     db.conn.executemany("INSERT INTO temp.refresh_customers VALUES (?)", ((c,) for c in changed))
-
-
-def _metrics_of(db, shop, now, changed):
-    """Read the `changed` customers' metrics from their orders again."""
-    _mark_changed(db, changed)
     try:
-        metrics.fill_snapshot(db, shop, now, metrics.CHANGED)
+        yield metrics.CHANGED
     finally:
         db.execute("DROP TABLE IF EXISTS temp.refresh_customers")
 
@@ -175,9 +170,10 @@ def _cycles(stored) -> dict[int, float]:
     return {int(k): v for k, v in stored.items()}
 
 
-def _store_learned(db, shop, now, rhythm, learned, seconds) -> dict:
-    """Store the shop-level snapshot of a refresh that learned the shop anew; returns its model."""
-    model = {**learned["model"], "replenish_cycles": learned["cycles"],
+def _store_learned(db, shop, now, rhythm, learned, summary, seconds) -> dict:
+    """Store the shop-level snapshot of a refresh that learned the shop anew (`summary`: its model's,
+    flows.scores.score); returns its model."""
+    model = {**summary, "replenish_cycles": learned["cycles"],
              "one_time_return_learned": rhythm.one_time_return_learned, "returners": rhythm.returners}
     db.execute("""
         INSERT INTO shop_snapshots (shop_id, computed_for, computed_at, now_date, customers,
