@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from test_browser import ARTIFACTS, logged_in
+from test_browser import logged_in, shot
 
 
 def test_no_page_breaks_the_policy_and_an_admin_adds_a_user(browser, server):
@@ -21,8 +21,7 @@ def test_no_page_breaks_the_policy_and_an_admin_adds_a_user(browser, server):
     page.check("fieldset.plain input[value=demo]")
     page.click("text=Add user")
     password = re.search(r"Password of anna:\s*(\S+)", page.locator("#new-password").inner_text()).group(1)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "users.png"), full_page=True)
+    shot(page, "users")
     assert violations == []
     page.context.close()
 

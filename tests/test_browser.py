@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Error as PlaywrightError, expect
 
 from test_serving import free_port, wait_for
 from tests.conftest import CHEAP_HASH
@@ -80,9 +80,27 @@ def page(browser, server):
     page.context.close()
 
 
+def scroll_width(page):
+    """How wide the page's document is, in CSS px, once it has loaded. Polled rather than evaluated once:
+    right after a click the old document may be going away and the new one not yet there."""
+    page.wait_for_load_state("load")
+    return page.wait_for_function(
+        "document.readyState === 'complete' && document.documentElement ? document.documentElement.scrollWidth : 0"
+    ).json_value()
+
+
 def shot(page, name):
+    """Saves a full-page screenshot for people to look at. Chromium now and then cannot capture one on a
+    busy machine; a picture is evidence, not the test's assertion, so it is tried again before failing."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    for attempt in range(3):
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            return
+        except PlaywrightError:
+            if attempt == 2:
+                raise
+            page.wait_for_timeout(250)
 
 
 def test_dashboard_and_pages(page, server):
@@ -175,7 +193,7 @@ def test_preview_and_switch_language(page, server):
 
 def test_phone_width(browser, server):
     page = logged_in(browser, server, 390, 844)
-    width = page.evaluate("document.documentElement.scrollWidth")
+    width = scroll_width(page)
     assert width <= 400, f"the dashboard scrolls sideways on a phone ({width} px)"
     shot(page, "dashboard-phone")
     page.goto(server["url"] + "/shops/demo/flows/winback")
@@ -208,7 +226,7 @@ def test_a_winback_email_leads_to_the_shop(browser, server, width, height):
     assert "WB-PREVIEW" in page.locator("body").inner_text()
     box = button.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= width
-    scroll = page.evaluate("document.documentElement.scrollWidth")
+    scroll = scroll_width(page)
     assert scroll <= width, f"the email scrolls sideways at {width} px ({scroll} px)"
     shot(page, f"email-winback-{width}")
     button.click()
@@ -249,7 +267,7 @@ def test_product_blocks_show_pictures_and_lead_to_the_product(browser, server, w
         assert box["x"] >= 0 and box["x"] + box["width"] <= width
     if "reorder" in kinds:
         expect(rows.first.locator("a.product-reorder")).to_be_visible()
-    scroll = page.evaluate("document.documentElement.scrollWidth")
+    scroll = scroll_width(page)
     assert scroll <= width, f"the email scrolls sideways at {width} px ({scroll} px)"
     shot(page, f"email-{flow}-products-{width}")
     [target] = [link["target"] for link in email["links"] if link["url"] == email["products"][0]["url"]]

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from app import tokens
-from test_browser import ARTIFACTS, PASSWORD
+from test_browser import PASSWORD, scroll_width, shot
 
 WIDTH, HEIGHT = 390, 844
 OWNER_PAGES = {
@@ -64,9 +64,8 @@ def _login(page, server, lang):
 def _width(page, server, lang, name, path):
     page.goto(server["url"] + path)
     page.wait_for_load_state("load")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"phone-{lang}-{name}.png"), full_page=True)
-    return page.evaluate("document.documentElement.scrollWidth")
+    shot(page, f"phone-{lang}-{name}")
+    return scroll_width(page)
 
 
 def _customer_links(server):
@@ -89,7 +88,7 @@ def test_no_page_is_wider_than_a_phone(browser, server, lang):
     too_wide = {}
     page = _phone(browser, lang)
     _width(page, server, lang, "login", "/login")  # the login page itself, before logging in
-    width = page.evaluate("document.documentElement.scrollWidth")
+    width = scroll_width(page)
     if width > WIDTH:
         too_wide["login"] = width
     for name, path in public.items():

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import expect
 
-from test_browser import logged_in, shot
+from test_browser import logged_in, scroll_width, shot
 
 
 def test_create_preview_and_cancel_a_campaign(browser, server):
@@ -29,7 +29,7 @@ def test_create_preview_and_cancel_a_campaign(browser, server):
         preview = page.frame_locator("#campaign-preview").locator("body")
         expect(preview).to_contain_text("WB-PREVIEW")
         expect(preview).to_contain_text("15% off")
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert scroll_width(page) <= width
         shot(page, f"campaign-{width}")
         page.fill("#test-email", "owner@example.com")
         page.click("form.test-send button")  # the demo server has no SMTP server: it says so, sends nothing
@@ -38,7 +38,8 @@ def test_create_preview_and_cancel_a_campaign(browser, server):
         expect(page.locator('[data-test="status"]')).to_have_text("cancelled")
         expect(page.locator('[data-test="cancel"]')).to_have_count(0)
         page.click("header >> text=Campaigns")
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.wait_for_url("**/shops/demo/campaigns")
+        assert scroll_width(page) <= width
         shot(page, f"campaigns-{width}")
         page.click('[data-test="new-campaign"]')
         page.select_option("#template", "thank_you")
@@ -46,7 +47,7 @@ def test_create_preview_and_cancel_a_campaign(browser, server):
         page.fill("#value", "10")
         page.click("text=Schedule the campaign")
         expect(page.locator("#error-offer")).to_have_text("a thank-you carries no offer")
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert scroll_width(page) <= width
         shot(page, f"campaign-new-{width}")
         assert violations == []
         page.context.close()

@@ -5,7 +5,7 @@ import subprocess
 
 from playwright.sync_api import expect
 
-from test_browser import BIN, ROOT, logged_in, shot
+from test_browser import BIN, ROOT, logged_in, scroll_width, shot
 
 
 def _cli(server, *args):
@@ -58,7 +58,7 @@ def test_the_editor_fits_a_phone(browser, server):
         page.select_option('select[name="conditions-0-op"]', "<")
         page.fill('input[name="conditions-0-value"]', "60")
         expect(page.locator("#segment-sample li").first).to_be_visible()
-        width = page.evaluate("document.documentElement.scrollWidth")
+        width = scroll_width(page)
         assert width <= 400, f"the segment editor scrolls sideways on a phone ({width} px)"
         shot(page, "segment-editor-phone")
     finally:
