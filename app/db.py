@@ -3,7 +3,7 @@ import contextlib
 import os
 import sqlite3
 
-from .sqlite_lib import sqlite_utils
+from .sqlite_lib import sqlite_utils, without_memory_statistics
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -15,6 +15,7 @@ def connect(path) -> sqlite_utils.Database:
     write lock up front (BEGIN IMMEDIATE) so that a reader turned writer never fails with
     "database is locked" while the scheduler and a request write at once.
     """
+    without_memory_statistics()  # before the process's first connection
     if str(path) != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         _owner_only(str(path))
