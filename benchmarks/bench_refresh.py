@@ -9,12 +9,14 @@ once. Then, in a fresh process, on a copy, it times:
   fits, cut points, thresholds) and scores and segments every customer;
 - `incremental_seconds`: after 1,000 new orders later that day, the refresh of the customers they
   changed (target < 0.5 s);
-- `nothing_stored_seconds`: a refresh with no snapshot stored at all (after an import), for reference;
+- `nothing_stored_seconds`: a refresh with no snapshot stored at all, as the first `winback refresh`
+  after an import runs it: every customer's metrics are read from the orders too (target ≤ 5 s);
 and in another fresh process of the same run, what the `lifetimes` package needs to read the same paid
 orders, build its summary (frequency, recency, T) and fit BG/NBD, with the ratio of the two. lifetimes
 runs in its own virtual environment (benchmarks/out/lifetimes-venv, made on first use): in Winback's,
 its pandas would be imported by sqlite-utils into every `winback` command. Both time their work after
-their imports. One JSON line. Target: ≤ 5 s, ≤ 1 GB, and no slower than lifetimes (ratio ≤ 1).
+their imports. One JSON line. Target: both full refreshes ≤ 5 s, ≤ 1 GB, and no slower than
+lifetimes (ratio ≤ 1).
 """
 import argparse
 import json
@@ -239,13 +241,14 @@ def main():
         lifetimes = json.loads(theirs.stdout)
         doc.update(lifetimes_seconds=lifetimes["seconds"], lifetimes_peak_rss_mb=lifetimes["peak_rss_mb"],
                    ratio_to_lifetimes=round(ours["seconds"] / lifetimes["seconds"], 2),
+                   nothing_stored_ratio_to_lifetimes=round(ours["nothing_stored_seconds"] / lifetimes["seconds"], 2),
                    # On a shared machine the wall clock measures the neighbours too: CPU time beside it.
                    lifetimes_cpu_seconds=lifetimes["cpu_seconds"],
                    cpu_ratio_to_lifetimes=round(ours["cpu_seconds"] / lifetimes["cpu_seconds"], 2))
     else:
         doc["lifetimes"] = f"did not run: {theirs.stderr.strip()[-300:]}"
-    doc["met"] = (doc["seconds"] <= 5.0 and doc["peak_rss_mb"] <= 1024
-                  and doc.get("ratio_to_lifetimes", 0) <= 1)
+    doc["met"] = (max(doc["seconds"], doc["nothing_stored_seconds"]) <= 5.0 and doc["peak_rss_mb"] <= 1024
+                  and max(doc.get("ratio_to_lifetimes", 0), doc.get("nothing_stored_ratio_to_lifetimes", 0)) <= 1)
     doc["incremental_met"] = doc["incremental_seconds"] < doc["incremental_target_seconds"]
     print(json.dumps(doc))
 
