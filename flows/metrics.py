@@ -48,15 +48,27 @@ SELECT AVG((SELECT shop_id FROM orders WHERE id >= 1 + i * (SELECT MAX(id) FROM 
 # COUNT(DISTINCT) per customer and an index seek for the second purchase day (of repeat buyers only:
 # a seek per customer costs a third of the fill) costs less than half of materialising `purchase_days`
 # first and aggregating that.
-FILL_SNAPSHOT = """
+# Room for the scores: SQLite packs rows appended in key order into full pages, so a row that grows
+# afterwards splits its page, and writing a whole shop's scores into rows without room for them cost
+# twice as much (a second more at 200,000 customers). So a buyer's row is first written with values
+# at least as long as its scores will be: the longest stage, offer kind and rule, a date, reals and
+# eight-byte integers. flows/scores.py overwrites every one of them in the same transaction.
+SCORE_ROOM = {"r_score": "5", "f_score": "5", "m_score": "5", "stage": "'hibernating'", "p_alive": "0.5",
+              "expected_90d": "0.5", "expected_next_order": "'0000-00-00'", "lapse_after_days": "0.5",
+              "p_purchase_30d": "0.5", "p_purchase_next": "0.5", "return_share": "0.5",
+              "predicted_clv_12m_minor": str(2 ** 62), "worth_minor": str(2 ** 62), "offer_kind": "'percent'",
+              "offer_percent": "0.5", "offer_rule": "'likely_buyer'", "status": "'active'"}
+FILL_SNAPSHOT = f"""
 INSERT INTO customer_snapshots (
     customer_id, shop_id, purchases, purchase_days, clv_minor, aov_minor, first_order_at,
-    last_order_at, first_date, second_date, last_date, avg_gap_days, days_since_first, days_since_last)
+    last_order_at, first_date, second_date, last_date, avg_gap_days, days_since_first, days_since_last,
+    {", ".join(SCORE_ROOM)})
 SELECT customer_id, :shop, purchases, days, clv, clv / purchases, first_at, last_at, first_date,
        second_date, last_date,
        CASE WHEN days >= 2 THEN (julianday(last_date) - julianday(first_date)) / (days - 1) END,
        CAST(julianday(:now_date) - julianday(first_date) AS INTEGER),
-       CAST(julianday(:now_date) - julianday(last_date) AS INTEGER)
+       CAST(julianday(:now_date) - julianday(last_date) AS INTEGER),
+       {", ".join(SCORE_ROOM.values())}
 FROM (
     SELECT a.*, CASE WHEN days >= 2 THEN
                 (SELECT MIN(o.order_date) FROM orders o
@@ -68,7 +80,7 @@ FROM (
                  MIN(order_date) AS first_date, MAX(order_date) AS last_date
           FROM orders
           WHERE shop_id = :shop AND status = 'paid' AND is_test = 0 AND customer_id IS NOT NULL
-            AND +created_at < :now {only}
+            AND +created_at < :now {{only}}
           GROUP BY customer_id) AS a
 )
 """
