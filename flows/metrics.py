@@ -155,19 +155,15 @@ def fill_snapshot(db, shop, now, only=""):
                params)
 
 
-def shop_rhythm(db, shop, settings) -> ShopRhythm:
-    """Retention days, one-time return days and the VIP threshold from the filled snapshot."""
+def shop_rhythm(db, shop, settings, gaps, first_gaps, clv, purchase_days) -> ShopRhythm:
+    """Retention days, one-time return days and the VIP threshold from the filled snapshot's buyers
+    (arrays, flows.scores.rhythm_inputs: the repeat buyers' usual gaps, the returners' first-to-second
+    gaps, every buyer's value and purchase days)."""
     import numpy as np
-    sid = shop["id"]
-    customers = db.execute("SELECT COUNT(*) FROM customer_snapshots WHERE shop_id = ?", [sid]).fetchone()[0]
-    # One pass over the buyers (NULL -> NaN): their usual gap, first-to-second gap, value, purchase days.
-    rows = np.array(db.execute(
-        "SELECT avg_gap_days, julianday(second_date) - julianday(first_date), clv_minor, purchase_days"
-        " FROM customer_snapshots WHERE shop_id = ? AND purchases > 0", [sid]).fetchall(), dtype=float).reshape(-1, 4)
-    buyers, repeaters = len(rows), int((rows[:, 3] >= 2).sum())
-    gaps = rows[:, 0][~np.isnan(rows[:, 0])]
+    customers = db.execute("SELECT COUNT(*) FROM customer_snapshots WHERE shop_id = ?", [shop["id"]]).fetchone()[0]
+    buyers, repeaters = len(clv), int((purchase_days >= 2).sum())
     retention = round(float(np.median(gaps)), 1) if gaps.size else None
-    firsts = rows[:, 1][~np.isnan(rows[:, 1])]
+    firsts = first_gaps
     if settings.get("one_time_return_days") is not None:
         otr, learned = float(settings["one_time_return_days"]), False
     elif firsts.size >= settings["one_time_return_min_returners"]:
@@ -178,7 +174,6 @@ def shop_rhythm(db, shop, settings) -> ShopRhythm:
     if settings.get("vip_min_amount") is not None:
         vip = to_minor(Decimal(str(settings["vip_min_amount"])), shop["currency"])
     else:
-        clv = rows[:, 2]
         vip = int(np.ceil(np.percentile(clv, settings["vip_percentile"]))) if clv.size else None
     return ShopRhythm(customers=customers, buyers=buyers, repeat_buyers=repeaters, retention_days=retention,
                       one_time_return_days=otr, one_time_return_learned=learned, returners=int(firsts.size),

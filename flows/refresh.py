@@ -104,11 +104,14 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
         else:
             with _changed_customers(db, changed) as only:
                 metrics.fill_snapshot(db, shop, now, only)
-        rhythm = metrics.shop_rhythm(db, shop, settings) if learned is None else _rhythm(db, shop, learned)
-        params = segments.rule_params(shop, now, settings, rhythm)
-        # The rule's status and lapse day (segments.RULE_STATUS, LAPSE_AFTER) are stored by scores.score.
         from . import scores  # start-up cost: scipy takes half a second to load; only a refresh needs it
-        summary, taught = scores.score(db, params, learned and learned["scores"])
+        rows = scores.buyer_rows(db, metrics.query_params(shop, now))  # read once: the rhythm's and scores'
+        rhythm = (metrics.shop_rhythm(db, shop, settings, **scores.rhythm_inputs(rows)) if learned is None
+                  else _rhythm(db, shop, learned))
+        params = segments.rule_params(shop, now, settings, rhythm)
+        # The rule's status and lapse day (segments.rule_status) are stored by scores.score.
+        summary, taught = scores.score(db, params, learned and learned["scores"], rows=rows)
+        del rows
         segments.stage_segments(db, params)
         line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings, cycles)
         segments.apply_segments(db, params, line_rows)

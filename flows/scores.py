@@ -11,28 +11,25 @@ from threadpoolctl import threadpool_limits
 
 from . import bgnbd, predictions, targeting
 from .metrics import narrowed
-from .segments import LAPSE_AFTER, RULE_STATUS
+from .segments import rule_status
 
 # One row per buyer: model inputs (x repeat purchase days, t_x recency, age T), RFM inputs, and for
-# flows.predictions the rule's status (0 active, 1 lapsed, 2 lost) and the first-to-second purchase gap
-# (-1: none), as numbers so that the rows load as one float array; last the rule's lapse day. The rule
-# (flows.segments) is applied here and stored with the scores: one write of each row instead of two.
+# flows.predictions the rule's status (0 active, 1 lapsed, 2 lost; read as the usual gap in days and
+# replaced by `with_rule`) and the first-to-second purchase gap (-1: none), as numbers so that the
+# rows load as one float array; then the rule's lapse day (from `with_rule`). The rule
+# (flows.segments.rule_status) is applied here and stored with the scores: one write of each row
+# instead of two; the same rows give the shop's rhythm (`rhythm_inputs`), read once for both.
 # The days since the first and last purchase are counted to :now_date here and stored with them too:
 # a refresh on a new day rewrites only the changed customers' metrics (flows/refresh.py). Last, the
 # stored status (-1: none): only a changed status is written, as it is indexed.
-BUYERS = f"""
+BUYERS = """
 SELECT customer_id, purchase_days - 1,
-       CAST(julianday(last_date) - julianday(first_date) AS INTEGER), days_since_first,
-       days_since_last, purchases, clv_minor,
-       CASE {RULE_STATUS} WHEN 'lapsed' THEN 1 WHEN 'lost' THEN 2 ELSE 0 END,
-       COALESCE(julianday(second_date) - julianday(first_date), -1),
-       {LAPSE_AFTER},
+       CAST(julianday(last_date) - julianday(first_date) AS INTEGER),
+       CAST(julianday(:now_date) - julianday(first_date) AS INTEGER),
+       CAST(julianday(:now_date) - julianday(last_date) AS INTEGER), purchases, clv_minor, avg_gap_days,
+       COALESCE(julianday(second_date) - julianday(first_date), -1), NULL,
        CASE status WHEN 'active' THEN 0 WHEN 'lapsed' THEN 1 WHEN 'lost' THEN 2 ELSE -1 END
-FROM (SELECT customer_id, purchase_days, purchases, clv_minor, avg_gap_days, first_date, second_date, last_date,
-             status,
-             CAST(julianday(:now_date) - julianday(first_date) AS INTEGER) AS days_since_first,
-             CAST(julianday(:now_date) - julianday(last_date) AS INTEGER) AS days_since_last
-      FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0 {{only}})
+FROM customer_snapshots WHERE shop_id = :shop AND purchases > 0 {only}
 """
 
 STORE = """
@@ -102,20 +99,33 @@ def rfm(cuts, recency_days, purchases, clv):
 
 def buyer_rows(db, params, only="") -> np.ndarray:
     """The BUYERS rows (of the customers `only` selects, a SQL condition; default every buyer) as
-    one float array in customer order."""
+    one float array in customer order, before `with_rule` (`params`: :shop and :now_date)."""
     rows = np.array(db.execute(narrowed(BUYERS, only), params).fetchall(), dtype=float).reshape(-1, 11)
     # In key order, so that the per-customer updates go through the table's B-tree in order.
     return rows[np.argsort(rows[:, 0], kind="stable")]
 
 
-def fit_shop(db, params):
-    """Fit BG/NBD on the shop's buyers (`params`: flows.segments.rule_params); returns (fit or
-    NotEnoughHistory, buyer rows)."""
-    rows = buyer_rows(db, params)
+def rhythm_inputs(rows) -> dict:
+    """What metrics.shop_rhythm learns the shop's rhythm from, out of `buyer_rows`: the repeat
+    buyers' usual gaps, the returners' first-to-second gaps, every buyer's value and purchase days."""
+    gaps, firsts = rows[:, 7], rows[:, 8]
+    return {"gaps": gaps[~np.isnan(gaps)], "first_gaps": firsts[firsts >= 0], "clv": rows[:, 6],
+            "purchase_days": rows[:, 1] + 1}
+
+
+def with_rule(rows, params) -> np.ndarray:
+    """`buyer_rows` with the rule's status code and lapse day (flows.segments.rule_status) in place."""
+    rows = rows.copy()
+    rows[:, 7], rows[:, 9] = rule_status(rows[:, 1] + 1, rows[:, 4], rows[:, 7], params)
+    return rows
+
+
+def fit_shop(rows):
+    """Fit BG/NBD on the shop's `buyer_rows`; returns the fit or NotEnoughHistory."""
     x, t_x, age = rows[:, 1], rows[:, 2], rows[:, 3]
     # BLAS threads fight over two cores inside the optimiser's small matrix work: one is faster.
     with threadpool_limits(limits=1):
-        return bgnbd.fit(x, t_x, age), rows
+        return bgnbd.fit(x, t_x, age)
 
 
 def model_summary(fit, customers) -> dict:
@@ -129,19 +139,20 @@ def model_summary(fit, customers) -> dict:
             "customers": customers, "converged": fit.converged}
 
 
-def score(db, params, learned=None, only="") -> tuple[dict | None, dict]:
+def score(db, params, learned=None, only="", rows=None) -> tuple[dict | None, dict]:
     """Store every buyer's RFM and model scores, the model-based lapse and the offer decision (caller
     holds the transaction; flows.targeting explains the numbers); returns (the model summary, what was
     learned).
 
     Without `learned` the shop's models and cut points are first learned from every buyer (the model
     summary is then returned); with it, what an earlier refresh of the day learned scores the buyers
-    (`only`: a SQL condition on customer_id, e.g. the changed customers; no summary is returned)."""
+    (`only`: a SQL condition on customer_id, e.g. the changed customers; no summary is returned).
+    `rows`: their `buyer_rows` when already read."""
+    rows = with_rule(buyer_rows(db, params, only) if rows is None else rows, params)
     if learned is None:
-        fit, rows = fit_shop(db, params)
-        cuts = rfm_cutpoints(*rows[:, 4:7].T)
+        fit, cuts = fit_shop(rows), rfm_cutpoints(*rows[:, 4:7].T)
     else:
-        fit, rows, cuts = None, buyer_rows(db, params, only), learned["rfm"]
+        fit, cuts = None, learned["rfm"]
     ids, x, t_x, age, recency, purchases, clv = rows[:, :7].T
     r, f, m, stage = rfm(cuts, recency, purchases, clv)
     n = len(ids)

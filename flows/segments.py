@@ -1,7 +1,7 @@
 """Segment rules (SPEC "Business rules and defaults"), each one set-based SQL over the snapshot.
 
-A customer's status (active, lapsed, lost) and lapse day are the SQL expressions RULE_STATUS and
-LAPSE_AFTER, which flows.scores stores with the scores; `stage_segments`/`apply_segments` (a whole
+A customer's status (active, lapsed, lost) and lapse day are computed by `rule_status`, which
+flows.scores stores with the scores; `stage_segments`/`apply_segments` (a whole
 shop) and `fill_rule_segments` (changed customers) write segment memberships, with a JSON `detail`
 where a segment is about a brand, category or product.
 """
@@ -16,16 +16,23 @@ if TYPE_CHECKING:  # numpy is imported by each function that computes: `segments
 
 BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_risk", "replenish_due")
 
-# The rule's lapse day and status of a customer_snapshots row, as SQL expressions over its columns.
-LAPSE_AFTER = """CASE WHEN purchase_days >= 2 THEN MAX(:factor * avg_gap_days, :min_days)
-                            WHEN purchase_days = 1 THEN :otr END"""
-RULE_STATUS = """CASE
-        WHEN purchases = 0 THEN NULL
-        WHEN days_since_last > :lost THEN 'lost'
-        WHEN purchase_days >= 2 AND days_since_last > :factor * avg_gap_days
-             AND days_since_last >= :min_days THEN 'lapsed'
-        WHEN purchase_days = 1 AND days_since_last > :otr THEN 'lapsed'
-        ELSE 'active' END"""
+STATUS_CODES = ("active", "lapsed", "lost")  # a status as the number flows.scores computes with
+
+
+def rule_status(purchase_days, days_since_last, avg_gap_days, params):
+    """The rule's status code (STATUS_CODES) and lapse day of each buyer (arrays; `params`:
+    rule_params). A repeat buyer has lapsed once past `lapse_factor` times their usual gap and at least
+    `lapse_min_days`; a one-time buyer once past the shop's one-time return days; anyone is lost
+    past `lost_days`. (In numpy, on the rows flows.scores reads once for the rhythm and the scores.)"""
+    import numpy as np
+    repeat = purchase_days >= 2
+    with np.errstate(invalid="ignore"):  # one-time buyers have no usual gap (NaN): not their rule
+        usual = params["factor"] * avg_gap_days
+        lapsed = np.where(repeat, (days_since_last > usual) & (days_since_last >= params["min_days"]),
+                          days_since_last > params["otr"])
+    code = np.where(days_since_last > params["lost"], 2, np.where(lapsed, 1, 0))
+    return code, np.where(repeat, np.maximum(usual, params["min_days"]), params["otr"])
+
 
 SIMPLE_RULES = {
     "new": "purchases > 0 AND days_since_first <= :new_days",
