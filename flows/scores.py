@@ -42,8 +42,10 @@ WHERE customer_id = ?
 
 STORE_SLICE = 20_000
 # Updating an indexed column rewrites its index entry even when the value stays: ~0.6 s for 200k rows.
-# So a status is written on its own where it changed, unless most changed (nothing stored yet): then
-# with the scores, in the same pass over the table (a second pass costs half a second at 200k).
+# So a status is written on its own where it changed (a new row is written as 'active', see
+# metrics.SCORE_ROOM), unless most changed (the first refresh of a shop where most buyers have lapsed or
+# are lost): then with the scores, in the same pass over the table (a second pass costs half a second
+# at 200k).
 STORE_STATUS = "UPDATE customer_snapshots SET status = ? WHERE customer_id = ?"
 STATUS_WITH_SCORES = 0.5  # the share of changed statuses above which they are written with the scores
 STORE_PREDICTED = """
