@@ -19,7 +19,7 @@ from app import snapshot_marks
 from app.addresses import address_problem
 from app.db import write_transaction
 from app.money import to_minor
-from app.timeutil import UTC, to_db, utcnow, zone
+from app.timeutil import UTC, from_db, to_db, utcnow, zone
 
 from . import staging
 from .base import ORDER_STATUSES, CustomerRecord, OrderRecord, ProductRecord
@@ -697,6 +697,33 @@ def erase_shop_customers(db, shop_id) -> int:
     how many customers went."""
     db.execute("UPDATE orders SET customer_id = NULL WHERE shop_id = ?", [shop_id])
     return db.execute("DELETE FROM customers WHERE shop_id = ?", [shop_id]).rowcount
+
+
+REDATE_BATCH = 20_000  # orders read and rewritten per short write transaction
+
+
+def redate_orders(db, shop_id, timezone: str) -> int:
+    """Give the shop's orders the calendar day (`order_date`) their time falls on in `timezone`,
+    after the shop's time zone changed: a customer's purchase days, gaps and lapse count in the shop's
+    days, and orders written before the change had their days in the old zone. Reads, then rewrites
+    the orders whose day moved, a batch per short transaction (webhook intake is not held up); the
+    orders' update trigger marks their customers, so the next refresh reads their metrics again.
+    Returns how many orders moved to another day."""
+    conv = _Conversions(timezone)
+    moved, after = 0, 0
+    while True:
+        rows = db.execute("SELECT id, created_at, order_date FROM orders WHERE shop_id = ? AND id > ?"
+                          " ORDER BY id LIMIT ?", [shop_id, after, REDATE_BATCH]).fetchall()
+        if not rows:
+            return moved
+        after = rows[-1][0]
+        days = [(day, order_id) for order_id, created, old in rows
+                if (day := conv.date(from_db(created))) != old]
+        if days:
+            with write_transaction(db):
+                db.conn.executemany("UPDATE orders SET order_date = ? WHERE id = ? AND shop_id = ?",
+                                    [(day, order_id, shop_id) for day, order_id in days])
+            moved += len(days)
 
 
 def set_replenishable(db, product_id, on: bool, days, now_db):

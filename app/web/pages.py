@@ -3,7 +3,6 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask_babel import get_locale, gettext as _
 
 from flows import customer_list, nps
-from flows.attribution import report as flow_report
 from flows.delivery import channel_for
 from flows.explain import explain
 from flows.messages import message_log

@@ -7,6 +7,8 @@ from zoneinfo import available_timezones
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 
+from connectors.store import redate_orders
+
 from .. import dkim, mail_dns
 from ..db import get_db
 from ..settings import get_settings, save_settings
@@ -159,6 +161,7 @@ def edit(handle):
             if not errors:
                 if tz != shop["timezone"]:
                     set_timezone(db, shop["id"], tz)
+                    redate_orders(db, shop["id"], tz)  # its orders' days, in the new zone
                 flash(_("Saved. The changes apply from the next run of the flows."))
                 return redirect(url_for("settings_pages.edit", handle=handle))
         else:

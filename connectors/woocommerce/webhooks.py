@@ -13,7 +13,7 @@ from app.shops import store_credentials, update_details
 from .. import signing
 from ..base import WebhookEvent
 from ..registry import connector_for
-from ..store import ShopWriter
+from ..store import ShopWriter, redate_orders
 from . import catalog, mapping
 from .client import WooClient, store_settings
 
@@ -95,6 +95,8 @@ def fetch_setup(app, db, shop, payload) -> dict:
 def handle_setup(app, db, shop, found):
     """Store what `fetch_setup` learnt and the webhooks' secret and ids."""
     update_details(db, shop["id"], currency=found["currency"], timezone=found["timezone"])
+    if found["timezone"] and found["timezone"] != shop["timezone"]:
+        redate_orders(db, shop["id"], found["timezone"])
     store_credentials(app, db, shop["id"], found["credentials"])
 
 
