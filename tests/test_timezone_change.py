@@ -78,3 +78,13 @@ def test_a_zone_the_platform_reports_moves_the_orders_days(app, db):
     assert days and all(d == local_date(from_db(c), "America/Los_Angeles") for c, d in days.items())
     early = db.execute("SELECT order_date FROM orders WHERE external_id = 'early'").fetchone()[0]
     assert early == str(day(4))  # 03:00 UTC on day 5 is the evening of day 4 in Los Angeles
+
+
+def test_a_zone_half_an_hour_off_puts_each_order_on_its_own_day(db):
+    """In Kolkata (UTC+5:30) local midnight falls at 18:30 UTC: two orders of one UTC hour, either side
+    of it, land on two days."""
+    shop = History(db, "k", tz="UTC").order("K", 3, at=time(18, 15), oid="before").order(
+        "K", 3, at=time(18, 45), oid="after").write()
+    assert redate_orders(db, shop["id"], "Asia/Kolkata") == 1
+    days = dict(db.execute("SELECT external_id, order_date FROM orders WHERE shop_id = ?", [shop["id"]]).fetchall())
+    assert days == {"before": str(day(3)), "after": str(day(4))}
