@@ -33,7 +33,7 @@ test: install chromium
 	$(BIN)/python -m pytest -q
 
 bench: install
-	for b in import refresh line_rules cli flows delivery campaign codes_during_intake shopify_jsonl shopify_webhooks webhooks_load scores shrinkage; do \
+	for b in import refresh line_rules segments cli flows delivery campaign codes_during_intake shopify_jsonl shopify_webhooks webhooks_load scores shrinkage; do \
 		$(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 
 clean:

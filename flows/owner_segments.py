@@ -154,11 +154,14 @@ def preview(db, shop, rule, limit=SAMPLE) -> dict:
         return {"count": None, "sample": [], "snapshot": None}
     params = {**params, "now": snapshot_now}
     base = f"FROM customer_snapshots sn JOIN customers c ON c.id = sn.customer_id WHERE sn.shop_id = :shop AND {sql}"
-    count = db.execute(f"SELECT COUNT(*) {base}", params).fetchone()[0]
-    sample = [dict(zip(("customer", "first_name", "clv_minor", "orders", "days_since_last"), row))
-              for row in db.execute(f"SELECT c.external_id, c.first_name, sn.clv_minor, sn.purchases,"
-                                    f" sn.days_since_last {base} ORDER BY sn.clv_minor DESC, c.external_id LIMIT :limit",
-                                    {**params, "limit": limit})]
+    # The count rides along with the sample (a window over every match): a rule on what was bought
+    # reads all of the shop's order lines, and a second statement for the count read them again.
+    rows = db.execute(f"SELECT c.external_id, c.first_name, sn.clv_minor, sn.purchases, sn.days_since_last,"
+                      f" COUNT(*) OVER () {base} ORDER BY sn.clv_minor DESC, c.external_id LIMIT :limit",
+                      {**params, "limit": max(limit, 1)}).fetchall()
+    count = rows[0][5] if rows else 0
+    sample = [dict(zip(("customer", "first_name", "clv_minor", "orders", "days_since_last"), row[:5]))
+              for row in rows[:limit]]
     return {"count": count, "sample": sample, "snapshot": snapshot_now}
 
 
