@@ -52,6 +52,8 @@ def _snapshot_now(db, shop_id) -> str | None:
 def compile_for(db, shop, rule) -> tuple[str, dict]:
     """The rule as SQL and parameters for this shop (its currency and language, the snapshot's columns)."""
     sql, params = rules.compile_rule(rule, shop["currency"], rules.snapshot_columns(db))
+    if rules.CASEFOLD in sql:
+        rules.casefold_function(db)
     return sql, {**params, "shop": shop["id"], "shop_locale": shop.get("locale") or "en"}
 
 

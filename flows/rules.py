@@ -88,6 +88,15 @@ _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# The SQL function of a rule that compares non-ASCII text whatever its case (see _Compiler.text_in).
+CASEFOLD = "wb_casefold"
+
+
+def casefold_function(db) -> None:
+    """Give the connection the CASEFOLD function a compiled rule may call."""
+    db.conn.create_function(CASEFOLD, 1, lambda v: v.casefold() if isinstance(v, str) else v, deterministic=True)
+
+
 class RuleError(ValueError):
     """A rule that cannot be used, with the reason in the owner's terms."""
 
@@ -208,6 +217,14 @@ class _Compiler:
                             "brand_loyal:<brand>, category_lapsed:<category>, ...)")
         return value
 
+    def text_in(self, sql, values) -> str:
+        """`sql` equal to one of the texts `values` whatever their case: SQLite's NOCASE while the values
+        are ASCII (it folds A-Z only), else Python's casefold (CASEFOLD, which the connection must
+        have: casefold_function): "ŁĄKA" is the brand "Łąka"."""
+        if all(v.isascii() for v in values):
+            return f"{sql} COLLATE NOCASE IN ({', '.join(self.bind(v) for v in values)})"
+        return f"{CASEFOLD}({sql}) IN ({', '.join(self.bind(v.casefold()) for v in values)})"
+
     def sql(self, kind, sql, op, values) -> str:
         negate = op == "!="
         neg = "NOT " if negate else ""
@@ -219,14 +236,14 @@ class _Compiler:
             if self.conditions > MAX_CONDITIONS:
                 raise RuleError(f"a rule has at most {MAX_CONDITIONS} conditions (each brand of a"
                                 " brand_every_order list counts as one)")
-            each = [_EVERY_ORDER.format(match=f"{sql} = {self.bind(v)} COLLATE NOCASE") for v in values]
+            each = [_EVERY_ORDER.format(match=self.text_in(sql, [v])) for v in values]
             return f"({neg}(" + " OR ".join(each) + "))"
-        names = ", ".join(self.bind(v) for v in values)
         if kind == "bought":
-            return _BOUGHT.format(neg=neg, match=f"{sql} COLLATE NOCASE IN ({names})")
+            return _BOUGHT.format(neg=neg, match=self.text_in(sql, values))
+        names = ", ".join(self.bind(v) for v in values)
         if kind == "product":
             match = (f"(pr.external_id IN ({names}) OR l.sku IN ({names})"
-                     f" OR COALESCE(l.title, pr.title) COLLATE NOCASE IN ({names}))")
+                     f" OR {self.text_in('COALESCE(l.title, pr.title)', values)})")
             return _BOUGHT.format(neg=neg, match=match)
         if kind == "segment":
             return _IN_SEGMENT.format(neg=neg, values=names)

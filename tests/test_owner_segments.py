@@ -103,6 +103,21 @@ def test_each_condition_selects_the_customers_it_describes(db, shop, field, op, 
     assert who(db, shop, cond(field, op, value)) == expected
 
 
+def test_text_other_than_ascii_matches_whatever_its_case(db):
+    """SQLite folds only A-Z: a brand, category or title with other letters matches in any case too."""
+    h = History(db)
+    h.repeat("Z", [0, 20], lines=[{"product": "z1", "title": "Żel ŁĄKA", "brand": "ŁĄKA", "category": "Ülke"}])
+    h.order("Y", 5, lines=[{"product": "y1", "title": "Other", "brand": "Łąkowa", "category": "Tools"}])
+    shop = h.write()
+    refresh(db, shop, at(30))
+    assert who(db, shop, cond("brand", "=", "łąka")) == {"Z"}
+    assert who(db, shop, cond("brand", "!=", "Łąka")) == {"Y"}
+    assert who(db, shop, cond("brand_every_order", "=", "łĄka")) == {"Z"}
+    assert who(db, shop, cond("category", "in", ["ülke", "nothing"])) == {"Z"}
+    assert who(db, shop, cond("product", "=", "żel łąka")) == {"Z"}
+    assert who(db, shop, cond("brand", "=", "ŁĄKOWA")) == {"Y"}
+
+
 def test_all_and_any_nest(db, shop):
     rule = {"all": [{"field": "brand", "op": "=", "value": "Wella"},
                     {"any": [{"field": "orders", "op": "=", "value": 1}, {"field": "clv", "op": ">", "value": 500}]}]}
