@@ -13,6 +13,7 @@ import json
 import re
 
 from app.db import write_transaction
+from app.settings import N_, Message
 from app.timeutil import to_db, utcnow
 
 from . import rules, segments
@@ -31,16 +32,18 @@ class SegmentError(ValueError):
 def check_name(name) -> str:
     """The owner's segment name, stripped; SegmentError when it may not be one."""
     if not isinstance(name, str) or not name.strip():
-        raise SegmentError("a segment needs a name")
+        raise SegmentError(Message(N_("a segment needs a name")))
     name = name.strip()
     if ":" in name:
-        raise SegmentError(f"{name!r}: a segment name may not contain ':' (built-in segments use it)")
+        raise SegmentError(Message(N_("%(name)s: a segment name may not contain ':' (built-in segments use it)"),
+                                   name=repr(name)))
     if len(name) > NAME_MAX:
-        raise SegmentError(f"a segment name is at most {NAME_MAX} characters")
+        raise SegmentError(Message(N_("a segment name is at most %(n)s characters"), n=NAME_MAX))
     if not _NAME.match(name):
-        raise SegmentError(f"{name!r}: a segment name is letters, digits, spaces and . & ' ( ) + - _")
+        raise SegmentError(Message(N_("%(name)s: a segment name is letters, digits, spaces and . & ' ( ) + - _"),
+                                   name=repr(name)))
     if name.lower() in segments.BASE_SEGMENTS:
-        raise SegmentError(f"{name!r} is a built-in segment; choose another name")
+        raise SegmentError(Message(N_("%(name)s is a built-in segment; choose another name"), name=repr(name)))
     return name
 
 
@@ -73,9 +76,10 @@ def save_segment(db, shop, name, rule, *, replace=False, now=None) -> dict:
         row = db.execute("SELECT name FROM owner_segments WHERE shop_id = ? AND name = ? COLLATE NOCASE",
                          [shop["id"], name]).fetchone()
         if row and not replace:
-            raise SegmentError(f"a segment named {row[0]!r} exists already")
+            raise SegmentError(Message(N_("a segment named %(name)s exists already"), name=repr(row[0])))
         if row and row[0] != name:
-            raise SegmentError(f"a segment named {row[0]!r} exists already (names are unique whatever the case)")
+            raise SegmentError(Message(N_("a segment named %(name)s exists already (names are unique whatever the"
+                                          " case)"), name=repr(row[0])))
         snapshot_now = _snapshot_now(db, shop["id"])
         count = _fill(db, shop, name, sql, params, snapshot_now) if snapshot_now else None
         text = json.dumps(rule, ensure_ascii=False)
@@ -102,11 +106,12 @@ def remove_segment(db, shop, name) -> None:
     row = get_segment(db, shop["id"], name)
     in_use = [flow for flow, f in load_flows(db, shop["id"]).items() if f["entry"] == row["name"]]
     if in_use:
-        raise SegmentError(f"{name!r} is the segment of the flow {', '.join(in_use)}: remove the flow first")
+        raise SegmentError(Message(N_("%(name)s is the segment of the flow %(flows)s: remove the flow first"),
+                                   name=repr(name), flows=", ".join(in_use)))
     campaigns = campaigns_on(db, shop["id"], row["name"])
     if campaigns:
-        raise SegmentError(f"{name!r} is the segment of campaign {', '.join(map(str, campaigns))}:"
-                           " cancel the campaign first")
+        raise SegmentError(Message(N_("%(name)s is the segment of campaign %(campaigns)s: cancel the campaign first"),
+                                   name=repr(name), campaigns=", ".join(map(str, campaigns))))
     with write_transaction(db):
         segments.drop_members(db, shop["id"], row["name"])
         db.execute("DELETE FROM owner_segments WHERE shop_id = ? AND name = ?", [shop["id"], row["name"]])
@@ -117,7 +122,7 @@ def get_segment(db, shop_id, name) -> dict:
     when the shop has no segment of that name."""
     rows = list(db.query("SELECT * FROM owner_segments WHERE shop_id = ? AND name = ?", [shop_id, name]))
     if not rows:
-        raise SegmentError(f"no segment named {name!r}")
+        raise SegmentError(Message(N_("no segment named %(name)s"), name=repr(name)))
     return _public(db, rows[0])
 
 

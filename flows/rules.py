@@ -24,6 +24,7 @@ import re
 from decimal import Decimal
 
 from app.money import exponent, to_minor
+from app.settings import N_, Message
 
 OPS = ("=", "!=", "<", "<=", ">", ">=", "in")
 EQUALITY = ("=", "!=", "in")
@@ -105,15 +106,15 @@ def parse(rule) -> dict:
     """The rule from JSON text (or an already parsed dict); RuleError when it is not JSON or too large."""
     if isinstance(rule, (bytes, str)):
         if len(rule) > MAX_RULE_CHARS:
-            raise RuleError(f"a rule is at most {MAX_RULE_CHARS:,} characters")
+            raise RuleError(Message(N_("a rule is at most %(n)s characters"), n=f"{MAX_RULE_CHARS:,}"))
         try:
             rule = json.loads(rule)
         except ValueError as exc:
-            raise RuleError(f"the rule is not JSON: {exc}") from None
+            raise RuleError(Message(N_("the rule is not JSON: %(error)s"), error=str(exc))) from None
         except RecursionError:  # "[[[[...": deeper than the JSON decoder goes
-            raise RuleError(f"the rule nests too deep (at most {MAX_DEPTH} rules deep)") from None
+            raise RuleError(Message(N_("the rule nests too deep (at most %(n)s rules deep)"), n=MAX_DEPTH)) from None
     if not isinstance(rule, dict):
-        raise RuleError('a rule is {"all": [...]} or {"any": [...]}')
+        raise RuleError(Message(N_('a rule is {"all": [...]} or {"any": [...]}')))
     return rule
 
 
@@ -136,12 +137,13 @@ class _Compiler:
 
     def rule(self, rule, depth, where) -> str:
         if not isinstance(rule, dict) or len(rule) != 1 or next(iter(rule)) not in ("all", "any"):
-            raise RuleError(f'{where}: a rule is {{"all": [...]}} or {{"any": [...]}}')
+            raise RuleError(Message(N_('%(where)s: a rule is {"all": [...]} or {"any": [...]}'), where=where))
         if depth > MAX_DEPTH:
-            raise RuleError(f"{where}: rules nest at most {MAX_DEPTH} deep")
+            raise RuleError(Message(N_("%(where)s: rules nest at most %(n)s deep"), where=where, n=MAX_DEPTH))
         joiner, items = next(iter(rule.items()))
         if not isinstance(items, list) or not items:
-            raise RuleError(f'{where}: "{joiner}" needs a list of at least one condition')
+            raise RuleError(Message(N_('%(where)s: "%(joiner)s" needs a list of at least one condition'), where=where,
+                                    joiner=joiner))
         parts = []
         for i, item in enumerate(items, 1):
             here = f"{where}.{joiner}[{i}]"
@@ -154,25 +156,29 @@ class _Compiler:
     def condition(self, cond, where) -> str:
         self.conditions += 1
         if self.conditions > MAX_CONDITIONS:
-            raise RuleError(f"a rule has at most {MAX_CONDITIONS} conditions")
+            raise RuleError(Message(N_("a rule has at most %(n)s conditions"), n=MAX_CONDITIONS))
         if set(cond) != {"field", "op", "value"}:
-            raise RuleError(f'{where}: a condition is {{"field", "op", "value"}}')
+            raise RuleError(Message(N_('%(where)s: a condition is {"field", "op", "value"}'), where=where))
         field, op, value = cond["field"], cond["op"], cond["value"]
         if not isinstance(field, str):
-            raise RuleError(f"{where}: a field is a name such as clv (the fields are {', '.join(FIELDS)})")
+            raise RuleError(Message(N_("%(where)s: a field is a name such as clv (the fields are %(fields)s)"),
+                                    where=where, fields=", ".join(FIELDS)))
         if field not in FIELDS:
-            raise RuleError(f"{where}: unknown field {field!r} (the fields are {', '.join(FIELDS)})")
+            raise RuleError(Message(N_("%(where)s: unknown field %(field)s (the fields are %(fields)s)"),
+                                    where=where, field=repr(field), fields=", ".join(FIELDS)))
         kind, sql, ops = FIELDS[field]
         if op not in ops:
-            raise RuleError(f"{where}: {field} takes the operators {' '.join(ops)}, not {op!r}")
+            raise RuleError(Message(N_("%(where)s: %(field)s takes the operators %(ops)s, not %(op)s"),
+                                    where=where, field=field, ops=" ".join(ops), op=repr(op)))
         column = OPTIONAL_COLUMNS.get(field)
         if column and column not in self.columns:
-            raise RuleError(f"{where}: {field} is not available yet (no scores of that kind in this installation)")
+            raise RuleError(Message(N_("%(where)s: %(field)s is not available yet (no scores of that kind in this"
+                                       " installation)"), where=where, field=field))
         if op == "in":
             if not isinstance(value, list) or not value:
-                raise RuleError(f"{where}: 'in' takes a list of values")
+                raise RuleError(Message(N_("%(where)s: 'in' takes a list of values"), where=where))
             if len(value) > MAX_VALUES:
-                raise RuleError(f"{where}: 'in' takes at most {MAX_VALUES} values")
+                raise RuleError(Message(N_("%(where)s: 'in' takes at most %(n)s values"), where=where, n=MAX_VALUES))
             values = [self.value(field, kind, v, where) for v in value]
         else:
             values = [self.value(field, kind, value, where)]
@@ -182,39 +188,46 @@ class _Compiler:
         """The checked value, as the SQL compares it."""
         if kind in ("money", "count", "probability"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise RuleError(f"{where}: {field} takes a number, not {json.dumps(value)}")
+                raise RuleError(Message(N_("%(where)s: %(field)s takes a number, not %(value)s"), where=where,
+                                        field=field, value=json.dumps(value)))
             if kind == "money":
                 if not 0 <= value <= MAX_MONEY:
-                    raise RuleError(f"{where}: {field} is an amount from 0 to {MAX_MONEY:,} {self.currency}")
+                    raise RuleError(Message(N_("%(where)s: %(field)s is an amount from 0 to %(max)s %(currency)s"),
+                                            where=where, field=field, max=f"{MAX_MONEY:,}", currency=self.currency))
                 amount = Decimal(str(value))
                 if amount != round(amount, exponent(self.currency)):
-                    raise RuleError(f"{where}: {field}: {self.currency} has {exponent(self.currency)} decimals")
+                    raise RuleError(Message(N_("%(where)s: %(field)s: %(currency)s has %(n)s decimals"), where=where,
+                                            field=field, currency=self.currency, n=exponent(self.currency)))
                 return to_minor(amount, self.currency)
             if kind == "count":
                 if value != int(value) or not 0 <= value <= MAX_COUNT:
-                    raise RuleError(f"{where}: {field} takes a whole number from 0 to {MAX_COUNT:,}")
+                    raise RuleError(Message(N_("%(where)s: %(field)s takes a whole number from 0 to %(max)s"),
+                                            where=where, field=field, max=f"{MAX_COUNT:,}"))
                 return int(value)
             if not 0 <= value <= 1:
-                raise RuleError(f"{where}: {field} is a probability from 0 to 1")
+                raise RuleError(Message(N_("%(where)s: %(field)s is a probability from 0 to 1"), where=where, field=field))
             return float(value)
         if kind == "bool":
             if not isinstance(value, bool):
-                raise RuleError(f"{where}: {field} takes true or false")
+                raise RuleError(Message(N_("%(where)s: %(field)s takes true or false"), where=where, field=field))
             return value
         if not isinstance(value, str) or not value.strip():
-            raise RuleError(f"{where}: {field} takes text")
+            raise RuleError(Message(N_("%(where)s: %(field)s takes text"), where=where, field=field))
         value = value.strip()
         if len(value) > MAX_TEXT or _CONTROL.search(value):
-            raise RuleError(f"{where}: {field}: at most {MAX_TEXT} characters, on one line")
+            raise RuleError(Message(N_("%(where)s: %(field)s: at most %(n)s characters, on one line"), where=where,
+                                    field=field, n=MAX_TEXT))
         if kind == "stage" and value not in RFM_STAGES:
-            raise RuleError(f"{where}: rfm_stage is one of {', '.join(RFM_STAGES)}")
+            raise RuleError(Message(N_("%(where)s: rfm_stage is one of %(stages)s"), where=where,
+                                    stages=", ".join(RFM_STAGES)))
         if kind == "language":
             value = value.lower()
             if not _LANGUAGE_CODE.match(value):
-                raise RuleError(f"{where}: locale takes a language code such as en, nl or pl")
+                raise RuleError(Message(N_("%(where)s: locale takes a language code such as en, nl or pl"), where=where))
         if kind == "segment" and value not in BASE_SEGMENTS and ":" not in value:
-            raise RuleError(f"{where}: segment takes a built-in segment ({', '.join(BASE_SEGMENTS)}, "
-                            "brand_loyal:<brand>, category_lapsed:<category>, ...)")
+            raise RuleError(Message(N_("%(where)s: segment takes a built-in segment (%(segments)s, "
+                                       "brand_loyal:<brand>, category_lapsed:<category>, ...)"),
+                                    where=where, segments=", ".join(BASE_SEGMENTS)))
         return value
 
     def text_in(self, sql, values) -> str:
@@ -234,8 +247,8 @@ class _Compiler:
             # Each brand is a pass over the shop's orders of its own: it counts as a condition.
             self.conditions += len(values) - 1
             if self.conditions > MAX_CONDITIONS:
-                raise RuleError(f"a rule has at most {MAX_CONDITIONS} conditions (each brand of a"
-                                " brand_every_order list counts as one)")
+                raise RuleError(Message(N_("a rule has at most %(n)s conditions (each brand of a"
+                                           " brand_every_order list counts as one)"), n=MAX_CONDITIONS))
             each = [_EVERY_ORDER.format(match=self.text_in(sql, [v])) for v in values]
             return f"({neg}(" + " OR ".join(each) + "))"
         if kind == "bought":

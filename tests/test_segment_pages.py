@@ -159,3 +159,19 @@ def test_a_segment_a_scheduled_campaign_goes_to_is_kept_until_the_campaign_is_ca
     assert owner_segments.get_segment(db, shop["id"], "Big")["count"] == 1
     runner.invoke(args=["campaign", "cancel", "--shop", "corner", str(campaign), "--now", "2026-03-02"])
     assert runner.invoke(args=["segment", "remove", "--shop", "corner", "Big"]).exit_code == 0
+
+
+def test_a_refused_rule_and_name_are_explained_in_the_owners_language(client, login, db):
+    shop_with_history(db)
+    login()
+    page = client.get("/shops/corner/segments/new").get_data(as_text=True)
+    token = _csrf(page)
+    client.post("/language", data={"lang": "nl", "next": "/", "csrf_token": token})
+    rule = json.dumps({"all": [{"field": "shoe_size", "op": "=", "value": 42}]})
+    live = client.post("/shops/corner/segments/count", data={"csrf_token": token, "rule_json": rule}).get_json()
+    assert live["error"].startswith("rule.all[1]: onbekend veld 'shoe_size' (de velden zijn clv, orders")
+    client.post("/language", data={"lang": "pl", "next": "/", "csrf_token": token})
+    saved = client.post("/shops/corner/segments/new", data={"csrf_token": token, "name": "lapsed",
+                                                            "rule_json": json.dumps({"all": [{"field": "orders", "op": ">", "value": 1}]})})
+    assert saved.status_code == 422
+    assert "&#39;lapsed&#39; to segment wbudowany; wybierz inną nazwę" in saved.get_data(as_text=True)

@@ -103,7 +103,7 @@ def _save(shop, form, segment):
     try:
         saved = owner_segments.save_segment(get_db(), shop, form.name.data, form.rule(), replace=segment is not None)
     except (RuleError, SegmentError) as exc:
-        return _editor(shop, form, segment, _("This segment cannot be saved: %(reason)s", reason=str(exc)), 422)
+        return _editor(shop, form, segment, _("This segment cannot be saved: %(reason)s", reason=translated(refusal(exc))), 422)
     flash(_("Saved the segment %(name)s.", name=saved["name"]))
     return redirect(url_for("segment_pages.edit", handle=shop["handle"], name=saved["name"]))
 
@@ -136,7 +136,7 @@ def count(handle):
     try:
         doc = owner_segments.preview(get_db(), shop, rule)
     except RuleError as exc:
-        return jsonify(count=None, sample=[], error=str(exc))
+        return jsonify(count=None, sample=[], error=translated(refusal(exc)))
     sample = [{"customer": s["customer"], "first_name": s["first_name"],
                "clv": format_money(s["clv_minor"], shop["currency"]), "orders": s["orders"],
                "days_since_last": s["days_since_last"]} for s in doc["sample"]]
@@ -180,7 +180,7 @@ def create_flow(handle, name):
         try:
             flow = owner_flows.create_flow(get_db(), shop, form.name.data.strip(), segment["name"], **form.definition())
         except (FlowError, SegmentError) as exc:
-            error = _("This flow cannot be created: %(reason)s", reason=str(exc))
+            error = _("This flow cannot be created: %(reason)s", reason=translated(refusal(exc)))
         except CopyError as exc:
             error = translated(refusal(exc))
     if error:
