@@ -18,6 +18,7 @@ import re
 
 from app import settings
 from app.db import write_transaction
+from app.settings import N_, Message
 
 from . import copy as email_copy, owner_segments
 from .definitions import DEFAULT_FLOWS, PRIORITY, FlowError, load_flows, save_flow, withdraw_flow
@@ -37,19 +38,24 @@ def template_for(name, step_no) -> str:
 def check_name(db, shop_id, name) -> str:
     """A new flow's name: lower-case letters, digits and _, not a flow that exists; FlowError otherwise."""
     if not isinstance(name, str) or not _NAME.match(name) or len(name) > NAME_MAX:
-        raise FlowError(f"{name!r}: a flow's name is lower-case letters, digits and _ (at most {NAME_MAX}),"
-                        " starting with a letter")
+        raise FlowError(Message(N_("%(name)s: a flow's name is lower-case letters, digits and _ (at most %(n)s),"
+                                   " starting with a letter"), name=repr(name), n=NAME_MAX))
     if name in DEFAULT_FLOWS:
-        raise FlowError(f"{name!r} is a built-in flow; choose another name")
+        raise FlowError(Message(N_("%(name)s is a built-in flow; choose another name"), name=repr(name)))
     if name in load_flows(db, shop_id):
-        raise FlowError(f"a flow named {name!r} exists already")
+        raise FlowError(Message(N_("a flow named %(name)s exists already"), name=repr(name)))
     return name
 
 
-def _days(value, what) -> int:
+# What `_days` checks, each with its refusal.
+BETWEEN_EMAILS = N_("the time between two emails is a whole number of days from 0 to %(max)s")
+AFTER_LAST_ORDER = N_("the time after the last order is a whole number of days from 0 to %(max)s")
+
+
+def _days(value, refusal) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
             or not 0 <= value <= MAX_DAYS:
-        raise FlowError(f"{what} is a whole number of days from 0 to {MAX_DAYS}")
+        raise FlowError(Message(refusal, max=MAX_DAYS))
     return int(value)
 
 
@@ -59,17 +65,18 @@ def build(name, segment, *, offers=(None,), gaps=(), days_since_last_order=0, be
     flows/definitions.py, {"reuse": true} for a reminder of the earlier code), the emails after the
     first `gaps` days apart (3 each by default)."""
     if not 1 <= len(offers) <= MAX_STEPS:
-        raise FlowError(f"a flow has 1 to {MAX_STEPS} emails")
+        raise FlowError(Message(N_("a flow has 1 to %(n)s emails"), n=MAX_STEPS))
     if before is not None and before not in PRIORITY:
-        raise FlowError(f"{before!r} is not a built-in flow (one of {', '.join(PRIORITY)})")
+        raise FlowError(Message(N_("%(name)s is not a built-in flow (one of %(flows)s)"), name=repr(before),
+                                flows=", ".join(PRIORITY)))
     gaps = list(gaps) + [3] * (len(offers) - 1 - len(gaps))
     steps, day = [], 0
     for i, offer in enumerate(offers):
         if i:
-            day += _days(gaps[i - 1], "the time between two emails")
+            day += _days(gaps[i - 1], BETWEEN_EMAILS)
         steps.append({"delay_days": day, "template": template_for(name, i + 1), "offer": offer})
     return {"custom": True, "entry": segment, "kind": "promotional", "enabled": bool(enabled), "holdout": holdout,
-            "days_since_last_order": _days(days_since_last_order, "the time after the last order"),
+            "days_since_last_order": _days(days_since_last_order, AFTER_LAST_ORDER),
             "before": before, "steps": steps}
 
 
@@ -102,8 +109,8 @@ def remove_flow(db, shop, name, now=None) -> dict:
     (as when a flow is turned off), then its definition and words go. What it sent stays in the log."""
     flows = owner_flows(db, shop["id"])
     if name not in flows:
-        raise FlowError(f"no flow of yours named {name!r}" + (" (a built-in flow can only be turned off)"
-                                                            if name in DEFAULT_FLOWS else ""))
+        raise FlowError(Message(N_("no flow of yours named %(name)s (a built-in flow can only be turned off)")
+                                if name in DEFAULT_FLOWS else N_("no flow of yours named %(name)s"), name=repr(name)))
     with write_transaction(db):
         ended = withdraw_flow(db, shop["id"], name, now)
         settings.remove(db, shop["id"], f"flow:{name}")

@@ -115,6 +115,11 @@ def test_a_flow_from_the_segment_page(client, login, db):
     bad = client.post("/shops/corner/segment/Big%20spenders/flow", data={
         "csrf_token": token, "name": "winback", "days": "40", "offer": "none"})
     assert bad.status_code == 422 and "is a built-in flow" in bad.get_data(as_text=True)
+    client.post("/language", data={"lang": "nl", "next": "/", "csrf_token": token})
+    bad = client.post("/shops/corner/segment/Big%20spenders/flow", data={
+        "csrf_token": token, "name": "winback", "days": "40", "offer": "none"})
+    assert "&#39;winback&#39; is een ingebouwde flow; kies een andere naam" in bad.get_data(as_text=True)
+    client.post("/language", data={"lang": "en", "next": "/", "csrf_token": token})
     made = client.post("/shops/corner/segment/Big%20spenders/flow", data={
         "csrf_token": token, "name": "vip_checkin", "days": "40", "offer": "percent", "percent": "10",
         "valid_days": "5", "reminder": "y", "subject": "Running low, {first_name}?", "intro": "Time for more?",
