@@ -59,6 +59,7 @@ def without_memory_statistics() -> bool:
         try:
             import _sqlite3
             lib = ctypes.CDLL(_sqlite3.__file__)  # its symbols, or those of the libsqlite3 it links
+            lib.sqlite3_memory_used.restype = ctypes.c_int64
             probe = sqlite3.connect(":memory:")
             counting = lib.sqlite3_memory_used() > 0  # 0 while the statistics are off
             probe.close()

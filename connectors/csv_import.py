@@ -32,7 +32,7 @@ from app.timeutil import UTC, zone
 
 from . import pipeline, staging
 from .base import ORDER_STATUSES, Connector, CustomerRecord, LineRecord, OrderRecord, ProductRecord
-from .store import ShopWriter
+from .store import ShopWriter, keep_days_in_zone
 
 FORMATS = ("generic", "shopify")
 
@@ -906,6 +906,7 @@ def import_orders(db, shop, path, *, fmt="generic", progress=False, parallel: bo
             else:
                 connector.check()
                 stats = writer.write_orders(connector.orders())
+        keep_days_in_zone(db, shop["id"], writer.timezone)  # the zone its orders were dated in
         new, updated = stats["orders_new"], stats["orders_updated"]
         result = {
             "orders": connector.orders_count,

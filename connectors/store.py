@@ -20,6 +20,7 @@ from app import snapshot_marks
 from app.addresses import address_problem
 from app.db import write_transaction
 from app.money import to_minor
+from app.shops import set_timezone
 from app.timeutil import UTC, from_db, to_db, utcnow, zone
 
 from . import staging
@@ -700,7 +701,7 @@ def erase_shop_customers(db, shop_id) -> int:
     return db.execute("DELETE FROM customers WHERE shop_id = ?", [shop_id]).rowcount
 
 
-REDATE_BATCH = 20_000  # orders read and rewritten per short write transaction
+REDATE_BATCH = 20_000  # orders read per query while finding the days that move
 
 
 def _local_days(timezone: str):
@@ -722,27 +723,42 @@ def _local_days(timezone: str):
     return day
 
 
-def redate_orders(db, shop_id, timezone: str) -> int:
-    """Give the shop's orders the calendar day (`order_date`) their time falls on in `timezone`,
-    after the shop's time zone changed: a customer's purchase days, gaps and lapse count in the shop's
-    days, and orders written before the change had their days in the old zone. Reads, then rewrites
-    the orders whose day moved, a batch per short transaction (webhook intake is not held up); the
-    orders' update trigger marks their customers, so the next refresh reads their metrics again.
-    Returns how many orders moved to another day."""
-    local_day = _local_days(timezone)
-    moved, after = 0, 0
+def _moved_days(db, shop_id, local_day, after=0) -> tuple[list, int]:
+    """([(new day, order id)] of the shop's orders after id `after` whose day moves, the last id read)."""
+    moved = []
     while True:
         rows = db.execute("SELECT id, created_at, order_date FROM orders WHERE shop_id = ? AND id > ?"
                           " ORDER BY id LIMIT ?", [shop_id, after, REDATE_BATCH]).fetchall()
         if not rows:
-            return moved
+            return moved, after
         after = rows[-1][0]
-        days = [(day, order_id) for order_id, created, old in rows if (day := local_day(created)) != old]
-        if days:
-            with write_transaction(db):
-                db.conn.executemany("UPDATE orders SET order_date = ? WHERE id = ? AND shop_id = ?",
-                                    [(day, order_id, shop_id) for day, order_id in days])
-            moved += len(days)
+        moved += [(day, order_id) for order_id, created, old in rows if (day := local_day(created)) != old]
+
+
+def change_timezone(db, shop_id, timezone: str) -> int:
+    """Move the shop to `timezone` with its orders: each order gets the calendar day (`order_date`) its
+    time falls on there, since a customer's purchase days, gaps and lapse count in the shop's days.
+    The days that move are found first, reading; then the orders written meanwhile are added, and
+    the days and the shop's zone are written in one transaction, so that no order is left in the old
+    zone's days if anything fails (about a second for a quarter of a million orders that move; in a
+    caller's transaction, within it). The orders' update trigger marks their customers: the next
+    refresh reads their metrics again. Returns how many orders moved to another day."""
+    local_day = _local_days(timezone)
+    moved, last = _moved_days(db, shop_id, local_day)
+    with write_transaction(db):
+        moved += _moved_days(db, shop_id, local_day, last)[0]
+        db.conn.executemany("UPDATE orders SET order_date = ? WHERE id = ? AND shop_id = ?",
+                            [(day, order_id, shop_id) for day, order_id in moved])
+        set_timezone(db, shop_id, timezone)
+    return len(moved)
+
+
+def keep_days_in_zone(db, shop_id, timezone: str) -> int:
+    """After a long write (a sync, an import) that dated its orders in `timezone`, the zone of the shop
+    when it began: when the shop moved to another zone meanwhile, its orders are moved too
+    (change_timezone ran before some of them were written). Returns how many orders moved."""
+    current = db.execute("SELECT timezone FROM shops WHERE id = ?", [shop_id]).fetchone()
+    return change_timezone(db, shop_id, current[0]) if current and current[0] != timezone else 0
 
 
 def set_replenishable(db, product_id, on: bool, days, now_db):

@@ -16,7 +16,7 @@ from app.runs import finish_run, start_run
 from app.timeutil import from_db, to_db, utcnow
 
 from .registry import connector_for
-from .store import PreparedOrders, ShopWriter, prepare_orders
+from .store import PreparedOrders, ShopWriter, keep_days_in_zone, prepare_orders
 
 log = logging.getLogger("winback.sync")
 CURSOR = "incremental_since"
@@ -76,6 +76,7 @@ def sync_shop(app, db, shop, *, full=False, progress=False, connector=None) -> d
             for batch in _order_batches(connector, shop, since):
                 writer.write_prepared(batch)
                 bar.update(len(batch.orders))
+        keep_days_in_zone(db, shop["id"], shop["timezone"])  # the zone its orders were dated in
     except Exception as exc:
         finish_run(db, run, dict(writer.stats), error=f"{type(exc).__name__}: {exc}")
         raise

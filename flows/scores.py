@@ -183,7 +183,6 @@ def score(db, params, learned=None, only="", rows=None) -> tuple[dict | None, di
         days = (age.astype(int).tolist(), recency.astype(int).tolist())
         db.conn.executemany(_storing_status(STORE) if with_scores else STORE,
                             zip(*rfm_cols, *cols, lapse_after, *days, ids.astype(int).tolist()))
-        db.execute(narrowed(RULE_BASED_NEXT, only), params)
     else:  # one statement per customer for everything: a second pass over 200k rows costs a second
         p = predicted
         as_list = np.ndarray.tolist
@@ -199,6 +198,8 @@ def score(db, params, learned=None, only="", rows=None) -> tuple[dict | None, di
                                            *(convert(c[part]) for c, convert in more)))
     if not with_scores:
         db.conn.executemany(STORE_STATUS, zip(status[changed].tolist(), ids[changed].astype(int).tolist()))
+    if predicted is None:
+        db.execute(narrowed(RULE_BASED_NEXT, only), params)  # for the active: after their statuses are written
     taught = {"rfm": cuts, "predictions": taught}
     if learned is not None:
         return None, taught

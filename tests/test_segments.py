@@ -210,3 +210,18 @@ def test_customers_without_purchases_are_in_no_segment(db):
     shop = History(db).order("A", 0, status="cancelled").write()
     segs = run(db, shop, 10)
     assert "A" not in segs
+
+
+def test_without_a_model_an_expected_next_order_is_for_the_active_only(db, monkeypatch):
+    """No purchase model (here: none could be fitted), so a repeat buyer's next order is expected one
+    usual gap after the last, for active customers only: not for A, who lapsed on day 101."""
+    from flows import shrinkage
+    from tests.builders import at, lapsed_shop
+    monkeypatch.setattr(shrinkage, "fit", lambda *args, **kwargs: None)
+    shop = lapsed_shop(db)
+    refresh(db, shop, at(120))
+    rows = {ext: (status, next_order) for ext, status, next_order in db.execute(
+        "SELECT c.external_id, s.status, s.expected_next_order FROM customer_snapshots s"
+        " JOIN customers c ON c.id = s.customer_id WHERE s.purchase_days >= 2")}
+    assert rows["A"] == ("lapsed", None)
+    assert {status for status, next_order in rows.values() if next_order} == {"active"}

@@ -4,9 +4,9 @@ orders were first written in."""
 import re
 from datetime import time
 
-from app.shops import get_shop, set_timezone
+from app.shops import get_shop
 from app.timeutil import from_db, local_date
-from connectors.store import redate_orders
+from connectors.store import ShopWriter, change_timezone, keep_days_in_zone
 from flows.refresh import refresh
 from tests.builders import History, at, day
 
@@ -38,10 +38,9 @@ def test_a_new_time_zone_gives_the_orders_the_days_of_a_shop_made_in_it(db):
     now = at(100)
     refresh(db, moved_shop, now)  # a snapshot read in UTC days
 
-    set_timezone(db, moved_shop["id"], "Europe/Amsterdam")
-    moved = redate_orders(db, moved_shop["id"], "Europe/Amsterdam")
+    moved = change_timezone(db, moved_shop["id"], "Europe/Amsterdam")
     assert moved == 3  # A's three late orders; the afternoon's and the others' noons stay on their day
-    assert redate_orders(db, moved_shop["id"], "Europe/Amsterdam") == 0
+    assert change_timezone(db, moved_shop["id"], "Europe/Amsterdam") == 0
     for created, order_day in db.execute("SELECT created_at, order_date FROM orders WHERE shop_id = ?", [moved_shop["id"]]):
         assert order_day == local_date(from_db(created), "Europe/Amsterdam")
 
@@ -85,6 +84,21 @@ def test_a_zone_half_an_hour_off_puts_each_order_on_its_own_day(db):
     of it, land on two days."""
     shop = History(db, "k", tz="UTC").order("K", 3, at=time(18, 15), oid="before").order(
         "K", 3, at=time(18, 45), oid="after").write()
-    assert redate_orders(db, shop["id"], "Asia/Kolkata") == 1
+    assert change_timezone(db, shop["id"], "Asia/Kolkata") == 1
     days = dict(db.execute("SELECT external_id, order_date FROM orders WHERE shop_id = ?", [shop["id"]]).fetchall())
     assert days == {"before": str(day(3)), "after": str(day(4))}
+
+
+def test_orders_a_long_write_dated_in_the_old_zone_follow_the_shop(db):
+    """A sync or an import that began before the zone changed dates its orders in the old zone; at
+    its end they are moved to the new zone's days."""
+    h = History(db, "late", tz="UTC")
+    shop = h.order("A", 1, at=time(12)).write()
+    writer = ShopWriter(db, shop)  # begun in UTC
+    change_timezone(db, shop["id"], "Asia/Tokyo")
+    writer.write_orders(History(db, "scratch2", tz="UTC").order("A", 5, at=time(20), oid="late-one").records)
+    late = "SELECT order_date FROM orders WHERE external_id = 'late-one'"
+    assert db.execute(late).fetchone()[0] == str(day(5))  # the old zone's day
+    assert keep_days_in_zone(db, shop["id"], "UTC") == 1
+    assert db.execute(late).fetchone()[0] == str(day(6))  # 20:00 UTC is 05:00 the next day in Tokyo
+    assert keep_days_in_zone(db, shop["id"], "Asia/Tokyo") == 0

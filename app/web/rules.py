@@ -7,12 +7,11 @@ from zoneinfo import available_timezones
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 
-from connectors.store import redate_orders
+from connectors.store import change_timezone
 
 from .. import dkim, mail_dns
 from ..db import get_db
 from ..settings import get_settings, save_settings
-from ..shops import set_timezone
 from .auth import login_required, owned_shop_or_404
 from .forms import rules_form, translated
 
@@ -160,8 +159,7 @@ def edit(handle):
             errors = {k: translated(v) for k, v in save_settings(db, shop["id"], submitted, app=current_app)[1].items()}
             if not errors:
                 if tz != shop["timezone"]:
-                    set_timezone(db, shop["id"], tz)
-                    redate_orders(db, shop["id"], tz)  # its orders' days, in the new zone
+                    change_timezone(db, shop["id"], tz)  # with its orders' days
                 flash(_("Saved. The changes apply from the next run of the flows."))
                 return redirect(url_for("settings_pages.edit", handle=handle))
         else:

@@ -9,7 +9,7 @@ from app.db import connect
 from app.shops import create_shop, get_shop, set_base_url, store_credentials, update_details
 from app.timeutil import to_db, utcnow
 from app.users import add_member
-from connectors.store import redate_orders
+from connectors.store import change_timezone
 from connectors.sync import sync_shop
 
 from .connector import ShopifyConnector
@@ -44,7 +44,7 @@ def save_shop(app, db, domain: str, creds: dict, *, verify: bool, register: bool
                        currency=info.get("currencyCode") or shop["currency"],
                        timezone=info.get("ianaTimezone") or shop["timezone"])
         if info.get("ianaTimezone") and info["ianaTimezone"] != shop["timezone"]:
-            redate_orders(db, shop["id"], info["ianaTimezone"])
+            change_timezone(db, shop["id"], info["ianaTimezone"])
         if storefront:
             set_base_url(db, shop["id"], storefront)
     store_credentials(app, db, shop["id"], creds)

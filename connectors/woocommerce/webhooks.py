@@ -13,7 +13,7 @@ from app.shops import store_credentials, update_details
 from .. import signing
 from ..base import WebhookEvent
 from ..registry import connector_for
-from ..store import ShopWriter, redate_orders
+from ..store import ShopWriter, change_timezone
 from . import catalog, mapping
 from .client import WooClient, store_settings
 
@@ -96,7 +96,7 @@ def handle_setup(app, db, shop, found):
     """Store what `fetch_setup` learnt and the webhooks' secret and ids."""
     update_details(db, shop["id"], currency=found["currency"], timezone=found["timezone"])
     if found["timezone"] and found["timezone"] != shop["timezone"]:
-        redate_orders(db, shop["id"], found["timezone"])
+        change_timezone(db, shop["id"], found["timezone"])
     store_credentials(app, db, shop["id"], found["credentials"])
 
 
