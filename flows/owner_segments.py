@@ -52,9 +52,10 @@ def _snapshot_now(db, shop_id) -> str | None:
     return row[0] if row else None
 
 
-def compile_for(db, shop, rule) -> tuple[str, dict]:
-    """The rule as SQL and parameters for this shop (its currency and language, the snapshot's columns)."""
-    sql, params = rules.compile_rule(rule, shop["currency"], rules.snapshot_columns(db))
+def compile_for(db, shop, rule, each=False) -> tuple[str, dict]:
+    """The rule as SQL and parameters for this shop (its currency and language, the snapshot's
+    columns); `each`: for a few customers (rules.compile_rule)."""
+    sql, params = rules.compile_rule(rule, shop["currency"], rules.snapshot_columns(db), each)
     if rules.CASEFOLD in sql:
         rules.casefold_function(db)
     return sql, {**params, "shop": shop["id"], "shop_locale": shop.get("locale") or "en"}
@@ -181,7 +182,7 @@ def refresh_members(db, shop, now_db, changed=False) -> dict:
     counts = {}
     for row in db.query("SELECT name, rule FROM owner_segments WHERE shop_id = ?", [shop["id"]]):
         try:
-            sql, params = compile_for(db, shop, row["rule"])
+            sql, params = compile_for(db, shop, row["rule"], each=changed)
         except RuleError as exc:
             segments.drop_members(db, shop["id"], row["name"])
             db.execute("UPDATE owner_segments SET members = 0, refreshed_for = ?, error = ? WHERE shop_id = ?"

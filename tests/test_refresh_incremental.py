@@ -46,6 +46,13 @@ def _changes(db, shop):
 def _shop_with_changes(db):
     shop = _shop(db, "big", "America/New_York", 700, seed=1, currency_mix=True)
     owner_segments.save_segment(db, shop, "Big spenders", {"all": [{"field": "clv", "op": ">=", "value": 200}]})
+    # What was bought, asked of each changed customer in an incremental refresh, of the shop in a full one.
+    for name, field, op, value in (("Acme buyers", "brand", "=", "acme"), ("Never Bolt", "brand", "!=", "Bolt"),
+                                   ("Tea or pets", "category", "in", ["tea", "Pet"]),
+                                   ("Beans", "product", "in", ["BEANS", "p0"]),
+                                   ("Acme only", "brand_every_order", "=", "Acme"),
+                                   ("Not all Bolt", "brand_every_order", "!=", "Bolt")):
+        owner_segments.save_segment(db, shop, name, {"all": [{"field": field, "op": op, "value": value}]})
     first = refresh(db, shop, MORNING)
     assert first["learned"] and first["recomputed"] == first["customers"]
     return shop, _changes(db, shop)
