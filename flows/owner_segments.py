@@ -52,10 +52,10 @@ def _snapshot_now(db, shop_id) -> str | None:
     return row[0] if row else None
 
 
-def compile_for(db, shop, rule, each=False) -> tuple[str, dict]:
+def compile_for(db, shop, rule, each=False, parts=None) -> tuple[str, dict]:
     """The rule as SQL and parameters for this shop (its currency and language, the snapshot's
-    columns); `each`: for a few customers (rules.compile_rule)."""
-    sql, params = rules.compile_rule(rule, shop["currency"], rules.snapshot_columns(db), each)
+    columns); `each`: for a few customers, `parts`: what was bought read elsewhere (rules.compile_rule)."""
+    sql, params = rules.compile_rule(rule, shop["currency"], rules.snapshot_columns(db), each, parts)
     if rules.CASEFOLD in sql:
         rules.casefold_function(db)
     return sql, {**params, "shop": shop["id"], "shop_locale": shop.get("locale") or "en"}
@@ -173,16 +173,49 @@ def preview(db, shop, rule, limit=SAMPLE) -> dict:
     return {"count": count, "sample": sample, "snapshot": snapshot_now}
 
 
-def refresh_members(db, shop, now_db, changed=False) -> dict:
+def compiled_rules(db, shop) -> tuple[dict, list]:
+    """Every segment's rule compiled for a refresh of the whole shop, with what it asks was bought
+    read apart: ({name: (sql, params), or the RuleError of a rule that no longer compiles}, the
+    parts for `read_bought`). Reading the parts, a pass over the shop's order lines each, is most of
+    the segments' time; a refresh does it on its second connection while it computes the snapshot."""
+    compiled, parts = {}, []
+    for row in db.query("SELECT name, rule FROM owner_segments WHERE shop_id = ?", [shop["id"]]):
+        first = len(parts)
+        try:
+            compiled[row["name"]] = sql, params = compile_for(db, shop, row["rule"], parts=parts)
+        except RuleError as exc:
+            compiled[row["name"]] = exc
+            del parts[first:]
+            continue
+        parts[first:] = [(select, params) for select, _bound in parts[first:]]  # with :shop and the rest
+    return compiled, parts
+
+
+def read_bought(db, parts, now_db) -> dict[str, str]:
+    """The customers of each of `compiled_rules`' parts as of `now_db` ({"bought<n>": JSON array}, the
+    rules' parameters), on any connection that reads the shop's orders as the refresh's transaction
+    does. SQLite writes each array itself: no Python object per customer on either side."""
+    if any(rules.CASEFOLD in select for select, _params in parts):
+        rules.casefold_function(db)
+    return {f"bought{n}": db.execute(f"SELECT json_group_array(customer_id) FROM ({select})",
+                                     {**params, "now": now_db}).fetchone()[0]
+            for n, (select, params) in enumerate(parts)}
+
+
+def refresh_members(db, shop, now_db, changed=False, prepared=None) -> dict:
     """Write every segment's members for the snapshot just computed for `now_db` (the refresh holds
     the transaction; `changed`: an incremental refresh, which removed the changed customers'
-    memberships, so only they are matched again). A rule that no longer compiles (a field this
-    installation lost) keeps its reason on the segment and leaves it empty; the others go on.
-    Returns {name: members}."""
+    memberships, so only they are matched again; `prepared`: (compiled_rules, read_bought) of a
+    whole-shop refresh). A rule that no longer compiles (a field this installation lost) keeps its
+    reason on the segment and leaves it empty; the others go on. Returns {name: members}."""
+    compiled, bought = prepared or (None, {})
     counts = {}
     for row in db.query("SELECT name, rule FROM owner_segments WHERE shop_id = ?", [shop["id"]]):
         try:
-            sql, params = compile_for(db, shop, row["rule"], each=changed)
+            got = compile_for(db, shop, row["rule"], each=changed) if compiled is None else compiled[row["name"]]
+            if isinstance(got, RuleError):
+                raise got
+            sql, params = got
         except RuleError as exc:
             segments.drop_members(db, shop["id"], row["name"])
             db.execute("UPDATE owner_segments SET members = 0, refreshed_for = ?, error = ? WHERE shop_id = ?"
@@ -193,7 +226,7 @@ def refresh_members(db, shop, now_db, changed=False) -> dict:
             segments.add_members(db, shop["id"], row["name"], sql, {**params, "now": now_db})
             counts[row["name"]] = segments.count_members(db, shop["id"], row["name"])
         else:
-            counts[row["name"]] = _fill(db, shop, row["name"], sql, params, now_db)
+            counts[row["name"]] = _fill(db, shop, row["name"], sql, {**params, **bought}, now_db)
         db.execute("UPDATE owner_segments SET members = ?, refreshed_for = ?, error = NULL WHERE shop_id = ?"
                    " AND name = ?", [counts[row["name"]], now_db, shop["id"], row["name"]])
     return counts

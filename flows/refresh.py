@@ -92,11 +92,14 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
     others' still hold, and their days are counted to `now` with the scores."""
     path = db.execute("PRAGMA database_list").fetchone()[2]
     cycles = _cycles(learned["cycles"]) if learned else None
+    compiled, parts = owner_segments.compiled_rules(db, shop)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # The line-based rules read committed orders only: on a file database they run on a second
-        # connection, on the other core, while this one builds the snapshot (no one else can commit
-        # meanwhile: this transaction holds the write lock).
+        # The line-based rules, and what the owner's segments ask was bought, read committed orders
+        # only: on a file database they run on a second connection, on the other core, while this
+        # one builds the snapshot (no one else can commit meanwhile: this transaction holds the
+        # write lock).
         lines = pool.submit(_line_rules, path, shop, now, settings, cycles) if path else None
+        bought = pool.submit(_read_bought, path, parts, to_db(now)) if path and parts else None
         if lines is None:  # an in-memory database: no second connection
             metrics.materialise_purchases(db, shop, now)
         if changed is None:
@@ -115,7 +118,8 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
         segments.stage_segments(db, params)
         line_rows, cycles = lines.result() if lines else segments.line_segments(db, shop, now, settings, cycles)
         segments.apply_segments(db, params, line_rows)
-        owner_segments.refresh_members(db, shop, params["now"])
+        read = bought.result() if bought else owner_segments.read_bought(db, parts, params["now"])
+        owner_segments.refresh_members(db, shop, params["now"], prepared=(compiled, read))
         metrics.drop_purchases(db)
     if learned is not None:
         return rhythm, learned, None
@@ -192,6 +196,14 @@ def _store_learned(db, shop, now, rhythm, learned, summary, seconds) -> dict:
          rhythm.retention_days, rhythm.one_time_return_days, rhythm.vip_threshold_minor, json.dumps(model),
          seconds, json.dumps(learned)])
     return model
+
+
+def _read_bought(path, parts, now_db):
+    db = connect(path)
+    try:
+        return owner_segments.read_bought(db, parts, now_db)
+    finally:
+        db.close()
 
 
 def _line_rules(path, shop, now, settings, cycles=None):

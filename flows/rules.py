@@ -44,19 +44,22 @@ BASE_SEGMENTS = ("new", "one_time", "active", "lapsed", "lost", "vip", "vip_at_r
 # What was bought: paid orders before the snapshot's now, with the product's brand and category
 # where the line has none (as flows/metrics.py's purchase_lines). The lines drive (CROSS JOIN keeps
 # them the outer loop): one sequential pass over them beats looking up each order's lines by index.
-_BOUGHT = """sn.customer_id {neg}IN (SELECT o.customer_id FROM order_lines l CROSS JOIN orders o ON o.id = l.order_id
+_BOUGHT = """SELECT o.customer_id FROM order_lines l CROSS JOIN orders o ON o.id = l.order_id
     LEFT JOIN products pr ON pr.id = l.product_id
     WHERE l.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
-      AND o.created_at < :now AND {match})"""
+      AND o.created_at < :now AND {match}"""
 # Every paid order before now held the brand (and there was at least one): the orders holding it,
 # found in one pass over the lines, counted against all of the customer's orders.
-_EVERY_ORDER = """sn.customer_id IN (SELECT o.customer_id FROM orders o
+_EVERY_ORDER = """SELECT o.customer_id FROM orders o
     LEFT JOIN (SELECT DISTINCT l.order_id FROM order_lines l LEFT JOIN products pr ON pr.id = l.product_id
                WHERE l.shop_id = :shop AND {match}) AS held ON held.order_id = o.id
     WHERE o.shop_id = :shop AND o.status = 'paid' AND o.is_test = 0 AND o.customer_id IS NOT NULL
       AND +o.created_at < :now
     GROUP BY o.customer_id
-    HAVING COUNT(held.order_id) = COUNT(*))"""
+    HAVING COUNT(held.order_id) = COUNT(*)"""
+# A refresh of the whole shop reads those customers ("parts") on its second connection while it
+# computes the snapshot (`compile_rule(..., parts=[])`, flows/owner_segments.py); each comes back
+# as one JSON array, bound as :bought<n>.
 # The same two, asked of one customer at a time (`compile_rule(..., each=True)`): through the
 # customer's own orders, for a refresh of a few changed customers, where reading every line of the
 # shop once per condition would cost seconds.
@@ -137,10 +140,10 @@ def snapshot_columns(db) -> set[str]:
 
 
 class _Compiler:
-    def __init__(self, currency, columns, each=False):
+    def __init__(self, currency, columns, each=False, parts=None):
         self.currency = currency
         self.columns = columns
-        self.bought, self.every_order = (_BOUGHT_EACH, _EVERY_ORDER_EACH) if each else (_BOUGHT, _EVERY_ORDER)
+        self.each, self.parts = each, parts
         self.params = {}
         self.conditions = 0
 
@@ -244,6 +247,14 @@ class _Compiler:
                                     where=where, segments=", ".join(BASE_SEGMENTS)))
         return value
 
+    def bought(self, select, neg=""):
+        """`sn` among the customers `select` (_BOUGHT or _EVERY_ORDER, formatted) gives; with parts, read
+        elsewhere and bound as the JSON array :bought<n>."""
+        if self.parts is None:
+            return f"sn.customer_id {neg}IN ({select})"
+        self.parts.append((select, self.params))
+        return f"sn.customer_id {neg}IN (SELECT value FROM json_each(:bought{len(self.parts) - 1}))"
+
     def text_in(self, sql, values) -> str:
         """`sql` equal to one of the texts `values` whatever their case: SQLite's NOCASE while the values
         are ASCII (it folds A-Z only), else Python's casefold (CASEFOLD, which the connection must
@@ -265,15 +276,17 @@ class _Compiler:
             if self.conditions > MAX_CONDITIONS:
                 raise RuleError(Message(N_("a rule has at most %(n)s conditions (each brand of a"
                                            " brand_every_order list counts as one)"), n=MAX_CONDITIONS))
-            each = [self.every_order.format(match=self.text_in(sql, [v])) for v in values]
+            each = [_EVERY_ORDER_EACH.format(match=self.text_in(sql, [v])) if self.each
+                    else self.bought(_EVERY_ORDER.format(match=self.text_in(sql, [v]))) for v in values]
             return f"({neg}(" + " OR ".join(each) + "))"
         if kind == "bought":
-            return self.bought.format(neg=neg, match=self.text_in(sql, values))
+            match = self.text_in(sql, values)
+            return _BOUGHT_EACH.format(neg=neg, match=match) if self.each else self.bought(_BOUGHT.format(match=match), neg)
         names = ", ".join(self.bind(v) for v in values)
         if kind == "product":
             match = (f"(pr.external_id IN ({names}) OR l.sku IN ({names})"
                      f" OR {self.text_in('COALESCE(l.title, pr.title)', values)})")
-            return self.bought.format(neg=neg, match=match)
+            return _BOUGHT_EACH.format(neg=neg, match=match) if self.each else self.bought(_BOUGHT.format(match=match), neg)
         if kind == "segment":
             return _IN_SEGMENT.format(neg=neg, values=names)
         if op == "in":
@@ -281,12 +294,14 @@ class _Compiler:
         return f"{sql} {'<>' if negate else op} {names}"
 
 
-def compile_rule(rule, currency, columns, each=False) -> tuple[str, dict]:
+def compile_rule(rule, currency, columns, each=False, parts=None) -> tuple[str, dict]:
     """(SQL condition over `sn` and `c`, its parameters :r0, :r1, ...) for a checked rule; RuleError
     with the reason otherwise. The caller binds :shop, :now (the snapshot's) and :shop_locale too.
     `columns`: customer_snapshots' columns (snapshot_columns). `each`: what was bought is asked of
-    each customer's own orders (for a few customers) rather than read for the whole shop at once."""
-    compiler = _Compiler(currency, columns, each)
+    each customer's own orders (for a few customers) rather than read for the whole shop at once.
+    `parts` (a list): each read of what was bought is appended to it as (SELECT, its parameters), and
+    the condition reads its customers from the parameter :bought<index> (a JSON array of ids)."""
+    compiler = _Compiler(currency, columns, each, parts)
     sql = compiler.rule(parse(rule), 1, "rule")
     return sql, compiler.params
 
