@@ -182,12 +182,12 @@ def compiled_rules(db, shop) -> tuple[dict, list]:
     for row in db.query("SELECT name, rule FROM owner_segments WHERE shop_id = ?", [shop["id"]]):
         first = len(parts)
         try:
-            compiled[row["name"]] = sql, params = compile_for(db, shop, row["rule"], parts=parts)
+            compiled[row["name"]] = rule = compile_for(db, shop, row["rule"], parts=parts)
         except RuleError as exc:
             compiled[row["name"]] = exc
             del parts[first:]
             continue
-        parts[first:] = [(select, params) for select, _bound in parts[first:]]  # with :shop and the rest
+        parts[first:] = [(select, rule[1]) for select, _bound in parts[first:]]  # with :shop and the rest
     return compiled, parts
 
 
