@@ -122,15 +122,15 @@ def test_dashboard_and_pages(page, server):
     page.click("header >> text=Rules")
     shot(page, "rules")
     page.click("header >> text=Products")
-    assert page.locator("tr[data-product]").count() >= 1
+    expect(page.locator("tr[data-product]").first).to_be_visible()  # waits for the page the click opens
     shot(page, "products")
     page.click("header >> text=Connect")
-    assert "/shopify/install" in page.content()
+    expect(page.locator("body")).to_contain_text("/shopify/install")
     shot(page, "connect")
     page.goto(server["url"] + "/shops/demo/report")
     shot(page, "report")
     page.click("header >> text=Outbox")
-    assert page.locator('[data-mode="preview"]').count() == 1  # the demo has no email delivery configured
+    expect(page.locator('[data-mode="preview"]')).to_have_count(1)  # the demo has no email delivery configured
     shot(page, "outbox")
 
 
@@ -141,11 +141,11 @@ def test_change_a_discount_is_saved_and_used_by_the_next_tick(page, server, smtp
     page.fill('input[name="step0_percent"]', "150")
     page.click("text=Save the flow")
     error = page.locator("#error-step0_percent")
-    assert "at most 90 %" in error.inner_text()
+    expect(error).to_contain_text("at most 90 %")
     shot(page, "flow-refused")
     page.fill('input[name="step0_percent"]', "35")
     page.click("text=Save the flow")
-    assert "Saved." in page.locator(".flash").inner_text()
+    expect(page.locator(".flash")).to_contain_text("Saved.")
     assert page.input_value('input[name="step0_percent"]') == "35"
     smtp_server.reset()  # the tick runs live: email delivery is configured for it
     subprocess.run([str(BIN / "winback"), "run-flows", "--shop", "demo", "--now", NOW],
@@ -162,7 +162,7 @@ def test_bad_rules_are_refused(page, server):
     page.fill("#f-window_start", "21")
     page.fill("#f-window_end", "20")
     page.click("form.rules button[type=submit]")
-    assert "must end after it starts" in page.locator("#error-window_end").inner_text()
+    expect(page.locator("#error-window_end")).to_contain_text("must end after it starts")
     assert "Still saved: 20" in page.content()
     shot(page, "rules-refused")
 
@@ -183,7 +183,7 @@ def test_preview_and_switch_language(page, server):
     page.wait_for_selector('html[lang="nl"]')
     assert page.locator("header nav").get_by_text("Klanten").is_visible()
     page.click("nav.tabs >> text=Nederlands")
-    assert page.locator('#step0 [data-test="subject"]').inner_text() != subject_en
+    expect(page.locator('#step0 [data-test="subject"]')).not_to_have_text(subject_en)
     assert "WB-PREVIEW" in page.frame_locator("#step0 iframe.preview").locator("body").inner_text()
     shot(page, "flow-nl")
     page.click('button[data-lang="pl"]')

@@ -27,7 +27,8 @@ def test_the_editor_counts_while_typing_and_saves(browser, server):
         page.fill('input[name="conditions-0-value"]', "150")
         expect(page.locator("#segment-count")).not_to_have_text("0")
         typed = int(page.locator("#segment-count").inner_text())
-        assert typed > 0 and page.locator("#segment-sample li").count() == min(typed, 10)
+        assert typed > 0
+        expect(page.locator("#segment-sample li")).to_have_count(min(typed, 10))
         page.select_option('select[name="conditions-1-field"]', "orders")
         page.select_option('select[name="conditions-1-op"]', ">=")
         page.fill('input[name="conditions-1-value"]', "lots")
