@@ -83,6 +83,16 @@ def rewriting(db: sqlite_utils.Database):
         db.execute(f"PRAGMA secure_delete = {int(secure)}")
 
 
+# SQLite's NOCASE and lower() fold A-Z only: text in other alphabets is compared through Python's
+# casefold, registered on a connection that needs it under this name.
+CASEFOLD = "wb_casefold"
+
+
+def casefold_function(db) -> None:
+    """Give the connection the CASEFOLD SQL function (NULL and non-text values pass unchanged)."""
+    db.conn.create_function(CASEFOLD, 1, lambda v: v.casefold() if isinstance(v, str) else v, deterministic=True)
+
+
 @contextlib.contextmanager
 def write_transaction(db: sqlite_utils.Database):
     """Run a block as one write transaction (a savepoint when already inside one)."""

@@ -4,6 +4,7 @@ One statement over the shop, the figures (orders, lifetime value, last order, st
 snapshot (flows.refresh), so sorting 200,000 customers by value is an indexed join and a top-N sort,
 not an aggregate over every order. The sort column comes from a whitelist, never from the request.
 """
+from app.db import casefold_function
 from app.money import from_minor
 
 # sort key -> the ORDER BY expression; the request names the key, only these reach the SQL.
@@ -27,10 +28,6 @@ def _like(text):
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _casefold(value):
-    return value.casefold() if isinstance(value, str) else value
-
-
 def where(db, shop_id, q="", segment="") -> tuple[str, dict]:
     """The WHERE clause and its parameters: the shop, a segment, and `q` anywhere in the email, the
     customer id or the name, case-insensitively.
@@ -49,7 +46,7 @@ def where(db, shop_id, q="", segment="") -> tuple[str, dict]:
                     f" OR {name} LIKE :q ESCAPE '\\')")
             params["q"] = _like(q)
         else:
-            db.conn.create_function("wb_casefold", 1, _casefold, deterministic=True)
+            casefold_function(db)
             sql += (f" AND (instr(wb_casefold(c.email), :q) > 0 OR instr(wb_casefold(c.external_id), :q) > 0"
                     f" OR instr(wb_casefold({name}), :q) > 0)")
             params["q"] = q.casefold()

@@ -12,7 +12,7 @@ a built-in segment's name nor hold a ':' (the built-in families brand_loyal:...,
 import json
 import re
 
-from app.db import write_transaction
+from app.db import CASEFOLD, casefold_function, write_transaction
 from app.settings import N_, Message
 from app.timeutil import to_db, utcnow
 
@@ -56,8 +56,8 @@ def compile_for(db, shop, rule, each=False, parts=None) -> tuple[str, dict]:
     """The rule as SQL and parameters for this shop (its currency and language, the snapshot's
     columns); `each`: for a few customers, `parts`: what was bought read elsewhere (rules.compile_rule)."""
     sql, params = rules.compile_rule(rule, shop["currency"], rules.snapshot_columns(db), each, parts)
-    if rules.CASEFOLD in sql:
-        rules.casefold_function(db)
+    if CASEFOLD in sql:
+        casefold_function(db)
     return sql, {**params, "shop": shop["id"], "shop_locale": shop.get("locale") or "en"}
 
 
@@ -195,8 +195,8 @@ def read_bought(db, parts, now_db) -> dict[str, str]:
     """The customers of each of `compiled_rules`' parts as of `now_db` ({"bought<n>": JSON array}, the
     rules' parameters), on any connection that reads the shop's orders as the refresh's transaction
     does. SQLite writes each array itself: no Python object per customer on either side."""
-    if any(rules.CASEFOLD in select for select, _params in parts):
-        rules.casefold_function(db)
+    if any(CASEFOLD in select for select, _params in parts):
+        casefold_function(db)
     return {f"bought{n}": db.execute(f"SELECT json_group_array(customer_id) FROM ({select})",
                                      {**params, "now": now_db}).fetchone()[0]
             for n, (select, params) in enumerate(parts)}

@@ -23,6 +23,7 @@ import math
 import re
 from decimal import Decimal
 
+from app.db import CASEFOLD
 from app.money import exponent, to_minor
 from app.settings import N_, Message
 
@@ -103,15 +104,6 @@ FIELDS = {
 OPTIONAL_COLUMNS = {"p_purchase_30d": "p_purchase_30d", "predicted_clv_12m": "predicted_clv_12m_minor"}
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-# The SQL function of a rule that compares non-ASCII text whatever its case (see _Compiler.text_in).
-CASEFOLD = "wb_casefold"
-
-
-def casefold_function(db) -> None:
-    """Give the connection the CASEFOLD function a compiled rule may call."""
-    db.conn.create_function(CASEFOLD, 1, lambda v: v.casefold() if isinstance(v, str) else v, deterministic=True)
 
 
 class RuleError(ValueError):
@@ -258,7 +250,7 @@ class _Compiler:
     def text_in(self, sql, values) -> str:
         """`sql` equal to one of the texts `values` whatever their case: SQLite's NOCASE while the values
         are ASCII (it folds A-Z only), else Python's casefold (CASEFOLD, which the connection must
-        have: casefold_function): "ŁĄKA" is the brand "Łąka". (An ASCII value still misses the few stored
+        have: app.db.casefold_function): "ŁĄKA" is the brand "Łąka". (An ASCII value still misses the few stored
         spellings whose letters fold to ASCII ones, "STRAßE" for "strasse": the price of keeping the common
         case on SQLite's own comparison, with no Python call per order line.)"""
         if all(v.isascii() for v in values):
