@@ -98,8 +98,9 @@ def _everyone(db, shop, now, settings, learned, changed) -> tuple:
         # only: on a file database they run on a second connection, on the other core, while this
         # one builds the snapshot (no one else can commit meanwhile: this transaction holds the
         # write lock).
-        lines = pool.submit(_line_rules, path, shop, now, settings, cycles) if path else None
-        bought = pool.submit(_read_bought, path, parts, to_db(now)) if path and parts else None
+        lines = pool.submit(_on_own_connection, path, _line_rules, shop, now, settings, cycles) if path else None
+        bought = (pool.submit(_on_own_connection, path, owner_segments.read_bought, parts, to_db(now))
+                  if path and parts else None)
         if lines is None:  # an in-memory database: no second connection
             metrics.materialise_purchases(db, shop, now)
         if changed is None:
@@ -198,21 +199,18 @@ def _store_learned(db, shop, now, rhythm, learned, summary, seconds) -> dict:
     return model
 
 
-def _read_bought(path, parts, now_db):
+def _on_own_connection(path, work, *args):
+    """`work(db, *args)` on a connection of its own to the database file (a refresh's second one)."""
     db = connect(path)
     try:
-        return owner_segments.read_bought(db, parts, now_db)
+        return work(db, *args)
     finally:
         db.close()
 
 
-def _line_rules(path, shop, now, settings, cycles=None):
-    db = connect(path)
-    try:
-        metrics.materialise_purchases(db, shop, now)
-        return segments.line_segments(db, shop, now, settings, cycles)
-    finally:
-        db.close()
+def _line_rules(db, shop, now, settings, cycles=None):
+    metrics.materialise_purchases(db, shop, now)
+    return segments.line_segments(db, shop, now, settings, cycles)
 
 
 def stored_snapshot(db, shop) -> dict | None:
