@@ -23,6 +23,21 @@ def _copy(db, path):
     return connect(path)
 
 
+def _against_nothing_stored(db, tmp_path, handle, now):
+    """(this database's results, a copy's with nothing stored) after both refresh for `now`, each
+    learning the shop anew."""
+    other = _copy(db, tmp_path / "scratch.db")
+    try:
+        for table in ("shop_snapshots", "customer_snapshots", "customer_segments"):
+            other.execute(f"DELETE FROM {table}")
+        other.conn.commit()
+        for handle_db in (db, other):
+            assert refresh(handle_db, get_shop(handle_db, handle), now)["learned"]
+        return _results(db, get_shop(db, handle)), _results(other, get_shop(other, handle))
+    finally:
+        other.close()
+
+
 def _changes(db, shop):
     """A day's worth of changes to a handful of customers: new orders (one between the morning's
     refresh and the evening), a new customer, a refund, a consent change."""
@@ -109,19 +124,8 @@ def test_a_large_change_learns_the_shop_again(db):
 def test_the_next_days_refresh_equals_one_from_nothing(db, tmp_path):
     """On a new day only the changed customers' metrics are read again from their orders; the result
     is what a refresh with nothing stored gives."""
-    shop, _ = _shop_with_changes(db)
-    other = _copy(db, tmp_path / "scratch.db")
-    try:
-        other.execute("DELETE FROM shop_snapshots")
-        other.execute("DELETE FROM customer_snapshots")
-        other.execute("DELETE FROM customer_segments")
-        other.conn.commit()
-        for handle_db in (db, other):
-            result = refresh(handle_db, get_shop(handle_db, "big"), at(402, 12, 0))
-            assert result["learned"]
-        got, want = _results(db, shop), _results(other, get_shop(other, "big"))
-    finally:
-        other.close()
+    _shop_with_changes(db)
+    got, want = _against_nothing_stored(db, tmp_path, "big", at(402, 12, 0))
     assert got == want
 
 
@@ -152,16 +156,7 @@ def test_after_a_setting_a_product_and_a_removed_customer_too(db, tmp_path):
     db.execute("UPDATE products SET replenishable = 1 WHERE shop_id = ? AND external_id = 'P3'", [shop["id"]])
     db.execute("DELETE FROM customers WHERE shop_id = ? AND external_id = 'C7'", [shop["id"]])
     db.conn.commit()
-    other = _copy(db, tmp_path / "scratch.db")
-    try:
-        for table in ("shop_snapshots", "customer_snapshots", "customer_segments"):
-            other.execute(f"DELETE FROM {table}")
-        other.conn.commit()
-        for handle_db in (db, other):
-            assert refresh(handle_db, get_shop(handle_db, "big"), EVENING)["learned"]
-        got, want = _results(db, shop), _results(other, get_shop(other, "big"))
-    finally:
-        other.close()
+    got, want = _against_nothing_stored(db, tmp_path, "big", EVENING)
     assert got == want
     assert "C7" not in {r["who"] for r in got["customer_snapshots"]}
 
@@ -173,15 +168,5 @@ def test_a_new_currency_reads_every_customer_again(db, tmp_path):
     refresh(db, shop, EVENING)
     db.execute("UPDATE shops SET currency = 'USD' WHERE id = ?", [shop["id"]])
     db.conn.commit()
-    shop = get_shop(db, "big")
-    other = _copy(db, tmp_path / "scratch.db")
-    try:
-        for table in ("shop_snapshots", "customer_snapshots", "customer_segments"):
-            other.execute(f"DELETE FROM {table}")
-        other.conn.commit()
-        for handle_db in (db, other):
-            assert refresh(handle_db, get_shop(handle_db, "big"), at(401, 12, 0))["learned"]
-        got, want = _results(db, shop), _results(other, get_shop(other, "big"))
-    finally:
-        other.close()
+    got, want = _against_nothing_stored(db, tmp_path, "big", at(401, 12, 0))
     assert got == want
