@@ -54,10 +54,7 @@ def main():
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"refresh_{args.customers}_{args.orders}.db"
-    if not path.exists():
-        bench_refresh.build(path.with_suffix(".tmp"), args.customers, args.orders)
-        os.replace(path.with_suffix(".tmp"), path)
+    path = bench_refresh.shop_database(args.customers, args.orders)
     env = {**os.environ, "WINBACK_DATABASE": str(path), "WINBACK_INSTANCE_PATH": str(out / "cli_instance")}
     subprocess.run([WINBACK, "init-db"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([WINBACK, "refresh", "--shop", "bench", "--now", bench_refresh.NOW], env=env, check=True,

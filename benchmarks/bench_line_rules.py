@@ -13,7 +13,6 @@ Target: ≤ 2 s of CPU at 200,000 customers / 1,000,000 orders, with the same ro
 """
 import argparse
 import json
-import os
 import resource
 import sys
 import time
@@ -132,7 +131,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-reference", action="store_true", help="skip the SQL rules of before")
     args = parser.parse_args()
-    from bench_refresh import build
+    from bench_refresh import shop_database
 
     from app.db import connect
     from app.settings import get_settings
@@ -140,12 +139,7 @@ def main():
     from app.timeutil import parse_now
     from flows import metrics, segments
 
-    out = ROOT / "benchmarks" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"refresh_{args.customers}_{args.orders}.db"
-    if not path.exists():
-        build(path.with_suffix(".tmp"), args.customers, args.orders)
-        os.replace(path.with_suffix(".tmp"), path)
+    path = shop_database(args.customers, args.orders)
     db = connect(path)
     shop = get_shop(db, "bench")
     now = parse_now(args.now, "UTC")

@@ -38,10 +38,7 @@ def main():
     args = parser.parse_args()
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    source = out / f"refresh_{args.customers}_{args.orders}.db"
-    if not source.exists():
-        bench_refresh.build(source.with_suffix(".tmp"), args.customers, args.orders)
-        source.with_suffix(".tmp").replace(source)
+    source = bench_refresh.shop_database(args.customers, args.orders)
     path = out / f"lists_{args.customers}_{args.orders}.db"
     from defusedcsv import csv
 

@@ -126,6 +126,20 @@ def run_refresh(path):
                       **incremental}))
 
 
+def shop_database(customers: int, orders: int) -> Path:
+    """The benchmark shop's database file in benchmarks/out, built on first use (the other large-shop
+    benchmarks use it too)."""
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"refresh_{customers}_{orders}.db"
+    if not path.exists():
+        started = time.perf_counter()
+        n = build(path.with_suffix(".tmp"), customers, orders)
+        os.replace(path.with_suffix(".tmp"), path)
+        print(f"built {path.name}: {n} orders in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return path
+
+
 def prepare(path):
     """Store the snapshot of the day before NOW once, as a daily refresh would find it."""
     from app.db import connect
@@ -216,13 +230,7 @@ def main():
         run_lifetimes(args.lifetimes)
         return
     out = ROOT / "benchmarks" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"refresh_{args.customers}_{args.orders}.db"
-    if not path.exists():
-        started = time.perf_counter()
-        n = build(path.with_suffix(".tmp"), args.customers, args.orders)
-        os.replace(path.with_suffix(".tmp"), path)
-        print(f"built {path.name}: {n} orders in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    path = shop_database(args.customers, args.orders)
     # Fresh processes, so that peak memory is each one's alone; ours on a copy, which gains the
     # incremental run's orders.
     prepare(path)

@@ -35,17 +35,13 @@ def main():
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--orders", type=int, default=1_000_000)
     args = parser.parse_args()
-    out = ROOT / "benchmarks" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"refresh_{args.customers}_{args.orders}.db"
-    if not path.exists():
-        bench_refresh.build(path, args.customers, args.orders)
+    path = bench_refresh.shop_database(args.customers, args.orders)
     db = connect(path)
     init_db(db)
     ensure_snapshot(db, get_shop(db, "bench"), parse_now(NOW, "UTC"))
     customers = db.execute("SELECT COUNT(*) FROM customer_snapshots").fetchone()[0]
     db.close()
-    env = {**os.environ, "WINBACK_DATABASE": str(path), "WINBACK_INSTANCE_PATH": str(out)}
+    env = {**os.environ, "WINBACK_DATABASE": str(path), "WINBACK_INSTANCE_PATH": str(path.parent)}
     seconds, cpu = {}, {}
     for fmt in ("json", "csv"):
         started, used = time.perf_counter(), _children_cpu()
